@@ -1,0 +1,2 @@
+//! `choreoc`, the choreo command-line tool.
+fn main() {}

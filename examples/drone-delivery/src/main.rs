@@ -1,0 +1,2 @@
+//! Example service (placeholder until the runtime and code generator land).
+fn main() {}

@@ -1,0 +1,1 @@
+//! The `choreo!` procedural macro: a thin entry point over `choreo-compiler`.

@@ -1,0 +1,1 @@
+//! The runtime every generated choreo service links.
