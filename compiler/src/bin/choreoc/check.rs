@@ -1,0 +1,89 @@
+//! `choreoc check`.
+
+use crate::input::{self, Color, Format};
+use crate::status;
+use std::path::PathBuf;
+
+/// Check specs and report problems with their exact place.
+///
+/// Exit status: 0 when no file has an error (warnings are fine unless
+/// --deny-warnings), 1 when a spec has errors, 2 when the command could not
+/// run (bad arguments, unreadable file).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The `.choreo` files to check.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Output format: `text` (like rustc, on stderr) or `json` (one object
+    /// per diagnostic and line, on stdout).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Treat warnings as errors (exit status 1 when there is any).
+    #[arg(long)]
+    deny_warnings: bool,
+    /// When to colour text output.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+}
+
+pub fn run(args: Args) -> u8 {
+    let mut failed = false;
+    let mut rejected = false;
+    let (mut errors, mut warnings, mut checked) = (0, 0, 0);
+    for path in &args.files {
+        let (file, report) = match input::check_path(path) {
+            Ok(checked) => checked,
+            Err(message) => {
+                input::fail(&message);
+                failed = true;
+                continue;
+            }
+        };
+        input::emit(&file, &report.diagnostics, args.format, args.color);
+        checked += 1;
+        let (e, w) = report.counts();
+        errors += e;
+        warnings += w;
+        if e > 0 || (args.deny_warnings && w > 0) {
+            rejected = true;
+        }
+    }
+    if args.format == Format::Text && checked > 0 {
+        summary(checked, errors, warnings, args.deny_warnings);
+    }
+    if failed {
+        status::FAILURE
+    } else if rejected {
+        status::SPEC_ERRORS
+    } else {
+        status::OK
+    }
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+fn summary(files: usize, errors: usize, warnings: usize, deny_warnings: bool) {
+    let checked = plural(files, "file");
+    if errors == 0 && warnings == 0 {
+        eprintln!("checked {checked}: no problems found");
+    } else if errors == 0 && !deny_warnings {
+        eprintln!("checked {checked}: {}", plural(warnings, "warning"));
+    } else if errors == 0 {
+        eprintln!(
+            "error: checked {checked}: {} (denied by --deny-warnings)",
+            plural(warnings, "warning")
+        );
+    } else {
+        eprintln!(
+            "error: checked {checked}: {}, {}",
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        );
+    }
+}

@@ -1,0 +1,52 @@
+//! `choreoc`, the choreo command-line tool: checks `.choreo` specs and
+//! derives code, diagrams and exports from them.
+
+mod check;
+mod explain;
+mod input;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// The choreo compiler: checks event-driven choreographies and derives
+/// typed Rust services, diagrams and exports from them.
+#[derive(Debug, Parser)]
+#[command(name = "choreoc", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Check(check::Args),
+    Explain(explain::Args),
+}
+
+/// Exit statuses, as the design fixes them.
+pub(crate) mod status {
+    /// No error (warnings allowed unless denied).
+    pub const OK: u8 = 0;
+    /// The spec has errors.
+    pub const SPEC_ERRORS: u8 = 1;
+    /// The command itself could not run.
+    pub const FAILURE: u8 = 2;
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help and version to stdout with success, usage
+            // errors to stderr; either way it knows best how to show them.
+            let code = if err.use_stderr() { status::FAILURE } else { status::OK };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    let code = match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Explain(args) => explain::run(args),
+    };
+    ExitCode::from(code)
+}

@@ -1,0 +1,217 @@
+//! E0206 (a compensation of something that cannot have happened before it)
+//! and W0207 (a failure outcome reachable without a compensation running).
+
+use super::runs::{CommandRun, Runs};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::model::{MessageId, ReactionId, Settlement};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// E0206 (rule 7): `compensates X` needs an instance in which X is emitted
+/// before the reaction fires: X leads to the trigger, is emitted in the same
+/// `+` as it, or comes from another source's run than the trigger.
+pub(crate) fn check_order(runs: &Runs<'_>, diags: &mut Vec<Diagnostic>) {
+    let spec = runs.spec;
+    for rid in spec.reaction_ids() {
+        let r = spec.reaction(rid);
+        let Some(x) = r.compensates else { continue };
+        let triggers: Vec<MessageId> = r.trigger.ids().collect();
+        if triggers.is_empty() || triggers.contains(&x.id) {
+            continue;
+        }
+        let after_x: HashSet<MessageId> = runs.forward(x.id).into_iter().collect();
+        if triggers.iter().any(|t| after_x.contains(t)) {
+            continue;
+        }
+        let siblings = spec.reaction_ids().any(|other| {
+            spec.reaction(other).outcomes().iter().any(|o| {
+                o.ids().any(|e| e == x.id) && o.ids().any(|e| triggers.contains(&e))
+            })
+        });
+        if siblings {
+            continue;
+        }
+        let x_sources = runs.sources_reaching(x.id);
+        let other_source = triggers.iter().any(|&t| {
+            runs.sources_reaching(t)
+                .iter()
+                .any(|s2| x_sources.iter().any(|s1| s1 != s2))
+        });
+        if other_source {
+            continue;
+        }
+        let x_name = spec.message_name(x.id);
+        let trigger_names = triggers
+            .iter()
+            .map(|&t| format!("`{}`", spec.message_name(t)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        diags.push(
+            Diagnostic::new(
+                Code::E0206,
+                x.span,
+                format!(
+                    "`{}` compensates `{x_name}`, which cannot have been emitted before {trigger_names}",
+                    spec.reaction_participant(rid).name.text
+                ),
+            )
+            .with_primary_message(format!("`{x_name}` never precedes this reaction"))
+            .with_label(r.trigger.span, "the compensation fires on this")
+            .with_help(format!(
+                "a compensation undoes something that already happened; trigger it on an event that follows `{x_name}`"
+            )),
+        );
+    }
+}
+
+/// W0207 (rule 8): for each event X that has compensations, warn when a run
+/// from some command can contain X and a failure terminal event while no
+/// compensation of X fires.
+///
+/// Per command, the families of what a complete run from each message can
+/// contain ({X seen, failure seen}, as bit sets) are computed as a least
+/// fixed point over runs that never trigger a compensation of X: a
+/// compensation's trigger events are forbidden. A join that compensates
+/// counts as triggered as soon as any of its events occurs, which may miss
+/// a warning but never invents one.
+pub(crate) fn check_missing(runs: &Runs<'_>, command_runs: &[CommandRun], diags: &mut Vec<Diagnostic>) {
+    let spec = runs.spec;
+    let mut compensations: HashMap<MessageId, Vec<ReactionId>> = HashMap::new();
+    for rid in spec.reaction_ids() {
+        if let Some(x) = spec.reaction(rid).compensates {
+            compensations.entry(x.id).or_default().push(rid);
+        }
+    }
+    let mut xs: Vec<MessageId> = compensations.keys().copied().collect();
+    xs.sort();
+    for x in xs {
+        let comps = &compensations[&x];
+        let forbidden: HashSet<MessageId> = comps
+            .iter()
+            .flat_map(|&r| spec.reaction(r).trigger.ids().collect::<Vec<_>>())
+            .collect();
+        let mut warned_for: Vec<MessageId> = Vec::new();
+        for run in command_runs {
+            if !run.local.contains_key(&x) {
+                continue;
+            }
+            if !run.region.iter().any(|&m| runs.terminal(m) == Some(Settlement::Failure)) {
+                continue;
+            }
+            if run_can_fail_uncompensated(runs, run, x, &forbidden) {
+                warned_for.push(run.start);
+            }
+        }
+        if warned_for.is_empty() {
+            continue;
+        }
+        let m = spec.message(x);
+        let starters = warned_for
+            .iter()
+            .map(|&c| format!("`{}`", spec.message_name(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut d = Diagnostic::new(
+            Code::W0207,
+            m.name.span,
+            format!(
+                "an instance can fail after `{}` without compensating it",
+                m.name.text
+            ),
+        )
+        .with_primary_message(format!(
+            "an instance started by {starters} can emit this, then settle with a failure outcome"
+        ))
+        .with_help(format!(
+            "route every failure after `{}` through a reaction that `compensates {}`",
+            m.name.text, m.name.text
+        ));
+        for &rid in comps {
+            d = d.with_label(
+                spec.reaction(rid).span,
+                "this compensation does not run on that path",
+            );
+        }
+        diags.push(d);
+    }
+}
+
+const SEEN_X: u8 = 1;
+const FAILED: u8 = 2;
+
+/// A set of the four masks over {X seen, failure seen}, as a 4-bit set.
+fn product(a: u8, b: u8) -> u8 {
+    let mut out = 0u8;
+    for i in 0..4u8 {
+        if a & (1 << i) == 0 {
+            continue;
+        }
+        for j in 0..4u8 {
+            if b & (1 << j) != 0 {
+                out |= 1 << (i | j);
+            }
+        }
+    }
+    out
+}
+
+fn run_can_fail_uncompensated(runs: &Runs<'_>, run: &CommandRun, x: MessageId, forbidden: &HashSet<MessageId>) -> bool {
+    let spec = runs.spec;
+    let n = run.region.len();
+    let own = |m: MessageId| -> u8 {
+        let mut mask = 0u8;
+        if m == x {
+            mask |= SEEN_X;
+        }
+        if runs.terminal(m) == Some(Settlement::Failure) {
+            mask |= FAILED;
+        }
+        1 << mask
+    };
+    // Who must be re-evaluated when a message's family grows.
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, obligations) in run.obligations.iter().enumerate() {
+        for &rid in obligations {
+            for e in spec.reaction(rid).emitted() {
+                if let Some(&j) = run.local.get(&e) {
+                    dependents[j].push(i);
+                }
+            }
+        }
+    }
+    let mut family = vec![0u8; n];
+    let mut queue: VecDeque<usize> = (0..n).rev().collect();
+    let mut queued = vec![true; n];
+    while let Some(i) = queue.pop_front() {
+        queued[i] = false;
+        let m = run.region[i];
+        if forbidden.contains(&m) {
+            continue;
+        }
+        let mut acc = own(m);
+        for &rid in &run.obligations[i] {
+            let r = spec.reaction(rid);
+            let options = if r.is_sink() {
+                1
+            } else {
+                r.outcomes().iter().fold(0u8, |opts, o| {
+                    let combined = o.ids().fold(1u8, |c, e| {
+                        let f = run.local.get(&e).map_or(0, |&j| family[j]);
+                        product(c, f)
+                    });
+                    opts | combined
+                })
+            };
+            acc = product(acc, options);
+        }
+        if acc | family[i] != family[i] {
+            family[i] |= acc;
+            for &d in &dependents[i] {
+                if !queued[d] {
+                    queued[d] = true;
+                    queue.push_back(d);
+                }
+            }
+        }
+    }
+    family[0] & (1 << (SEEN_X | FAILED)) != 0
+}

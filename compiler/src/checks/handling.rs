@@ -1,0 +1,63 @@
+//! E0201 (emitted, consumed by nobody, not terminal) and E0202 (consumed,
+//! produced by nobody, not external).
+
+use crate::diagnostic::{Code, Diagnostic};
+use crate::model::Spec;
+
+pub(crate) fn check(spec: &Spec, diags: &mut Vec<Diagnostic>) {
+    for id in spec.events() {
+        let m = spec.message(id);
+        let consumers = spec.flow.consumers(id);
+        let producers = spec.flow.producers(id);
+        if !producers.is_empty() && consumers.is_empty() && m.terminal.is_none() {
+            let first = spec.reaction(producers[0]);
+            let emitted_at = first
+                .outcomes()
+                .iter()
+                .flat_map(|o| o.events.iter())
+                .find(|e| e.id == id)
+                .map_or(first.span, |e| e.span);
+            diags.push(
+                Diagnostic::new(
+                    Code::E0201,
+                    m.name.span,
+                    format!("event `{}` is emitted but nobody consumes it", m.name.text),
+                )
+                .with_primary_message("no reaction has this event in its trigger")
+                .with_label(
+                    emitted_at,
+                    format!("emitted by `{}` here", spec.participant(first.participant).name.text),
+                )
+                .with_help(format!(
+                    "add a reaction `on {}` to the participant that should act on it, or mark it `@terminal` if it ends the instance",
+                    m.name.text
+                )),
+            );
+        }
+        if producers.is_empty() && !consumers.is_empty() && m.external.is_none() {
+            let first = spec.reaction(consumers[0]);
+            let consumed_at = first
+                .trigger
+                .messages
+                .iter()
+                .find(|t| t.id == id)
+                .map_or(first.span, |t| t.span);
+            diags.push(
+                Diagnostic::new(
+                    Code::E0202,
+                    m.name.span,
+                    format!("event `{}` is consumed but nothing produces it", m.name.text),
+                )
+                .with_primary_message("no reaction emits this event")
+                .with_label(
+                    consumed_at,
+                    format!("`{}` waits for it here", spec.participant(first.participant).name.text),
+                )
+                .with_help(format!(
+                    "emit `{}` from a reaction, or mark it `@external` if it comes from outside the choreography",
+                    m.name.text
+                )),
+            );
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! E0205: joins that can never fire, because no instance contains all of
+//! their events (rule 5).
+//!
+//! For a join on `k` events, every message that can lead to one of them gets
+//! the family of subsets of the `k` events that a run from it can emit;
+//! an instance combines the runs of its starting command and of any other
+//! command or external event arriving into it. The join can fire when the
+//! full set is in that combination. Families are sets of bitmasks, so the
+//! analysis is exact for alternatives, fan-outs and cycles alike.
+
+use super::runs::Runs;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::model::{MessageId, ReactionId, Spec};
+use std::collections::{HashMap, VecDeque};
+
+/// Joins on more events than this are assumed able to fire: the family of
+/// subsets would need 2^k bits per message.
+const MAX_MEMBERS: usize = 16;
+
+/// A set of subsets of a join's events: bit `mask` set when subset `mask`
+/// is achievable.
+#[derive(Clone, PartialEq, Eq)]
+struct Family {
+    bits: Vec<u64>,
+}
+
+impl Family {
+    fn empty(k: usize) -> Self {
+        Family {
+            bits: vec![0; (1usize << k).div_ceil(64)],
+        }
+    }
+
+    fn single(k: usize, mask: usize) -> Self {
+        let mut f = Family::empty(k);
+        f.insert(mask);
+        f
+    }
+
+    fn insert(&mut self, mask: usize) {
+        self.bits[mask / 64] |= 1 << (mask % 64);
+    }
+
+    fn contains(&self, mask: usize) -> bool {
+        self.bits[mask / 64] & (1 << (mask % 64)) != 0
+    }
+
+    fn masks(&self) -> impl Iterator<Item = usize> + '_ {
+        self.bits.iter().enumerate().flat_map(|(w, &word)| {
+            (0..64).filter(move |b| word & (1 << b) != 0).map(move |b| w * 64 + b)
+        })
+    }
+
+    fn union_with(&mut self, other: &Family) {
+        for (a, b) in self.bits.iter_mut().zip(&other.bits) {
+            *a |= *b;
+        }
+    }
+
+    /// `{ a | b : a ∈ self, b ∈ other }`
+    fn product(&self, other: &Family, k: usize) -> Family {
+        let mut out = Family::empty(k);
+        let rhs: Vec<usize> = other.masks().collect();
+        for a in self.masks() {
+            for &b in &rhs {
+                out.insert(a | b);
+            }
+        }
+        out
+    }
+}
+
+/// Why a join can never fire.
+pub(crate) enum Verdict {
+    Fires,
+    /// This member occurs in no run at all.
+    NeverOccurs(MessageId),
+    /// These two members never occur in one instance.
+    Exclusive(MessageId, MessageId),
+}
+
+/// Decides for every join whether it can fire; `None` for other reactions.
+pub(crate) fn feasibility(spec: &Spec) -> Vec<Option<Verdict>> {
+    let mut verdicts: Vec<Option<Verdict>> = spec
+        .reaction_ids()
+        .map(|r| spec.reaction(r).trigger.is_join().then_some(Verdict::Fires))
+        .collect();
+    // A join downstream of a join that cannot fire may itself become
+    // unable to fire, so iterate until nothing changes; each round only
+    // removes joins.
+    loop {
+        let fires: Vec<bool> = verdicts.iter().map(|v| !matches!(v, Some(Verdict::NeverOccurs(_) | Verdict::Exclusive(..)))).collect();
+        let runs = Runs::new(spec, fires.clone());
+        let mut changed = false;
+        for rid in spec.reaction_ids() {
+            if !fires[rid.index()] || !spec.reaction(rid).trigger.is_join() {
+                continue;
+            }
+            let verdict = judge(&runs, rid);
+            if !matches!(verdict, Verdict::Fires) {
+                verdicts[rid.index()] = Some(verdict);
+                changed = true;
+            }
+        }
+        if !changed {
+            return verdicts;
+        }
+    }
+}
+
+fn judge(runs: &Runs<'_>, join: ReactionId) -> Verdict {
+    let spec = runs.spec;
+    let members: Vec<MessageId> = spec.reaction(join).trigger.ids().collect();
+    let k = members.len();
+    if k > MAX_MEMBERS {
+        return Verdict::Fires;
+    }
+    let bit = |m: MessageId| members.iter().position(|&x| x == m).map_or(0, |i| 1usize << i);
+
+    // Only messages that can lead to a member matter.
+    let mut relevant: HashMap<MessageId, usize> = HashMap::new();
+    let mut order: Vec<MessageId> = Vec::new();
+    for &m in &members {
+        for x in runs.backward(m) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = relevant.entry(x) {
+                slot.insert(order.len());
+                order.push(x);
+            }
+        }
+    }
+    let mut family: Vec<Family> = order.iter().map(|&x| Family::single(k, bit(x))).collect();
+    let mut queue: VecDeque<usize> = (0..order.len()).collect();
+    let mut queued = vec![true; order.len()];
+    while let Some(i) = queue.pop_front() {
+        queued[i] = false;
+        let x = order[i];
+        let mut next = Family::single(k, bit(x));
+        for &rid in spec.flow.consumers(x) {
+            if rid == join || !runs.fires[rid.index()] {
+                continue;
+            }
+            // A consumer may not have finished yet: the empty choice is
+            // always possible, which keeps this a "may occur together".
+            let mut options = Family::single(k, 0);
+            for outcome in spec.reaction(rid).outcomes() {
+                let mut acc = Family::single(k, 0);
+                for e in outcome.ids() {
+                    if let Some(&j) = relevant.get(&e) {
+                        acc = acc.product(&family[j], k);
+                    }
+                }
+                options.union_with(&acc);
+            }
+            next = next.product(&options, k);
+        }
+        next.union_with(&family[i]);
+        if next != family[i] {
+            family[i] = next;
+            for &rid in spec.flow.producers(x) {
+                if !runs.fires[rid.index()] {
+                    continue;
+                }
+                for t in spec.reaction(rid).trigger.ids() {
+                    if let Some(&j) = relevant.get(&t) {
+                        if !queued[j] {
+                            queued[j] = true;
+                            queue.push_back(j);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // An instance: any set of sources, each arriving once.
+    let mut instance = Family::single(k, 0);
+    for s in &runs.sources {
+        if let Some(&j) = relevant.get(s) {
+            let mut optional = family[j].clone();
+            optional.insert(0);
+            instance = instance.product(&optional, k);
+        }
+    }
+    let full = (1usize << k) - 1;
+    if instance.contains(full) {
+        return Verdict::Fires;
+    }
+    if let Some(&m) = members.iter().find(|&&m| !instance.masks().any(|mask| mask & bit(m) != 0)) {
+        return Verdict::NeverOccurs(m);
+    }
+    for (i, &a) in members.iter().enumerate() {
+        for &b in &members[i + 1..] {
+            let both = bit(a) | bit(b);
+            if !instance.masks().any(|mask| mask & both == both) {
+                return Verdict::Exclusive(a, b);
+            }
+        }
+    }
+    // Every pair co-occurs but not all together; name the first two.
+    Verdict::Exclusive(members[0], members[1])
+}
+
+/// Reports E0205 for every join that can never fire.
+pub(crate) fn check(spec: &Spec, verdicts: &[Option<Verdict>], diags: &mut Vec<Diagnostic>) {
+    for rid in spec.reaction_ids() {
+        let r = spec.reaction(rid);
+        let participant = &spec.reaction_participant(rid).name.text;
+        let joined = r
+            .trigger
+            .ids()
+            .map(|m| format!("`{}`", spec.message_name(m)))
+            .collect::<Vec<_>>()
+            .join(" & ");
+        let d = match &verdicts[rid.index()] {
+            Some(Verdict::NeverOccurs(m)) => Diagnostic::new(
+                Code::E0205,
+                r.trigger.span,
+                format!("the join {joined} of `{participant}` can never fire"),
+            )
+            .with_primary_message(format!("`{}` never occurs", spec.message_name(*m)))
+            .with_help(format!(
+                "no run emits `{}`, so the join waits forever; make a reaction emit it or mark it `@external`",
+                spec.message_name(*m)
+            )),
+            Some(Verdict::Exclusive(a, b)) => {
+                let mut d = Diagnostic::new(
+                    Code::E0205,
+                    r.trigger.span,
+                    format!("the join {joined} of `{participant}` can never fire"),
+                )
+                .with_primary_message(format!(
+                    "`{}` and `{}` never occur in the same instance",
+                    spec.message_name(*a),
+                    spec.message_name(*b)
+                ))
+                .with_help("a join waits for all its events in one instance; join events that happen together, or react to each alone");
+                if let Some((rid2, span)) = alternatives_of(spec, *a, *b) {
+                    d = d.with_label(
+                        span,
+                        format!(
+                            "they are alternative outcomes of this reaction of `{}`",
+                            spec.reaction_participant(rid2).name.text
+                        ),
+                    );
+                }
+                d
+            }
+            _ => continue,
+        };
+        diags.push(d);
+    }
+}
+
+/// A reaction that has `a` and `b` in different outcomes, with its span.
+fn alternatives_of(spec: &Spec, a: MessageId, b: MessageId) -> Option<(ReactionId, crate::Span)> {
+    spec.reaction_ids().find_map(|rid| {
+        let r = spec.reaction(rid);
+        let outs = r.outcomes();
+        let ia = outs.iter().position(|o| o.ids().any(|e| e == a))?;
+        let ib = outs.iter().position(|o| o.ids().any(|e| e == b))?;
+        (ia != ib).then_some((rid, r.span))
+    })
+}

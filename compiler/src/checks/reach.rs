@@ -1,0 +1,113 @@
+//! E0203: events and reactions that no run can reach (rule 6).
+//!
+//! Reachability starts from every command and `@external` event; a plain
+//! reaction fires once one of its alternatives is reachable, a join once all
+//! its events are and it can fire at all (E0205 decides that).
+
+use super::joins::Verdict;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::model::{MessageId, Spec};
+use std::collections::VecDeque;
+
+pub(crate) fn check(spec: &Spec, verdicts: &[Option<Verdict>], referenced: &[bool], diags: &mut Vec<Diagnostic>) {
+    let n = spec.messages.len();
+    let mut reachable = vec![false; n];
+    let mut waiting: Vec<usize> = spec
+        .reaction_ids()
+        .map(|r| {
+            let t = &spec.reaction(r).trigger;
+            if t.is_join() {
+                t.messages.len()
+            } else {
+                1
+            }
+        })
+        .collect();
+    let mut queue: VecDeque<MessageId> = VecDeque::new();
+    for id in spec.message_ids() {
+        let m = spec.message(id);
+        if m.is_command() || m.external.is_some() {
+            reachable[id.index()] = true;
+            queue.push_back(id);
+        }
+    }
+    while let Some(x) = queue.pop_front() {
+        for &rid in spec.flow.consumers(x) {
+            if waiting[rid.index()] == 0 {
+                continue;
+            }
+            waiting[rid.index()] -= 1;
+            let r = spec.reaction(rid);
+            let fires = !r.trigger.is_join() || waiting[rid.index()] == 0;
+            let blocked = matches!(verdicts[rid.index()], Some(Verdict::NeverOccurs(_) | Verdict::Exclusive(..)));
+            if !r.trigger.is_join() {
+                waiting[rid.index()] = 0;
+            }
+            if fires && !blocked {
+                for e in r.emitted() {
+                    if !reachable[e.index()] {
+                        reachable[e.index()] = true;
+                        queue.push_back(e);
+                    }
+                }
+            }
+        }
+    }
+
+    for id in spec.events() {
+        let m = spec.message(id);
+        if reachable[id.index()] || !referenced[id.index()] {
+            continue;
+        }
+        // Consumed but never produced is E0202's; saying it again as
+        // "unreachable" would add nothing.
+        if spec.flow.producers(id).is_empty() {
+            continue;
+        }
+        let mut d = Diagnostic::new(
+            Code::E0203,
+            m.name.span,
+            format!("event `{}` is unreachable", m.name.text),
+        )
+        .with_primary_message("no run from a command emits it")
+        .with_help("check the reactions that emit it: none of them can fire in any instance");
+        for &rid in spec.flow.producers(id).iter().take(3) {
+            d = d.with_label(
+                spec.reaction(rid).span,
+                format!(
+                    "emitted only by reactions like this one of `{}`, which never fires",
+                    spec.reaction_participant(rid).name.text
+                ),
+            );
+        }
+        diags.push(d);
+    }
+
+    for rid in spec.reaction_ids() {
+        let r = spec.reaction(rid);
+        if verdicts[rid.index()].is_some() || r.trigger.messages.is_empty() {
+            // Joins are E0205's to judge (rule 5).
+            continue;
+        }
+        let any_reachable = r.trigger.ids().any(|t| reachable[t.index()]);
+        if any_reachable {
+            continue;
+        }
+        // When every trigger is never produced at all, E0202 already says so.
+        if r.trigger.ids().all(|t| spec.flow.producers(t).is_empty()) {
+            continue;
+        }
+        diags.push(
+            Diagnostic::new(
+                Code::E0203,
+                r.span,
+                format!(
+                    "this reaction of `{}` is unreachable",
+                    spec.reaction_participant(rid).name.text
+                ),
+            )
+            .with_primary_message("none of its triggers occurs in any run")
+            .with_help("remove the reaction, or make one of its triggers reachable from a command"),
+        );
+    }
+}

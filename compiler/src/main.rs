@@ -1,2 +1,0 @@
-//! `choreoc`, the choreo command-line tool.
-fn main() {}

@@ -1,0 +1,191 @@
+//! Turning pest's parse errors into E0001 diagnostics that say what was
+//! expected, in the user's terms.
+
+use super::{Grammar, Rule};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::source::Span;
+use pest::error::{ErrorVariant, InputLocation};
+use std::collections::BTreeSet;
+
+/// Builds the diagnostic for a failed parse of `text`.
+pub(super) fn from_pest(text: &str, err: &pest::error::Error<Rule>) -> Diagnostic {
+    let at = match err.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let mut expected: BTreeSet<String> = BTreeSet::new();
+    if let ErrorVariant::ParsingError { positives, .. } = &err.variant {
+        expected.extend(positives.iter().filter_map(|r| describe(*r)));
+    }
+    expected.extend(expected_tokens(text, at));
+    let found = found(text, at);
+    let message = match expected.len() {
+        0 => format!("unexpected {found}"),
+        _ => format!("expected {}, found {found}", join(&expected)),
+    };
+    let end = (at + found_len(text, at)).min(text.len()).max(at);
+    let mut diagnostic = Diagnostic::new(Code::E0001, Span::new(at, end), message)
+        .with_primary_message(match expected.len() {
+            0 => "unexpected here".to_string(),
+            1 => format!("expected {}", join(&expected)),
+            _ => "unexpected here".to_string(),
+        });
+    if let Some(help) = help(text, at, &expected) {
+        diagnostic = diagnostic.with_help(help);
+    }
+    diagnostic
+}
+
+/// Literal tokens the grammar would have accepted at `at`, found by parsing
+/// again with pest's detailed error tracking (too slow to keep on always).
+fn expected_tokens(text: &str, at: usize) -> Vec<String> {
+    use pest::Parser as _;
+    pest::set_error_detail(true);
+    let result = Grammar::parse(Rule::file, text);
+    pest::set_error_detail(false);
+    let Err(err) = result else { return Vec::new() };
+    let Some(attempts) = err.parse_attempts() else {
+        return Vec::new();
+    };
+    if attempts.max_position != at {
+        return Vec::new();
+    }
+    attempts
+        .expected_tokens()
+        .into_iter()
+        .map(|token| token.to_string())
+        // Keywords are reported through their rules; ranges and built-ins
+        // (`'a'..'z'`, `ANY`) say nothing useful to a user.
+        .filter(|token| {
+            !token.is_empty()
+                && !token.chars().all(|c| c.is_ascii_alphabetic())
+                && !token.contains("..")
+                && token != "BUILTIN_RULE"
+                // Doc comments and attributes may precede almost anything;
+                // listing them in every message would only add noise.
+                && token != "///"
+                && token != "@"
+                && token != "_"
+                && !token.chars().all(char::is_whitespace)
+        })
+        .map(|token| format!("`{token}`"))
+        .collect()
+}
+
+/// How a grammar rule is called in messages; `None` for rules that are
+/// implementation detail.
+fn describe(rule: Rule) -> Option<String> {
+    let s = match rule {
+        Rule::ident | Rule::named_type => "an identifier",
+        Rule::doc | Rule::doc_text => return None,
+        Rule::attribute => return None,
+        Rule::attr_args => "`(`",
+        Rule::named_arg => "an argument",
+        Rule::string | Rule::string_inner => "a string",
+        Rule::duration => "a duration",
+        Rule::integer => "an integer",
+        Rule::kw_choreography | Rule::choreography => "`choreography`",
+        Rule::kw_version | Rule::version_item => "`version`",
+        Rule::kw_key | Rule::key_item => "`key`",
+        Rule::kw_type | Rule::type_item => "`type`",
+        Rule::kw_enum | Rule::enum_item => "`enum`",
+        Rule::kw_command | Rule::command_item => "`command`",
+        Rule::kw_event | Rule::event_item => "`event`",
+        Rule::kw_participant | Rule::participant_item => "`participant`",
+        Rule::kw_on | Rule::reaction => "`on`",
+        Rule::kw_compensates | Rule::compensates => "`compensates`",
+        Rule::kw_none => "`none`",
+        Rule::kw_list | Rule::list_type => "`list`",
+        Rule::kw_map | Rule::map_type => "`map`",
+        Rule::kw_string => "`string`",
+        Rule::member => "an item",
+        Rule::fields => "`{`",
+        Rule::variants => "`{`",
+        Rule::field => "a field",
+        Rule::variant => "a variant",
+        Rule::comma => "`,`",
+        Rule::type_expr => "a type",
+        Rule::optional => "`?`",
+        Rule::trigger => "an event or command name",
+        Rule::any_tail => "`|`",
+        Rule::all_tail => "`&`",
+        Rule::outcomes | Rule::outcome => "an outcome",
+        Rule::EOI => "end of file",
+        _ => return None,
+    };
+    Some(s.to_string())
+}
+
+fn join(items: &BTreeSet<String>) -> String {
+    let items: Vec<&str> = items.iter().map(String::as_str).collect();
+    match items.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// What stands at `at`, for "found …".
+fn found(text: &str, at: usize) -> String {
+    let rest = text.get(at..).unwrap_or("");
+    let Some(c) = rest.chars().next() else {
+        return "end of file".to_string();
+    };
+    let len = found_len(text, at);
+    let token = &rest[..len];
+    if c == '"' {
+        "a string".to_string()
+    } else if c.is_control() || c == '\u{fffd}' {
+        format!("character {}", c.escape_unicode())
+    } else {
+        format!("`{token}`")
+    }
+}
+
+fn found_len(text: &str, at: usize) -> usize {
+    let rest = text.get(at..).unwrap_or("");
+    let mut chars = rest.chars();
+    let Some(c) = chars.next() else { return 0 };
+    if c.is_ascii_alphanumeric() || c == '_' {
+        rest.find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+            .unwrap_or(rest.len())
+    } else if rest.starts_with("->") {
+        2
+    } else {
+        c.len_utf8()
+    }
+}
+
+/// A hint for frequent slips.
+fn help(text: &str, at: usize, expected: &BTreeSet<String>) -> Option<String> {
+    let rest = text.get(at..).unwrap_or("");
+    if rest.starts_with("=>") || rest.starts_with("=") && expected.contains("`->`") {
+        return Some("outcomes follow `->`, as in `on OrderPlaced -> StockReserved`".into());
+    }
+    if rest.starts_with(';') {
+        return Some("items and fields are not terminated by `;`".into());
+    }
+    let word = &rest[..found_len(text, at)];
+    if expected.contains("an item") && word.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        const ITEMS: &[&str] = &[
+            "version",
+            "key",
+            "type",
+            "enum",
+            "command",
+            "event",
+            "participant",
+        ];
+        if let Some(best) = crate::suggest::closest(word, ITEMS.iter().copied()) {
+            return Some(format!("did you mean `{best}`?"));
+        }
+        return Some(
+            "items start with `version`, `key`, `type`, `enum`, `command`, `event` or `participant`"
+                .into(),
+        );
+    }
+    if expected.contains("`on`") && word.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Some("a participant's body is a list of reactions: `on Event -> Outcome`".into());
+    }
+    None
+}

@@ -1,0 +1,173 @@
+//! A pass over the raw text before the grammar sees it.
+//!
+//! Plain comments are replaced by spaces (newlines kept, so every byte offset
+//! and line number stays what the user sees), and nesting that would make the
+//! recursive-descent parser recurse without bound is refused up front.
+
+use crate::diagnostic::{Code, Diagnostic};
+use crate::source::Span;
+
+/// Deepest `<…>` nesting of types accepted; real specs need two or three.
+pub const MAX_TYPE_NESTING: usize = 64;
+
+/// The text with plain comments blanked out, or the first lexical error.
+pub fn blank_comments(text: &str) -> Result<String, Box<Diagnostic>> {
+    let bytes = text.as_bytes();
+    let mut out = bytes.to_vec();
+    let mut i = 0;
+    let mut angle_depth = 0usize;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                let end = line_end(bytes, i);
+                let is_doc = bytes.get(i + 2) == Some(&b'/') && bytes.get(i + 3) != Some(&b'/');
+                if !is_doc {
+                    blank(&mut out, i, end);
+                }
+                i = end;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let end = block_comment_end(bytes, i).ok_or_else(|| {
+                    Box::new(Diagnostic::new(
+                        Code::E0001,
+                        Span::new(i, i + 2),
+                        "unterminated block comment",
+                    )
+                    .with_primary_message("this comment is never closed")
+                    .with_help("close it with `*/`; block comments nest, so every `/*` needs its own `*/`"))
+                })?;
+                blank(&mut out, i, end);
+                i = end;
+            }
+            b'"' => i = string_end(bytes, i),
+            b'<' => {
+                angle_depth += 1;
+                if angle_depth > MAX_TYPE_NESTING {
+                    return Err(Box::new(
+                        Diagnostic::new(
+                            Code::E0001,
+                            Span::new(i, i + 1),
+                            format!("types nested more than {MAX_TYPE_NESTING} levels deep"),
+                        )
+                        .with_primary_message("too deep")
+                        .with_help("name an intermediate record with `type` instead"),
+                    ));
+                }
+                i += 1;
+            }
+            b'>' if i > 0 && bytes[i - 1] != b'-' => {
+                angle_depth = angle_depth.saturating_sub(1);
+                i += 1;
+            }
+            b'{' | b'}' => {
+                // Types never span a brace, so a brace ends any nesting.
+                angle_depth = 0;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    // Only ASCII bytes were written over ASCII-delimited comment bodies, and
+    // multi-byte characters inside comments were replaced byte by byte with
+    // spaces, so the result is valid UTF-8 again.
+    String::from_utf8(out).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        Box::new(Diagnostic::new(Code::E0001, Span::new(at, at + 1), "invalid UTF-8"))
+    })
+}
+
+fn line_end(bytes: &[u8], from: usize) -> usize {
+    bytes[from..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |p| from + p)
+}
+
+/// End (exclusive) of the block comment opening at `start`, counting nesting.
+fn block_comment_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = start;
+    while i + 1 < bytes.len() {
+        match (bytes[i], bytes[i + 1]) {
+            (b'/', b'*') => {
+                depth += 1;
+                i += 2;
+            }
+            (b'*', b'/') => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// End (exclusive) of the string literal opening at `start`, or the end of
+/// the text when it is unterminated (the grammar reports that).
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+fn blank(out: &mut [u8], start: usize, end: usize) {
+    for b in &mut out[start..end] {
+        if *b != b'\n' {
+            *b = b' ';
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blanks_plain_comments_and_keeps_docs() {
+        let text = "a // x\n/// doc\n//// plain\nb /* c /* d */ e */ f \"// s\"";
+        let out = blank_comments(text).unwrap();
+        assert_eq!(out.len(), text.len());
+        assert_eq!(
+            out,
+            "a     \n/// doc\n          \nb                  f \"// s\""
+        );
+    }
+
+    #[test]
+    fn deeply_nested_block_comments_are_fine() {
+        let text = format!("{}{}x", "/*".repeat(10_000), "*/".repeat(10_000));
+        let out = blank_comments(&text).unwrap();
+        assert!(out.ends_with('x'));
+        assert_eq!(out.trim(), "x");
+    }
+
+    #[test]
+    fn unterminated_comment_is_reported_at_its_start() {
+        let err = blank_comments("ab /* /* */").unwrap_err();
+        assert_eq!(err.code, Code::E0001);
+        assert_eq!(err.primary.span, Span::new(3, 5));
+    }
+
+    #[test]
+    fn deep_type_nesting_is_refused() {
+        let text = format!("key k: {}u32{}", "list<".repeat(100), ">".repeat(100));
+        let err = blank_comments(&text).unwrap_err();
+        assert!(err.message.contains("nested"));
+    }
+
+    #[test]
+    fn multibyte_characters_in_comments_stay_valid() {
+        let out = blank_comments("/* héllo */ x // ünïcode").unwrap();
+        assert_eq!(out.trim(), "x");
+    }
+}
