@@ -23,9 +23,10 @@ pub(crate) fn check_order(runs: &Runs<'_>, diags: &mut Vec<Diagnostic>) {
             continue;
         }
         let siblings = spec.reaction_ids().any(|other| {
-            spec.reaction(other).outcomes().iter().any(|o| {
-                o.ids().any(|e| e == x.id) && o.ids().any(|e| triggers.contains(&e))
-            })
+            spec.reaction(other)
+                .outcomes()
+                .iter()
+                .any(|o| o.ids().any(|e| e == x.id) && o.ids().any(|e| triggers.contains(&e)))
         });
         if siblings {
             continue;
@@ -73,7 +74,11 @@ pub(crate) fn check_order(runs: &Runs<'_>, diags: &mut Vec<Diagnostic>) {
 /// compensation's trigger events are forbidden. A join that compensates
 /// counts as triggered as soon as any of its events occurs, which may miss
 /// a warning but never invents one.
-pub(crate) fn check_missing(runs: &Runs<'_>, command_runs: &[CommandRun], diags: &mut Vec<Diagnostic>) {
+pub(crate) fn check_missing(
+    runs: &Runs<'_>,
+    command_runs: &[CommandRun],
+    diags: &mut Vec<Diagnostic>,
+) {
     let spec = runs.spec;
     let mut compensations: HashMap<MessageId, Vec<ReactionId>> = HashMap::new();
     for rid in spec.reaction_ids() {
@@ -94,7 +99,11 @@ pub(crate) fn check_missing(runs: &Runs<'_>, command_runs: &[CommandRun], diags:
             if !run.local.contains_key(&x) {
                 continue;
             }
-            if !run.region.iter().any(|&m| runs.terminal(m) == Some(Settlement::Failure)) {
+            if !run
+                .region
+                .iter()
+                .any(|&m| runs.terminal(m) == Some(Settlement::Failure))
+            {
                 continue;
             }
             if run_can_fail_uncompensated(runs, run, x, &forbidden) {
@@ -154,7 +163,12 @@ fn product(a: u8, b: u8) -> u8 {
     out
 }
 
-fn run_can_fail_uncompensated(runs: &Runs<'_>, run: &CommandRun, x: MessageId, forbidden: &HashSet<MessageId>) -> bool {
+fn run_can_fail_uncompensated(
+    runs: &Runs<'_>,
+    run: &CommandRun,
+    x: MessageId,
+    forbidden: &HashSet<MessageId>,
+) -> bool {
     let spec = runs.spec;
     let n = run.region.len();
     let own = |m: MessageId| -> u8 {

@@ -18,7 +18,8 @@ pub(crate) fn shortest_cycle<N: Copy, E: Copy + Ord>(
     let mut seen = HashSet::from([start]);
     let mut closing: Option<(NodeIndex, E)> = None;
     'search: while let Some(x) = queue.pop_front() {
-        let mut edges: Vec<(E, NodeIndex)> = graph.edges(x).map(|e| (*e.weight(), e.target())).collect();
+        let mut edges: Vec<(E, NodeIndex)> =
+            graph.edges(x).map(|e| (*e.weight(), e.target())).collect();
         edges.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
         for (w, y) in edges {
             if y == start {

@@ -41,11 +41,12 @@ pub(crate) fn check(spec: &Spec, diags: &mut Vec<Diagnostic>) {
     }
 }
 
-
 fn report(spec: &Spec, path: &[(MessageId, Option<ReactionId>)], diags: &mut Vec<Diagnostic>) {
     let text = path_text(spec, path);
     let reactions: Vec<ReactionId> = path.iter().filter_map(|(_, r)| *r).collect();
-    let Some(&closing) = reactions.last() else { return };
+    let Some(&closing) = reactions.last() else {
+        return;
+    };
     let mut d = Diagnostic::new(Code::E0200, spec.reaction(closing).span, format!("cycle in the flow: {text}"))
         .with_primary_message(format!(
             "`{}` emits `{}` here, closing the cycle",

@@ -86,9 +86,9 @@ pub(crate) fn check(runs: &Runs<'_>, run: &CommandRun, diags: &mut Vec<Diagnosti
         }
     }
     let settle_reaction = |rid: ReactionId,
-                               missing: &mut Vec<usize>,
-                               avoidable: &mut Vec<Option<Stop>>,
-                               queue: &mut VecDeque<usize>| {
+                           missing: &mut Vec<usize>,
+                           avoidable: &mut Vec<Option<Stop>>,
+                           queue: &mut VecDeque<usize>| {
         for &w in waiters.get(&rid).map_or(&[][..], Vec::as_slice) {
             missing[w] -= 1;
             let m = run.region[w];
@@ -104,7 +104,9 @@ pub(crate) fn check(runs: &Runs<'_>, run: &CommandRun, diags: &mut Vec<Diagnosti
     while let Some(i) = queue.pop_front() {
         let m = run.region[i];
         for &(rid, o) in appears.get(&m).map_or(&[][..], Vec::as_slice) {
-            let Some(counts) = reactions.get_mut(&rid) else { continue };
+            let Some(counts) = reactions.get_mut(&rid) else {
+                continue;
+            };
             counts[o] -= 1;
             if counts[o] == 0 && !chosen.contains_key(&rid) {
                 chosen.insert(rid, Some(o));
@@ -152,7 +154,9 @@ fn report(
         }
         let mut emitted_any = false;
         for &rid in &run.obligations[i] {
-            let Some(choice) = chosen.get(&rid) else { continue };
+            let Some(choice) = chosen.get(&rid) else {
+                continue;
+            };
             let Some(o) = choice else {
                 ends.push((i, Some(rid)));
                 continue;
@@ -184,7 +188,10 @@ fn report(
         }
         d
     };
-    let Some(&(end, ended_by)) = ends.iter().max_by_key(|(i, _)| (depth(*i), std::cmp::Reverse(*i))) else {
+    let Some(&(end, ended_by)) = ends
+        .iter()
+        .max_by_key(|(i, _)| (depth(*i), std::cmp::Reverse(*i)))
+    else {
         return;
     };
     let mut steps: Vec<(MessageId, Option<ReactionId>)> = Vec::new();
@@ -212,17 +219,14 @@ fn report(
     let start = spec.message(run.start);
     let last = steps.last().map_or(run.region[end], |(m, _)| *m);
     let last_name = spec.message_name(last);
-    let emitted_at = steps
-        .last()
-        .and_then(|(_, r)| *r)
-        .and_then(|r| {
-            spec.reaction(r)
-                .outcomes()
-                .iter()
-                .flat_map(|o| o.events.iter())
-                .find(|e| e.id == last)
-                .map(|e| e.span)
-        });
+    let emitted_at = steps.last().and_then(|(_, r)| *r).and_then(|r| {
+        spec.reaction(r)
+            .outcomes()
+            .iter()
+            .flat_map(|o| o.events.iter())
+            .find(|e| e.id == last)
+            .map(|e| e.span)
+    });
     let at_last = emitted_at.unwrap_or(spec.message(last).name.span);
     let (span, label, help) = match (avoidable[end], ended_by) {
         (Some(Stop::NoWayOut), _) if looped => (
@@ -274,7 +278,10 @@ fn report(
             ),
         )
         .with_primary_message(label)
-        .with_label(start.name.span, "instances started by this command can end without an outcome")
+        .with_label(
+            start.name.span,
+            "instances started by this command can end without an outcome",
+        )
         .with_help(help),
     );
 }
@@ -289,8 +296,12 @@ fn extend_without_way_out(
 ) -> bool {
     let spec = runs.spec;
     loop {
-        let Some(&(at, _)) = steps.last() else { return false };
-        let Some(&i) = run.local.get(&at) else { return false };
+        let Some(&(at, _)) = steps.last() else {
+            return false;
+        };
+        let Some(&i) = run.local.get(&at) else {
+            return false;
+        };
         let next = run.obligations[i].iter().find_map(|&rid| {
             spec.reaction(rid)
                 .outcomes()

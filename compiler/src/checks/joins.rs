@@ -47,7 +47,9 @@ impl Family {
 
     fn masks(&self) -> impl Iterator<Item = usize> + '_ {
         self.bits.iter().enumerate().flat_map(|(w, &word)| {
-            (0..64).filter(move |b| word & (1 << b) != 0).map(move |b| w * 64 + b)
+            (0..64)
+                .filter(move |b| word & (1 << b) != 0)
+                .map(move |b| w * 64 + b)
         })
     }
 
@@ -89,7 +91,10 @@ pub(crate) fn feasibility(spec: &Spec) -> Vec<Option<Verdict>> {
     // unable to fire, so iterate until nothing changes; each round only
     // removes joins.
     loop {
-        let fires: Vec<bool> = verdicts.iter().map(|v| !matches!(v, Some(Verdict::NeverOccurs(_) | Verdict::Exclusive(..)))).collect();
+        let fires: Vec<bool> = verdicts
+            .iter()
+            .map(|v| !matches!(v, Some(Verdict::NeverOccurs(_) | Verdict::Exclusive(..))))
+            .collect();
         let runs = Runs::new(spec, fires.clone());
         let mut changed = false;
         for rid in spec.reaction_ids() {
@@ -115,7 +120,12 @@ fn judge(runs: &Runs<'_>, join: ReactionId) -> Verdict {
     if k > MAX_MEMBERS {
         return Verdict::Fires;
     }
-    let bit = |m: MessageId| members.iter().position(|&x| x == m).map_or(0, |i| 1usize << i);
+    let bit = |m: MessageId| {
+        members
+            .iter()
+            .position(|&x| x == m)
+            .map_or(0, |i| 1usize << i)
+    };
 
     // Only messages that can lead to a member matter.
     let mut relevant: HashMap<MessageId, usize> = HashMap::new();
@@ -185,7 +195,10 @@ fn judge(runs: &Runs<'_>, join: ReactionId) -> Verdict {
     if instance.contains(full) {
         return Verdict::Fires;
     }
-    if let Some(&m) = members.iter().find(|&&m| !instance.masks().any(|mask| mask & bit(m) != 0)) {
+    if let Some(&m) = members
+        .iter()
+        .find(|&&m| !instance.masks().any(|mask| mask & bit(m) != 0))
+    {
         return Verdict::NeverOccurs(m);
     }
     for (i, &a) in members.iter().enumerate() {

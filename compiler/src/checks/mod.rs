@@ -39,10 +39,16 @@ pub fn run(spec: &Spec, declarations_ok: bool) -> Vec<Diagnostic> {
     reach::check(spec, &verdicts, &referenced, &mut diags);
     let fires = verdicts
         .iter()
-        .map(|v| !matches!(v, Some(joins::Verdict::NeverOccurs(_) | joins::Verdict::Exclusive(..))))
+        .map(|v| {
+            !matches!(
+                v,
+                Some(joins::Verdict::NeverOccurs(_) | joins::Verdict::Exclusive(..))
+            )
+        })
         .collect();
     let runs = runs::Runs::new(spec, fires).with_join_facts();
-    let command_runs: Vec<runs::CommandRun> = spec.commands().map(|c| runs.command_run(c)).collect();
+    let command_runs: Vec<runs::CommandRun> =
+        spec.commands().map(|c| runs.command_run(c)).collect();
     for run in &command_runs {
         dead_ends::check(&runs, run, &mut diags);
     }

@@ -9,7 +9,12 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{MessageId, Spec};
 use std::collections::VecDeque;
 
-pub(crate) fn check(spec: &Spec, verdicts: &[Option<Verdict>], referenced: &[bool], diags: &mut Vec<Diagnostic>) {
+pub(crate) fn check(
+    spec: &Spec,
+    verdicts: &[Option<Verdict>],
+    referenced: &[bool],
+    diags: &mut Vec<Diagnostic>,
+) {
     let n = spec.messages.len();
     let mut reachable = vec![false; n];
     let mut waiting: Vec<usize> = spec
@@ -39,7 +44,10 @@ pub(crate) fn check(spec: &Spec, verdicts: &[Option<Verdict>], referenced: &[boo
             waiting[rid.index()] -= 1;
             let r = spec.reaction(rid);
             let fires = !r.trigger.is_join() || waiting[rid.index()] == 0;
-            let blocked = matches!(verdicts[rid.index()], Some(Verdict::NeverOccurs(_) | Verdict::Exclusive(..)));
+            let blocked = matches!(
+                verdicts[rid.index()],
+                Some(Verdict::NeverOccurs(_) | Verdict::Exclusive(..))
+            );
             if !r.trigger.is_join() {
                 waiting[rid.index()] = 0;
             }

@@ -51,7 +51,9 @@ pub(crate) fn check(spec: &Spec, diags: &mut Vec<Diagnostic>) {
             })
             .collect::<Vec<_>>()
             .join(" → ");
-        let Some(&(first_rec, first_field)) = steps.first() else { continue };
+        let Some(&(first_rec, first_field)) = steps.first() else {
+            continue;
+        };
         let field = &spec.record(first_rec).fields[first_field];
         let mut d = Diagnostic::new(
             Code::E0104,

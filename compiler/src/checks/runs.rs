@@ -53,7 +53,10 @@ impl<'a> Runs<'a> {
 
         // Backwards from terminal events over reactions that can fire.
         let mut reaches_terminal = terminal.clone();
-        let mut queue: VecDeque<MessageId> = spec.message_ids().filter(|id| terminal[id.index()]).collect();
+        let mut queue: VecDeque<MessageId> = spec
+            .message_ids()
+            .filter(|id| terminal[id.index()])
+            .collect();
         while let Some(y) = queue.pop_front() {
             for &rid in spec.flow.producers(y) {
                 if !fires[rid.index()] {
@@ -184,10 +187,18 @@ impl<'a> Runs<'a> {
     /// The sources from which `target` can occur.
     pub fn sources_reaching(&self, target: MessageId) -> Vec<MessageId> {
         let back = self.backward(target);
-        self.sources.iter().copied().filter(|s| back.contains(s)).collect()
+        self.sources
+            .iter()
+            .copied()
+            .filter(|s| back.contains(s))
+            .collect()
     }
 
-    fn forced_by(&self, target: MessageId, reverse: &HashMap<MessageId, Vec<MessageId>>) -> HashSet<MessageId> {
+    fn forced_by(
+        &self,
+        target: MessageId,
+        reverse: &HashMap<MessageId, Vec<MessageId>>,
+    ) -> HashSet<MessageId> {
         let mut seen = HashSet::from([target]);
         let mut queue = VecDeque::from([target]);
         while let Some(y) = queue.pop_front() {
@@ -204,7 +215,8 @@ impl<'a> Runs<'a> {
     pub fn command_run(&self, start: MessageId) -> CommandRun {
         let spec = self.spec;
         let region = self.forward(start);
-        let local: HashMap<MessageId, usize> = region.iter().enumerate().map(|(i, &m)| (m, i)).collect();
+        let local: HashMap<MessageId, usize> =
+            region.iter().enumerate().map(|(i, &m)| (m, i)).collect();
         let mut obligations: Vec<Vec<ReactionId>> = vec![Vec::new(); region.len()];
         let mut joins: Vec<ReactionId> = Vec::new();
         for (i, &x) in region.iter().enumerate() {

@@ -9,7 +9,11 @@ use crate::source::Span;
 /// its declaration refers to it. Unused declarations are not reported when
 /// the declarations have errors: an unknown name is often a misspelt
 /// reference to the very item that would then look unused.
-pub(crate) fn check<'s>(spec: &'s Spec, declarations_ok: bool, diags: &mut Vec<Diagnostic>) -> Vec<bool> {
+pub(crate) fn check<'s>(
+    spec: &'s Spec,
+    declarations_ok: bool,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<bool> {
     let mut record_used = vec![false; spec.records.len()];
     let mut enum_used = vec![false; spec.enums.len()];
     let mut message_used = vec![false; spec.messages.len()];
@@ -45,13 +49,14 @@ pub(crate) fn check<'s>(spec: &'s Spec, declarations_ok: bool, diags: &mut Vec<D
             }
         }
     }
-    let mut use_message = |id: MessageId, span: Span, uses: &mut Vec<(Span, String, &'s Deprecation)>| {
-        message_used[id.index()] = true;
-        let m = spec.message(id);
-        if let Some(dep) = &m.deprecated {
-            uses.push((span, format!("{} `{}`", m.kind.as_str(), m.name.text), dep));
-        }
-    };
+    let mut use_message =
+        |id: MessageId, span: Span, uses: &mut Vec<(Span, String, &'s Deprecation)>| {
+            message_used[id.index()] = true;
+            let m = spec.message(id);
+            if let Some(dep) = &m.deprecated {
+                uses.push((span, format!("{} `{}`", m.kind.as_str(), m.name.text), dep));
+            }
+        };
     for r in &spec.reactions {
         for t in &r.trigger.messages {
             use_message(t.id, t.span, &mut deprecated_uses);

@@ -146,7 +146,9 @@ pub(super) fn interpret(attrs: &[Attribute], target: Target, diags: &mut Vec<Dia
                 let max = args.named("max", Kind::Count);
                 let backoff = args.named("backoff", Kind::Duration);
                 if args.finish() {
-                    if let (Some(Value::Count(max)), Some(Value::Duration(backoff))) = (max, backoff) {
+                    if let (Some(Value::Count(max)), Some(Value::Duration(backoff))) =
+                        (max, backoff)
+                    {
                         out.retry = Some(Retry {
                             max,
                             backoff,
@@ -172,7 +174,8 @@ pub(super) fn interpret(attrs: &[Attribute], target: Target, diags: &mut Vec<Dia
                 }
             }
             "http" => {
-                let method = args.positional(Kind::Method, "the method, e.g. `@http(POST \"/orders\")`");
+                let method =
+                    args.positional(Kind::Method, "the method, e.g. `@http(POST \"/orders\")`");
                 let path = args.positional(Kind::Path, "the path, e.g. `@http(POST \"/orders\")`");
                 if args.finish() {
                     if let (Some(Value::Method(m)), Some(Value::Text(p, sp))) = (method, path) {
@@ -330,7 +333,10 @@ impl<'a, 'd> Args<'a, 'd> {
         self.value(lit, kind)
     }
 
-    fn optional_positional_ident(&mut self, allowed: &[&'static str]) -> Option<Option<&'static str>> {
+    fn optional_positional_ident(
+        &mut self,
+        allowed: &[&'static str],
+    ) -> Option<Option<&'static str>> {
         if self.positional.is_empty() {
             return Some(None);
         }
@@ -386,7 +392,10 @@ impl<'a, 'd> Args<'a, 'd> {
         match (kind, &lit.kind) {
             (Kind::Count | Kind::Bound, LiteralKind::Integer(digits)) => {
                 let Ok(n) = digits.parse::<u32>() else {
-                    self.literal_error(lit.span, format!("`{digits}` is too large: the limit is {}", u32::MAX));
+                    self.literal_error(
+                        lit.span,
+                        format!("`{digits}` is too large: the limit is {}", u32::MAX),
+                    );
                     return None;
                 };
                 if n == 0 {
@@ -410,7 +419,10 @@ impl<'a, 'd> Args<'a, 'd> {
                     .and_then(|n| n.checked_mul(unit.millis()));
                 match ms {
                     None => {
-                        self.literal_error(lit.span, format!("the duration `{digits}{}` overflows", unit_name(*unit)));
+                        self.literal_error(
+                            lit.span,
+                            format!("the duration `{digits}{}` overflows", unit_name(*unit)),
+                        );
                         None
                     }
                     Some(0) => {
@@ -457,10 +469,17 @@ impl<'a, 'd> Args<'a, 'd> {
         let name = self.attr_name().to_string();
         let extra_positional: Vec<Span> = self.positional.iter().map(|l| l.span).collect();
         for span in extra_positional {
-            self.error(span, format!("unexpected argument to `@{name}`"), Some(usage(&name)));
+            self.error(
+                span,
+                format!("unexpected argument to `@{name}`"),
+                Some(usage(&name)),
+            );
         }
-        let extra_named: Vec<(String, Span)> =
-            self.named.iter().map(|(n, s, _)| (n.to_string(), *s)).collect();
+        let extra_named: Vec<(String, Span)> = self
+            .named
+            .iter()
+            .map(|(n, s, _)| (n.to_string(), *s))
+            .collect();
         for (arg, span) in extra_named {
             self.error(
                 span,

@@ -550,7 +550,8 @@ impl Spec {
 
     /// Ids of the commands, in order.
     pub fn commands(&self) -> impl Iterator<Item = MessageId> + '_ {
-        self.message_ids().filter(|&id| self.message(id).is_command())
+        self.message_ids()
+            .filter(|&id| self.message(id).is_command())
     }
 
     /// Ids of the events, in order.

@@ -91,7 +91,9 @@ impl<'a> Builder<'a> {
                 ItemKind::Participant { name, .. } => (name, Target::Participant),
             };
             let attrs = attributes::interpret(&item.prefix.attrs, target, &mut self.diags);
-            if matches!(target, Target::Type | Target::Enum) && Scalar::from_name(&name.name).is_some() {
+            if matches!(target, Target::Type | Target::Enum)
+                && Scalar::from_name(&name.name).is_some()
+            {
                 self.diags.push(
                     Diagnostic::new(
                         Code::E0100,
@@ -182,7 +184,11 @@ impl<'a> Builder<'a> {
                         fields: Vec::new(),
                         terminal: attrs.terminal,
                         external: attrs.external,
-                        http: attrs.http.map(|(method, path, _, span)| HttpRoute { method, path, span }),
+                        http: attrs.http.map(|(method, path, _, span)| HttpRoute {
+                            method,
+                            path,
+                            span,
+                        }),
                         deprecated: attrs.deprecated,
                         span: item.span,
                     });
@@ -210,7 +216,12 @@ impl<'a> Builder<'a> {
             return;
         };
         match semver::Version::parse(text) {
-            Ok(value) => self.spec.version = Some(Version { value, span: lit.span }),
+            Ok(value) => {
+                self.spec.version = Some(Version {
+                    value,
+                    span: lit.span,
+                })
+            }
             Err(err) => self.diags.push(
                 Diagnostic::new(
                     Code::E0106,
@@ -230,7 +241,9 @@ impl<'a> Builder<'a> {
     fn resolve_fields(&mut self, chor: &'a ast::Choreography) {
         for item in &chor.items {
             let (rec, trailing) = match &item.kind {
-                ItemKind::Type(rec) | ItemKind::Command(rec) | ItemKind::Event(rec) => (rec, &rec.trailing_attrs),
+                ItemKind::Type(rec) | ItemKind::Command(rec) | ItemKind::Event(rec) => {
+                    (rec, &rec.trailing_attrs)
+                }
                 _ => continue,
             };
             attributes::interpret(trailing, Target::Nothing, &mut self.diags);
@@ -303,7 +316,9 @@ impl<'a> Builder<'a> {
                                 format!("`{}` is {what}, not a type", ident.name),
                             )
                             .with_primary_message("expected a type")
-                            .with_help("only built-in types, `type`s and `enum`s can be field types"),
+                            .with_help(
+                                "only built-in types, `type`s and `enum`s can be field types",
+                            ),
                         );
                         Type::Error
                     }
@@ -354,10 +369,14 @@ impl<'a> Builder<'a> {
             attributes::interpret(&item.prefix.attrs, Target::Key, &mut self.diags);
             if let Some(f) = first {
                 self.diags.push(
-                    Diagnostic::new(Code::E0102, item.span, "the correlation key is declared twice")
-                        .with_primary_message("second declaration")
-                        .with_label(f.span, "first declared here")
-                        .with_help("a choreography has exactly one key; remove one"),
+                    Diagnostic::new(
+                        Code::E0102,
+                        item.span,
+                        "the correlation key is declared twice",
+                    )
+                    .with_primary_message("second declaration")
+                    .with_label(f.span, "first declared here")
+                    .with_help("a choreography has exactly one key; remove one"),
                 );
                 continue;
             }
@@ -377,7 +396,9 @@ impl<'a> Builder<'a> {
                 }
                 _ => {
                     if let TypeExpr::Named(ident) = ty {
-                        if Scalar::from_name(&ident.name).is_none() && self.decl(&ident.name).is_none() {
+                        if Scalar::from_name(&ident.name).is_none()
+                            && self.decl(&ident.name).is_none()
+                        {
                             // Report the unknown name the same way as elsewhere.
                             self.resolve_type(ty);
                             continue;
@@ -403,7 +424,9 @@ impl<'a> Builder<'a> {
                     format!("choreography `{}` has no correlation key", chor.name.name),
                 )
                 .with_primary_message("no `key` declared")
-                .with_help("declare the key every event and command carries, e.g. `key order_id: uuid`"),
+                .with_help(
+                    "declare the key every event and command carries, e.g. `key order_id: uuid`",
+                ),
             );
         }
         first.and_then(|item| match &item.kind {
@@ -423,14 +446,16 @@ impl<'a> Builder<'a> {
                 continue;
             };
             attributes::interpret(trailing_attrs, Target::Nothing, &mut self.diags);
-            let Some((Decl::Participant(pid), span)) = self.names.get(name.name.as_str()).copied() else {
+            let Some((Decl::Participant(pid), span)) = self.names.get(name.name.as_str()).copied()
+            else {
                 continue;
             };
             if span != name.span {
                 continue;
             }
             for r in reactions {
-                let attrs = attributes::interpret(&r.prefix.attrs, Target::Reaction, &mut self.diags);
+                let attrs =
+                    attributes::interpret(&r.prefix.attrs, Target::Reaction, &mut self.diags);
                 let trigger = self.trigger(&r.trigger);
                 let outcomes = r.outcomes.as_ref().map(|outs| self.outcomes(outs));
                 let compensates = r.compensates.as_ref().and_then(|c| self.compensated(c));
@@ -473,7 +498,10 @@ impl<'a> Builder<'a> {
                     );
                     return None;
                 }
-                Some(Ref { id, span: ident.span })
+                Some(Ref {
+                    id,
+                    span: ident.span,
+                })
             }
             Some(other) => {
                 let what = self.describe(other);
@@ -582,7 +610,10 @@ impl<'a> Builder<'a> {
                         // read as `none`.
                         continue;
                     }
-                    Outcome { events, span: *span }
+                    Outcome {
+                        events,
+                        span: *span,
+                    }
                 }
             };
             let same = |a: &Outcome, b: &Outcome| {
@@ -625,7 +656,9 @@ impl<'a> Builder<'a> {
                         )
                         .with_primary_message("this field")
                         .with_label(key_span.unwrap_or(key.span), "the key is declared here")
-                        .with_help("every event and command already carries the key; remove the field"),
+                        .with_help(
+                            "every event and command already carries the key; remove the field",
+                        ),
                     );
                 }
             }
@@ -647,7 +680,8 @@ impl<'a> Builder<'a> {
     }
 
     fn check_command_handlers(&mut self) {
-        let mut handlers: Vec<Vec<(ParticipantId, Span)>> = vec![Vec::new(); self.spec.messages.len()];
+        let mut handlers: Vec<Vec<(ParticipantId, Span)>> =
+            vec![Vec::new(); self.spec.messages.len()];
         for r in &self.spec.reactions {
             for t in &r.trigger.messages {
                 let list = &mut handlers[t.id.index()];
@@ -687,11 +721,16 @@ impl<'a> Builder<'a> {
                     ),
                 )
                 .with_primary_message("a command has exactly one handler")
-                .with_help("let one participant handle the command and emit an event the others react to");
+                .with_help(
+                    "let one participant handle the command and emit an event the others react to",
+                );
                 for (p, span) in list {
                     d = d.with_label(
                         *span,
-                        format!("handled by `{}`", self.spec.participants[p.index()].name.text),
+                        format!(
+                            "handled by `{}`",
+                            self.spec.participants[p.index()].name.text
+                        ),
                     );
                 }
                 self.diags.push(d);
@@ -819,17 +858,26 @@ pub(super) fn check_http_path(path: &str, span: Span, key: Option<&str>) -> Opti
     let mut rest = path;
     while let Some(open) = rest.find(['{', '}']) {
         if rest[open..].starts_with('}') {
-            return bad(format!("unbalanced `}}` in the path `{path}`"), "placeholders are written `{key}`");
+            return bad(
+                format!("unbalanced `}}` in the path `{path}`"),
+                "placeholders are written `{key}`",
+            );
         }
         let after = &rest[open + 1..];
         let Some(close) = after.find('}') else {
-            return bad(format!("unclosed `{{` in the path `{path}`"), "placeholders are written `{key}`");
+            return bad(
+                format!("unclosed `{{` in the path `{path}`"),
+                "placeholders are written `{key}`",
+            );
         };
         let name = &after[..close];
         if key.is_some_and(|k| k != name) {
             return bad(
                 format!("the path `{path}` names `{{{name}}}`, which is not the key"),
-                &format!("the only placeholder allowed is the key, `{{{}}}`", key.unwrap_or_default()),
+                &format!(
+                    "the only placeholder allowed is the key, `{{{}}}`",
+                    key.unwrap_or_default()
+                ),
             );
         }
         rest = &after[close + 1..];

@@ -29,12 +29,7 @@ pub fn render_text(file: &SourceFile, diagnostics: &[Diagnostic], color: ColorMo
         // Rendering into memory fails only on a span outside the file, which
         // the clamping in `to_codespan` rules out; fall back to a plain line.
         if term::emit(&mut buffer, &config, &files, &rendered).is_err() {
-            let line = format!(
-                "{}[{}]: {}\n",
-                d.severity.as_str(),
-                d.code,
-                d.message
-            );
+            let line = format!("{}[{}]: {}\n", d.severity.as_str(), d.code, d.message);
             // Writing to an in-memory buffer cannot fail.
             let _ = std::io::Write::write_all(&mut buffer, line.as_bytes());
         }
@@ -60,7 +55,8 @@ fn to_codespan(file: &SourceFile, d: &Diagnostic) -> cs::Diagnostic<()> {
         Severity::Error => cs::Diagnostic::error(),
         Severity::Warning => cs::Diagnostic::warning(),
     };
-    let mut labels = vec![cs::Label::primary((), clamp(file, d.primary.span)).with_message(&d.primary.message)];
+    let mut labels =
+        vec![cs::Label::primary((), clamp(file, d.primary.span)).with_message(&d.primary.message)];
     labels.extend(
         d.labels
             .iter()

@@ -14,16 +14,22 @@ use pest::iterators::{Pair, Pairs};
 // Boxed: a parse fails at most once, and the happy path stays small.
 type Result<T> = std::result::Result<T, Box<Diagnostic>>;
 
+/// The span of a pair without trailing whitespace: pest's implicit
+/// whitespace is skipped before an optional part is tried, and stays in the
+/// pair when the part is absent.
 fn span(pair: &Pair<'_, Rule>) -> Span {
     let s = pair.as_span();
-    Span::new(s.start(), s.end())
+    Span::new(s.start(), s.start() + pair.as_str().trim_end().len())
 }
 
 fn internal(pair: &Pair<'_, Rule>) -> Diagnostic {
     Diagnostic::new(
         Code::E0001,
         span(pair),
-        format!("internal error: unexpected {:?} in the parse tree", pair.as_rule()),
+        format!(
+            "internal error: unexpected {:?} in the parse tree",
+            pair.as_rule()
+        ),
     )
     .with_help("this is a bug in choreoc; please report it with the spec that caused it")
 }
@@ -57,7 +63,9 @@ pub(super) fn file(text: &str, mut pairs: Pairs<'_, Rule>) -> Result<File> {
         }
     }
     let Some(choreography) = choreography else {
-        return Err(Diagnostic::new(Code::E0001, Span::default(), "expected `choreography`").into());
+        return Err(
+            Diagnostic::new(Code::E0001, Span::default(), "expected `choreography`").into(),
+        );
     };
     Ok(File {
         choreography,
@@ -88,7 +96,9 @@ fn attribute(pair: Pair<'_, Rule>) -> Result<Attribute> {
     let name = match inner.next() {
         Some(p) if p.as_rule() == Rule::ident => ident(p),
         Some(p) => return Err(internal(&p).into()),
-        None => return Err(Diagnostic::new(Code::E0001, whole, "expected an attribute name").into()),
+        None => {
+            return Err(Diagnostic::new(Code::E0001, whole, "expected an attribute name").into())
+        }
     };
     let args = match inner.next() {
         None => None,
@@ -121,7 +131,11 @@ fn literal(pair: Pair<'_, Rule>) -> Result<Literal> {
     let sp = span(&pair);
     let kind = match pair.as_rule() {
         Rule::string => {
-            let body = pair.clone().into_inner().next().ok_or_else(|| internal(&pair))?;
+            let body = pair
+                .clone()
+                .into_inner()
+                .next()
+                .ok_or_else(|| internal(&pair))?;
             LiteralKind::String(unescape(body.as_str(), body.as_span().start())?)
         }
         Rule::integer => LiteralKind::Integer(pair.as_str().to_string()),
@@ -262,7 +276,8 @@ fn check_separated(text: &str, prev_end: Option<(usize, bool)>, next: Span) -> R
                 "expected `,` or a newline before this entry",
             )
             .with_primary_message("expected `,` or a newline before this")
-            .with_help("fields and variants are separated by commas or newlines").into());
+            .with_help("fields and variants are separated by commas or newlines")
+            .into());
         }
     }
     Ok(())
@@ -353,7 +368,11 @@ fn type_expr(pair: Pair<'_, Rule>) -> Result<TypeExpr> {
     let atom = inner.next().ok_or_else(|| internal(&pair))?;
     let base = match atom.as_rule() {
         Rule::named_type => {
-            let id = atom.clone().into_inner().next().ok_or_else(|| internal(&atom))?;
+            let id = atom
+                .clone()
+                .into_inner()
+                .next()
+                .ok_or_else(|| internal(&atom))?;
             TypeExpr::Named(ident(id))
         }
         Rule::list_type => {

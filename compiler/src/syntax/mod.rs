@@ -26,10 +26,13 @@ pub(crate) use grammar::{Grammar, Rule};
 
 /// Parses one file. On failure, every diagnostic is E0001.
 pub fn parse(file: &SourceFile) -> Result<ast::File, Vec<Diagnostic>> {
-    let text = file.text().strip_prefix('\u{feff}').map_or(file.text(), |_| {
-        // Keep offsets intact: the BOM becomes three spaces below.
-        file.text()
-    });
+    let text = file
+        .text()
+        .strip_prefix('\u{feff}')
+        .map_or(file.text(), |_| {
+            // Keep offsets intact: the BOM becomes three spaces below.
+            file.text()
+        });
     let mut blanked = scan::blank_comments(text).map_err(|d| vec![*d])?;
     if blanked.starts_with('\u{feff}') {
         blanked.replace_range(0..3, "   ");

@@ -72,7 +72,11 @@ pub fn blank_comments(text: &str) -> Result<String, Box<Diagnostic>> {
     // spaces, so the result is valid UTF-8 again.
     String::from_utf8(out).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
-        Box::new(Diagnostic::new(Code::E0001, Span::new(at, at + 1), "invalid UTF-8"))
+        Box::new(Diagnostic::new(
+            Code::E0001,
+            Span::new(at, at + 1),
+            "invalid UTF-8",
+        ))
     })
 }
 

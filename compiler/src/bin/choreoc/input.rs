@@ -46,10 +46,17 @@ impl Color {
 /// Reads and checks one spec; an unreadable path is an error message.
 pub fn check_path(path: &Path) -> Result<(SourceFile, Report), String> {
     if path.is_dir() {
-        return Err(format!("cannot read `{}`: it is a directory", path.display()));
+        return Err(format!(
+            "cannot read `{}`: it is a directory",
+            path.display()
+        ));
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    Ok(choreo_compiler::check_bytes(&path.display().to_string(), bytes))
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    Ok(choreo_compiler::check_bytes(
+        &path.display().to_string(),
+        bytes,
+    ))
 }
 
 /// Prints diagnostics of one file in the chosen format.

@@ -39,7 +39,11 @@ fn main() -> ExitCode {
         Err(err) => {
             // clap prints help and version to stdout with success, usage
             // errors to stderr; either way it knows best how to show them.
-            let code = if err.use_stderr() { status::FAILURE } else { status::OK };
+            let code = if err.use_stderr() {
+                status::FAILURE
+            } else {
+                status::OK
+            };
             let _ = err.print();
             return ExitCode::from(code);
         }
