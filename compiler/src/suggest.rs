@@ -1,5 +1,8 @@
 //! "Did you mean" suggestions for misspelt names.
 
+/// Names longer than this get no edit-distance suggestion.
+const MAX_SUGGESTED_LEN: usize = 128;
+
 /// The candidate closest to `name`, if one is close enough to be a likely
 /// typo: same letters in another case, or a small edit distance relative to
 /// the length.
@@ -10,8 +13,14 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .into_iter()
         .filter(|c| *c != name)
         .filter_map(|c| {
-            if c.to_ascii_lowercase() == lower {
+            if c.eq_ignore_ascii_case(&lower) {
                 return Some((0, c));
+            }
+            // Edit distance is quadratic in the lengths: names too far apart
+            // in length cannot be close, and absurdly long names are typos
+            // of nothing a person would want suggested.
+            if c.len().abs_diff(name.len()) > max || name.len() > MAX_SUGGESTED_LEN {
+                return None;
             }
             let d = strsim::damerau_levenshtein(name, c);
             (d <= max).then_some((d, c))

@@ -14,6 +14,44 @@ use pest::iterators::{Pair, Pairs};
 // Boxed: a parse fails at most once, and the happy path stays small.
 type Result<T> = std::result::Result<T, Box<Diagnostic>>;
 
+/// What one piece of a file holds; see [`Piece::join`].
+#[derive(Default)]
+pub(super) struct Piece {
+    before: Prefix,
+    start: Option<usize>,
+    name: Option<Ident>,
+    items: Vec<Item>,
+    inside: Prefix,
+    end: Option<usize>,
+    after: Prefix,
+}
+
+impl Piece {
+    /// The file made of a head and a tail piece.
+    pub(super) fn join(head: Piece, tail: Piece) -> Result<File> {
+        let (Some(start), Some(name), Some(end)) = (head.start, head.name, tail.end) else {
+            return Err(Diagnostic::new(
+                Code::E0001,
+                Span::default(),
+                "internal error: pieces do not make a file",
+            )
+            .into());
+        };
+        let mut items = head.items;
+        items.extend(tail.items);
+        Ok(File {
+            choreography: Choreography {
+                prefix: head.before,
+                name,
+                items,
+                trailing_attrs: tail.inside.attrs,
+                span: Span::new(start, end),
+            },
+            trailing_attrs: tail.after.attrs,
+        })
+    }
+}
+
 /// Lowers the parse tree of a text, or of a piece of it that starts at
 /// byte `offset` (pest's positions are relative to the piece it parsed).
 pub(super) struct Lower<'t> {
@@ -173,6 +211,43 @@ impl Lower<'_> {
             _ => return Err(self.internal(&pair).into()),
         };
         Ok(Literal { kind, span: sp })
+    }
+
+    /// Lowers the `head` or `tail` piece of a file parsed in two pieces.
+    pub(super) fn piece(&self, mut pairs: Pairs<'_, Rule>) -> Result<Piece> {
+        let Some(top) = pairs.next() else {
+            return Err(Diagnostic::new(Code::E0001, Span::default(), "empty parse").into());
+        };
+        let mut piece = Piece::default();
+        let mut inside = false;
+        for pair in top.into_inner() {
+            match pair.as_rule() {
+                Rule::doc | Rule::attribute => {
+                    let target = match (inside, piece.end) {
+                        (_, Some(_)) => &mut piece.after,
+                        (true, None) => &mut piece.inside,
+                        (false, None) if piece.start.is_some() || !piece.items.is_empty() => {
+                            &mut piece.inside
+                        }
+                        (false, None) => &mut piece.before,
+                    };
+                    self.push_prefix(target, pair)?;
+                }
+                Rule::kw_choreography => {
+                    piece.start = Some(self.span(&pair).start);
+                    inside = true;
+                }
+                Rule::ident => piece.name = Some(self.ident(pair)),
+                Rule::member => {
+                    inside = true;
+                    piece.items.push(self.member(pair)?);
+                }
+                Rule::close => piece.end = Some(self.span(&pair).end),
+                Rule::EOI => {}
+                _ => return Err(self.internal(&pair).into()),
+            }
+        }
+        Ok(piece)
     }
 
     fn lower_choreography(&self, prefix: Prefix, pair: Pair<'_, Rule>) -> Result<Choreography> {

@@ -80,6 +80,35 @@ pub fn blank_comments(text: &str) -> Result<String, Box<Diagnostic>> {
     })
 }
 
+/// A byte offset near the middle of a comment-free text where one member of
+/// the choreography ends and the next begins: just after a `}` that closes a
+/// top-level item. `None` when there is none in the second half.
+pub fn member_boundary_near_middle(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let middle = bytes.len() / 2;
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => i = line_end(bytes, i),
+            b'"' => i = string_end(bytes, i),
+            b'{' => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+                if depth == 1 && i >= middle {
+                    return Some(i);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 fn line_end(bytes: &[u8], from: usize) -> usize {
     bytes[from..]
         .iter()
@@ -153,6 +182,18 @@ mod tests {
         let out = blank_comments(&text).unwrap();
         assert!(out.ends_with('x'));
         assert_eq!(out.trim(), "x");
+    }
+
+    #[test]
+    fn member_boundary_is_after_a_top_level_item() {
+        let text = "choreography X { type A { a: u32 } /// {\n event B { s: string } event C { } }";
+        let at = member_boundary_near_middle(text).unwrap();
+        assert!(
+            text[..at].ends_with("event B { s: string }"),
+            "{}",
+            &text[..at]
+        );
+        assert_eq!(member_boundary_near_middle("choreography X { }"), None);
     }
 
     #[test]
