@@ -369,8 +369,11 @@ impl Builder<'_> {
             .iter()
             .flat_map(|&r| spec.reaction(r).emitted())
             .collect();
-        let mut peer_nodes: Vec<Option<usize>> = vec![None; spec.participants.len()];
-        let mut edges = Vec::new();
+        // A peer that both feeds and consumes gets a node on each side, so
+        // the view reads top to bottom: who emits what this participant
+        // consumes, then its reactions, then who consumes what it emits.
+        let mut upstream = Vec::new();
+        let mut downstream = Vec::new();
         for &m in shown {
             let Some(message_node) = self.message_node(m) else {
                 continue;
@@ -385,36 +388,48 @@ impl Builder<'_> {
             };
             if consumed.contains(&m) {
                 for q in others(spec.flow.producers(m)) {
-                    edges.push((q, message_node, true));
+                    upstream.push((q, message_node));
                 }
             }
             if emitted.contains(&m) {
                 for q in others(spec.flow.consumers(m)) {
-                    edges.push((q, message_node, false));
+                    downstream.push((q, message_node));
                 }
             }
         }
-        let mut wanted: Vec<usize> = edges.iter().map(|e| e.0).collect();
+        let from = self.peer_nodes("from", &upstream);
+        let to = self.peer_nodes("to", &downstream);
+        for (q, message_node) in upstream {
+            if let Some(peer) = from[q] {
+                self.edge(peer, message_node, EdgeKind::Peer);
+            }
+        }
+        for (q, message_node) in downstream {
+            if let Some(peer) = to[q] {
+                self.edge(message_node, peer, EdgeKind::Peer);
+            }
+        }
+    }
+
+    /// One node per participant named in `pairs`, in declaration order,
+    /// indexed by participant.
+    fn peer_nodes(&mut self, side: &str, pairs: &[(usize, usize)]) -> Vec<Option<usize>> {
+        let spec = self.spec;
+        let mut wanted: Vec<usize> = pairs.iter().map(|e| e.0).collect();
         wanted.sort_unstable();
         wanted.dedup();
+        let mut nodes = vec![None; spec.participants.len()];
         for q in wanted {
             let participant = &spec.participants[q];
             let n = self.node(
-                format!("p_{}", participant.name.text),
+                format!("{side}_{}", participant.name.text),
                 NodeKind::Peer,
                 participant.name.text.clone(),
             );
             self.graph.nodes[n].docs = docs_text(&participant.docs);
-            peer_nodes[q] = Some(n);
+            nodes[q] = Some(n);
         }
-        for (q, message_node, produces) in edges {
-            let Some(peer) = peer_nodes[q] else { continue };
-            if produces {
-                self.edge(peer, message_node, EdgeKind::Peer);
-            } else {
-                self.edge(message_node, peer, EdgeKind::Peer);
-            }
-        }
+        nodes
     }
 }
 
