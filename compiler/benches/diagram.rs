@@ -1,8 +1,12 @@
-//! How long `choreoc diagram` takes on a large spec: a checked spec of
-//! 1,000 reactions, rendered in each format. The SVG must take well under a
-//! second (layout included).
+//! How long `choreoc diagram` takes on large specs: checked specs of 100
+//! and 1,000 reactions, as many independent orders (rendered in each
+//! format) and as one deep pipeline (SVG, the layout's hard case). The SVG
+//! of 1,000 reactions must take well under a second, layout included.
 //!
 //! Run with `cargo bench -p choreo-compiler --bench diagram`.
+
+// criterion's macros generate undocumented public functions.
+#![allow(missing_docs)]
 
 #[path = "support/synthetic.rs"]
 mod synthetic;
@@ -12,8 +16,8 @@ use choreo_compiler::{check, CheckedSpec, SourceFile};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::time::Duration;
 
-fn checked(reactions: usize) -> CheckedSpec {
-    let file = SourceFile::new("synthetic.choreo", synthetic::spec(reactions));
+fn checked(text: String) -> CheckedSpec {
+    let file = SourceFile::new("synthetic.choreo", text);
     match check(&file).into_checked() {
         Ok((spec, _warnings)) => spec,
         Err(diagnostics) => panic!("the synthetic spec has errors: {diagnostics:#?}"),
@@ -26,7 +30,7 @@ fn diagrams(c: &mut Criterion) {
         .sample_size(20)
         .measurement_time(Duration::from_secs(10));
     for reactions in [100, 1_000] {
-        let spec = checked(reactions);
+        let spec = checked(synthetic::spec(reactions));
         assert_eq!(spec.reactions.len(), reactions);
         for format in Format::ALL {
             group.bench_with_input(
@@ -35,6 +39,16 @@ fn diagrams(c: &mut Criterion) {
                 |b, spec| b.iter(|| render(spec, format, &View::Flow)),
             );
         }
+    }
+    // One connected process as deep as it is long.
+    for reactions in [100, 1_000] {
+        let spec = checked(synthetic::pipeline(reactions));
+        assert_eq!(spec.reactions.len(), reactions);
+        group.bench_with_input(
+            BenchmarkId::new("svg-pipeline", reactions),
+            &spec,
+            |b, spec| b.iter(|| render(spec, Format::Svg, &View::Flow)),
+        );
     }
     group.finish();
 }

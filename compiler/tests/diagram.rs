@@ -499,6 +499,8 @@ fn synthetic_specs_are_valid_at_exact_sizes() {
     for n in [10, 37, 100] {
         let spec = checked_text("synthetic.choreo", synthetic::spec(n));
         assert_eq!(spec.reactions.len(), n);
+        let spec = checked_text("pipeline.choreo", synthetic::pipeline(n));
+        assert_eq!(spec.reactions.len(), n);
     }
 }
 

@@ -129,3 +129,47 @@ pub fn spec(reactions: usize) -> String {
     out.push_str("}\n");
     out
 }
+
+/// A valid spec with exactly `reactions` reactions (at least 3) in one
+/// deep process: a pipeline where each step either hands on to the next
+/// or fails with a terminal event of its own, and a notifier that reacts
+/// to every way it can end. Unlike [`spec`], everything is connected, as
+/// deep as it is long, and one reaction consumes events from every depth:
+/// the hard case for layouts and path analyses.
+pub fn pipeline(reactions: usize) -> String {
+    let steps = reactions.max(3) - 2;
+    let mut out = String::with_capacity(reactions * 160);
+    let _ = writeln!(out, "/// A synthetic pipeline of {} reactions.", steps + 2);
+    out.push_str("choreography Pipeline {\n    key run_id: uuid\n\n    command Start { }\n");
+    for i in 0..steps {
+        let _ = writeln!(out, "    event Step{i} {{ }}");
+        let _ = writeln!(
+            out,
+            "    @terminal(failure) event Rejected{i} {{ reason: string }}"
+        );
+    }
+    out.push_str("    @terminal event Done { }\n\n    participant Intake {\n        on Start -> Step0\n    }\n");
+    for stage in 0..5 {
+        let _ = writeln!(out, "\n    participant Stage{stage} {{");
+        for i in (stage..steps).step_by(5) {
+            let next = if i + 1 < steps {
+                format!("Step{}", i + 1)
+            } else {
+                "Done".to_owned()
+            };
+            let _ = writeln!(out, "        on Step{i} -> {next} | Rejected{i}");
+        }
+        out.push_str("    }\n");
+    }
+    let endings: Vec<String> = (0..steps)
+        .map(|i| format!("Rejected{i}"))
+        .chain(["Done".to_owned()])
+        .collect();
+    let _ = writeln!(
+        out,
+        "\n    participant Notifier {{\n        on {}\n    }}",
+        endings.join(" | ")
+    );
+    out.push_str("}\n");
+    out
+}

@@ -72,6 +72,11 @@ const DUMMY_GAP: f64 = 12.0;
 const COMPONENT_GAP: f64 = 60.0;
 /// Components are packed in rows no wider than this, unless one alone is.
 const ROW_WIDTH: f64 = 1800.0;
+/// Extra edge length, in ranks, that lining up the bottom nodes may cost
+/// (or twice the number of nodes, if more).
+const ALIGN_BUDGET: usize = 200;
+/// Dummy nodes a component may have; beyond, the longest edges go without.
+const DUMMY_BUDGET: usize = 40_000;
 /// Rounds of crossing reduction.
 const ORDER_ROUNDS: usize = 16;
 /// Rounds of horizontal placement.
@@ -295,10 +300,20 @@ impl Sub {
                 }
             }
         }
-        if let Some(floor) = (0..n).filter(|&v| self.bottom[v]).map(|v| rank[v]).max() {
-            for v in 0..n {
-                if self.bottom[v] {
-                    rank[v] = floor;
+        let floor = (0..n).filter(|&v| self.bottom[v]).map(|v| rank[v]).max();
+        // Lining the bottom nodes up lengthens every edge into them; when
+        // that would cost more than a few ranks per node (a long pipeline
+        // whose every step can fail, say), they stay where they are.
+        let cost = |floor: usize| -> usize {
+            dag.iter()
+                .filter(|&&(_, b, _)| self.bottom[b])
+                .map(|&(_, b, _)| floor - rank[b])
+                .sum()
+        };
+        if let Some(floor) = floor.filter(|&f| cost(f) <= ALIGN_BUDGET.max(2 * n)) {
+            for (r, &bottom) in rank.iter_mut().zip(&self.bottom) {
+                if bottom {
+                    *r = floor;
                 }
             }
             for &v in &order {
@@ -311,10 +326,34 @@ impl Sub {
     }
 
     fn add_dummies(&mut self, dag: &[(usize, usize, bool)]) {
+        // Each rank an edge crosses costs a dummy node. Past the budget the
+        // longest edges get none and are drawn as one curve: a spec whose
+        // every event feeds one reaction far below would otherwise need a
+        // number of dummies quadratic in its size.
+        let mut spans: Vec<usize> = dag
+            .iter()
+            .map(|&(a, b, _)| self.rank[b].saturating_sub(self.rank[a] + 1))
+            .collect();
+        spans.sort_unstable();
+        let mut total = 0usize;
+        let mut longest_routed = usize::MAX;
+        for &span in &spans {
+            if total + span > DUMMY_BUDGET {
+                longest_routed = span.saturating_sub(1);
+                break;
+            }
+            total += span;
+        }
         let mut chains = Vec::with_capacity(dag.len());
         for &(a, b, reversed) in dag {
             let mut chain = vec![a];
-            for r in self.rank[a] + 1..self.rank[b] {
+            let span = self.rank[b].saturating_sub(self.rank[a] + 1);
+            let routed = if span <= longest_routed {
+                self.rank[a] + 1..self.rank[b]
+            } else {
+                0..0
+            };
+            for r in routed {
                 let d = self.sizes.len();
                 self.sizes.push((0.0, 0.0));
                 self.spread.push(0.0);
