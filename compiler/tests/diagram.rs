@@ -149,6 +149,149 @@ fn svg_is_xml_and_shows_every_participant_and_message() {
     }
 }
 
+/// An axis-aligned box: left, top, right, bottom.
+type Box2 = (f64, f64, f64, f64);
+
+fn numbers(text: &str) -> Vec<f64> {
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().expect("a number"))
+        .collect()
+}
+
+/// The box of a shape element of our SVGs.
+fn shape_box(n: roxmltree::Node) -> Option<Box2> {
+    let num = |a: &str| n.attribute(a).and_then(|v| v.parse::<f64>().ok());
+    match n.tag_name().name() {
+        "rect" => {
+            let (x, y) = (num("x")?, num("y")?);
+            Some((x, y, x + num("width")?, y + num("height")?))
+        }
+        "circle" => {
+            let (cx, cy, r) = (num("cx")?, num("cy")?, num("r")?);
+            Some((cx - r, cy - r, cx + r, cy + r))
+        }
+        "polygon" => {
+            let ps = numbers(n.attribute("points")?);
+            let xs = ps.iter().step_by(2);
+            let ys = ps.iter().skip(1).step_by(2);
+            Some((
+                xs.clone().copied().fold(f64::INFINITY, f64::min),
+                ys.clone().copied().fold(f64::INFINITY, f64::min),
+                xs.copied().fold(f64::NEG_INFINITY, f64::max),
+                ys.copied().fold(f64::NEG_INFINITY, f64::max),
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn overlap(a: Box2, b: Box2, margin: f64) -> bool {
+    a.0 < b.2 - margin && b.0 < a.2 - margin && a.1 < b.3 - margin && b.1 < a.3 - margin
+}
+
+/// Points along an SVG path made of `M x,y`, `L x,y` and
+/// `C x1,y1 x2,y2 x,y` commands.
+fn path_points(d: &str) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    let mut at = (0.0, 0.0);
+    for part in d
+        .split_inclusive(['M', 'L', 'C'])
+        .collect::<Vec<_>>()
+        .windows(2)
+    {
+        // Each command's letter ends the previous piece.
+        let letter = part[0].chars().last().unwrap_or(' ');
+        let v = numbers(part[1].trim_end_matches(['M', 'L', 'C']));
+        match letter {
+            'M' => at = (v[0], v[1]),
+            'L' => {
+                for i in 0..=40 {
+                    let t = f64::from(i) / 40.0;
+                    out.push((at.0 + (v[0] - at.0) * t, at.1 + (v[1] - at.1) * t));
+                }
+                at = (v[0], v[1]);
+            }
+            'C' => {
+                for i in 0..=40 {
+                    let t = f64::from(i) / 40.0;
+                    let u = 1.0 - t;
+                    let bez = |p0: f64, p1: f64, p2: f64, p3: f64| {
+                        u * u * u * p0
+                            + 3.0 * u * u * t * p1
+                            + 3.0 * u * t * t * p2
+                            + t * t * t * p3
+                    };
+                    out.push((bez(at.0, v[0], v[2], v[4]), bez(at.1, v[1], v[3], v[5])));
+                }
+                at = (v[4], v[5]);
+            }
+            other => panic!("unexpected path command {other:?} in {d}"),
+        }
+    }
+    out
+}
+
+#[test]
+fn svg_nodes_labels_and_legend_do_not_overlap_and_edges_go_around_nodes() {
+    for (name, path) in SPECS {
+        let spec = load(path);
+        for view in views(&spec).into_iter().filter(|v| *v != View::Sequence) {
+            let svg = draw(&spec, Format::Svg, &view);
+            let doc = roxmltree::Document::parse(&svg).expect("SVG is XML");
+            let group = |class: &str| {
+                doc.descendants()
+                    .find(|n| n.has_tag_name("g") && n.attribute("class") == Some(class))
+                    .expect("group")
+            };
+            let nodes: Vec<Box2> = group("nodes")
+                .children()
+                .filter(|n| n.is_element())
+                .map(|g| {
+                    g.children()
+                        .find_map(shape_box)
+                        .expect("each node has a shape")
+                })
+                .collect();
+            let legend = group("legend")
+                .children()
+                .find_map(shape_box)
+                .expect("legend box");
+            for (i, a) in nodes.iter().enumerate() {
+                assert!(
+                    !overlap(*a, legend, 0.0),
+                    "{name} {view}: node over the legend"
+                );
+                for b in &nodes[i + 1..] {
+                    assert!(
+                        !overlap(*a, *b, 0.0),
+                        "{name} {view}: nodes overlap: {a:?} {b:?}"
+                    );
+                }
+            }
+            // No edge runs through a node other than its own two ends (a
+            // pixel of slack for the curves' ends touching their nodes).
+            for edge in group("edges").children().filter(|n| n.is_element()) {
+                let points = path_points(edge.attribute("d").expect("d"));
+                assert!(points.len() > 40, "{name} {view}: an edge without a route");
+                let (first, last) = (points[0], points[points.len() - 1]);
+                let touches = |b: &Box2, p: (f64, f64)| {
+                    p.0 >= b.0 - 1.0 && p.0 <= b.2 + 1.0 && p.1 >= b.1 - 1.0 && p.1 <= b.3 + 1.0
+                };
+                for b in nodes
+                    .iter()
+                    .filter(|b| !touches(b, first) && !touches(b, last))
+                {
+                    let inside = points.iter().any(|p| {
+                        p.0 > b.0 + 2.0 && p.0 < b.2 - 2.0 && p.1 > b.1 + 2.0 && p.1 < b.3 - 2.0
+                    });
+                    assert!(!inside, "{name} {view}: an edge crosses the node at {b:?}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn participant_views_show_what_the_participant_consumes_and_emits() {
     let spec = load(SPECS[0].1);

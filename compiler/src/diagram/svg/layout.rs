@@ -171,6 +171,8 @@ struct Sub {
     up: Vec<Vec<usize>>,
     down: Vec<Vec<usize>>,
     centers: Vec<Point>,
+    /// The top and bottom of each rank's band: its tallest node.
+    bands: Vec<(f64, f64)>,
     routes: Vec<(usize, Vec<Point>)>,
     width: f64,
     height: f64,
@@ -210,6 +212,7 @@ impl Sub {
             up: Vec::new(),
             down: Vec::new(),
             centers: Vec::new(),
+            bands: Vec::new(),
             routes: Vec::new(),
             width: 0.0,
             height: 0.0,
@@ -546,6 +549,7 @@ impl Sub {
         for layer in &self.layers {
             let h = layer.iter().map(|&v| self.sizes[v].1).fold(0.0, f64::max);
             y_of_rank.push(y + h / 2.0);
+            self.bands.push((y, y + h));
             y += h + RANK_GAP;
         }
         self.height = (y - RANK_GAP).max(0.0);
@@ -610,14 +614,28 @@ impl Sub {
             let (Some(&first), Some(&last)) = (chain.first(), chain.last()) else {
                 continue;
             };
-            let mut points = Vec::with_capacity(chain.len());
+            // An edge runs straight down through each rank's band, where the
+            // nodes are, and bends only in the gaps between ranks, so it
+            // never cuts a corner of a node beside its path.
+            let mut points = Vec::with_capacity(2 * chain.len());
+            let mut push = |p: Point| {
+                if points.last() != Some(&p) {
+                    points.push(p);
+                }
+            };
             let (fx, fy) = self.centers[first];
-            points.push((fx + start[i], fy + self.sizes[first].1 / 2.0));
+            let x = fx + start[i];
+            push((x, fy + self.sizes[first].1 / 2.0));
+            push((x, self.bands[self.rank[first]].1));
             for &d in &chain[1..chain.len() - 1] {
-                points.push(self.centers[d]);
+                let (top, bottom) = self.bands[self.rank[d]];
+                push((self.centers[d].0, top));
+                push((self.centers[d].0, bottom));
             }
             let (lx, ly) = self.centers[last];
-            points.push((lx + end[i], ly - self.sizes[last].1 / 2.0));
+            let x = lx + end[i];
+            push((x, self.bands[self.rank[last]].0));
+            push((x, ly - self.sizes[last].1 / 2.0));
             if *reversed {
                 points.reverse();
             }

@@ -274,6 +274,10 @@ impl Svg {
         let mut d = format!("M{},{}", num(x0), num(y0));
         for pair in points.windows(2) {
             let ((ax, ay), (bx, by)) = (pair[0], pair[1]);
+            if ax == bx {
+                let _ = write!(d, " L{},{}", num(bx), num(by));
+                continue;
+            }
             let my = (ay + by) / 2.0;
             let _ = write!(
                 d,
