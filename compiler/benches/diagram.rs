@@ -1,5 +1,5 @@
-//! How long `choreoc diagram` takes on large specs: checked specs of 100
-//! and 1,000 reactions, as many independent orders (rendered in each
+//! How long `choreoc diagram` takes on large specs: checked specs of about
+//! 100 and 1,000 reactions, as many independent orders (rendered in each
 //! format) and as one deep pipeline (SVG, the layout's hard case). The SVG
 //! of 1,000 reactions must take well under a second, layout included.
 //!
@@ -8,10 +8,8 @@
 // criterion's macros generate undocumented public functions.
 #![allow(missing_docs)]
 
-#[path = "support/synthetic.rs"]
-mod synthetic;
-
 use choreo_compiler::diagram::{render, Format, View};
+use choreo_compiler::testing::{synthetic_pipeline, synthetic_spec};
 use choreo_compiler::{check, CheckedSpec, SourceFile};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::time::Duration;
@@ -29,9 +27,10 @@ fn diagrams(c: &mut Criterion) {
     group
         .sample_size(20)
         .measurement_time(Duration::from_secs(10));
+    // Many independent orders (whole units of nine reactions: 108, 1,008).
     for reactions in [100, 1_000] {
-        let spec = checked(synthetic::spec(reactions));
-        assert_eq!(spec.reactions.len(), reactions);
+        let spec = checked(synthetic_spec(reactions));
+        let reactions = spec.reactions.len();
         for format in Format::ALL {
             group.bench_with_input(
                 BenchmarkId::new(format.as_str(), reactions),
@@ -42,7 +41,7 @@ fn diagrams(c: &mut Criterion) {
     }
     // One connected process as deep as it is long.
     for reactions in [100, 1_000] {
-        let spec = checked(synthetic::pipeline(reactions));
+        let spec = checked(synthetic_pipeline(reactions));
         assert_eq!(spec.reactions.len(), reactions);
         group.bench_with_input(
             BenchmarkId::new("svg-pipeline", reactions),

@@ -23,6 +23,8 @@ pub mod render;
 pub mod source;
 mod suggest;
 pub mod syntax;
+#[doc(hidden)]
+pub mod testing;
 
 pub use diagnostic::{Code, Diagnostic, Severity};
 pub use model::CheckedSpec;

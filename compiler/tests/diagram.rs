@@ -5,10 +5,8 @@
 //! The tests that run Graphviz or Node skip with a message when the tool
 //! is missing, and fail instead when `CHOREO_REQUIRE_TOOLS=1` (as in CI).
 
-#[path = "../benches/support/synthetic.rs"]
-mod synthetic;
-
 use choreo_compiler::diagram::{render, DiagramError, Format, View};
+use choreo_compiler::testing::{synthetic_pipeline, synthetic_spec};
 use choreo_compiler::{check, CheckedSpec, SourceFile};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -638,23 +636,17 @@ fn readme_shows_the_current_ecommerce_flow() {
 }
 
 #[test]
-fn synthetic_specs_are_valid_at_exact_sizes() {
-    for n in [10, 37, 100] {
-        let spec = checked_text("synthetic.choreo", synthetic::spec(n));
-        assert_eq!(spec.reactions.len(), n);
-        let spec = checked_text("pipeline.choreo", synthetic::pipeline(n));
-        assert_eq!(spec.reactions.len(), n);
-    }
-}
-
-#[test]
 fn a_thousand_reactions_render_to_svg() {
-    let spec = checked_text("synthetic.choreo", synthetic::spec(1_000));
-    let svg = draw(&spec, Format::Svg, &View::Flow);
-    let texts = svg_texts(&svg);
-    assert!(texts.iter().any(|t| t == "Completed99"));
-    assert_eq!(
-        svg_counts(&svg).0,
-        spec.messages.len() + spec.reactions.len() + 500
-    );
+    for spec in [
+        checked_text("synthetic.choreo", synthetic_spec(1_000)),
+        checked_text("pipeline.choreo", synthetic_pipeline(1_000)),
+    ] {
+        let svg = draw(&spec, Format::Svg, &View::Flow);
+        let texts = svg_texts(&svg);
+        for m in &spec.messages {
+            assert!(texts.contains(&m.name.text), "`{}` not shown", m.name.text);
+        }
+        let (nodes, edges) = svg_counts(&svg);
+        assert!(nodes > spec.messages.len() + spec.reactions.len() && edges > nodes);
+    }
 }

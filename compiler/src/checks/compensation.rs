@@ -4,7 +4,9 @@
 use super::runs::{CommandRun, Runs};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{MessageId, ReactionId, Settlement};
-use std::collections::{HashMap, HashSet, VecDeque};
+use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::FxHashSet as HashSet;
+use std::collections::VecDeque;
 
 /// E0206 (rule 7): `compensates X` needs an instance in which X is emitted
 /// before the reaction fires: X leads to the trigger, is emitted in the same
@@ -22,7 +24,7 @@ pub(crate) fn check_order(runs: &Runs<'_>, diags: &mut Vec<Diagnostic>) {
         if triggers.iter().any(|t| after_x.contains(t)) {
             continue;
         }
-        let siblings = spec.reaction_ids().any(|other| {
+        let siblings = spec.flow.producers(x.id).iter().any(|&other| {
             spec.reaction(other)
                 .outcomes()
                 .iter()
@@ -80,7 +82,7 @@ pub(crate) fn check_missing(
     diags: &mut Vec<Diagnostic>,
 ) {
     let spec = runs.spec;
-    let mut compensations: HashMap<MessageId, Vec<ReactionId>> = HashMap::new();
+    let mut compensations: HashMap<MessageId, Vec<ReactionId>> = HashMap::default();
     for rid in spec.reaction_ids() {
         if let Some(x) = spec.reaction(rid).compensates {
             compensations.entry(x.id).or_default().push(rid);
@@ -88,6 +90,15 @@ pub(crate) fn check_missing(
     }
     let mut xs: Vec<MessageId> = compensations.keys().copied().collect();
     xs.sort();
+    // Which command runs can reach each compensated event.
+    let mut runs_with: HashMap<MessageId, Vec<usize>> = HashMap::default();
+    for (i, run) in command_runs.iter().enumerate() {
+        for &m in &run.region {
+            if compensations.contains_key(&m) {
+                runs_with.entry(m).or_default().push(i);
+            }
+        }
+    }
     for x in xs {
         let comps = &compensations[&x];
         let forbidden: HashSet<MessageId> = comps
@@ -95,10 +106,8 @@ pub(crate) fn check_missing(
             .flat_map(|&r| spec.reaction(r).trigger.ids().collect::<Vec<_>>())
             .collect();
         let mut warned_for: Vec<MessageId> = Vec::new();
-        for run in command_runs {
-            if !run.local.contains_key(&x) {
-                continue;
-            }
+        for &i in runs_with.get(&x).map_or(&[][..], Vec::as_slice) {
+            let run = &command_runs[i];
             if !run
                 .region
                 .iter()

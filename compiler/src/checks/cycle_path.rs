@@ -2,7 +2,9 @@
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
-use std::collections::{HashMap, HashSet, VecDeque};
+use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::FxHashSet as HashSet;
+use std::collections::VecDeque;
 
 /// A shortest cycle from `start` back to itself that stays inside
 /// `members`, as (node, edge weight that led to it) steps: the first step
@@ -13,9 +15,9 @@ pub(crate) fn shortest_cycle<N: Copy, E: Copy + Ord>(
     start: NodeIndex,
     members: &HashSet<NodeIndex>,
 ) -> Option<Vec<(N, Option<E>)>> {
-    let mut parent: HashMap<NodeIndex, (NodeIndex, E)> = HashMap::new();
+    let mut parent: HashMap<NodeIndex, (NodeIndex, E)> = HashMap::default();
     let mut queue = VecDeque::from([start]);
-    let mut seen = HashSet::from([start]);
+    let mut seen = HashSet::from_iter([start]);
     let mut closing: Option<(NodeIndex, E)> = None;
     'search: while let Some(x) = queue.pop_front() {
         let mut edges: Vec<(E, NodeIndex)> =

@@ -11,7 +11,7 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{MessageId, ReactionId, Spec};
 use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 
 pub(crate) fn check(spec: &Spec, diags: &mut Vec<Diagnostic>) {
     let mut graph: DiGraph<MessageId, ReactionId> = DiGraph::with_capacity(spec.messages.len(), 0);

@@ -14,7 +14,8 @@
 use super::runs::{path_text, CommandRun, Runs};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{MessageId, ReactionId};
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::VecDeque;
 
 /// Why a message of the witness run leads nowhere.
 #[derive(Clone, Copy)]
@@ -31,8 +32,8 @@ pub(crate) fn check(runs: &Runs<'_>, run: &CommandRun, diags: &mut Vec<Diagnosti
 
     // Per obligation reaction: per outcome, how many distinct events are not
     // yet avoidable; and who waits on the reaction.
-    let mut reactions: HashMap<ReactionId, Vec<usize>> = HashMap::new();
-    let mut waiters: HashMap<ReactionId, Vec<usize>> = HashMap::new();
+    let mut reactions: HashMap<ReactionId, Vec<usize>> = HashMap::default();
+    let mut waiters: HashMap<ReactionId, Vec<usize>> = HashMap::default();
     let mut missing = vec![0usize; n];
     for (i, obligations) in run.obligations.iter().enumerate() {
         for &rid in obligations {
@@ -48,7 +49,7 @@ pub(crate) fn check(runs: &Runs<'_>, run: &CommandRun, diags: &mut Vec<Diagnosti
         }
     }
     // Where each message appears in an outcome of an obligation reaction.
-    let mut appears: HashMap<MessageId, Vec<(ReactionId, usize)>> = HashMap::new();
+    let mut appears: HashMap<MessageId, Vec<(ReactionId, usize)>> = HashMap::default();
     for &rid in reactions.keys() {
         for (o, outcome) in spec.reaction(rid).outcomes().iter().enumerate() {
             for e in distinct(outcome.ids()) {
@@ -58,7 +59,7 @@ pub(crate) fn check(runs: &Runs<'_>, run: &CommandRun, diags: &mut Vec<Diagnosti
     }
 
     let mut avoidable: Vec<Option<Stop>> = vec![None; n];
-    let mut chosen: HashMap<ReactionId, Option<usize>> = HashMap::new();
+    let mut chosen: HashMap<ReactionId, Option<usize>> = HashMap::default();
     let mut queue: VecDeque<usize> = VecDeque::new();
 
     // Reactions that can end right away: sinks, and `none` outcomes.
@@ -138,7 +139,7 @@ fn report(
     diags: &mut Vec<Diagnostic>,
 ) {
     let spec = runs.spec;
-    let mut parent: HashMap<usize, (usize, ReactionId)> = HashMap::new();
+    let mut parent: HashMap<usize, (usize, ReactionId)> = HashMap::default();
     let mut seen = vec![false; run.region.len()];
     seen[0] = true;
     let mut order = vec![0usize];

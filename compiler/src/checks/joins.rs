@@ -11,7 +11,8 @@
 use super::runs::Runs;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{MessageId, ReactionId, Spec};
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::VecDeque;
 
 /// Joins on more events than this are assumed able to fire: the family of
 /// subsets would need 2^k bits per message.
@@ -128,7 +129,7 @@ fn judge(runs: &Runs<'_>, join: ReactionId) -> Verdict {
     };
 
     // Only messages that can lead to a member matter.
-    let mut relevant: HashMap<MessageId, usize> = HashMap::new();
+    let mut relevant: HashMap<MessageId, usize> = HashMap::default();
     let mut order: Vec<MessageId> = Vec::new();
     for &m in &members {
         for x in runs.backward(m) {
@@ -184,8 +185,8 @@ fn judge(runs: &Runs<'_>, join: ReactionId) -> Verdict {
 
     // An instance: any set of sources, each arriving once.
     let mut instance = Family::single(k, 0);
-    for s in &runs.sources {
-        if let Some(&j) = relevant.get(s) {
+    for (j, &s) in order.iter().enumerate() {
+        if runs.is_source(s) {
             let mut optional = family[j].clone();
             optional.insert(0);
             instance = instance.product(&optional, k);

@@ -5,7 +5,7 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{RecordId, Spec, Type};
 use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 
 use super::cycle_path::shortest_cycle;
 

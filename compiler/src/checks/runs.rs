@@ -9,7 +9,9 @@
 use crate::model::{MessageId, ReactionId, Settlement, Spec};
 use petgraph::algo::dominators;
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::{HashMap, HashSet, VecDeque};
+use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::FxHashSet as HashSet;
+use std::collections::VecDeque;
 
 /// Facts about a spec that every command's run analysis uses.
 pub(crate) struct Runs<'a> {
@@ -19,8 +21,6 @@ pub(crate) struct Runs<'a> {
     pub fires: Vec<bool>,
     /// Per message: whether some way forward from it reaches a terminal event.
     pub reaches_terminal: Vec<bool>,
-    /// Commands and `@external` events: where runs and arrivals start.
-    pub sources: Vec<MessageId>,
     /// Per message: events that every complete run containing it contains,
     /// one step away (every outcome of a consumer emits them).
     forced: Vec<Vec<MessageId>>,
@@ -89,22 +89,13 @@ impl<'a> Runs<'a> {
             }
         }
 
-        let sources: Vec<MessageId> = spec
-            .message_ids()
-            .filter(|&id| {
-                let m = spec.message(id);
-                m.is_command() || m.external.is_some()
-            })
-            .collect();
-
         Runs {
             spec,
             fires,
             reaches_terminal,
-            sources,
             forced,
-            member_sources: HashMap::new(),
-            forced_by: HashMap::new(),
+            member_sources: HashMap::default(),
+            forced_by: HashMap::default(),
         }
     }
 
@@ -118,7 +109,7 @@ impl<'a> Runs<'a> {
             .filter(|r| runs.fires[r.index()] && spec.reaction(*r).trigger.is_join())
             .flat_map(|r| spec.reaction(r).trigger.ids().collect::<Vec<_>>())
             .collect();
-        let mut reverse: HashMap<MessageId, Vec<MessageId>> = HashMap::new();
+        let mut reverse: HashMap<MessageId, Vec<MessageId>> = HashMap::default();
         for x in spec.message_ids() {
             for &f in &runs.forced[x.index()] {
                 reverse.entry(f).or_default().push(x);
@@ -144,7 +135,7 @@ impl<'a> Runs<'a> {
     /// Messages from which `target` can be reached, `target` included, over
     /// reactions that can fire.
     pub fn backward(&self, target: MessageId) -> HashSet<MessageId> {
-        let mut seen = HashSet::from([target]);
+        let mut seen = HashSet::from_iter([target]);
         let mut queue = VecDeque::from([target]);
         while let Some(y) = queue.pop_front() {
             for &rid in self.spec.flow.producers(y) {
@@ -164,7 +155,7 @@ impl<'a> Runs<'a> {
     /// Messages reachable from `from`, `from` included, in breadth-first
     /// order, over reactions that can fire (joins assumed to fire).
     pub fn forward(&self, from: MessageId) -> Vec<MessageId> {
-        let mut seen = HashSet::from([from]);
+        let mut seen = HashSet::from_iter([from]);
         let mut order = vec![from];
         let mut i = 0;
         while i < order.len() {
@@ -186,12 +177,19 @@ impl<'a> Runs<'a> {
 
     /// The sources from which `target` can occur.
     pub fn sources_reaching(&self, target: MessageId) -> Vec<MessageId> {
-        let back = self.backward(target);
-        self.sources
-            .iter()
-            .copied()
-            .filter(|s| back.contains(s))
-            .collect()
+        let mut found: Vec<MessageId> = self
+            .backward(target)
+            .into_iter()
+            .filter(|&m| self.is_source(m))
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// Whether runs or arrivals start at this message.
+    pub fn is_source(&self, id: MessageId) -> bool {
+        let m = self.spec.message(id);
+        m.is_command() || m.external.is_some()
     }
 
     fn forced_by(
@@ -199,7 +197,7 @@ impl<'a> Runs<'a> {
         target: MessageId,
         reverse: &HashMap<MessageId, Vec<MessageId>>,
     ) -> HashSet<MessageId> {
-        let mut seen = HashSet::from([target]);
+        let mut seen = HashSet::from_iter([target]);
         let mut queue = VecDeque::from([target]);
         while let Some(y) = queue.pop_front() {
             for &x in reverse.get(&y).map_or(&[][..], Vec::as_slice) {

@@ -126,6 +126,10 @@ pub(super) fn interpret(attrs: &[Attribute], target: Target, diags: &mut Vec<Dia
             continue;
         }
         seen.push(attr);
+        if let Some(d) = shape_error(attr) {
+            diags.push(d);
+            continue;
+        }
         let mut args = Args::new(attr, diags);
         match name {
             "terminal" => {
@@ -489,6 +493,29 @@ impl<'a, 'd> Args<'a, 'd> {
         }
         self.ok
     }
+}
+
+/// One error for arguments of the wrong shape altogether (positional where
+/// names are expected, or the reverse), instead of one per argument.
+fn shape_error(attr: &Attribute) -> Option<Diagnostic> {
+    let name = attr.name.name.as_str();
+    let args = attr.args.as_deref().unwrap_or_default();
+    let named = args.iter().any(|a| matches!(a, AttrArg::Named { .. }));
+    let positional = args.iter().any(|a| matches!(a, AttrArg::Positional(_)));
+    let wrong = match name {
+        "retry" => positional,
+        _ => named,
+    };
+    wrong.then(|| {
+        let what = if name == "retry" {
+            "named arguments"
+        } else {
+            "no named arguments"
+        };
+        Diagnostic::new(Code::E0103, attr.span, format!("`@{name}` takes {what}"))
+            .with_primary_message("arguments of the wrong form")
+            .with_help(usage(name))
+    })
 }
 
 fn unit_name(unit: DurationUnit) -> &'static str {

@@ -5,7 +5,7 @@ use super::*;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::suggest;
 use crate::syntax::ast::{self, ItemKind, LiteralKind, TypeExpr};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// What a name in the shared namespace stands for.
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +26,7 @@ pub(super) fn build(file: &ast::File) -> (Spec, Vec<Diagnostic>) {
     let chor = &file.choreography;
     let mut b = Builder {
         diags: Vec::new(),
-        names: HashMap::new(),
+        names: HashMap::default(),
         spec: Spec {
             name: Name::from_ident(&chor.name),
             docs: chor.prefix.docs.clone(),
@@ -139,7 +139,7 @@ impl<'a> Builder<'a> {
                 } => {
                     attributes::interpret(trailing_attrs, Target::Nothing, &mut self.diags);
                     let id = EnumId::from_index(self.spec.enums.len());
-                    let mut seen: HashMap<&str, Span> = HashMap::new();
+                    let mut seen: HashMap<&str, Span> = HashMap::default();
                     let mut out = Vec::new();
                     for v in variants {
                         attributes::interpret(&v.prefix.attrs, Target::Variant, &mut self.diags);
@@ -264,7 +264,7 @@ impl<'a> Builder<'a> {
     }
 
     fn fields(&mut self, fields: &[ast::Field]) -> Vec<Field> {
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen: HashMap<&str, Span> = HashMap::default();
         let mut out = Vec::new();
         for f in fields {
             attributes::interpret(&f.prefix.attrs, Target::Field, &mut self.diags);
@@ -780,7 +780,7 @@ impl<'a> Builder<'a> {
     fn check_reaction_clashes(&mut self) {
         let mut found = Vec::new();
         for p in &self.spec.participants {
-            let mut alternatives: HashMap<MessageId, &Ref<MessageId>> = HashMap::new();
+            let mut alternatives: HashMap<MessageId, &Ref<MessageId>> = HashMap::default();
             let mut joins: Vec<(Vec<MessageId>, Span)> = Vec::new();
             for rid in &p.reactions {
                 let r = &self.spec.reactions[rid.index()];

@@ -14,462 +14,533 @@ use pest::iterators::{Pair, Pairs};
 // Boxed: a parse fails at most once, and the happy path stays small.
 type Result<T> = std::result::Result<T, Box<Diagnostic>>;
 
-/// The span of a pair without trailing whitespace: pest's implicit
-/// whitespace is skipped before an optional part is tried, and stays in the
-/// pair when the part is absent.
-fn span(pair: &Pair<'_, Rule>) -> Span {
-    let s = pair.as_span();
-    Span::new(s.start(), s.start() + pair.as_str().trim_end().len())
+/// Lowers the parse tree of a text, or of a piece of it that starts at
+/// byte `offset` (pest's positions are relative to the piece it parsed).
+pub(super) struct Lower<'t> {
+    /// The whole blanked text, for looking between tokens.
+    pub text: &'t str,
+    /// Where the parsed piece starts in `text`.
+    pub offset: usize,
 }
 
-fn internal(pair: &Pair<'_, Rule>) -> Diagnostic {
-    Diagnostic::new(
-        Code::E0001,
-        span(pair),
-        format!(
-            "internal error: unexpected {:?} in the parse tree",
-            pair.as_rule()
-        ),
-    )
-    .with_help("this is a bug in choreoc; please report it with the spec that caused it")
-}
-
-fn ident(pair: Pair<'_, Rule>) -> Ident {
-    Ident {
-        name: pair.as_str().to_string(),
-        span: span(&pair),
+impl Lower<'_> {
+    /// The span of a pair without trailing whitespace: pest's implicit
+    /// whitespace is skipped before an optional part is tried, and stays in the
+    /// pair when the part is absent.
+    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
+        let start = self.offset + pair.as_span().start();
+        Span::new(start, start + pair.as_str().trim_end().len())
     }
-}
 
-/// Lowers the `file` rule.
-pub(super) fn file(text: &str, mut pairs: Pairs<'_, Rule>) -> Result<File> {
-    let Some(file) = pairs.next() else {
-        return Err(Diagnostic::new(Code::E0001, Span::default(), "empty parse").into());
-    };
-    let mut prefix = Prefix::default();
-    let mut choreography = None;
-    let mut trailing = Prefix::default();
-    for pair in file.into_inner() {
+    fn internal(&self, pair: &Pair<'_, Rule>) -> Diagnostic {
+        Diagnostic::new(
+            Code::E0001,
+            self.span(pair),
+            format!(
+                "internal error: unexpected {:?} in the parse tree",
+                pair.as_rule()
+            ),
+        )
+        .with_help("this is a bug in choreoc; please report it with the spec that caused it")
+    }
+
+    fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
+        Ident {
+            name: pair.as_str().to_string(),
+            span: self.span(&pair),
+        }
+    }
+
+    /// Lowers the `file` rule.
+    pub(super) fn file(&self, mut pairs: Pairs<'_, Rule>) -> Result<File> {
+        let Some(file) = pairs.next() else {
+            return Err(Diagnostic::new(Code::E0001, Span::default(), "empty parse").into());
+        };
+        let mut prefix = Prefix::default();
+        let mut choreography = None;
+        let mut trailing = Prefix::default();
+        for pair in file.into_inner() {
+            match pair.as_rule() {
+                Rule::doc | Rule::attribute if choreography.is_none() => {
+                    self.push_prefix(&mut prefix, pair)?;
+                }
+                Rule::doc | Rule::attribute => self.push_prefix(&mut trailing, pair)?,
+                Rule::choreography => {
+                    choreography = Some(self.lower_choreography(std::mem::take(&mut prefix), pair)?)
+                }
+                Rule::EOI => {}
+                _ => return Err(self.internal(&pair).into()),
+            }
+        }
+        let Some(choreography) = choreography else {
+            return Err(
+                Diagnostic::new(Code::E0001, Span::default(), "expected `choreography`").into(),
+            );
+        };
+        Ok(File {
+            choreography,
+            trailing_attrs: trailing.attrs,
+        })
+    }
+
+    fn push_prefix(&self, prefix: &mut Prefix, pair: Pair<'_, Rule>) -> Result<()> {
         match pair.as_rule() {
-            Rule::doc | Rule::attribute if choreography.is_none() => {
-                push_prefix(&mut prefix, pair)?;
+            Rule::doc => {
+                let line = pair
+                    .into_inner()
+                    .next()
+                    .map(|p| p.as_str())
+                    .unwrap_or_default();
+                let line = line.strip_prefix(' ').unwrap_or(line);
+                prefix.docs.lines.push(line.trim_end().to_string());
             }
-            Rule::doc | Rule::attribute => push_prefix(&mut trailing, pair)?,
-            Rule::choreography => {
-                choreography = Some(lower_choreography(text, std::mem::take(&mut prefix), pair)?)
+            Rule::attribute => prefix.attrs.push(self.attribute(pair)?),
+            _ => return Err(self.internal(&pair).into()),
+        }
+        Ok(())
+    }
+
+    fn attribute(&self, pair: Pair<'_, Rule>) -> Result<Attribute> {
+        let whole = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let name = match inner.next() {
+            Some(p) if p.as_rule() == Rule::ident => self.ident(p),
+            Some(p) => return Err(self.internal(&p).into()),
+            None => {
+                return Err(
+                    Diagnostic::new(Code::E0001, whole, "expected an attribute name").into(),
+                )
             }
-            Rule::EOI => {}
-            _ => return Err(internal(&pair).into()),
-        }
-    }
-    let Some(choreography) = choreography else {
-        return Err(
-            Diagnostic::new(Code::E0001, Span::default(), "expected `choreography`").into(),
-        );
-    };
-    Ok(File {
-        choreography,
-        trailing_attrs: trailing.attrs,
-    })
-}
-
-fn push_prefix(prefix: &mut Prefix, pair: Pair<'_, Rule>) -> Result<()> {
-    match pair.as_rule() {
-        Rule::doc => {
-            let line = pair
-                .into_inner()
-                .next()
-                .map(|p| p.as_str())
-                .unwrap_or_default();
-            let line = line.strip_prefix(' ').unwrap_or(line);
-            prefix.docs.lines.push(line.trim_end().to_string());
-        }
-        Rule::attribute => prefix.attrs.push(attribute(pair)?),
-        _ => return Err(internal(&pair).into()),
-    }
-    Ok(())
-}
-
-fn attribute(pair: Pair<'_, Rule>) -> Result<Attribute> {
-    let whole = span(&pair);
-    let mut inner = pair.into_inner();
-    let name = match inner.next() {
-        Some(p) if p.as_rule() == Rule::ident => ident(p),
-        Some(p) => return Err(internal(&p).into()),
-        None => {
-            return Err(Diagnostic::new(Code::E0001, whole, "expected an attribute name").into())
-        }
-    };
-    let args = match inner.next() {
-        None => None,
-        Some(args) => Some(
-            args.into_inner()
-                .map(|arg| match arg.as_rule() {
-                    Rule::named_arg => {
-                        let mut parts = arg.clone().into_inner();
-                        match (parts.next(), parts.next()) {
-                            (Some(n), Some(v)) => Ok(AttrArg::Named {
-                                name: ident(n),
-                                value: literal(v)?,
-                            }),
-                            _ => Err(internal(&arg).into()),
+        };
+        let args = match inner.next() {
+            None => None,
+            Some(args) => Some(
+                args.into_inner()
+                    .map(|arg| match arg.as_rule() {
+                        Rule::named_arg => {
+                            let mut parts = arg.clone().into_inner();
+                            match (parts.next(), parts.next()) {
+                                (Some(n), Some(v)) => Ok(AttrArg::Named {
+                                    name: self.ident(n),
+                                    value: self.literal(v)?,
+                                }),
+                                _ => Err(self.internal(&arg).into()),
+                            }
                         }
-                    }
-                    _ => literal(arg).map(AttrArg::Positional),
-                })
-                .collect::<Result<Vec<_>>>()?,
-        ),
-    };
-    Ok(Attribute {
-        name,
-        args,
-        span: whole,
-    })
-}
-
-fn literal(pair: Pair<'_, Rule>) -> Result<Literal> {
-    let sp = span(&pair);
-    let kind = match pair.as_rule() {
-        Rule::string => {
-            let body = pair
-                .clone()
-                .into_inner()
-                .next()
-                .ok_or_else(|| internal(&pair))?;
-            LiteralKind::String(unescape(body.as_str(), body.as_span().start())?)
-        }
-        Rule::integer => LiteralKind::Integer(pair.as_str().to_string()),
-        Rule::duration => {
-            let s = pair.as_str();
-            let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-            let unit = match &s[digits_end..] {
-                "ms" => DurationUnit::Millis,
-                "s" => DurationUnit::Seconds,
-                "m" => DurationUnit::Minutes,
-                "h" => DurationUnit::Hours,
-                _ => return Err(internal(&pair).into()),
-            };
-            LiteralKind::Duration {
-                digits: s[..digits_end].to_string(),
-                unit,
-            }
-        }
-        Rule::ident => LiteralKind::Ident(pair.as_str().to_string()),
-        _ => return Err(internal(&pair).into()),
-    };
-    Ok(Literal { kind, span: sp })
-}
-
-fn lower_choreography(text: &str, prefix: Prefix, pair: Pair<'_, Rule>) -> Result<Choreography> {
-    let whole = span(&pair);
-    let mut name = None;
-    let mut items = Vec::new();
-    let mut trailing = Prefix::default();
-    for p in pair.into_inner() {
-        match p.as_rule() {
-            Rule::kw_choreography => {}
-            Rule::ident => name = Some(ident(p)),
-            Rule::member => items.push(member(text, p)?),
-            Rule::doc | Rule::attribute => push_prefix(&mut trailing, p)?,
-            _ => return Err(internal(&p).into()),
-        }
+                        _ => self.literal(arg).map(AttrArg::Positional),
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        Ok(Attribute {
+            name,
+            args,
+            span: whole,
+        })
     }
-    let name = name.ok_or_else(|| Diagnostic::new(Code::E0001, whole, "expected a name"))?;
-    Ok(Choreography {
-        prefix,
-        name,
-        items,
-        trailing_attrs: trailing.attrs,
-        span: whole,
-    })
-}
 
-fn member(text: &str, pair: Pair<'_, Rule>) -> Result<Item> {
-    let mut prefix = Prefix::default();
-    let mut item = None;
-    for p in pair.into_inner() {
-        match p.as_rule() {
-            Rule::doc | Rule::attribute => push_prefix(&mut prefix, p)?,
-            _ => item = Some(p),
-        }
-    }
-    let Some(item) = item else {
-        return Err(Diagnostic::new(Code::E0001, Span::default(), "expected an item").into());
-    };
-    let whole = span(&item);
-    let rule = item.as_rule();
-    let mut inner = item.clone().into_inner();
-    let keyword_span = inner.next().map(|k| span(&k)).unwrap_or(whole);
-    let kind = match rule {
-        Rule::version_item => {
-            let lit = inner.next().ok_or_else(|| internal(&item))?;
-            ItemKind::Version(literal(lit)?)
-        }
-        Rule::key_item => {
-            let name = inner.next().ok_or_else(|| internal(&item))?;
-            let ty = inner.next().ok_or_else(|| internal(&item))?;
-            ItemKind::Key {
-                name: ident(name),
-                ty: type_expr(ty)?,
-            }
-        }
-        Rule::type_item | Rule::command_item | Rule::event_item => {
-            let name = inner.next().ok_or_else(|| internal(&item))?;
-            let fields = inner.next().ok_or_else(|| internal(&item))?;
-            let (fields, trailing_attrs) = field_list(text, fields)?;
-            let record = Record {
-                name: ident(name),
-                fields,
-                trailing_attrs,
-            };
-            match rule {
-                Rule::type_item => ItemKind::Type(record),
-                Rule::command_item => ItemKind::Command(record),
-                _ => ItemKind::Event(record),
-            }
-        }
-        Rule::enum_item => {
-            let name = inner.next().ok_or_else(|| internal(&item))?;
-            let variants = inner.next().ok_or_else(|| internal(&item))?;
-            let (variants, trailing_attrs) = variant_list(text, variants)?;
-            ItemKind::Enum {
-                name: ident(name),
-                variants,
-                trailing_attrs,
-            }
-        }
-        Rule::participant_item => {
-            let name = inner.next().ok_or_else(|| internal(&item))?;
-            let mut reactions = Vec::new();
-            let mut trailing = Prefix::default();
-            for p in inner {
-                match p.as_rule() {
-                    Rule::reaction => reactions.push(reaction(p)?),
-                    Rule::doc | Rule::attribute => push_prefix(&mut trailing, p)?,
-                    _ => return Err(internal(&p).into()),
-                }
-            }
-            ItemKind::Participant {
-                name: ident(name),
-                reactions,
-                trailing_attrs: trailing.attrs,
-            }
-        }
-        _ => return Err(internal(&item).into()),
-    };
-    Ok(Item {
-        prefix,
-        kind,
-        keyword_span,
-        span: whole,
-    })
-}
-
-/// Checks that two list entries are separated by a comma or a newline.
-fn check_separated(text: &str, prev_end: Option<(usize, bool)>, next: Span) -> Result<()> {
-    if let Some((end, had_comma)) = prev_end {
-        let between = text.get(end..next.start).unwrap_or("");
-        if !had_comma && !between.contains('\n') {
-            return Err(Diagnostic::new(
-                Code::E0001,
-                next,
-                "expected `,` or a newline before this entry",
-            )
-            .with_primary_message("expected `,` or a newline before this")
-            .with_help("fields and variants are separated by commas or newlines")
-            .into());
-        }
-    }
-    Ok(())
-}
-
-fn field_list(text: &str, pair: Pair<'_, Rule>) -> Result<(Vec<Field>, Vec<Attribute>)> {
-    let mut fields: Vec<Field> = Vec::new();
-    let mut prev: Option<(usize, bool)> = None;
-    let mut trailing = Prefix::default();
-    for p in pair.into_inner() {
-        match p.as_rule() {
-            Rule::field => {
-                let whole = span(&p);
-                let mut prefix = Prefix::default();
-                let mut name = None;
-                let mut ty = None;
-                for part in p.into_inner() {
-                    match part.as_rule() {
-                        Rule::doc | Rule::attribute => push_prefix(&mut prefix, part)?,
-                        Rule::ident => name = Some(ident(part)),
-                        Rule::type_expr => ty = Some(type_expr(part)?),
-                        _ => return Err(internal(&part).into()),
-                    }
-                }
-                let (Some(name), Some(ty)) = (name, ty) else {
-                    return Err(Diagnostic::new(Code::E0001, whole, "expected a field").into());
-                };
-                check_separated(text, prev, name.span)?;
-                prev = Some((whole.end, false));
-                fields.push(Field {
-                    prefix,
-                    name,
-                    ty,
-                    span: whole,
-                });
-            }
-            Rule::comma => {
-                if let Some((_, had)) = prev.as_mut() {
-                    *had = true;
-                }
-            }
-            Rule::doc | Rule::attribute => push_prefix(&mut trailing, p)?,
-            _ => return Err(internal(&p).into()),
-        }
-    }
-    Ok((fields, trailing.attrs))
-}
-
-fn variant_list(text: &str, pair: Pair<'_, Rule>) -> Result<(Vec<Variant>, Vec<Attribute>)> {
-    let mut variants: Vec<Variant> = Vec::new();
-    let mut prev: Option<(usize, bool)> = None;
-    let mut trailing = Prefix::default();
-    for p in pair.into_inner() {
-        match p.as_rule() {
-            Rule::variant => {
-                let whole = span(&p);
-                let mut prefix = Prefix::default();
-                let mut name = None;
-                for part in p.into_inner() {
-                    match part.as_rule() {
-                        Rule::doc | Rule::attribute => push_prefix(&mut prefix, part)?,
-                        Rule::ident => name = Some(ident(part)),
-                        _ => return Err(internal(&part).into()),
-                    }
-                }
-                let Some(name) = name else {
-                    return Err(Diagnostic::new(Code::E0001, whole, "expected a variant").into());
-                };
-                check_separated(text, prev, name.span)?;
-                prev = Some((whole.end, false));
-                variants.push(Variant { prefix, name });
-            }
-            Rule::comma => {
-                if let Some((_, had)) = prev.as_mut() {
-                    *had = true;
-                }
-            }
-            Rule::doc | Rule::attribute => push_prefix(&mut trailing, p)?,
-            _ => return Err(internal(&p).into()),
-        }
-    }
-    Ok((variants, trailing.attrs))
-}
-
-fn type_expr(pair: Pair<'_, Rule>) -> Result<TypeExpr> {
-    let whole = span(&pair);
-    let mut inner = pair.clone().into_inner();
-    let atom = inner.next().ok_or_else(|| internal(&pair))?;
-    let base = match atom.as_rule() {
-        Rule::named_type => {
-            let id = atom
-                .clone()
-                .into_inner()
-                .next()
-                .ok_or_else(|| internal(&atom))?;
-            TypeExpr::Named(ident(id))
-        }
-        Rule::list_type => {
-            let sp = span(&atom);
-            let elem = atom
-                .clone()
-                .into_inner()
-                .find(|p| p.as_rule() == Rule::type_expr)
-                .ok_or_else(|| internal(&atom))?;
-            TypeExpr::List(Box::new(type_expr(elem)?), sp)
-        }
-        Rule::map_type => {
-            let sp = span(&atom);
-            let value = atom
-                .clone()
-                .into_inner()
-                .find(|p| p.as_rule() == Rule::type_expr)
-                .ok_or_else(|| internal(&atom))?;
-            TypeExpr::Map(Box::new(type_expr(value)?), sp)
-        }
-        _ => return Err(internal(&atom).into()),
-    };
-    Ok(match inner.next() {
-        Some(opt) if opt.as_rule() == Rule::optional => TypeExpr::Optional(Box::new(base), whole),
-        Some(other) => return Err(internal(&other).into()),
-        None => base,
-    })
-}
-
-fn reaction(pair: Pair<'_, Rule>) -> Result<Reaction> {
-    let whole = span(&pair);
-    let mut prefix = Prefix::default();
-    let mut trigger = None;
-    let mut outcomes = None;
-    let mut compensates = None;
-    let mut start = whole.start;
-    for p in pair.into_inner() {
-        match p.as_rule() {
-            Rule::doc | Rule::attribute => push_prefix(&mut prefix, p)?,
-            Rule::kw_on => start = span(&p).start,
-            Rule::trigger => trigger = Some(lower_trigger(p)?),
-            Rule::outcomes => {
-                outcomes = Some(p.into_inner().map(outcome).collect::<Result<Vec<_>>>()?)
-            }
-            Rule::compensates => {
-                let name = p
+    fn literal(&self, pair: Pair<'_, Rule>) -> Result<Literal> {
+        let sp = self.span(&pair);
+        let kind = match pair.as_rule() {
+            Rule::string => {
+                let body = pair
                     .clone()
                     .into_inner()
-                    .find(|q| q.as_rule() == Rule::ident)
-                    .ok_or_else(|| internal(&p))?;
-                compensates = Some(ident(name));
+                    .next()
+                    .ok_or_else(|| self.internal(&pair))?;
+                LiteralKind::String(unescape(
+                    body.as_str(),
+                    self.offset + body.as_span().start(),
+                )?)
             }
-            _ => return Err(internal(&p).into()),
-        }
-    }
-    let trigger =
-        trigger.ok_or_else(|| Diagnostic::new(Code::E0001, whole, "expected a trigger"))?;
-    Ok(Reaction {
-        prefix,
-        trigger,
-        outcomes,
-        compensates,
-        span: Span::new(start, whole.end),
-    })
-}
-
-fn lower_trigger(pair: Pair<'_, Rule>) -> Result<Trigger> {
-    let whole = span(&pair);
-    let mut names = Vec::new();
-    let mut kind = TriggerKind::Any;
-    for p in pair.into_inner() {
-        match p.as_rule() {
-            Rule::ident => names.push(ident(p)),
-            Rule::any_tail => names.extend(p.into_inner().map(ident)),
-            Rule::all_tail => {
-                kind = TriggerKind::All;
-                names.extend(p.into_inner().map(ident));
+            Rule::integer => LiteralKind::Integer(pair.as_str().to_string()),
+            Rule::duration => {
+                let s = pair.as_str();
+                let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+                let unit = match &s[digits_end..] {
+                    "ms" => DurationUnit::Millis,
+                    "s" => DurationUnit::Seconds,
+                    "m" => DurationUnit::Minutes,
+                    "h" => DurationUnit::Hours,
+                    _ => return Err(self.internal(&pair).into()),
+                };
+                LiteralKind::Duration {
+                    digits: s[..digits_end].to_string(),
+                    unit,
+                }
             }
-            _ => return Err(internal(&p).into()),
-        }
+            Rule::ident => LiteralKind::Ident(pair.as_str().to_string()),
+            _ => return Err(self.internal(&pair).into()),
+        };
+        Ok(Literal { kind, span: sp })
     }
-    Ok(Trigger {
-        kind,
-        names,
-        span: whole,
-    })
-}
 
-fn outcome(pair: Pair<'_, Rule>) -> Result<Outcome> {
-    let whole = span(&pair);
-    let mut names = Vec::new();
-    for p in pair.into_inner() {
-        match p.as_rule() {
-            Rule::kw_none => return Ok(Outcome::None(whole)),
-            Rule::ident => names.push(ident(p)),
-            _ => return Err(internal(&p).into()),
+    fn lower_choreography(&self, prefix: Prefix, pair: Pair<'_, Rule>) -> Result<Choreography> {
+        let whole = self.span(&pair);
+        let mut name = None;
+        let mut items = Vec::new();
+        let mut trailing = Prefix::default();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::kw_choreography => {}
+                Rule::ident => name = Some(self.ident(p)),
+                Rule::member => items.push(self.member(p)?),
+                Rule::doc | Rule::attribute => self.push_prefix(&mut trailing, p)?,
+                _ => return Err(self.internal(&p).into()),
+            }
         }
+        let name = name.ok_or_else(|| Diagnostic::new(Code::E0001, whole, "expected a name"))?;
+        Ok(Choreography {
+            prefix,
+            name,
+            items,
+            trailing_attrs: trailing.attrs,
+            span: whole,
+        })
     }
-    Ok(Outcome::Emit(names, whole))
+
+    fn member(&self, pair: Pair<'_, Rule>) -> Result<Item> {
+        let mut prefix = Prefix::default();
+        let mut item = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::doc | Rule::attribute => self.push_prefix(&mut prefix, p)?,
+                _ => item = Some(p),
+            }
+        }
+        let Some(item) = item else {
+            return Err(Diagnostic::new(Code::E0001, Span::default(), "expected an item").into());
+        };
+        let whole = self.span(&item);
+        let rule = item.as_rule();
+        let mut inner = item.clone().into_inner();
+        let keyword_span = inner.next().map(|k| self.span(&k)).unwrap_or(whole);
+        let kind = match rule {
+            Rule::version_item => {
+                let lit = inner.next().ok_or_else(|| self.internal(&item))?;
+                ItemKind::Version(self.literal(lit)?)
+            }
+            Rule::key_item => {
+                let name = inner.next().ok_or_else(|| self.internal(&item))?;
+                let ty = inner.next().ok_or_else(|| self.internal(&item))?;
+                ItemKind::Key {
+                    name: self.ident(name),
+                    ty: self.type_expr(ty)?,
+                }
+            }
+            Rule::type_item | Rule::command_item | Rule::event_item => {
+                let name = inner.next().ok_or_else(|| self.internal(&item))?;
+                let fields = inner.next().ok_or_else(|| self.internal(&item))?;
+                let (fields, trailing_attrs) = self.field_list(fields)?;
+                let record = Record {
+                    name: self.ident(name),
+                    fields,
+                    trailing_attrs,
+                };
+                match rule {
+                    Rule::type_item => ItemKind::Type(record),
+                    Rule::command_item => ItemKind::Command(record),
+                    _ => ItemKind::Event(record),
+                }
+            }
+            Rule::enum_item => {
+                let name = inner.next().ok_or_else(|| self.internal(&item))?;
+                let variants = inner.next().ok_or_else(|| self.internal(&item))?;
+                let (variants, trailing_attrs) = self.variant_list(variants)?;
+                ItemKind::Enum {
+                    name: self.ident(name),
+                    variants,
+                    trailing_attrs,
+                }
+            }
+            Rule::participant_item => {
+                let name = inner.next().ok_or_else(|| self.internal(&item))?;
+                let mut reactions = Vec::new();
+                let mut trailing = Prefix::default();
+                for p in inner {
+                    match p.as_rule() {
+                        Rule::reaction => reactions.push(self.reaction(p)?),
+                        Rule::doc | Rule::attribute => self.push_prefix(&mut trailing, p)?,
+                        _ => return Err(self.internal(&p).into()),
+                    }
+                }
+                ItemKind::Participant {
+                    name: self.ident(name),
+                    reactions,
+                    trailing_attrs: trailing.attrs,
+                }
+            }
+            _ => return Err(self.internal(&item).into()),
+        };
+        Ok(Item {
+            prefix,
+            kind,
+            keyword_span,
+            span: whole,
+        })
+    }
+
+    /// Checks that two list entries are separated by a comma or a newline.
+    fn check_separated(&self, prev_end: Option<(usize, bool)>, next: Span) -> Result<()> {
+        if let Some((end, had_comma)) = prev_end {
+            let between = self.text.get(end..next.start).unwrap_or("");
+            if !had_comma && !between.contains('\n') {
+                return Err(Diagnostic::new(
+                    Code::E0001,
+                    next,
+                    "expected `,` or a newline before this entry",
+                )
+                .with_primary_message("expected `,` or a newline before this")
+                .with_help("fields and variants are separated by commas or newlines")
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    fn field_list(&self, pair: Pair<'_, Rule>) -> Result<(Vec<Field>, Vec<Attribute>)> {
+        let mut fields: Vec<Field> = Vec::new();
+        let mut prev: Option<(usize, bool)> = None;
+        let mut trailing = Prefix::default();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::field => {
+                    let whole = self.span(&p);
+                    let mut prefix = Prefix::default();
+                    let mut name = None;
+                    let mut ty = None;
+                    for part in p.into_inner() {
+                        match part.as_rule() {
+                            Rule::doc | Rule::attribute => self.push_prefix(&mut prefix, part)?,
+                            Rule::ident => name = Some(self.ident(part)),
+                            Rule::type_expr => ty = Some(self.type_expr(part)?),
+                            _ => return Err(self.internal(&part).into()),
+                        }
+                    }
+                    let (Some(name), Some(ty)) = (name, ty) else {
+                        return Err(Diagnostic::new(Code::E0001, whole, "expected a field").into());
+                    };
+                    self.check_separated(prev, name.span)?;
+                    prev = Some((whole.end, false));
+                    fields.push(Field {
+                        prefix,
+                        name,
+                        ty,
+                        span: whole,
+                    });
+                }
+                Rule::comma => {
+                    if let Some((_, had)) = prev.as_mut() {
+                        *had = true;
+                    }
+                }
+                Rule::doc | Rule::attribute => self.push_prefix(&mut trailing, p)?,
+                _ => return Err(self.internal(&p).into()),
+            }
+        }
+        Ok((fields, trailing.attrs))
+    }
+
+    fn variant_list(&self, pair: Pair<'_, Rule>) -> Result<(Vec<Variant>, Vec<Attribute>)> {
+        let mut variants: Vec<Variant> = Vec::new();
+        let mut prev: Option<(usize, bool)> = None;
+        let mut trailing = Prefix::default();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::variant => {
+                    let whole = self.span(&p);
+                    let mut prefix = Prefix::default();
+                    let mut name = None;
+                    for part in p.into_inner() {
+                        match part.as_rule() {
+                            Rule::doc | Rule::attribute => self.push_prefix(&mut prefix, part)?,
+                            Rule::ident => name = Some(self.ident(part)),
+                            _ => return Err(self.internal(&part).into()),
+                        }
+                    }
+                    let Some(name) = name else {
+                        return Err(
+                            Diagnostic::new(Code::E0001, whole, "expected a variant").into()
+                        );
+                    };
+                    self.check_separated(prev, name.span)?;
+                    prev = Some((whole.end, false));
+                    variants.push(Variant { prefix, name });
+                }
+                Rule::comma => {
+                    if let Some((_, had)) = prev.as_mut() {
+                        *had = true;
+                    }
+                }
+                Rule::doc | Rule::attribute => self.push_prefix(&mut trailing, p)?,
+                _ => return Err(self.internal(&p).into()),
+            }
+        }
+        Ok((variants, trailing.attrs))
+    }
+
+    fn type_expr(&self, pair: Pair<'_, Rule>) -> Result<TypeExpr> {
+        let whole = self.span(&pair);
+        let mut name = None;
+        let mut args: Option<(Vec<TypeExpr>, Span)> = None;
+        let mut optional = false;
+        for p in pair.clone().into_inner() {
+            match p.as_rule() {
+                Rule::named_type => {
+                    let id = p
+                        .clone()
+                        .into_inner()
+                        .next()
+                        .ok_or_else(|| self.internal(&p))?;
+                    name = Some(self.ident(id));
+                }
+                Rule::type_args => {
+                    let sp = self.span(&p);
+                    let inner = p
+                        .into_inner()
+                        .map(|p| self.type_expr(p))
+                        .collect::<Result<Vec<_>>>()?;
+                    args = Some((inner, sp));
+                }
+                Rule::optional => optional = true,
+                _ => return Err(self.internal(&p).into()),
+            }
+        }
+        let name = name.ok_or_else(|| self.internal(&pair))?;
+        let base = match (name.name.as_str(), args) {
+            (_, None) => TypeExpr::Named(name),
+            ("list", Some((mut inner, sp))) if inner.len() == 1 => {
+                TypeExpr::List(Box::new(inner.remove(0)), name.span.to(sp))
+            }
+            ("map", Some((mut inner, sp))) if inner.len() == 2 => {
+                let value = inner.remove(1);
+                match &inner[0] {
+                    TypeExpr::Named(key) if key.name == "string" => {}
+                    other => {
+                        return Err(Diagnostic::new(
+                            Code::E0001,
+                            other.span(),
+                            "map keys are strings: expected `string`",
+                        )
+                        .with_primary_message("expected `string`")
+                        .with_help("write `map<string, T>`")
+                        .into())
+                    }
+                }
+                TypeExpr::Map(Box::new(value), name.span.to(sp))
+            }
+            ("list", Some((_, sp))) => {
+                return Err(
+                    Diagnostic::new(Code::E0001, sp, "`list` takes exactly one type")
+                        .with_help("write `list<T>`")
+                        .into(),
+                )
+            }
+            ("map", Some((_, sp))) => {
+                return Err(Diagnostic::new(
+                    Code::E0001,
+                    sp,
+                    "`map` takes a key type and a value type",
+                )
+                .with_help("write `map<string, T>`")
+                .into())
+            }
+            (other, Some((_, sp))) => {
+                return Err(Diagnostic::new(
+                    Code::E0001,
+                    sp,
+                    format!("`{other}` takes no type arguments"),
+                )
+                .with_help("only `list<T>` and `map<string, T>` take type arguments")
+                .into())
+            }
+        };
+        Ok(if optional {
+            TypeExpr::Optional(Box::new(base), whole)
+        } else {
+            base
+        })
+    }
+
+    fn reaction(&self, pair: Pair<'_, Rule>) -> Result<Reaction> {
+        let whole = self.span(&pair);
+        let mut prefix = Prefix::default();
+        let mut trigger = None;
+        let mut outcomes = None;
+        let mut compensates = None;
+        let mut start = whole.start;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::doc | Rule::attribute => self.push_prefix(&mut prefix, p)?,
+                Rule::kw_on => start = self.span(&p).start,
+                Rule::trigger => trigger = Some(self.lower_trigger(p)?),
+                Rule::outcomes => {
+                    outcomes = Some(
+                        p.into_inner()
+                            .map(|p| self.outcome(p))
+                            .collect::<Result<Vec<_>>>()?,
+                    )
+                }
+                Rule::compensates => {
+                    let name = p
+                        .clone()
+                        .into_inner()
+                        .find(|q| q.as_rule() == Rule::ident)
+                        .ok_or_else(|| self.internal(&p))?;
+                    compensates = Some(self.ident(name));
+                }
+                _ => return Err(self.internal(&p).into()),
+            }
+        }
+        let trigger =
+            trigger.ok_or_else(|| Diagnostic::new(Code::E0001, whole, "expected a trigger"))?;
+        Ok(Reaction {
+            prefix,
+            trigger,
+            outcomes,
+            compensates,
+            span: Span::new(start, whole.end),
+        })
+    }
+
+    fn lower_trigger(&self, pair: Pair<'_, Rule>) -> Result<Trigger> {
+        let whole = self.span(&pair);
+        let mut names = Vec::new();
+        let mut kind = TriggerKind::Any;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => names.push(self.ident(p)),
+                Rule::any_tail => names.extend(p.into_inner().map(|p| self.ident(p))),
+                Rule::all_tail => {
+                    kind = TriggerKind::All;
+                    names.extend(p.into_inner().map(|p| self.ident(p)));
+                }
+                _ => return Err(self.internal(&p).into()),
+            }
+        }
+        Ok(Trigger {
+            kind,
+            names,
+            span: whole,
+        })
+    }
+
+    fn outcome(&self, pair: Pair<'_, Rule>) -> Result<Outcome> {
+        let whole = self.span(&pair);
+        let names: Vec<Ident> = pair.into_inner().map(|p| self.ident(p)).collect();
+        if let Some(none) = names.iter().find(|n| n.name == "none") {
+            if names.len() > 1 {
+                return Err(Diagnostic::new(
+                    Code::E0001,
+                    none.span,
+                    "`none` stands alone as an outcome",
+                )
+                .with_primary_message("cannot be combined with `+`")
+                .with_help("`none` means the reaction emits nothing; write it as its own alternative: `-> A | none`")
+                .into());
+            }
+            return Ok(Outcome::None(whole));
+        }
+        Ok(Outcome::Emit(names, whole))
+    }
 }

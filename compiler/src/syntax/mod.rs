@@ -41,5 +41,10 @@ pub fn parse(file: &SourceFile) -> Result<ast::File, Vec<Diagnostic>> {
         Ok(pairs) => pairs,
         Err(err) => return Err(vec![error::from_pest(&blanked, &err)]),
     };
-    lower::file(&blanked, pairs).map_err(|d| vec![*d])
+    lower::Lower {
+        text: &blanked,
+        offset: 0,
+    }
+    .file(pairs)
+    .map_err(|d| vec![*d])
 }

@@ -143,7 +143,7 @@ mod tests {
         assert_eq!(out.len(), text.len());
         assert_eq!(
             out,
-            "a     \n/// doc\n          \nb                  f \"// s\""
+            "a     \n/// doc\n          \nb                   f \"// s\""
         );
     }
 

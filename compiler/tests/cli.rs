@@ -1,0 +1,195 @@
+//! `choreoc` as a user runs it: exit statuses, output formats, help, and
+//! errors of the command itself.
+
+// Tests fail by panicking; unwrapping is how they say what went wrong.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn choreoc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_choreoc"))
+        .args(args)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run choreoc")
+}
+
+fn case(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/cases")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+        .join(format!("{name}.choreo"))
+        .display()
+        .to_string()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("choreoc-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_clean_spec_exits_0() {
+    let out = choreoc(&["check", &example("ecommerce"), &example("drone-delivery")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("checked 2 files: no problems found"));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_spec_with_errors_exits_1_with_rustc_style_text() {
+    let out = choreoc(&["check", &case("invalid/E0204_brief_mutation.choreo")]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.contains("error[E0201]: event `StockReleased` is emitted but nobody consumes it"),
+        "{text}"
+    );
+    assert!(text.contains("error[E0204]: dead end"), "{text}");
+    assert!(
+        text.contains("^^^^^^^^^^^^^"),
+        "carets under the span: {text}"
+    );
+    assert!(text.contains("= help:"), "{text}");
+    // Not a terminal: no colour codes.
+    assert!(!text.contains('\u{1b}'), "{text}");
+}
+
+#[test]
+fn warnings_exit_0_unless_denied() {
+    let file = case("invalid/W0301_unused.choreo");
+    let out = choreoc(&["check", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("warning[W0301]"));
+    let out = choreoc(&["check", "--deny-warnings", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("denied by --deny-warnings"));
+}
+
+#[test]
+fn json_format_prints_one_object_per_line_on_stdout() {
+    let out = choreoc(&[
+        "check",
+        "--format",
+        "json",
+        &case("invalid/E0204_brief_mutation.choreo"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2);
+    let codes: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["code"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(codes, ["E0201", "E0204"]);
+}
+
+#[test]
+fn color_always_colours_and_never_does_not() {
+    let file = case("invalid/E0201_unhandled.choreo");
+    let out = choreoc(&["check", "--color", "always", &file]);
+    assert!(stderr(&out).contains('\u{1b}'));
+    let out = choreoc(&["check", "--color", "never", &file]);
+    assert!(!stderr(&out).contains('\u{1b}'));
+}
+
+#[test]
+fn unreadable_inputs_exit_2_with_a_clear_message() {
+    let dir = temp_dir("dir");
+    let out = choreoc(&["check", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is a directory"), "{}", stderr(&out));
+
+    let out = choreoc(&["check", "/definitely/not/here.choreo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read `/definitely/not/here.choreo`"));
+    assert!(
+        !stderr(&out).contains("checked"),
+        "no summary for files never read"
+    );
+}
+
+#[test]
+fn an_unreadable_file_among_good_ones_still_checks_the_rest_and_exits_2() {
+    let out = choreoc(&["check", &example("ecommerce"), "/nope.choreo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("checked 1 file"));
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    assert_eq!(choreoc(&["check"]).status.code(), Some(2));
+    assert_eq!(
+        choreoc(&["check", "--format", "xml", "x"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(choreoc(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(choreoc(&[]).status.code(), Some(2));
+}
+
+#[test]
+fn invalid_utf8_and_binary_garbage_are_e0001() {
+    let dir = temp_dir("bytes");
+    let bad = dir.join("bad.choreo");
+    std::fs::write(&bad, b"choreography X { \xff\xfe }").unwrap();
+    let out = choreoc(&["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("error[E0001]: the file is not valid UTF-8"));
+
+    let garbage = dir.join("garbage.choreo");
+    let bytes: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&garbage, bytes).unwrap();
+    let out = choreoc(&["check", garbage.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("error[E0001]"));
+}
+
+#[test]
+fn help_is_useful_on_every_command() {
+    let out = choreoc(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("check") && text.contains("explain"), "{text}");
+
+    let out = choreoc(&["check", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in ["--format", "--deny-warnings", "Exit status", "FILE"] {
+        assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
+    }
+    let out = choreoc(&["explain", "--help"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CODE"));
+}
+
+#[test]
+fn explain_prints_a_failing_and_a_fixed_example() {
+    let out = choreoc(&["explain", "e0204"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("# E0204: dead end"), "{text}");
+    assert!(text.contains("## Example") && text.contains("## Fixed"));
+
+    let out = choreoc(&["explain", "E9999"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not a choreo diagnostic code"));
+}
