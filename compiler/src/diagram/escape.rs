@@ -18,17 +18,7 @@
 /// characters become spaces: a label is one line unless the renderer adds
 /// `<br/>` itself.
 pub fn mermaid_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut last_space = false;
-    for c in text.chars() {
-        if c.is_control() || c.is_whitespace() {
-            if !last_space {
-                out.push(' ');
-            }
-            last_space = true;
-            continue;
-        }
-        last_space = false;
+    one_line(text, |out, c| {
         if c.is_alphanumeric()
             || matches!(
                 c,
@@ -39,8 +29,7 @@ pub fn mermaid_text(text: &str) -> String {
         } else {
             out.push_str(&format!("#{};", u32::from(c)));
         }
-    }
-    out.trim().to_owned()
+    })
 }
 
 /// Text for a Mermaid `accTitle:` or `accDescr:` line, which runs to the end
@@ -50,6 +39,17 @@ pub fn mermaid_text(text: &str) -> String {
 /// comment wherever it stands, so line breaks become spaces and `%%` is
 /// split.
 pub fn mermaid_line(text: &str) -> String {
+    one_line(text, |out, c| {
+        if c == '%' && out.ends_with('%') {
+            out.push(' ');
+        }
+        out.push(c);
+    })
+}
+
+/// Text on one line: runs of whitespace and control characters become one
+/// space, the ends are trimmed, and `push` writes every other character.
+fn one_line(text: &str, mut push: impl FnMut(&mut String, char)) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last_space = false;
     for c in text.chars() {
@@ -61,10 +61,7 @@ pub fn mermaid_line(text: &str) -> String {
             continue;
         }
         last_space = false;
-        if c == '%' && out.ends_with('%') {
-            out.push(' ');
-        }
-        out.push(c);
+        push(&mut out, c);
     }
     out.trim().to_owned()
 }

@@ -149,10 +149,7 @@ impl Graph {
     /// Builds the graph of one view.
     pub fn build(spec: &CheckedSpec, scope: Scope) -> Graph {
         let spec: &Spec = spec;
-        let mut title = spec.name.text.clone();
-        if let Some(version) = &spec.version {
-            title.push_str(&format!(" {}", version.value));
-        }
+        let title = title(spec);
         let (view, summary, reactions): (String, String, Vec<ReactionId>) = match scope {
             Scope::Flow => (
                 "flow".to_owned(),
@@ -430,6 +427,14 @@ impl Builder<'_> {
             nodes[q] = Some(n);
         }
         nodes
+    }
+}
+
+/// The choreography's name, with its version when it has one.
+pub(super) fn title(spec: &Spec) -> String {
+    match &spec.version {
+        Some(version) => format!("{} {}", spec.name.text, version.value),
+        None => spec.name.text.clone(),
     }
 }
 

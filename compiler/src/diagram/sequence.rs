@@ -10,7 +10,7 @@
 //! keeps the output linear in the spec for specs whose runs branch a lot.
 
 use super::escape::{mermaid_line, mermaid_text};
-use super::graph::summary;
+use super::graph::{summary, title};
 use crate::model::{CheckedSpec, MessageId, Outcome, ReactionId, Settlement, Spec};
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -27,10 +27,7 @@ pub(super) fn render(spec: &CheckedSpec) -> String {
         lines: 0,
         drawn: BTreeSet::new(),
     };
-    let mut title = spec.name.text.clone();
-    if let Some(version) = &spec.version {
-        title.push_str(&format!(" {}", version.value));
-    }
+    let title = title(spec);
     seq.line(
         0,
         &format!("accTitle: {}", mermaid_line(&format!("{title}, sequence"))),

@@ -243,22 +243,28 @@ impl Svg {
     }
 
     fn text(&mut self, x: f64, y: f64, size: f64, bold: bool, colour: &str, content: &str) {
-        let weight = if bold { " font-weight=\"bold\"" } else { "" };
-        let _ = writeln!(
-            self.out,
-            "<text x=\"{}\" y=\"{}\" font-size=\"{}\"{weight} fill=\"{colour}\">{}</text>",
-            num(x),
-            num(y),
-            num(size),
-            xml(content)
-        );
+        self.text_anchored(x, y, size, bold, colour, content, "");
     }
 
     fn centered(&mut self, x: f64, y: f64, size: f64, bold: bool, colour: &str, content: &str) {
+        self.text_anchored(x, y, size, bold, colour, content, " text-anchor=\"middle\"");
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn text_anchored(
+        &mut self,
+        x: f64,
+        y: f64,
+        size: f64,
+        bold: bool,
+        colour: &str,
+        content: &str,
+        anchor: &str,
+    ) {
         let weight = if bold { " font-weight=\"bold\"" } else { "" };
         let _ = writeln!(
             self.out,
-            "<text x=\"{}\" y=\"{}\" font-size=\"{}\"{weight} fill=\"{colour}\" text-anchor=\"middle\">{}</text>",
+            "<text x=\"{}\" y=\"{}\" font-size=\"{}\"{weight} fill=\"{colour}\"{anchor}>{}</text>",
             num(x),
             num(y),
             num(size),
