@@ -37,6 +37,15 @@ pub(super) fn render(spec: &CheckedSpec) -> String {
         seq.line(0, &format!("accDescr: {}", mermaid_line(&about)));
     }
     seq.line(0, "actor client as Client");
+    // `@external` events join an instance from outside, as commands start
+    // one: each gets its own run, sent by an actor of its own.
+    let external: Vec<MessageId> = spec
+        .events()
+        .filter(|&e| spec.message(e).external.is_some() && !receivers(spec, e).is_empty())
+        .collect();
+    if !external.is_empty() {
+        seq.line(0, "actor outside as Outside");
+    }
     for (i, p) in spec.participants.iter().enumerate() {
         seq.line(
             0,
@@ -44,25 +53,10 @@ pub(super) fn render(spec: &CheckedSpec) -> String {
         );
     }
     for command in spec.commands() {
-        let mut path = Path::default();
-        let m = spec.message(command);
-        let handlers = receivers(spec, command);
-        let about = summary(&m.docs);
-        if !about.is_empty() {
-            let over = match handlers.first() {
-                Some(h) => format!("client,p{h}"),
-                None => "client".to_owned(),
-            };
-            seq.line(
-                0,
-                &format!(
-                    "Note over {over}: {}: {}",
-                    mermaid_text(&m.name.text),
-                    mermaid_text(&about)
-                ),
-            );
-        }
-        seq.deliver(0, "client", command, &mut path);
+        seq.run("client", command);
+    }
+    for event in external {
+        seq.run("outside", event);
     }
     seq.out
 }
@@ -98,6 +92,29 @@ struct Sequence<'a> {
 }
 
 impl Sequence<'_> {
+    /// The run that `m`, sent by `actor`, sets off, under a note with its
+    /// doc comment's summary.
+    fn run(&mut self, actor: &str, m: MessageId) {
+        let spec = self.spec;
+        let message = spec.message(m);
+        let about = summary(&message.docs);
+        if !about.is_empty() {
+            let over = match receivers(spec, m).first() {
+                Some(h) => format!("{actor},p{h}"),
+                None => actor.to_owned(),
+            };
+            self.line(
+                0,
+                &format!(
+                    "Note over {over}: {}: {}",
+                    mermaid_text(&message.name.text),
+                    mermaid_text(&about)
+                ),
+            );
+        }
+        self.deliver(0, actor, m, &mut Path::default());
+    }
+
     fn line(&mut self, depth: usize, text: &str) {
         let _ = writeln!(self.out, "{:indent$}{text}", "", indent = 4 * (depth + 1));
         self.lines += 1;
@@ -122,7 +139,7 @@ impl Sequence<'_> {
                 depth,
                 &format!("Note over {from}: {name} settles the instance: {how}"),
             );
-        } else if receivers.is_empty() && from != "client" {
+        } else if receivers.is_empty() && !matches!(from, "client" | "outside") {
             self.line(depth, &format!("Note over {from}: emits {name}"));
         }
         // Joins that still wait are said first, next to the arrows, before
@@ -171,7 +188,10 @@ impl Sequence<'_> {
             }
         } else if path.fired.contains(&r) {
             if !reaction.is_sink() {
-                self.line(depth, &format!("Note over {me}: reacts again as above"));
+                self.line(
+                    depth,
+                    &format!("Note over {me}: reacts again, as above (a cycle)"),
+                );
             }
             return;
         }
