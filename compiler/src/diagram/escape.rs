@@ -11,10 +11,12 @@
 /// after `:` of a sequence message or note, or in an `alt`/`par` label.
 ///
 /// Mermaid decodes `#name;` and `#123;` entity codes in these places, so
-/// every character that could mean something to its lexer (quotes, `#`,
-/// `%`, `;`, brackets, braces, `<`, `&`, `|`, `:` and the like) becomes a
-/// numeric entity; letters, digits, spaces and plain punctuation stay as
-/// they are so the source stays readable. Newlines and other control
+/// every character that could mean something to its lexer or to HTML
+/// (quotes, `#`, `%`, `;`, brackets, braces, `<`, `&`, backslash, backtick
+/// and the like) becomes a numeric entity; letters, digits, spaces and
+/// plain punctuation stay as they are so the source stays readable. `|`
+/// and `:` are plain here: they only mean something in edge labels and
+/// before a sequence message, where user text never goes. Newlines and other control
 /// characters become spaces: a label is one line unless the renderer adds
 /// `<br/>` itself.
 pub fn mermaid_text(text: &str) -> String {
@@ -22,7 +24,21 @@ pub fn mermaid_text(text: &str) -> String {
         if c.is_alphanumeric()
             || matches!(
                 c,
-                '_' | '-' | '.' | ',' | '/' | '\'' | '!' | '?' | '+' | '*' | '=' | '@' | '(' | ')'
+                '_' | '-'
+                    | '.'
+                    | ','
+                    | '/'
+                    | '\''
+                    | '!'
+                    | '?'
+                    | '+'
+                    | '*'
+                    | '='
+                    | '@'
+                    | '('
+                    | ')'
+                    | ':'
+                    | '|'
             )
         {
             out.push(c);
@@ -115,9 +131,13 @@ mod tests {
     fn mermaid_text_cannot_close_a_label_or_start_a_comment() {
         let nasty = "a \"quoted\" <b>&amp;</b> %% comment\n]]> {x} [y] |z| #1; back\\slash; end";
         let escaped = mermaid_text(nasty);
-        for bad in ['"', '<', '>', '\n', '[', ']', '{', '}', '|', '\\', '%', '&'] {
+        // `;` stays only as the end of an entity code.
+        for bad in ['"', '<', '>', '\n', '[', ']', '{', '}', '\\', '%', '&', '`'] {
             assert!(!escaped.contains(bad), "{bad:?} left in {escaped}");
         }
+        assert!(!escaped
+            .replace(|c: char| c.is_ascii_digit(), "")
+            .contains(" ;"));
         assert!(escaped.starts_with("a #34;quoted#34; #60;b#62;"));
         assert_eq!(mermaid_text("Plain text, fine."), "Plain text, fine.");
         assert_eq!(mermaid_text("  two\n\nlines  "), "two lines");
