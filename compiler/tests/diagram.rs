@@ -9,6 +9,7 @@ use choreo_compiler::diagram::{render, DiagramError, Format, View};
 use choreo_compiler::testing::{synthetic_pipeline, synthetic_spec};
 use choreo_compiler::{check, CheckedSpec, SourceFile};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -451,7 +452,12 @@ fn tool_available(what: &str, available: bool) -> bool {
     if std::env::var("CHOREO_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
         panic!("{what} is missing, and CHOREO_REQUIRE_TOOLS=1 requires it (see .ci/run)");
     }
-    eprintln!("SKIPPED: {what} is missing; set CHOREO_REQUIRE_TOOLS=1 to make this a failure");
+    // Straight to the stderr handle: libtest captures `eprintln!` of passing
+    // tests, and a skip must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {what} is missing; set CHOREO_REQUIRE_TOOLS=1 to make this a failure"
+    );
     false
 }
 
