@@ -15,6 +15,8 @@ use crate::model::{CheckedSpec, MessageId, Outcome, ReactionId, Settlement, Spec
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+/// Nesting beyond which blocks are no longer indented further.
+const MAX_INDENT: usize = 12;
 /// Lines after which reactions already drawn are no longer redrawn.
 const BUDGET: usize = 4_000;
 
@@ -116,7 +118,10 @@ impl Sequence<'_> {
     }
 
     fn line(&mut self, depth: usize, text: &str) {
-        let _ = writeln!(self.out, "{:indent$}{text}", "", indent = 4 * (depth + 1));
+        // Indentation only helps the eye; capping it keeps a run a thousand
+        // decisions deep from growing quadratically.
+        let indent = 4 * (depth.min(MAX_INDENT) + 1);
+        let _ = writeln!(self.out, "{:indent$}{text}", "");
         self.lines += 1;
     }
 
