@@ -16,6 +16,7 @@
 
 pub mod checks;
 pub mod diagnostic;
+pub mod diagram;
 pub mod explain;
 pub mod model;
 pub mod render;

@@ -60,6 +60,51 @@ pub fn synthetic_spec(reactions: usize) -> String {
     out
 }
 
+/// A valid spec with exactly `reactions` reactions (at least 3) in one
+/// deep process: a pipeline where each step either hands on to the next
+/// or fails with a terminal event of its own, and a notifier that reacts
+/// to every way it can end. Unlike [`synthetic_spec`], everything is connected, as
+/// deep as it is long, and one reaction consumes events from every depth:
+/// the hard case for layouts and path analyses.
+pub fn synthetic_pipeline(reactions: usize) -> String {
+    let steps = reactions.max(3) - 2;
+    let mut out = String::with_capacity(reactions * 160);
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "/// A synthetic pipeline of {} reactions.", steps + 2);
+    out.push_str("choreography Pipeline {\n    key run_id: uuid\n\n    command Start { }\n");
+    for i in 0..steps {
+        let _ = writeln!(out, "    event Step{i} {{ }}");
+        let _ = writeln!(
+            out,
+            "    @terminal(failure) event Rejected{i} {{ reason: string }}"
+        );
+    }
+    out.push_str("    @terminal event Done { }\n\n    participant Intake {\n        on Start -> Step0\n    }\n");
+    for stage in 0..5 {
+        let _ = writeln!(out, "\n    participant Stage{stage} {{");
+        for i in (stage..steps).step_by(5) {
+            let next = if i + 1 < steps {
+                format!("Step{}", i + 1)
+            } else {
+                "Done".to_owned()
+            };
+            let _ = writeln!(out, "        on Step{i} -> {next} | Rejected{i}");
+        }
+        out.push_str("    }\n");
+    }
+    let endings: Vec<String> = (0..steps)
+        .map(|i| format!("Rejected{i}"))
+        .chain(["Done".to_owned()])
+        .collect();
+    let _ = writeln!(
+        out,
+        "\n    participant Notifier {{\n        on {}\n    }}",
+        endings.join(" | ")
+    );
+    out.push_str("}\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +117,14 @@ mod tests {
         assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
         let spec = report.spec.unwrap();
         assert_eq!(spec.reactions.len(), 4 * REACTIONS_PER_UNIT);
+    }
+
+    #[test]
+    fn synthetic_pipelines_are_valid_at_exact_sizes() {
+        for n in [3, 37] {
+            let report = check(&SourceFile::new("pipeline.choreo", synthetic_pipeline(n)));
+            assert!(!report.has_errors(), "{:?}", report.diagnostics);
+            assert_eq!(report.spec.map(|s| s.reactions.len()), Some(n));
+        }
     }
 }

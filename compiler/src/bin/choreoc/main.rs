@@ -2,6 +2,7 @@
 //! derives code, diagrams and exports from them.
 
 mod check;
+mod diagram;
 mod explain;
 mod input;
 
@@ -20,6 +21,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Check(check::Args),
+    Diagram(diagram::Args),
     Explain(explain::Args),
 }
 
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Diagram(args) => diagram::run(args),
         Command::Explain(args) => explain::run(args),
     };
     ExitCode::from(code)
