@@ -8,3 +8,13 @@ pub mod payload;
 
 pub use envelope::{Envelope, EnvelopeBuilder, EnvelopeError, EventId, SharedStr, TraceParent};
 pub use payload::{DecodeError, Message, Payload};
+pub mod broker;
+
+pub use broker::memory::{MemoryBroker, MemoryOptions};
+pub use broker::{
+    connect, Broker, BrokerError, Capabilities, Delivery, SharedBroker, StartPosition,
+    SubscribeOptions, Subscription,
+};
+pub mod store;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
