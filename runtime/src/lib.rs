@@ -18,3 +18,5 @@ pub use broker::{
 pub mod store;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod progress;
+pub mod service;

@@ -349,9 +349,10 @@ pub trait Broker: Send + Sync + 'static {
     /// How the broker is doing.
     async fn health(&self) -> Health;
 
-    /// Closes the broker gracefully: publishing stops, members go on
-    /// receiving and settling what is already there until it is all
-    /// settled or `drain_timeout` passes, then every subscription ends.
+    /// Closes the broker gracefully: members go on receiving, settling (and
+    /// publishing what their handling emits) until every group with members
+    /// has nothing left or `drain_timeout` passes; then every subscription
+    /// ends and publishing fails with [`BrokerError::Closed`].
     async fn close(&self, drain_timeout: Duration) -> Result<(), BrokerError>;
 }
 

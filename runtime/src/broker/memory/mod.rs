@@ -175,7 +175,8 @@ impl Broker for MemoryBroker {
     }
 
     async fn publish(&self, topic: &str, envelope: Envelope) -> Result<(), BrokerError> {
-        if self.shared.state.load(Ordering::Acquire) != OPEN {
+        // While draining, consumers still publish what their handling emits.
+        if self.shared.state.load(Ordering::Acquire) == CLOSED {
             return Err(BrokerError::Closed);
         }
         self.shared.deliver(topic, &envelope);
@@ -183,7 +184,7 @@ impl Broker for MemoryBroker {
     }
 
     async fn publish_batch(&self, messages: Vec<(SharedStr, Envelope)>) -> Result<(), BrokerError> {
-        if self.shared.state.load(Ordering::Acquire) != OPEN {
+        if self.shared.state.load(Ordering::Acquire) == CLOSED {
             return Err(BrokerError::Closed);
         }
         for (topic, env) in &messages {
