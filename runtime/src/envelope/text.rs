@@ -135,3 +135,9 @@ impl<'de> serde::Deserialize<'de> for SharedStr {
         String::deserialize(d).map(SharedStr::from)
     }
 }
+
+impl Default for SharedStr {
+    fn default() -> Self {
+        SharedStr::from_static("")
+    }
+}
