@@ -22,8 +22,9 @@ enum Repr {
     Text(SharedStr),
 }
 
-// Namespace of the ids the runtime derives for emitted events (UUID v5).
-const DERIVED_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_3c2e_9a4d_4e57_8c0b_5d1e_2f3a_4b5c);
+// Seed of the hash that derives ids of emitted events. Changing it changes
+// every derived id, so it is part of the wire contract.
+const DERIVED_SEED: u64 = 0x6b1f_3c2e_9a4d_4e57;
 
 impl EventId {
     /// A fresh version 7 UUID for the given Unix time in milliseconds.
@@ -45,9 +46,26 @@ impl EventId {
     /// `cause`: the same inputs always give the same id, so a handler run
     /// again after a crash or a redelivery republishes the same ids and
     /// consumers deduplicate them.
+    ///
+    /// The id is a version 8 UUID holding the XXH3-128 hash of the cause,
+    /// the reaction and the index (stable across builds and platforms).
     pub fn derived(cause: &EventId, reaction: &str, index: usize) -> Self {
-        let name = format!("{cause}/{reaction}/{index}");
-        EventId(Repr::Uuid(Uuid::new_v5(&DERIVED_NAMESPACE, name.as_bytes())))
+        let mut h = xxhash_rust::xxh3::Xxh3::with_seed(DERIVED_SEED);
+        match &cause.0 {
+            Repr::Uuid(u) => {
+                h.update(&[0]);
+                h.update(u.as_bytes());
+            }
+            Repr::Text(t) => {
+                h.update(&[1]);
+                h.update(t.as_bytes());
+            }
+        }
+        h.update(&(reaction.len() as u64).to_le_bytes());
+        h.update(reaction.as_bytes());
+        h.update(&(index as u64).to_le_bytes());
+        let bytes = h.digest128().to_be_bytes();
+        EventId(Repr::Uuid(uuid::Builder::from_custom_bytes(bytes).into_uuid()))
     }
 
     /// The id as a UUID, when it is one.
@@ -146,6 +164,9 @@ mod tests {
             EventId::derived(&cause, "r", 1)
         );
         assert_ne!(EventId::now(), EventId::now());
+        // Pinned: derived ids are part of the wire contract.
+        assert_eq!(EventId::derived(&cause, "r", 0).to_string(), "a3f1e37c-2aad-83de-8011-adb72a7cbb47");
+        assert_eq!(EventId::derived(&cause, "r", 0).as_uuid().unwrap().get_version_num(), 8);
     }
 }
 

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
+use std::future::Future;
+
 use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -214,11 +216,13 @@ struct Runner {
     /// Per reaction: its inbox and state scope.
     scopes: Vec<SharedStr>,
     /// Per wire type: the reactions it triggers.
-    by_type: HashMap<SharedStr, Vec<usize>>,
-    topic_cache: std::sync::RwLock<HashMap<SharedStr, SharedStr>>,
+    by_type: FastMap<SharedStr, Vec<usize>>,
+    topic_cache: std::sync::RwLock<FastMap<SharedStr, SharedStr>>,
     progress_topic: SharedStr,
     counters: Arc<Counters>,
 }
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// How one reaction dealt with one delivery.
 enum Outcome {
@@ -238,7 +242,7 @@ impl Runner {
             .iter()
             .map(|r| SharedStr::from(format!("{}/{}/{}", def.choreography, def.participant, r.name)))
             .collect();
-        let mut by_type: HashMap<SharedStr, Vec<usize>> = HashMap::new();
+        let mut by_type: FastMap<SharedStr, Vec<usize>> = FastMap::default();
         for (i, r) in def.reactions.iter().enumerate() {
             for t in r.trigger.types() {
                 by_type.entry(t.clone()).or_default().push(i);
@@ -258,7 +262,7 @@ impl Runner {
             source,
             scopes,
             by_type,
-            topic_cache: std::sync::RwLock::new(HashMap::new()),
+            topic_cache: std::sync::RwLock::new(FastMap::default()),
             progress_topic,
             counters: Arc::new(Counters::default()),
         }
@@ -318,9 +322,20 @@ impl Runner {
                 _ = stop.changed(), if !stopping => stopping = true,
                 batch = sub.next_batch(free), if !stopping && free > 0 => match batch {
                     Ok(Some(deliveries)) => {
+                        // With in-process stores a handling mostly finishes
+                        // on its first poll: keep those out of the
+                        // FuturesUnordered machinery and settle the batch
+                        // at once.
                         for d in deliveries {
-                            running.push(self.clone().handle(d));
+                            let mut handling = Box::pin(self.clone().handle(d));
+                            let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+                            match handling.as_mut().poll(&mut cx) {
+                                std::task::Poll::Ready(done) => finished.push(done),
+                                // Polled again by `running` with a real waker.
+                                std::task::Poll::Pending => running.push(handling),
+                            }
                         }
+                        self.flush(&mut finished).await;
                     }
                     Ok(None) => stopping = true,
                     Err(e) => {

@@ -10,27 +10,31 @@ use tokio::time::Instant;
 use super::{Claim, InboxStore, StateStore, StoreError};
 use crate::envelope::{Envelope, EventId};
 
-enum Entry {
-    Claimed { until: Instant },
-    Done,
-}
+/// `DONE`, or the end of a claim's lease in milliseconds after the
+/// inbox's creation (plus one): an entry is one word, which matters at a
+/// million entries per scope.
+type Entry = u64;
+const DONE: Entry = 0;
+
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 #[derive(Default)]
 struct ScopeInbox {
-    entries: HashMap<EventId, Entry>,
+    entries: Map<EventId, Entry>,
     done_order: VecDeque<EventId>,
 }
 
 /// An inbox in memory. It remembers the last `capacity` completed ids per
 /// scope (default one million): a duplicate older than that is handled again.
 pub struct MemoryInbox {
-    scopes: Mutex<HashMap<String, ScopeInbox>>,
+    scopes: Mutex<Map<String, ScopeInbox>>,
     capacity: usize,
+    epoch: Instant,
 }
 
 impl Default for MemoryInbox {
     fn default() -> Self {
-        MemoryInbox::with_capacity(1_000_000)
+        MemoryInbox::with_capacity(100_000)
     }
 }
 
@@ -43,9 +47,14 @@ impl MemoryInbox {
     /// An inbox remembering `capacity` completed ids per scope.
     pub fn with_capacity(capacity: usize) -> Self {
         MemoryInbox {
-            scopes: Mutex::new(HashMap::new()),
+            scopes: Mutex::new(Map::default()),
             capacity: capacity.max(1),
+            epoch: Instant::now(),
         }
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX - 1) + 1
     }
 
     fn with_scope<R>(&self, scope: &str, f: impl FnOnce(&mut ScopeInbox) -> R) -> R {
@@ -61,15 +70,16 @@ impl MemoryInbox {
 impl InboxStore for MemoryInbox {
     async fn claim(&self, scope: &str, id: &EventId, lease: Duration) -> Result<Claim, StoreError> {
         let now = Instant::now();
+        let (now_ms, until) = (self.millis(now), self.millis(now + lease));
         Ok(self.with_scope(scope, |s| match s.entries.get_mut(id) {
-            Some(Entry::Done) => Claim::Done,
-            Some(Entry::Claimed { until }) if *until > now => Claim::Busy,
-            Some(e) => {
-                *e = Entry::Claimed { until: now + lease };
+            Some(&mut DONE) => Claim::Done,
+            Some(held) if *held > now_ms => Claim::Busy,
+            Some(lapsed) => {
+                *lapsed = until;
                 Claim::Acquired
             }
             None => {
-                s.entries.insert(id.clone(), Entry::Claimed { until: now + lease });
+                s.entries.insert(id.clone(), until);
                 Claim::Acquired
             }
         }))
@@ -78,7 +88,7 @@ impl InboxStore for MemoryInbox {
     async fn complete(&self, scope: &str, id: &EventId) -> Result<(), StoreError> {
         let capacity = self.capacity;
         self.with_scope(scope, |s| {
-            if !matches!(s.entries.insert(id.clone(), Entry::Done), Some(Entry::Done)) {
+            if s.entries.insert(id.clone(), DONE) != Some(DONE) {
                 s.done_order.push_back(id.clone());
             }
             while s.done_order.len() > capacity {
@@ -92,7 +102,7 @@ impl InboxStore for MemoryInbox {
 
     async fn release(&self, scope: &str, id: &EventId) -> Result<(), StoreError> {
         self.with_scope(scope, |s| {
-            if matches!(s.entries.get(id), Some(Entry::Claimed { .. })) {
+            if s.entries.get(id).is_some_and(|&e| e != DONE) {
                 s.entries.remove(id);
             }
         });

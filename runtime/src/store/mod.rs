@@ -12,6 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use memory::{MemoryInbox, MemoryStateStore};
+#[cfg(feature = "postgres")]
+pub use postgres::{PgInbox, PgStateStore, PgStores};
 
 use crate::envelope::{Envelope, EventId};
 

@@ -90,15 +90,15 @@ struct InFlight {
 struct GroupState {
     ready: VecDeque<Pending>,
     delayed: BinaryHeap<Delayed>,
-    in_flight: HashMap<u64, InFlight>,
+    in_flight: HashMap<u64, InFlight, foldhash::fast::RandomState>,
     next_tag: u64,
     next_seq: u64,
     /// No in-flight deadline is earlier than this (a lower bound).
     next_expiry: Option<Instant>,
     members: Vec<Arc<Member>>,
     /// Per-key order: the copy that holds each key, and the copies waiting.
-    key_locks: HashMap<SharedStr, u64>,
-    parked: HashMap<SharedStr, VecDeque<Pending>>,
+    key_locks: HashMap<SharedStr, u64, foldhash::fast::RandomState>,
+    parked: HashMap<SharedStr, VecDeque<Pending>, foldhash::fast::RandomState>,
 }
 
 /// Dead letters found under the lock, published after it is released.

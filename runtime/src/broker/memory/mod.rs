@@ -37,7 +37,8 @@ pub struct MemoryOptions {
     /// to prove that consumers deduplicate.
     pub duplicate_deliveries: bool,
     /// How many of its latest messages a topic keeps for groups created
-    /// later from the earliest position (0: none).
+    /// later from the earliest position (0: none). Groups that exist keep
+    /// everything published after they were created, whatever this says.
     pub retained_per_topic: usize,
 }
 
@@ -45,7 +46,7 @@ impl Default for MemoryOptions {
     fn default() -> Self {
         MemoryOptions {
             duplicate_deliveries: false,
-            retained_per_topic: 65_536,
+            retained_per_topic: 1024,
         }
     }
 }
@@ -72,7 +73,7 @@ struct TopicState {
 }
 
 pub(crate) struct Shared {
-    topics: RwLock<HashMap<SharedStr, Arc<Topic>>>,
+    topics: RwLock<HashMap<SharedStr, Arc<Topic>, foldhash::fast::RandomState>>,
     options: MemoryOptions,
     state: AtomicU8,
     next_member: AtomicU64,
@@ -94,7 +95,7 @@ impl MemoryBroker {
     pub fn with_options(options: MemoryOptions) -> Self {
         MemoryBroker {
             shared: Arc::new(Shared {
-                topics: RwLock::new(HashMap::new()),
+                topics: RwLock::new(HashMap::default()),
                 options,
                 state: AtomicU8::new(OPEN),
                 next_member: AtomicU64::new(1),
