@@ -162,13 +162,24 @@ fn main() {
         .build()
         .unwrap();
     let rounds = 3;
+    let best = |v: &[Duration]| v.iter().min().copied().unwrap();
     let mut raw = Vec::new();
     let mut brk = Vec::new();
+    // CHOREO_BENCH_ONLY=raw|broker runs one side (for profiling).
+    let only = std::env::var("CHOREO_BENCH_ONLY").unwrap_or_default();
     for _ in 0..rounds {
-        raw.push(rt.block_on(raw_pipeline(n)));
-        brk.push(rt.block_on(broker_pipeline(n)));
+        if only != "broker" {
+            raw.push(rt.block_on(raw_pipeline(n)));
+        }
+        if only != "raw" {
+            brk.push(rt.block_on(broker_pipeline(n)));
+        }
     }
-    let best = |v: &[Duration]| v.iter().min().copied().unwrap();
+    if !only.is_empty() {
+        let v = if only == "raw" { &raw } else { &brk };
+        println!("{only}: {:.0} events/s (rounds: {v:?})", (2 * n) as f64 / best(v).as_secs_f64());
+        return;
+    }
     let rate = |d: Duration| (2 * n) as f64 / d.as_secs_f64();
     let (raw_rate, brk_rate) = (rate(best(&raw)), rate(best(&brk)));
     println!("commands per round: {n} (each makes 2 handlings); best of {rounds} rounds");

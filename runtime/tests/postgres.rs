@@ -53,6 +53,12 @@ async fn postgres_inbox_claims_complete_release_and_lapse() {
     // Releasing a completed id changes nothing.
     inbox.release("s", &a).await.unwrap();
     assert_eq!(inbox.claim("s", &a, lease).await.unwrap(), Claim::Done);
+    // A batch: a repeat within it is Busy, a handled id Done.
+    let c = EventId::now();
+    let claims = inbox.claim_many("s", &[c.clone(), a.clone(), c.clone()], lease).await.unwrap();
+    assert_eq!(claims, [Claim::Acquired, Claim::Done, Claim::Busy]);
+    inbox.complete_many("s", &[c.clone(), c.clone()]).await.unwrap();
+    assert_eq!(inbox.claim("s", &c, lease).await.unwrap(), Claim::Done);
     pg.drop_tables(&prefix).await.unwrap();
 }
 

@@ -24,7 +24,7 @@ use crate::broker::{
 use crate::envelope::{Envelope, EventId, SharedStr, TraceParent};
 use crate::payload::Payload;
 use crate::progress::notice::{Completion, CompletionOutcome, EmittedEvent, ProgressNotice};
-use crate::store::{Claim, InboxStore, MemoryInbox, MemoryStateStore, StateStore};
+use crate::store::{Claim, InboxStore, MemoryInbox, MemoryStateStore, StateStore, StoreError};
 
 /// The stores a service keeps its idempotency and join state in.
 #[derive(Clone)]
@@ -233,7 +233,25 @@ enum Outcome {
     DeadLetter(String),
 }
 
-type Handled = (Delivery, Settlement, Vec<Completion>);
+/// A finished handling, waiting for the batch's flush.
+struct Handled {
+    delivery: Delivery,
+    settlement: Settlement,
+    completions: Vec<Completion>,
+    /// Inbox ids to mark done, and to release, by reaction.
+    complete: Vec<(usize, EventId)>,
+    release: Vec<(usize, EventId)>,
+}
+
+/// What the batch claim said for one reaction of one delivery.
+type PreClaims = Vec<(usize, Result<Claim, StoreError>)>;
+
+/// What a handling must do with an inbox claim taken for it.
+enum InboxAction {
+    None,
+    Complete(EventId),
+    Release(EventId),
+}
 
 impl Runner {
     fn new(def: ServiceDefinition, broker: SharedBroker, stores: Stores, opts: ServiceOptions) -> Self {
@@ -322,12 +340,13 @@ impl Runner {
                 _ = stop.changed(), if !stopping => stopping = true,
                 batch = sub.next_batch(free), if !stopping && free > 0 => match batch {
                     Ok(Some(deliveries)) => {
+                        let claims = self.claim_batch(&deliveries).await;
                         // With in-process stores a handling mostly finishes
                         // on its first poll: keep those out of the
                         // FuturesUnordered machinery and settle the batch
                         // at once.
-                        for d in deliveries {
-                            let mut handling = Box::pin(self.clone().handle(d));
+                        for (d, pre) in deliveries.into_iter().zip(claims) {
+                            let mut handling = Box::pin(self.clone().handle(d, pre));
                             let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
                             match handling.as_mut().poll(&mut cx) {
                                 std::task::Poll::Ready(done) => finished.push(done),
@@ -357,12 +376,32 @@ impl Runner {
         }
         let mut completions = Vec::new();
         let mut settlements = Vec::with_capacity(finished.len());
-        for (d, s, c) in finished.drain(..) {
-            if matches!(s, Settlement::DeadLetter { .. }) {
+        let mut complete: Vec<Vec<EventId>> = vec![Vec::new(); self.scopes.len()];
+        let mut release: Vec<Vec<EventId>> = vec![Vec::new(); self.scopes.len()];
+        for h in finished.drain(..) {
+            if matches!(h.settlement, Settlement::DeadLetter { .. }) {
                 bump(&self.counters.dead_lettered);
             }
-            completions.extend(c);
-            settlements.push((d, s));
+            completions.extend(h.completions);
+            for (i, id) in h.complete {
+                complete[i].push(id);
+            }
+            for (i, id) in h.release {
+                release[i].push(id);
+            }
+            settlements.push((h.delivery, h.settlement));
+        }
+        // Done marks first: once a delivery is acked its id must read done.
+        for (i, ids) in complete.iter().enumerate().filter(|(_, ids)| !ids.is_empty()) {
+            if let Err(e) = self.stores.inbox.complete_many(&self.scopes[i], ids).await {
+                // Outputs are out; a rerun republishes the same ids.
+                tracing::warn!(scope = %self.scopes[i], error = %e, "inbox completions not stored");
+            }
+        }
+        for (i, ids) in release.iter().enumerate().filter(|(_, ids)| !ids.is_empty()) {
+            if let Err(e) = self.stores.inbox.release_many(&self.scopes[i], ids).await {
+                tracing::warn!(scope = %self.scopes[i], error = %e, "inbox claims not released; they lapse with their lease");
+            }
         }
         // Notices go out before the acks: a tracker must never see an
         // instance idle while its last handling is still unreported.
@@ -389,7 +428,46 @@ impl Runner {
         self.counters.deliveries.fetch_add(n, Ordering::Relaxed);
     }
 
-    async fn handle(self: Arc<Self>, d: Delivery) -> Handled {
+    /// Claims, for every plain (non-join) reaction, the events of a whole
+    /// batch in one call per reaction; one list of answers per delivery.
+    async fn claim_batch(&self, deliveries: &[Delivery]) -> Vec<PreClaims> {
+        let mut per_reaction: Vec<(Vec<usize>, Vec<EventId>)> = vec![(Vec::new(), Vec::new()); self.scopes.len()];
+        for (di, d) in deliveries.iter().enumerate() {
+            for &i in self.by_type.get(d.envelope().ty()).map_or(&[][..], Vec::as_slice) {
+                if matches!(self.def.reactions[i].trigger, Trigger::Any(_)) {
+                    per_reaction[i].0.push(di);
+                    per_reaction[i].1.push(d.envelope().id().clone());
+                }
+            }
+        }
+        let mut out: Vec<PreClaims> = vec![Vec::new(); deliveries.len()];
+        for (i, (dis, ids)) in per_reaction.into_iter().enumerate() {
+            if ids.is_empty() {
+                continue;
+            }
+            match self.stores.inbox.claim_many(&self.scopes[i], &ids, self.opts.claim_lease).await {
+                Ok(claims) if claims.len() == ids.len() => {
+                    for (di, c) in dis.into_iter().zip(claims) {
+                        out[di].push((i, Ok(c)));
+                    }
+                }
+                Ok(_) => {
+                    let e = StoreError::Backend("claim_many answered a different number of ids".into());
+                    for di in dis {
+                        out[di].push((i, Err(e.clone())));
+                    }
+                }
+                Err(e) => {
+                    for di in dis {
+                        out[di].push((i, Err(e.clone())));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    async fn handle(self: Arc<Self>, d: Delivery, pre: PreClaims) -> Handled {
         let env = d.envelope().clone();
         let Some(reactions) = self.by_type.get(env.ty()) else {
             let reason = format!(
@@ -397,16 +475,30 @@ impl Runner {
                 self.def.participant,
                 env.ty()
             );
-            return (d, Settlement::DeadLetter { reason }, Vec::new());
+            return Handled {
+                delivery: d,
+                settlement: Settlement::DeadLetter { reason },
+                completions: Vec::new(),
+                complete: Vec::new(),
+                release: Vec::new(),
+            };
         };
         let attempt = d.attempt();
         let mut completions = Vec::new();
+        let (mut complete, mut release) = (Vec::new(), Vec::new());
         let mut retry_in: Option<Duration> = None;
         let mut dead: Vec<(usize, String)> = Vec::new();
         let mut busy = false;
         for &i in reactions {
             let r = &self.def.reactions[i];
-            match self.react(i, &env, attempt).await {
+            let claim = pre.iter().find(|(ri, _)| *ri == i).map(|(_, c)| c.clone());
+            let (outcome, action) = self.react(i, &env, attempt, claim).await;
+            match action {
+                InboxAction::None => {}
+                InboxAction::Complete(id) => complete.push((i, id)),
+                InboxAction::Release(id) => release.push((i, id)),
+            }
+            match outcome {
                 Outcome::Completed(c) => completions.push(c),
                 Outcome::Duplicate => bump(&self.counters.duplicates),
                 Outcome::Busy => busy = true,
@@ -447,7 +539,13 @@ impl Runner {
         } else {
             Settlement::Ack
         };
-        (d, settlement, completions)
+        Handled {
+            delivery: d,
+            settlement,
+            completions,
+            complete,
+            release,
+        }
     }
 
     fn completion(&self, i: usize, env: &Envelope, outcome: CompletionOutcome, emitted: Vec<EmittedEvent>) -> Completion {
@@ -462,53 +560,63 @@ impl Runner {
     }
 
     /// Runs reaction `i` for `env`, at most once per event (per instance
-    /// for a join), whatever the number of deliveries.
-    async fn react(&self, i: usize, env: &Envelope, attempt: u32) -> Outcome {
+    /// for a join), whatever the number of deliveries. A plain reaction
+    /// comes with its batch claim and leaves the inbox update to the
+    /// flush; a join claims and updates its firing here.
+    async fn react(
+        &self,
+        i: usize,
+        env: &Envelope,
+        attempt: u32,
+        claim: Option<Result<Claim, StoreError>>,
+    ) -> (Outcome, InboxAction) {
         let r = &self.def.reactions[i];
         let scope = &self.scopes[i];
         let instance = env.correlation_shared();
-        let (inputs, dedup_id, is_join) = match &r.trigger {
-            Trigger::Any(_) => (vec![env.clone()], env.id().clone(), false),
-            Trigger::All(types) => {
+        let (inputs, dedup_id, claim) = match (&r.trigger, claim) {
+            (Trigger::Any(_), Some(claim)) => (vec![env.clone()], env.id().clone(), claim),
+            (Trigger::Any(_), None) => {
+                let claim = self.stores.inbox.claim(scope, env.id(), self.opts.claim_lease).await;
+                (vec![env.clone()], env.id().clone(), claim)
+            }
+            (Trigger::All(types), _) => {
                 let slot = types.iter().position(|t| t == env.ty_shared()).unwrap_or(0);
                 match self.stores.state.join_arrive(scope, instance, slot, types.len(), env).await {
-                    Err(e) => return Outcome::Failed(HandlerError::failed(e)),
+                    Err(e) => return (Outcome::Failed(HandlerError::failed(e)), InboxAction::None),
                     Ok(None) => {
                         bump(&self.counters.join_waiting);
-                        return Outcome::Completed(self.completion(i, env, CompletionOutcome::JoinWaiting, Vec::new()));
+                        let c = self.completion(i, env, CompletionOutcome::JoinWaiting, Vec::new());
+                        return (Outcome::Completed(c), InboxAction::None);
                     }
-                    Ok(Some(all)) => (all, join_firing_id(instance), true),
+                    Ok(Some(all)) => {
+                        let id = join_firing_id(instance);
+                        match self.stores.inbox.claim(scope, &id, self.opts.claim_lease).await {
+                            // A join that fired already still owes this
+                            // event a completion, so trackers do not wait
+                            // for it forever.
+                            Ok(Claim::Done) => {
+                                let c = self.completion(i, env, CompletionOutcome::JoinWaiting, Vec::new());
+                                return (Outcome::Completed(c), InboxAction::None);
+                            }
+                            claim => (all, id, claim),
+                        }
+                    }
                 }
             }
         };
-        match self.stores.inbox.claim(scope, &dedup_id, self.opts.claim_lease).await {
-            Err(e) => return Outcome::Failed(HandlerError::failed(e)),
-            // A join that fired already still owes this event a completion,
-            // so trackers do not wait for it forever.
-            Ok(Claim::Done) if is_join => {
-                return Outcome::Completed(self.completion(i, env, CompletionOutcome::JoinWaiting, Vec::new()))
-            }
-            Ok(Claim::Done) => return Outcome::Duplicate,
-            Ok(Claim::Busy) => return Outcome::Busy,
+        match claim {
+            Err(e) => return (Outcome::Failed(HandlerError::failed(e)), InboxAction::None),
+            Ok(Claim::Done) => return (Outcome::Duplicate, InboxAction::None),
+            Ok(Claim::Busy) => return (Outcome::Busy, InboxAction::None),
             Ok(Claim::Acquired) => {}
         }
-        let result = self.fire(r, scope, env, inputs, &dedup_id, attempt).await;
-        let inbox = &self.stores.inbox;
-        match result {
+        match self.fire(r, scope, env, inputs, &dedup_id, attempt).await {
             Ok(emitted) => {
-                if let Err(e) = inbox.complete(scope, &dedup_id).await {
-                    // Outputs are out; a rerun republishes the same ids.
-                    tracing::warn!(reaction = %r.name, error = %e, "inbox completion not stored");
-                }
                 bump(&self.counters.handled);
-                Outcome::Completed(self.completion(i, env, CompletionOutcome::Handled, emitted))
+                let c = self.completion(i, env, CompletionOutcome::Handled, emitted);
+                (Outcome::Completed(c), InboxAction::Complete(dedup_id))
             }
-            Err(outcome) => {
-                if let Err(e) = inbox.release(scope, &dedup_id).await {
-                    tracing::warn!(reaction = %r.name, error = %e, "inbox claim not released; it lapses with its lease");
-                }
-                outcome
-            }
+            Err(outcome) => (outcome, InboxAction::Release(dedup_id)),
         }
     }
 

@@ -11,8 +11,8 @@ use super::{Claim, InboxStore, StateStore, StoreError};
 use crate::envelope::{Envelope, EventId};
 
 /// `DONE`, or the end of a claim's lease in milliseconds after the
-/// inbox's creation (plus one): an entry is one word, which matters at a
-/// million entries per scope.
+/// inbox's creation (plus one): an entry is one word, which matters at
+/// a hundred thousand entries per scope.
 type Entry = u64;
 const DONE: Entry = 0;
 
@@ -25,7 +25,9 @@ struct ScopeInbox {
 }
 
 /// An inbox in memory. It remembers the last `capacity` completed ids per
-/// scope (default one million): a duplicate older than that is handled again.
+/// scope (default 100,000): a duplicate older than that is handled again.
+/// That suits one process, where duplicates come from injection and
+/// redelivery within seconds; durable deployments use the PostgreSQL inbox.
 pub struct MemoryInbox {
     scopes: Mutex<Map<String, ScopeInbox>>,
     capacity: usize,
@@ -39,7 +41,7 @@ impl Default for MemoryInbox {
 }
 
 impl MemoryInbox {
-    /// An inbox remembering one million ids per scope.
+    /// An inbox remembering 100,000 ids per scope.
     pub fn new() -> Self {
         MemoryInbox::default()
     }
@@ -68,27 +70,40 @@ impl MemoryInbox {
 
 #[async_trait]
 impl InboxStore for MemoryInbox {
-    async fn claim(&self, scope: &str, id: &EventId, lease: Duration) -> Result<Claim, StoreError> {
+    async fn claim_many(&self, scope: &str, ids: &[EventId], lease: Duration) -> Result<Vec<Claim>, StoreError> {
         let now = Instant::now();
         let (now_ms, until) = (self.millis(now), self.millis(now + lease));
-        Ok(self.with_scope(scope, |s| match s.entries.get_mut(id) {
-            Some(&mut DONE) => Claim::Done,
-            Some(held) if *held > now_ms => Claim::Busy,
-            Some(lapsed) => {
-                *lapsed = until;
-                Claim::Acquired
-            }
-            None => {
-                s.entries.insert(id.clone(), until);
-                Claim::Acquired
-            }
+        Ok(self.with_scope(scope, |s| {
+            ids.iter()
+                .map(|id| match s.entries.entry(id.clone()) {
+                    std::collections::hash_map::Entry::Occupied(mut e) => match *e.get() {
+                        DONE => Claim::Done,
+                        held if held > now_ms => Claim::Busy,
+                        _ => {
+                            e.insert(until);
+                            Claim::Acquired
+                        }
+                    },
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(until);
+                        Claim::Acquired
+                    }
+                })
+                .collect()
         }))
     }
 
-    async fn complete(&self, scope: &str, id: &EventId) -> Result<(), StoreError> {
+    async fn complete_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
         let capacity = self.capacity;
         self.with_scope(scope, |s| {
-            if s.entries.insert(id.clone(), DONE) != Some(DONE) {
+            for id in ids {
+                match s.entries.get_mut(id) {
+                    Some(e) if *e == DONE => continue,
+                    Some(e) => *e = DONE,
+                    None => {
+                        s.entries.insert(id.clone(), DONE);
+                    }
+                }
                 s.done_order.push_back(id.clone());
             }
             while s.done_order.len() > capacity {
@@ -100,10 +115,12 @@ impl InboxStore for MemoryInbox {
         Ok(())
     }
 
-    async fn release(&self, scope: &str, id: &EventId) -> Result<(), StoreError> {
+    async fn release_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
         self.with_scope(scope, |s| {
-            if s.entries.get(id).is_some_and(|&e| e != DONE) {
-                s.entries.remove(id);
+            for id in ids {
+                if s.entries.get(id).is_some_and(|&e| e != DONE) {
+                    s.entries.remove(id);
+                }
             }
         });
         Ok(())
@@ -190,6 +207,10 @@ mod tests {
         // Capacity 2: the oldest completion is forgotten.
         assert_eq!(inbox.claim("s", &a, lease).await.unwrap(), Claim::Acquired);
         assert_eq!(inbox.claim("s", &c, lease).await.unwrap(), Claim::Done);
+        // In one batch, a repeated id is claimed once.
+        let d = EventId::from("d");
+        let claims = inbox.claim_many("s", &[d.clone(), d.clone(), c.clone()], lease).await.unwrap();
+        assert_eq!(claims, [Claim::Acquired, Claim::Busy, Claim::Done]);
     }
 
     #[tokio::test]

@@ -48,14 +48,35 @@ pub enum Claim {
 /// for a join, an id derived from the instance). A claim is a lease: if its
 /// holder dies without completing or releasing, the claim lapses after
 /// `lease` and the event can be handled again (at-least-once).
+///
+/// The operations take batches (a service claims a whole delivery batch
+/// in one call, one round trip to a database); an id repeated within one
+/// batch is claimed once and `Busy` the other times.
 #[async_trait]
 pub trait InboxStore: Send + Sync + 'static {
-    /// Claims `id` in `scope` for `lease`.
-    async fn claim(&self, scope: &str, id: &EventId, lease: Duration) -> Result<Claim, StoreError>;
-    /// Marks `id` handled for good.
-    async fn complete(&self, scope: &str, id: &EventId) -> Result<(), StoreError>;
-    /// Gives a claim up (the handling failed and will be retried).
-    async fn release(&self, scope: &str, id: &EventId) -> Result<(), StoreError>;
+    /// Claims each of `ids` in `scope` for `lease`; one answer per id, in order.
+    async fn claim_many(&self, scope: &str, ids: &[EventId], lease: Duration) -> Result<Vec<Claim>, StoreError>;
+    /// Marks `ids` handled for good.
+    async fn complete_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError>;
+    /// Gives claims up (the handlings failed and will be retried).
+    async fn release_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError>;
+
+    /// Claims one id.
+    async fn claim(&self, scope: &str, id: &EventId, lease: Duration) -> Result<Claim, StoreError> {
+        let claims = self.claim_many(scope, std::slice::from_ref(id), lease).await?;
+        claims
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Backend("claim_many returned no answer".into()))
+    }
+    /// Marks one id handled.
+    async fn complete(&self, scope: &str, id: &EventId) -> Result<(), StoreError> {
+        self.complete_many(scope, std::slice::from_ref(id)).await
+    }
+    /// Gives one claim up.
+    async fn release(&self, scope: &str, id: &EventId) -> Result<(), StoreError> {
+        self.release_many(scope, std::slice::from_ref(id)).await
+    }
 }
 
 /// Per-instance state of reactions: join slots and `@bounded` counters.

@@ -43,17 +43,18 @@ impl Sql {
             // Inserts a claim, or takes over a lapsed one; a row back means ours.
             claim: format!(
                 "INSERT INTO {p}inbox (scope, id, done, lease_until) \
-                 VALUES ($1, $2, false, now() + make_interval(secs => $3)) \
+                 SELECT $1, id, false, now() + make_interval(secs => $3) FROM unnest($2::text[]) AS id \
                  ON CONFLICT (scope, id) DO UPDATE SET lease_until = EXCLUDED.lease_until \
                  WHERE {p}inbox.done = false AND {p}inbox.lease_until < now() \
-                 RETURNING 1"
+                 RETURNING id"
             ),
-            claim_state: format!("SELECT done FROM {p}inbox WHERE scope = $1 AND id = $2"),
+            claim_state: format!("SELECT id, done FROM {p}inbox WHERE scope = $1 AND id = ANY($2)"),
             complete: format!(
-                "INSERT INTO {p}inbox (scope, id, done, lease_until) VALUES ($1, $2, true, now()) \
+                "INSERT INTO {p}inbox (scope, id, done, lease_until) \
+                 SELECT $1, id, true, now() FROM unnest($2::text[]) AS id \
                  ON CONFLICT (scope, id) DO UPDATE SET done = true"
             ),
-            release: format!("DELETE FROM {p}inbox WHERE scope = $1 AND id = $2 AND done = false"),
+            release: format!("DELETE FROM {p}inbox WHERE scope = $1 AND id = ANY($2) AND done = false"),
             join_insert: format!(
                 "INSERT INTO {p}join (scope, instance, slot, envelope) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (scope, instance, slot) DO NOTHING"
@@ -192,44 +193,77 @@ pub struct PgInbox {
     shared: Arc<Shared>,
 }
 
+/// The ids as text, each once (one statement may not touch a row twice).
+fn distinct_texts(ids: &[EventId]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter()
+        .map(ToString::to_string)
+        .filter(|t| seen.insert(t.clone()))
+        .collect()
+}
+
 #[async_trait]
 impl InboxStore for PgInbox {
-    async fn claim(&self, scope: &str, id: &EventId, lease: Duration) -> Result<Claim, StoreError> {
+    async fn claim_many(&self, scope: &str, ids: &[EventId], lease: Duration) -> Result<Vec<Claim>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let texts = distinct_texts(ids);
         let client = self.shared.pool.get().await.map_err(backend)?;
-        let id = id.to_string();
         let stmt = client.prepare_cached(&self.shared.sql.claim).await.map_err(backend)?;
-        let won = client
-            .query_opt(&stmt, &[&scope, &id, &lease.as_secs_f64()])
+        let rows = client
+            .query(&stmt, &[&scope, &texts, &lease.as_secs_f64()])
             .await
             .map_err(backend)?;
-        if won.is_some() {
-            return Ok(Claim::Acquired);
+        let won: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+        let mut done = std::collections::HashSet::new();
+        if won.len() < texts.len() {
+            let lost: Vec<&String> = texts.iter().filter(|t| !won.contains(*t)).collect();
+            let stmt = client.prepare_cached(&self.shared.sql.claim_state).await.map_err(backend)?;
+            for r in client.query(&stmt, &[&scope, &lost]).await.map_err(backend)? {
+                if r.get::<_, bool>(1) {
+                    done.insert(r.get::<_, String>(0));
+                }
+            }
         }
-        let stmt = client.prepare_cached(&self.shared.sql.claim_state).await.map_err(backend)?;
-        let row = client.query_opt(&stmt, &[&scope, &id]).await.map_err(backend)?;
-        Ok(match row {
-            Some(r) if r.get::<_, bool>(0) => Claim::Done,
-            Some(_) => Claim::Busy,
-            // Released between the two statements: let the caller retry.
-            None => Claim::Busy,
-        })
+        // The first occurrence of an id gets its claim; a repeat is Busy.
+        let mut answered = std::collections::HashSet::new();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let t = id.to_string();
+                if done.contains(&t) {
+                    Claim::Done
+                } else if won.contains(&t) && answered.insert(t) {
+                    Claim::Acquired
+                } else {
+                    Claim::Busy
+                }
+            })
+            .collect())
     }
 
-    async fn complete(&self, scope: &str, id: &EventId) -> Result<(), StoreError> {
+    async fn complete_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let client = self.shared.pool.get().await.map_err(backend)?;
         let stmt = client.prepare_cached(&self.shared.sql.complete).await.map_err(backend)?;
         client
-            .execute(&stmt, &[&scope, &id.to_string()])
+            .execute(&stmt, &[&scope, &distinct_texts(ids)])
             .await
             .map_err(backend)?;
         Ok(())
     }
 
-    async fn release(&self, scope: &str, id: &EventId) -> Result<(), StoreError> {
+    async fn release_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let client = self.shared.pool.get().await.map_err(backend)?;
         let stmt = client.prepare_cached(&self.shared.sql.release).await.map_err(backend)?;
         client
-            .execute(&stmt, &[&scope, &id.to_string()])
+            .execute(&stmt, &[&scope, &distinct_texts(ids)])
             .await
             .map_err(backend)?;
         Ok(())
