@@ -2,6 +2,7 @@
 //! (in any process) sees every reaction complete, sinks included.
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::envelope::{EventId, SharedStr};
 use crate::payload::Message;
@@ -35,8 +36,8 @@ pub struct Completion {
     pub event_type: SharedStr,
     /// How it ended.
     pub outcome: CompletionOutcome,
-    /// The events the handling emitted.
-    pub emitted: Vec<EmittedEvent>,
+    /// The events the handling emitted (mostly one: kept inline).
+    pub emitted: SmallVec<[EmittedEvent; 1]>,
 }
 
 /// How a reaction finished with an event.

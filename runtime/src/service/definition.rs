@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use smallvec::SmallVec;
 
 use crate::broker::Backoff;
 use crate::envelope::{Envelope, EventId, SharedStr};
@@ -140,11 +141,11 @@ impl fmt::Debug for Context {
 /// The triggering envelope(s) of one handling.
 #[derive(Debug, Clone)]
 pub struct Input {
-    envelopes: Vec<Envelope>,
+    envelopes: SmallVec<[Envelope; 2]>,
 }
 
 impl Input {
-    pub(crate) fn new(envelopes: Vec<Envelope>) -> Self {
+    pub(crate) fn new(envelopes: SmallVec<[Envelope; 2]>) -> Self {
         Input { envelopes }
     }
     /// The triggering envelope (for a join, the first in declared order).

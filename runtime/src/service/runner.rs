@@ -12,6 +12,7 @@ use futures::stream::FuturesUnordered;
 use std::future::Future;
 
 use futures::{FutureExt, StreamExt};
+use smallvec::SmallVec;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -239,12 +240,13 @@ struct Handled {
     settlement: Settlement,
     completions: Vec<Completion>,
     /// Inbox ids to mark done, and to release, by reaction.
-    complete: Vec<(usize, EventId)>,
-    release: Vec<(usize, EventId)>,
+    complete: SmallVec<[(usize, EventId); 1]>,
+    release: SmallVec<[(usize, EventId); 1]>,
 }
 
-/// What the batch claim said for one reaction of one delivery.
-type PreClaims = Vec<(usize, Result<Claim, StoreError>)>;
+/// What the batch claim said for one reaction of one delivery (mostly
+/// one reaction: kept inline, no allocation per delivery).
+type PreClaims = SmallVec<[(usize, Result<Claim, StoreError>); 1]>;
 
 /// What a handling must do with an inbox claim taken for it.
 enum InboxAction {
@@ -440,7 +442,7 @@ impl Runner {
                 }
             }
         }
-        let mut out: Vec<PreClaims> = vec![Vec::new(); deliveries.len()];
+        let mut out: Vec<PreClaims> = vec![SmallVec::new(); deliveries.len()];
         for (i, (dis, ids)) in per_reaction.into_iter().enumerate() {
             if ids.is_empty() {
                 continue;
@@ -479,13 +481,13 @@ impl Runner {
                 delivery: d,
                 settlement: Settlement::DeadLetter { reason },
                 completions: Vec::new(),
-                complete: Vec::new(),
-                release: Vec::new(),
+                complete: SmallVec::new(),
+                release: SmallVec::new(),
             };
         };
         let attempt = d.attempt();
         let mut completions = Vec::new();
-        let (mut complete, mut release) = (Vec::new(), Vec::new());
+        let (mut complete, mut release) = (SmallVec::new(), SmallVec::new());
         let mut retry_in: Option<Duration> = None;
         let mut dead: Vec<(usize, String)> = Vec::new();
         let mut busy = false;
@@ -528,7 +530,7 @@ impl Runner {
             Settlement::Nack { delay: Some(delay) }
         } else if !dead.is_empty() {
             for (i, reason) in &dead {
-                completions.push(self.completion(*i, &env, CompletionOutcome::DeadLettered { reason: reason.clone() }, Vec::new()));
+                completions.push(self.completion(*i, &env, CompletionOutcome::DeadLettered { reason: reason.clone() }, SmallVec::new()));
             }
             let reason = dead.into_iter().map(|(_, r)| r).collect::<Vec<_>>().join("; ");
             Settlement::DeadLetter { reason }
@@ -548,7 +550,7 @@ impl Runner {
         }
     }
 
-    fn completion(&self, i: usize, env: &Envelope, outcome: CompletionOutcome, emitted: Vec<EmittedEvent>) -> Completion {
+    fn completion(&self, i: usize, env: &Envelope, outcome: CompletionOutcome, emitted: SmallVec<[EmittedEvent; 1]>) -> Completion {
         Completion {
             reaction: self.def.reactions[i].name.clone(),
             instance: env.correlation_shared().clone(),
@@ -574,10 +576,10 @@ impl Runner {
         let scope = &self.scopes[i];
         let instance = env.correlation_shared();
         let (inputs, dedup_id, claim) = match (&r.trigger, claim) {
-            (Trigger::Any(_), Some(claim)) => (vec![env.clone()], env.id().clone(), claim),
+            (Trigger::Any(_), Some(claim)) => (smallvec::smallvec![env.clone()], env.id().clone(), claim),
             (Trigger::Any(_), None) => {
                 let claim = self.stores.inbox.claim(scope, env.id(), self.opts.claim_lease).await;
-                (vec![env.clone()], env.id().clone(), claim)
+                (smallvec::smallvec![env.clone()], env.id().clone(), claim)
             }
             (Trigger::All(types), _) => {
                 let slot = types.iter().position(|t| t == env.ty_shared()).unwrap_or(0);
@@ -585,7 +587,7 @@ impl Runner {
                     Err(e) => return (Outcome::Failed(HandlerError::failed(e)), InboxAction::None),
                     Ok(None) => {
                         bump(&self.counters.join_waiting);
-                        let c = self.completion(i, env, CompletionOutcome::JoinWaiting, Vec::new());
+                        let c = self.completion(i, env, CompletionOutcome::JoinWaiting, SmallVec::new());
                         return (Outcome::Completed(c), InboxAction::None);
                     }
                     Ok(Some(all)) => {
@@ -595,10 +597,10 @@ impl Runner {
                             // event a completion, so trackers do not wait
                             // for it forever.
                             Ok(Claim::Done) => {
-                                let c = self.completion(i, env, CompletionOutcome::JoinWaiting, Vec::new());
+                                let c = self.completion(i, env, CompletionOutcome::JoinWaiting, SmallVec::new());
                                 return (Outcome::Completed(c), InboxAction::None);
                             }
-                            claim => (all, id, claim),
+                            claim => (all.into(), id, claim),
                         }
                     }
                 }
@@ -626,10 +628,10 @@ impl Runner {
         r: &Reaction,
         scope: &SharedStr,
         trigger: &Envelope,
-        inputs: Vec<Envelope>,
+        inputs: SmallVec<[Envelope; 2]>,
         dedup_id: &EventId,
         attempt: u32,
-    ) -> Result<Vec<EmittedEvent>, Outcome> {
+    ) -> Result<SmallVec<[EmittedEvent; 1]>, Outcome> {
         let instance = trigger.correlation_shared();
         if let Some(bound) = r.bound {
             let fired = self
@@ -688,8 +690,8 @@ impl Runner {
         let trace = trigger
             .traceparent()
             .map_or_else(TraceParent::new_root, |t| t.child());
-        let mut emitted = Vec::with_capacity(emit.messages.len());
-        let mut out = Vec::with_capacity(emit.messages.len());
+        let mut emitted = SmallVec::with_capacity(emit.messages.len());
+        let mut out: Vec<(SharedStr, Envelope)> = Vec::with_capacity(emit.messages.len());
         for (n, (ty, payload)) in emit.messages.into_iter().enumerate() {
             let env = self.emitted_envelope(&r.name, trigger, dedup_id, n, &ty, payload, trace);
             emitted.push(EmittedEvent {
@@ -698,12 +700,15 @@ impl Runner {
             });
             out.push((self.topic_for(&ty), env));
         }
-        if !out.is_empty() {
-            self.broker
-                .publish_batch(out)
-                .await
-                .map_err(|e| Outcome::Failed(HandlerError::failed(format!("publishing the outcome failed: {e}"))))?;
-        }
+        let published = match out.len() {
+            0 => Ok(()),
+            1 => match out.pop() {
+                Some((topic, env)) => self.broker.publish(&topic, env).await,
+                None => Ok(()),
+            },
+            _ => self.broker.publish_batch(out).await,
+        };
+        published.map_err(|e| Outcome::Failed(HandlerError::failed(format!("publishing the outcome failed: {e}"))))?;
         if r.bound.is_some() {
             self.stores
                 .state

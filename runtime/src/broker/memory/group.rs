@@ -29,7 +29,9 @@ pub(super) struct Member {
 impl Member {
     /// Wakes the member if it is waiting; true if it was.
     pub(super) fn wake(&self) -> bool {
-        if self.waiting.swap(false, Ordering::SeqCst) {
+        // A plain load first: most pushes find the member busy, and a load
+        // does not pull the cache line away from it.
+        if self.waiting.load(Ordering::SeqCst) && self.waiting.swap(false, Ordering::SeqCst) {
             self.notify.notify_one();
             true
         } else {
