@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use choreo_runtime::service::{
-    Client, Emit, HandlerError, Reaction, ServiceDefinition, ServiceOptions, Stores, Topics, Trigger,
+    Client, Emit, HandlerError, Reaction, ServiceDefinition, ServiceOptions, Stores, Topics,
+    Trigger,
 };
-use choreo_runtime::{Broker, MemoryBroker, Message, SharedBroker};
+use choreo_runtime::{MemoryBroker, Message, SharedBroker};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -177,7 +178,10 @@ fn main() {
     }
     if !only.is_empty() {
         let v = if only == "raw" { &raw } else { &brk };
-        println!("{only}: {:.0} events/s (rounds: {v:?})", (2 * n) as f64 / best(v).as_secs_f64());
+        println!(
+            "{only}: {:.0} events/s (rounds: {v:?})",
+            (2 * n) as f64 / best(v).as_secs_f64()
+        );
         return;
     }
     let rate = |d: Duration| (2 * n) as f64 / d.as_secs_f64();

@@ -15,8 +15,8 @@ pub use broker::{
     connect, Broker, BrokerError, Capabilities, Delivery, SharedBroker, StartPosition,
     SubscribeOptions, Subscription,
 };
-pub mod store;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod progress;
 pub mod service;
+pub mod store;

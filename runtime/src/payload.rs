@@ -15,7 +15,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// A payload type of a choreography: generated structs implement it.
-pub trait Message: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static {
+pub trait Message:
+    Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static
+{
     /// The wire type (the CloudEvents `type` attribute), e.g. `Ecommerce.OrderPlaced`.
     const TYPE: &'static str;
 }

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use choreo_runtime::broker::IntoSharedBroker;
-use choreo_runtime::service::{Client, Emit, Reaction, ServiceDefinition, ServiceOptions, Topics, Trigger};
+use choreo_runtime::service::{
+    Client, Emit, Reaction, ServiceDefinition, ServiceOptions, Topics, Trigger,
+};
 use choreo_runtime::store::{Claim, InboxStore, PgStores, StateStore};
 use choreo_runtime::{Envelope, EventId, MemoryBroker, Message, SharedBroker};
 use common::*;
@@ -36,41 +38,69 @@ async fn stores() -> Option<(PgStores, String)> {
 
 #[tokio::test]
 async fn postgres_inbox_claims_complete_release_and_lapse() {
-    let Some((pg, prefix)) = stores().await else { return };
+    let Some((pg, prefix)) = stores().await else {
+        return;
+    };
     let inbox = pg.inbox();
     let (a, b) = (EventId::now(), EventId::from("text-id é"));
     let lease = Duration::from_secs(30);
     assert_eq!(inbox.claim("s", &a, lease).await.unwrap(), Claim::Acquired);
     assert_eq!(inbox.claim("s", &a, lease).await.unwrap(), Claim::Busy);
-    assert_eq!(inbox.claim("other", &a, lease).await.unwrap(), Claim::Acquired);
+    assert_eq!(
+        inbox.claim("other", &a, lease).await.unwrap(),
+        Claim::Acquired
+    );
     inbox.complete("s", &a).await.unwrap();
     assert_eq!(inbox.claim("s", &a, lease).await.unwrap(), Claim::Done);
     assert_eq!(inbox.claim("s", &b, lease).await.unwrap(), Claim::Acquired);
     inbox.release("s", &b).await.unwrap();
-    assert_eq!(inbox.claim("s", &b, Duration::from_millis(50)).await.unwrap(), Claim::Acquired);
+    assert_eq!(
+        inbox
+            .claim("s", &b, Duration::from_millis(50))
+            .await
+            .unwrap(),
+        Claim::Acquired
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(inbox.claim("s", &b, lease).await.unwrap(), Claim::Acquired, "a lapsed claim is taken over");
+    assert_eq!(
+        inbox.claim("s", &b, lease).await.unwrap(),
+        Claim::Acquired,
+        "a lapsed claim is taken over"
+    );
     // Releasing a completed id changes nothing.
     inbox.release("s", &a).await.unwrap();
     assert_eq!(inbox.claim("s", &a, lease).await.unwrap(), Claim::Done);
     // A batch: a repeat within it is Busy, a handled id Done.
     let c = EventId::now();
-    let claims = inbox.claim_many("s", &[c.clone(), a.clone(), c.clone()], lease).await.unwrap();
+    let claims = inbox
+        .claim_many("s", &[c.clone(), a.clone(), c.clone()], lease)
+        .await
+        .unwrap();
     assert_eq!(claims, [Claim::Acquired, Claim::Done, Claim::Busy]);
-    inbox.complete_many("s", &[c.clone(), c.clone()]).await.unwrap();
+    inbox
+        .complete_many("s", &[c.clone(), c.clone()])
+        .await
+        .unwrap();
     assert_eq!(inbox.claim("s", &c, lease).await.unwrap(), Claim::Done);
     pg.drop_tables(&prefix).await.unwrap();
 }
 
 #[tokio::test]
 async fn postgres_concurrent_claims_have_one_winner() {
-    let Some((pg, prefix)) = stores().await else { return };
+    let Some((pg, prefix)) = stores().await else {
+        return;
+    };
     let id = EventId::now();
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let inbox = pg.inbox();
         let id = id.clone();
-        tasks.push(tokio::spawn(async move { inbox.claim("s", &id, Duration::from_secs(30)).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            inbox
+                .claim("s", &id, Duration::from_secs(30))
+                .await
+                .unwrap()
+        }));
     }
     let mut won = 0;
     for t in tasks {
@@ -84,7 +114,9 @@ async fn postgres_concurrent_claims_have_one_winner() {
 
 #[tokio::test]
 async fn postgres_join_slots_and_counters_survive_a_new_connection() {
-    let Some((pg, prefix)) = stores().await else { return };
+    let Some((pg, prefix)) = stores().await else {
+        return;
+    };
     let state = pg.state();
     let a = Envelope::of("k", PaymentApproved { amount: 3 })
         .causation_id("c-1")
@@ -97,8 +129,16 @@ async fn postgres_join_slots_and_counters_survive_a_new_connection() {
     // A restart: a new pool on the same tables.
     let again = PgStores::connect(SERVER, &prefix).await.unwrap().state();
     let other = Envelope::of("k", StockReserved { reservation: 10 }).build();
-    assert_eq!(again.join_arrive("j", "k", 1, 2, &other).await.unwrap(), None, "first arrival stays");
-    let all = again.join_arrive("j", "k", 0, 2, &a).await.unwrap().unwrap();
+    assert_eq!(
+        again.join_arrive("j", "k", 1, 2, &other).await.unwrap(),
+        None,
+        "first arrival stays"
+    );
+    let all = again
+        .join_arrive("j", "k", 0, 2, &a)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(all[0], a);
     assert_eq!(all[1], b);
     assert_eq!(all[0].decode::<PaymentApproved>().unwrap().amount, 3);
@@ -110,7 +150,9 @@ async fn postgres_join_slots_and_counters_survive_a_new_connection() {
 
 #[tokio::test]
 async fn postgres_stores_make_a_restarted_service_skip_what_it_handled() {
-    let Some((pg, prefix)) = stores().await else { return };
+    let Some((pg, prefix)) = stores().await else {
+        return;
+    };
     let broker: SharedBroker = MemoryBroker::new().into_shared();
     let calls = Arc::new(Mutex::new(0u32));
     let def = |calls: Arc<Mutex<u32>>| {
@@ -129,15 +171,28 @@ async fn postgres_stores_make_a_restarted_service_skip_what_it_handled() {
     };
     let client = Client::new(broker.clone(), Topics::default(), "test");
     let order = Envelope::of("order-1", OrderPlaced { amount: 4 }).build();
-    let first = def(calls.clone()).start(broker.clone(), pg.stores(), ServiceOptions::default()).await.unwrap();
+    let first = def(calls.clone())
+        .start(broker.clone(), pg.stores(), ServiceOptions::default())
+        .await
+        .unwrap();
     client.send_envelope(order.clone()).await.unwrap();
     eventually("handled", || first.stats().handled == 1).await;
     first.shutdown().await.unwrap();
     // The process restarts: new pool, same database; the event comes again.
     let restarted = PgStores::connect(SERVER, &prefix).await.unwrap();
-    let second = def(calls.clone()).start(broker.clone(), restarted.stores(), ServiceOptions::default()).await.unwrap();
+    let second = def(calls.clone())
+        .start(
+            broker.clone(),
+            restarted.stores(),
+            ServiceOptions::default(),
+        )
+        .await
+        .unwrap();
     client.send_envelope(order.clone()).await.unwrap();
-    eventually("the duplicate is settled", || second.stats().duplicates == 1).await;
+    eventually("the duplicate is settled", || {
+        second.stats().duplicates == 1
+    })
+    .await;
     assert_eq!(*calls.lock().unwrap(), 1, "charged once across the restart");
     second.shutdown().await.unwrap();
     pg.drop_tables(&prefix).await.unwrap();
@@ -146,6 +201,10 @@ async fn postgres_stores_make_a_restarted_service_skip_what_it_handled() {
 #[tokio::test]
 async fn postgres_prefixes_are_checked() {
     // Needs no server: the prefix is refused before connecting.
-    assert!(PgStores::connect(SERVER, "Robert'); DROP TABLE x;--").await.is_err());
-    assert!(PgStores::connect("not a = valid = string", "ok_").await.is_err());
+    assert!(PgStores::connect(SERVER, "Robert'); DROP TABLE x;--")
+        .await
+        .is_err());
+    assert!(PgStores::connect("not a = valid = string", "ok_")
+        .await
+        .is_err());
 }

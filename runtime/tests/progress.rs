@@ -16,21 +16,31 @@ use common::*;
 
 fn orders() -> ServiceDefinition {
     ServiceDefinition::new("Shop", "Orders")
-        .reaction(Reaction::new("place", Trigger::any([OrderPlaced::TYPE]), |_c, input| async move {
-            let o: OrderPlaced = input.decode()?;
-            if o.amount == 0 {
-                return Err(HandlerError::rejected("empty order"));
-            }
-            Ok(Emit::one(PaymentApproved { amount: o.amount }))
-        }))
-        .reaction(Reaction::new("finish", Trigger::any([PaymentApproved::TYPE]), |_c, input| async move {
-            let p: PaymentApproved = input.decode()?;
-            Ok(if p.amount > 100 {
-                Emit::one(OrderFailed { reason: "too much".into() })
-            } else {
-                Emit::one(OrderCompleted {})
-            })
-        }))
+        .reaction(Reaction::new(
+            "place",
+            Trigger::any([OrderPlaced::TYPE]),
+            |_c, input| async move {
+                let o: OrderPlaced = input.decode()?;
+                if o.amount == 0 {
+                    return Err(HandlerError::rejected("empty order"));
+                }
+                Ok(Emit::one(PaymentApproved { amount: o.amount }))
+            },
+        ))
+        .reaction(Reaction::new(
+            "finish",
+            Trigger::any([PaymentApproved::TYPE]),
+            |_c, input| async move {
+                let p: PaymentApproved = input.decode()?;
+                Ok(if p.amount > 100 {
+                    Emit::one(OrderFailed {
+                        reason: "too much".into(),
+                    })
+                } else {
+                    Emit::one(OrderCompleted {})
+                })
+            },
+        ))
 }
 
 fn notification() -> ServiceDefinition {
@@ -50,32 +60,59 @@ fn topology() -> Topology {
 }
 
 async fn start(broker: &SharedBroker, def: ServiceDefinition) -> ServiceHandle {
-    def.start(broker.clone(), Stores::memory(), ServiceOptions::default()).await.unwrap()
+    def.start(broker.clone(), Stores::memory(), ServiceOptions::default())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn instances_settle_with_their_outcome_after_the_sink_ran() {
     let broker: SharedBroker = MemoryBroker::new().into_shared();
-    let tracker = InstanceTracker::start(topology(), broker.clone(), TrackerOptions::default()).await.unwrap();
+    let tracker = InstanceTracker::start(topology(), broker.clone(), TrackerOptions::default())
+        .await
+        .unwrap();
     let mut settled = tracker.settled();
     let a = start(&broker, orders()).await;
     let b = start(&broker, notification()).await;
     let client = Client::new(broker.clone(), Topics::default(), "test");
-    client.send("ok-1", OrderPlaced { amount: 10 }).await.unwrap();
-    client.send("big-1", OrderPlaced { amount: 500 }).await.unwrap();
-    let ok = tracker.wait_settled("ok-1", EVENTUALLY).await.expect("ok-1 settles");
+    client
+        .send("ok-1", OrderPlaced { amount: 10 })
+        .await
+        .unwrap();
+    client
+        .send("big-1", OrderPlaced { amount: 500 })
+        .await
+        .unwrap();
+    let ok = tracker
+        .wait_settled("ok-1", EVENTUALLY)
+        .await
+        .expect("ok-1 settles");
     assert_eq!(ok.outcome.as_ref().unwrap().kind, TerminalKind::Success);
     assert!(ok.pending.is_empty());
     let types: Vec<&str> = ok.events.iter().map(|e| e.ty.as_str()).collect();
-    for t in [OrderPlaced::TYPE, PaymentApproved::TYPE, OrderCompleted::TYPE] {
+    for t in [
+        OrderPlaced::TYPE,
+        PaymentApproved::TYPE,
+        OrderCompleted::TYPE,
+    ] {
         assert!(types.contains(&t), "{types:?}");
     }
-    let big = tracker.wait_settled("big-1", EVENTUALLY).await.expect("big-1 settles");
+    let big = tracker
+        .wait_settled("big-1", EVENTUALLY)
+        .await
+        .expect("big-1 settles");
     assert_eq!(big.outcome.as_ref().unwrap().kind, TerminalKind::Failure);
     assert_eq!(big.outcome.as_ref().unwrap().event_type, OrderFailed::TYPE);
-    let mut keys = vec![settled.recv().await.unwrap().key.to_string(), settled.recv().await.unwrap().key.to_string()];
+    let mut keys = vec![
+        settled.recv().await.unwrap().key.to_string(),
+        settled.recv().await.unwrap().key.to_string(),
+    ];
     keys.sort();
-    assert_eq!(keys, ["big-1", "ok-1"], "each instance announced once as it settles");
+    assert_eq!(
+        keys,
+        ["big-1", "ok-1"],
+        "each instance announced once as it settles"
+    );
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
     tracker.shutdown().await;
@@ -84,22 +121,33 @@ async fn instances_settle_with_their_outcome_after_the_sink_ran() {
 #[tokio::test]
 async fn a_sink_that_has_not_run_keeps_the_instance_pending() {
     let broker: SharedBroker = MemoryBroker::new().into_shared();
-    let tracker = InstanceTracker::start(topology(), broker.clone(), TrackerOptions::default()).await.unwrap();
+    let tracker = InstanceTracker::start(topology(), broker.clone(), TrackerOptions::default())
+        .await
+        .unwrap();
     let a = start(&broker, orders()).await;
     let client = Client::new(broker.clone(), Topics::default(), "test");
-    client.send("o-1", OrderPlaced { amount: 10 }).await.unwrap();
+    client
+        .send("o-1", OrderPlaced { amount: 10 })
+        .await
+        .unwrap();
     eventually("the terminal event is seen", || {
         tracker.instance("o-1").is_some_and(|p| p.outcome.is_some())
     })
     .await;
     let p = tracker.instance("o-1").unwrap();
-    assert!(!p.settled, "the notification sink has not handled the terminal event");
+    assert!(
+        !p.settled,
+        "the notification sink has not handled the terminal event"
+    );
     assert_eq!(p.pending.len(), 1);
     assert_eq!(p.pending[0].participant, "Notification");
     assert_eq!(p.pending[0].event_type, OrderCompleted::TYPE);
     // The sink comes up later and catches up from its group's backlog.
     let b = start(&broker, notification()).await;
-    let settled = tracker.wait_settled("o-1", EVENTUALLY).await.expect("settles once the sink ran");
+    let settled = tracker
+        .wait_settled("o-1", EVENTUALLY)
+        .await
+        .expect("settles once the sink ran");
     assert!(settled.pending.is_empty());
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
@@ -109,20 +157,31 @@ async fn a_sink_that_has_not_run_keeps_the_instance_pending() {
 #[tokio::test]
 async fn a_dead_lettered_event_shows_in_the_instance() {
     let broker: SharedBroker = MemoryBroker::new().into_shared();
-    let tracker = InstanceTracker::start(topology(), broker.clone(), TrackerOptions::default()).await.unwrap();
+    let tracker = InstanceTracker::start(topology(), broker.clone(), TrackerOptions::default())
+        .await
+        .unwrap();
     let a = start(&broker, orders()).await;
     Client::new(broker.clone(), Topics::default(), "test")
         .send("empty", OrderPlaced { amount: 0 })
         .await
         .unwrap();
     eventually("the dead letter is reported", || {
-        tracker.instance("empty").is_some_and(|p| !p.dead_letters.is_empty())
+        tracker
+            .instance("empty")
+            .is_some_and(|p| !p.dead_letters.is_empty())
     })
     .await;
     let p = tracker.instance("empty").unwrap();
-    assert!(p.dead_letters[0].reason.contains("empty order"), "{:?}", p.dead_letters);
+    assert!(
+        p.dead_letters[0].reason.contains("empty order"),
+        "{:?}",
+        p.dead_letters
+    );
     assert!(p.pending.is_empty() && p.outcome.is_none() && !p.settled);
-    assert!(tracker.wait_settled("empty", Duration::from_millis(50)).await.is_none());
+    assert!(tracker
+        .wait_settled("empty", Duration::from_millis(50))
+        .await
+        .is_none());
     a.shutdown().await.unwrap();
     tracker.shutdown().await;
 }

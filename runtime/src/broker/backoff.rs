@@ -61,7 +61,14 @@ mod tests {
             max: Duration::from_secs(1),
             jitter: 0.25,
         };
-        for (retry, base) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (40, 1000)] {
+        for (retry, base) in [
+            (1, 100),
+            (2, 200),
+            (3, 400),
+            (4, 800),
+            (5, 1000),
+            (40, 1000),
+        ] {
             let d = b.delay(retry).as_millis();
             assert!(d >= base && d <= base * 5 / 4, "retry {retry}: {d} ms");
         }

@@ -74,7 +74,10 @@ pub struct SubscribeOptions {
 impl SubscribeOptions {
     /// Options for `group` on `topics`, with the defaults: earliest, 256 in
     /// flight, 30 s ack wait, 10 deliveries, 100 ms back-off, no key order.
-    pub fn new<T: Into<String>>(group: impl Into<String>, topics: impl IntoIterator<Item = T>) -> Self {
+    pub fn new<T: Into<String>>(
+        group: impl Into<String>,
+        topics: impl IntoIterator<Item = T>,
+    ) -> Self {
         SubscribeOptions {
             topics: topics.into_iter().map(Into::into).collect(),
             group: group.into(),
@@ -252,7 +255,8 @@ impl std::fmt::Debug for Delivery {
 pub async fn settle_all(
     settlements: impl IntoIterator<Item = (Delivery, Settlement)>,
 ) -> Result<(), BrokerError> {
-    let mut runs: Vec<(Arc<dyn Settler>, Vec<(u64, Settlement)>)> = Vec::new();
+    type Run = (Arc<dyn Settler>, Vec<(u64, Settlement)>);
+    let mut runs: Vec<Run> = Vec::new();
     for (d, s) in settlements {
         match runs.iter_mut().find(|(st, _)| Arc::ptr_eq(st, &d.settler)) {
             Some((_, batch)) => batch.push((d.tag, s)),
@@ -344,7 +348,10 @@ pub trait Broker: Send + Sync + 'static {
     }
 
     /// Joins `options.group` on `options.topics` as a new member.
-    async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Subscription>, BrokerError>;
+    async fn subscribe(
+        &self,
+        options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, BrokerError>;
 
     /// How the broker is doing.
     async fn health(&self) -> Health;

@@ -9,8 +9,8 @@ use tokio::time::Instant;
 
 use super::{CaseContext, Outcome};
 use crate::broker::{
-    dead_letter_topic, Backoff, Delivery, SharedBroker, SubscribeOptions, Subscription, DLQ_ATTEMPTS,
-    DLQ_GROUP, DLQ_REASON,
+    dead_letter_topic, Backoff, Delivery, SharedBroker, SubscribeOptions, Subscription,
+    DLQ_ATTEMPTS, DLQ_GROUP, DLQ_REASON,
 };
 use crate::envelope::{json, Envelope, TraceParent};
 use crate::payload::Message;
@@ -47,7 +47,10 @@ fn probe(key: &str, n: u64) -> Envelope {
 }
 
 fn n_of(d: &Delivery) -> u64 {
-    d.envelope().decode::<Probe>().expect("probe payload decodes").n
+    d.envelope()
+        .decode::<Probe>()
+        .expect("probe payload decodes")
+        .n
 }
 
 /// Quick redelivery so cases do not wait on defaults.
@@ -84,7 +87,11 @@ async fn recv_n(sub: &mut Box<dyn Subscription>, n: usize) -> Vec<Delivery> {
     let mut out = Vec::new();
     while out.len() < n {
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "got {} of {n} deliveries in {EVENTUALLY:?}", out.len());
+        assert!(
+            !left.is_zero(),
+            "got {} of {n} deliveries in {EVENTUALLY:?}",
+            out.len()
+        );
         out.extend(recv(sub, n - out.len(), left).await);
     }
     out
@@ -111,10 +118,16 @@ pub async fn basic_delivery(broker: SharedBroker, ctx: CaseContext) -> Outcome {
     for (d, e) in got.iter().zip(&sent) {
         assert_eq!(d.attempt(), 1);
         assert_eq!(d.topic().as_str(), topic);
-        assert_eq!(d.envelope().decode::<Probe>().expect("decode"), e.decode::<Probe>().expect("decode"));
+        assert_eq!(
+            d.envelope().decode::<Probe>().expect("decode"),
+            e.decode::<Probe>().expect("decode")
+        );
     }
     ack_all(got).await;
-    assert!(recv(&mut sub, 10, QUIET).await.is_empty(), "acked messages do not come back");
+    assert!(
+        recv(&mut sub, 10, QUIET).await.is_empty(),
+        "acked messages do not come back"
+    );
     Outcome::Passed
 }
 
@@ -125,25 +138,41 @@ pub async fn attribute_round_trip(broker: SharedBroker, ctx: CaseContext) -> Out
     let tp: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         .parse()
         .expect("traceparent");
-    let sent = Envelope::of("order/42 é", Probe { n: 1, note: "a\"b\\c\n".into() })
-        .id("id-with-text-1")
-        .source("svc/payment#1")
-        .causation_id("0190b6f2-7c3a-7d2e-9f00-123456789abc")
-        .traceparent(Some(tp))
-        .tracestate("vendor=abc,other=1")
-        .choreo_version("1.2.3")
-        .extension("tenant", "acme corp")
-        .and_then(|b| b.extension("priority", "7"))
-        .expect("extensions")
-        .build();
+    let sent = Envelope::of(
+        "order/42 é",
+        Probe {
+            n: 1,
+            note: "a\"b\\c\n".into(),
+        },
+    )
+    .id("id-with-text-1")
+    .source("svc/payment#1")
+    .causation_id("0190b6f2-7c3a-7d2e-9f00-123456789abc")
+    .traceparent(Some(tp))
+    .tracestate("vendor=abc,other=1")
+    .choreo_version("1.2.3")
+    .extension("tenant", "acme corp")
+    .and_then(|b| b.extension("priority", "7"))
+    .expect("extensions")
+    .build();
     publish(&broker, &topic, sent.clone()).await;
     let got = recv_n(&mut sub, 1).await;
     let env = got[0].envelope();
-    assert_eq!(json::attributes(env), json::attributes(&sent), "attributes byte for byte");
+    assert_eq!(
+        json::attributes(env),
+        json::attributes(&sent),
+        "attributes byte for byte"
+    );
     assert_eq!(env.correlation_id(), "order/42 é");
-    assert_eq!(env.causation_id().map(|c| c.to_string()).as_deref(), Some("0190b6f2-7c3a-7d2e-9f00-123456789abc"));
+    assert_eq!(
+        env.causation_id().map(|c| c.to_string()).as_deref(),
+        Some("0190b6f2-7c3a-7d2e-9f00-123456789abc")
+    );
     assert_eq!(env.traceparent(), Some(tp));
-    assert_eq!(env.decode::<Probe>().expect("decode"), sent.decode::<Probe>().expect("decode"));
+    assert_eq!(
+        env.decode::<Probe>().expect("decode"),
+        sent.decode::<Probe>().expect("decode")
+    );
     ack_all(got).await;
     Outcome::Passed
 }
@@ -161,7 +190,10 @@ pub async fn topic_isolation(broker: SharedBroker, ctx: CaseContext) -> Outcome 
     assert_eq!(n_of(&got_b[0]), 2);
     ack_all(got_a).await;
     ack_all(got_b).await;
-    assert!(recv(&mut sub_a, 10, QUIET).await.is_empty(), "nothing from topic b reaches a");
+    assert!(
+        recv(&mut sub_a, 10, QUIET).await.is_empty(),
+        "nothing from topic b reaches a"
+    );
     Outcome::Passed
 }
 
@@ -230,13 +262,23 @@ pub async fn competing_consumers(broker: SharedBroker, ctx: CaseContext) -> Outc
         t.abort();
     }
     let union: HashSet<u64> = seen.keys().copied().collect();
-    assert_eq!(union, (0..total).collect::<HashSet<_>>(), "union is what was published");
+    assert_eq!(
+        union,
+        (0..total).collect::<HashSet<_>>(),
+        "union is what was published"
+    );
     for (n, ds) in &seen {
         let first = ds.iter().filter(|(_, a)| *a == 1).count();
-        assert!(first == 1 && ds.len() == 1 || ds.iter().any(|(_, a)| *a > 1), "message {n} went to several members without redelivery: {ds:?}");
+        assert!(
+            first == 1 && ds.len() == 1 || ds.iter().any(|(_, a)| *a > 1),
+            "message {n} went to several members without redelivery: {ds:?}"
+        );
     }
     let members_used: HashSet<usize> = seen.values().flatten().map(|(m, _)| *m).collect();
-    assert!(members_used.len() >= 2, "work is shared between members: {members_used:?}");
+    assert!(
+        members_used.len() >= 2,
+        "work is shared between members: {members_used:?}"
+    );
     Outcome::Passed
 }
 
@@ -273,7 +315,10 @@ pub async fn nack_delay_honoured(broker: SharedBroker, ctx: CaseContext) -> Outc
     let again = recv_n(&mut sub, 1).await;
     let waited = nacked_at.elapsed();
     // Brokers may round delays to their clock; 10 % below is still honoured.
-    assert!(waited >= delay.mul_f64(0.9), "redelivered after {waited:?}, delay was {delay:?}");
+    assert!(
+        waited >= delay.mul_f64(0.9),
+        "redelivered after {waited:?}, delay was {delay:?}"
+    );
     assert_eq!(again[0].attempt(), 2);
     ack_all(again).await;
     Outcome::Passed
@@ -297,7 +342,10 @@ pub async fn redelivery_after_consumer_dies(broker: SharedBroker, ctx: CaseConte
     let mut survivor = subscribe(&broker, mk()).await;
     let got = recv_n(&mut survivor, 1).await;
     assert_eq!(got[0].envelope().id(), &id);
-    assert!(got[0].attempt() >= 2, "a redelivery counts as a further attempt");
+    assert!(
+        got[0].attempt() >= 2,
+        "a redelivery counts as a further attempt"
+    );
     ack_all(got).await;
     Outcome::Passed
 }
@@ -306,7 +354,11 @@ pub async fn redelivery_after_consumer_dies(broker: SharedBroker, ctx: CaseConte
 /// its id and the reason.
 pub async fn dead_letter_after_max_deliveries(broker: SharedBroker, ctx: CaseContext) -> Outcome {
     let topic = ctx.name("poison");
-    let mut dlq = subscribe(&broker, options(ctx.name("dlq-reader"), vec![dead_letter_topic(&topic)])).await;
+    let mut dlq = subscribe(
+        &broker,
+        options(ctx.name("dlq-reader"), vec![dead_letter_topic(&topic)]),
+    )
+    .await;
     let mut o = options(ctx.name("g"), vec![topic.clone()]);
     o.max_deliveries = 3;
     let mut sub = subscribe(&broker, o).await;
@@ -321,26 +373,41 @@ pub async fn dead_letter_after_max_deliveries(broker: SharedBroker, ctx: CaseCon
     let env = dead[0].envelope();
     assert_eq!(env.id(), sent.id(), "a dead letter keeps the original id");
     assert_eq!(env.decode::<Probe>().expect("decode").n, 9);
-    assert!(!env.extension(DLQ_REASON).unwrap_or("").is_empty(), "a dead letter says why");
+    assert!(
+        !env.extension(DLQ_REASON).unwrap_or("").is_empty(),
+        "a dead letter says why"
+    );
     assert_eq!(env.extension(DLQ_ATTEMPTS), Some("3"));
     assert_eq!(env.extension(DLQ_GROUP), Some(ctx.name("g").as_str()));
     ack_all(dead).await;
-    assert!(recv(&mut sub, 10, QUIET).await.is_empty(), "a dead letter is not redelivered");
+    assert!(
+        recv(&mut sub, 10, QUIET).await.is_empty(),
+        "a dead letter is not redelivered"
+    );
     Outcome::Passed
 }
 
 /// A consumer can dead-letter a message at once, with its reason.
 pub async fn explicit_dead_letter(broker: SharedBroker, ctx: CaseContext) -> Outcome {
     let topic = ctx.name("reject");
-    let mut dlq = subscribe(&broker, options(ctx.name("dlq-reader"), vec![dead_letter_topic(&topic)])).await;
+    let mut dlq = subscribe(
+        &broker,
+        options(ctx.name("dlq-reader"), vec![dead_letter_topic(&topic)]),
+    )
+    .await;
     let mut sub = subscribe(&broker, options(ctx.name("g"), vec![topic.clone()])).await;
     let sent = probe("k", 3);
     publish(&broker, &topic, sent.clone()).await;
     let d = recv_n(&mut sub, 1).await.remove(0);
-    d.dead_letter("cannot decode: missing field `n`").await.expect("dead letter");
+    d.dead_letter("cannot decode: missing field `n`")
+        .await
+        .expect("dead letter");
     let dead = recv_n(&mut dlq, 1).await;
     assert_eq!(dead[0].envelope().id(), sent.id());
-    assert_eq!(dead[0].envelope().extension(DLQ_REASON), Some("cannot decode: missing field `n`"));
+    assert_eq!(
+        dead[0].envelope().extension(DLQ_REASON),
+        Some("cannot decode: missing field `n`")
+    );
     ack_all(dead).await;
     assert!(recv(&mut sub, 10, QUIET).await.is_empty());
     Outcome::Passed
@@ -409,13 +476,19 @@ pub async fn max_in_flight(broker: SharedBroker, ctx: CaseContext) -> Outcome {
         publish(&broker, &topic, probe("k", n)).await;
     }
     let mut held = recv_n(&mut sub, 2).await;
-    assert!(recv(&mut sub, 10, QUIET).await.is_empty(), "a third delivery while two are held");
+    assert!(
+        recv(&mut sub, 10, QUIET).await.is_empty(),
+        "a third delivery while two are held"
+    );
     let first = held.remove(0);
     first.ack().await.expect("ack");
     let more = recv_n(&mut sub, 1).await;
     held.extend(more);
     assert_eq!(held.len(), 2);
-    assert!(recv(&mut sub, 10, QUIET).await.is_empty(), "still at most two held");
+    assert!(
+        recv(&mut sub, 10, QUIET).await.is_empty(),
+        "still at most two held"
+    );
     ack_all(held).await;
     let rest = recv_n(&mut sub, 2).await;
     ack_all(rest).await;
@@ -455,10 +528,17 @@ pub async fn duplicate_publish_handled_once(broker: SharedBroker, ctx: CaseConte
             handle_once(&inbox, &mut effects, d).await;
         }
     }
-    assert_eq!(effects.get(&sent.id().to_string()), Some(&1), "the duplicated id acted once");
+    assert_eq!(
+        effects.get(&sent.id().to_string()),
+        Some(&1),
+        "the duplicated id acted once"
+    );
     assert_eq!(effects.get(&other.id().to_string()), Some(&1));
     if broker.capabilities().native_dedup {
-        assert_eq!(deliveries, 2, "a natively deduplicating broker delivers the id once");
+        assert_eq!(
+            deliveries, 2,
+            "a natively deduplicating broker delivers the id once"
+        );
     } else {
         assert_eq!(deliveries, 4, "every publish is delivered");
     }
@@ -467,7 +547,11 @@ pub async fn duplicate_publish_handled_once(broker: SharedBroker, ctx: CaseConte
 
 async fn handle_once(inbox: &MemoryInbox, effects: &mut HashMap<String, u32>, d: Delivery) {
     let id = d.envelope().id().clone();
-    match inbox.claim("case", &id, Duration::from_secs(30)).await.expect("claim") {
+    match inbox
+        .claim("case", &id, Duration::from_secs(30))
+        .await
+        .expect("claim")
+    {
         Claim::Acquired => {
             *effects.entry(id.to_string()).or_default() += 1;
             inbox.complete("case", &id).await.expect("complete");
@@ -494,7 +578,11 @@ pub async fn unsubscribe_stops_delivery(broker: SharedBroker, ctx: CaseContext) 
     }
     let mut next = subscribe(&broker, options(ctx.name("g"), vec![topic.clone()])).await;
     let got = recv_n(&mut next, 1).await;
-    assert_eq!(n_of(&got[0]), 2, "the group kept what was published meanwhile");
+    assert_eq!(
+        n_of(&got[0]),
+        2,
+        "the group kept what was published meanwhile"
+    );
     ack_all(got).await;
     Outcome::Passed
 }
@@ -526,7 +614,14 @@ pub async fn close_loses_nothing(broker: SharedBroker, ctx: CaseContext) -> Outc
         .expect("subscriptions end after close")
         .expect("consumer task");
     let unique: HashSet<u64> = acked.iter().copied().collect();
-    assert_eq!(unique, (0..total).collect::<HashSet<_>>(), "every confirmed publish was delivered");
-    assert!(broker.publish(&topic, probe("k", 0)).await.is_err(), "publish after close fails");
+    assert_eq!(
+        unique,
+        (0..total).collect::<HashSet<_>>(),
+        "every confirmed publish was delivered"
+    );
+    assert!(
+        broker.publish(&topic, probe("k", 0)).await.is_err(),
+        "publish after close fails"
+    );
     Outcome::Passed
 }

@@ -9,7 +9,7 @@
 //! into a module `memory` with one `#[test]` per case, each named
 //! `conformance_<case>`. The expression is evaluated afresh for every case
 //! and may give any [`Broker`](crate::Broker) or a
-//! [`SharedBroker`](crate::SharedBroker). Every case puts its topics and
+//! [`SharedBroker`]. Every case puts its topics and
 //! groups under a unique prefix, so cases and runs may overlap on one
 //! server. A case whose [capability](crate::Capabilities) the adapter lacks
 //! is skipped with a message on stderr.

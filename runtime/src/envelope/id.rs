@@ -65,7 +65,9 @@ impl EventId {
         h.update(reaction.as_bytes());
         h.update(&(index as u64).to_le_bytes());
         let bytes = h.digest128().to_be_bytes();
-        EventId(Repr::Uuid(uuid::Builder::from_custom_bytes(bytes).into_uuid()))
+        EventId(Repr::Uuid(
+            uuid::Builder::from_custom_bytes(bytes).into_uuid(),
+        ))
     }
 
     /// The id as a UUID, when it is one.
@@ -132,6 +134,18 @@ impl fmt::Debug for EventId {
     }
 }
 
+impl serde::Serialize for EventId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EventId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(EventId::from)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,19 +179,16 @@ mod tests {
         );
         assert_ne!(EventId::now(), EventId::now());
         // Pinned: derived ids are part of the wire contract.
-        assert_eq!(EventId::derived(&cause, "r", 0).to_string(), "a3f1e37c-2aad-83de-8011-adb72a7cbb47");
-        assert_eq!(EventId::derived(&cause, "r", 0).as_uuid().unwrap().get_version_num(), 8);
-    }
-}
-
-impl serde::Serialize for EventId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for EventId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(EventId::from)
+        assert_eq!(
+            EventId::derived(&cause, "r", 0).to_string(),
+            "a3f1e37c-2aad-83de-8011-adb72a7cbb47"
+        );
+        assert_eq!(
+            EventId::derived(&cause, "r", 0)
+                .as_uuid()
+                .unwrap()
+                .get_version_num(),
+            8
+        );
     }
 }

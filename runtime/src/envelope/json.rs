@@ -28,11 +28,20 @@ pub fn attributes(env: &Envelope) -> Vec<(Cow<'static, str>, String)> {
         ("correlationid".into(), i.correlation_id.to_string()),
     ];
     let optional = [
-        ("datacontenttype", i.datacontenttype.as_ref().map(|s| s.to_string())),
-        ("causationid", i.causation_id.as_ref().map(|c| c.to_string())),
+        (
+            "datacontenttype",
+            i.datacontenttype.as_ref().map(|s| s.to_string()),
+        ),
+        (
+            "causationid",
+            i.causation_id.as_ref().map(|c| c.to_string()),
+        ),
         ("traceparent", i.traceparent.map(|t| t.to_string())),
         ("tracestate", i.tracestate.as_ref().map(|s| s.to_string())),
-        ("choreoversion", i.choreo_version.as_ref().map(|s| s.to_string())),
+        (
+            "choreoversion",
+            i.choreo_version.as_ref().map(|s| s.to_string()),
+        ),
     ];
     for (name, value) in optional {
         if let Some(v) = value {
@@ -178,8 +187,8 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
         match (k.as_str(), v) {
             ("data", Value::Null) => {}
             ("data", v) => {
-                let data = serde_json::to_vec(&v)
-                    .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+                let data =
+                    serde_json::to_vec(&v).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
                 payload = Payload::json(Bytes::from(data));
             }
             ("data_base64", Value::String(s)) => {
@@ -242,7 +251,10 @@ mod tests {
         let bytes = encode(&env).unwrap();
         let back = decode(&bytes).unwrap();
         assert_eq!(back, env);
-        assert_eq!(back.decode::<Paid>().unwrap(), env.decode::<Paid>().unwrap());
+        assert_eq!(
+            back.decode::<Paid>().unwrap(),
+            env.decode::<Paid>().unwrap()
+        );
         assert_eq!(back.traceparent(), env.traceparent());
         assert_eq!(encode(&back).unwrap(), bytes);
     }
@@ -263,11 +275,21 @@ mod tests {
         assert!(matches!(decode(b"{"), Err(EnvelopeError::Malformed(_))));
         let no_key = br#"{"specversion":"1.0","id":"a","source":"s","type":"t"}"#;
         assert_eq!(decode(no_key), Err(EnvelopeError::Missing("correlationid")));
-        let bad_spec = br#"{"specversion":"0.3","id":"a","source":"s","type":"t","correlationid":"k"}"#;
-        assert!(matches!(decode(bad_spec), Err(EnvelopeError::Invalid { .. })));
+        let bad_spec =
+            br#"{"specversion":"0.3","id":"a","source":"s","type":"t","correlationid":"k"}"#;
+        assert!(matches!(
+            decode(bad_spec),
+            Err(EnvelopeError::Invalid { .. })
+        ));
         let bad_time = br#"{"specversion":"1.0","id":"a","source":"s","type":"t","correlationid":"k","time":"yesterday"}"#;
-        assert!(matches!(decode(bad_time), Err(EnvelopeError::Invalid { .. })));
+        assert!(matches!(
+            decode(bad_time),
+            Err(EnvelopeError::Invalid { .. })
+        ));
         let bad_ext = br#"{"specversion":"1.0","id":"a","source":"s","type":"t","correlationid":"k","Bad-Name":"x"}"#;
-        assert!(matches!(decode(bad_ext), Err(EnvelopeError::Invalid { .. })));
+        assert!(matches!(
+            decode(bad_ext),
+            Err(EnvelopeError::Invalid { .. })
+        ));
     }
 }

@@ -365,7 +365,9 @@ pub fn check_extension_name(name: &str) -> Result<(), EnvelopeError> {
     } else {
         Err(EnvelopeError::Invalid {
             name: name.to_owned(),
-            reason: "an extension name is lower-case ASCII letters and digits, not a reserved attribute".into(),
+            reason:
+                "an extension name is lower-case ASCII letters and digits, not a reserved attribute"
+                    .into(),
         })
     }
 }

@@ -16,7 +16,9 @@ pub struct TraceParent {
 
 /// A `traceparent` that is not of the W3C form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid traceparent {0:?}: expected 00-<32 hex>-<16 hex>-<2 hex>, lower case, ids not zero")]
+#[error(
+    "invalid traceparent {0:?}: expected 00-<32 hex>-<16 hex>-<2 hex>, lower case, ids not zero"
+)]
 pub struct TraceParentError(pub String);
 
 fn nonzero_u64() -> u64 {
@@ -69,7 +71,9 @@ impl FromStr for TraceParent {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || TraceParentError(s.to_owned());
         let lower_hex = |p: &str, len: usize| {
-            p.len() == len && p.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            p.len() == len
+                && p.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         };
         let mut parts = s.split('-');
         let (Some(v), Some(t), Some(p), Some(fl), None) = (

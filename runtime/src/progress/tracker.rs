@@ -16,7 +16,9 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::notice::{Completion, CompletionOutcome, ProgressNotice};
 use super::topology::{TerminalKind, Topology};
-use crate::broker::{settle_all, BrokerError, SharedBroker, Settlement, StartPosition, SubscribeOptions};
+use crate::broker::{
+    settle_all, BrokerError, Settlement, SharedBroker, StartPosition, SubscribeOptions,
+};
 use crate::envelope::{Envelope, EventId, SharedStr};
 use crate::payload::Message;
 use crate::service::Topics;
@@ -107,7 +109,13 @@ impl Instance {
                 event_type: ty.clone(),
             })
             .collect();
-        pending.sort_by(|a, b| (&a.participant, &a.reaction, &a.event_id).cmp(&(&b.participant, &b.reaction, &b.event_id)));
+        pending.sort_by(|a, b| {
+            (&a.participant, &a.reaction, &a.event_id).cmp(&(
+                &b.participant,
+                &b.reaction,
+                &b.event_id,
+            ))
+        });
         InstanceProgress {
             key: key.clone(),
             events: self.events.clone(),
@@ -172,7 +180,9 @@ impl State {
 
     /// Announces `key` if it has just settled.
     fn check(&mut self, key: &SharedStr) {
-        let Some(inst) = self.instances.get_mut(key) else { return };
+        let Some(inst) = self.instances.get_mut(key) else {
+            return;
+        };
         let settled = inst.outcome.is_some() && inst.pending.is_empty();
         if settled && !inst.settled {
             inst.settled = true;
@@ -219,11 +229,22 @@ fn lock(s: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 
 impl InstanceTracker {
     /// Subscribes to every type of `topology` and to the progress notices.
-    pub async fn start(topology: Topology, broker: SharedBroker, options: TrackerOptions) -> Result<Self, BrokerError> {
-        let mut topics: Vec<String> = topology.types().map(|t| options.topics.for_type(t)).collect();
+    pub async fn start(
+        topology: Topology,
+        broker: SharedBroker,
+        options: TrackerOptions,
+    ) -> Result<Self, BrokerError> {
+        let mut topics: Vec<String> = topology
+            .types()
+            .map(|t| options.topics.for_type(t))
+            .collect();
         topics.push(options.topics.progress(topology.choreography()));
         let group = options.group.unwrap_or_else(|| {
-            format!("choreo-tracker-{}-{:016x}", topology.choreography(), fastrand::u64(..))
+            format!(
+                "choreo-tracker-{}-{:016x}",
+                topology.choreography(),
+                fastrand::u64(..)
+            )
         });
         let mut o = SubscribeOptions::new(group, topics);
         o.start = options.start;

@@ -35,7 +35,11 @@ impl Client {
 
     /// Sends `message` for the instance `key`, starting a new trace;
     /// returns its event id once the broker holds it.
-    pub async fn send<M: Message>(&self, key: impl Into<SharedStr>, message: M) -> Result<EventId, BrokerError> {
+    pub async fn send<M: Message>(
+        &self,
+        key: impl Into<SharedStr>,
+        message: M,
+    ) -> Result<EventId, BrokerError> {
         let mut b = Envelope::of(key, message).source(self.source.clone());
         if let Some(v) = &self.version {
             b = b.choreo_version(v.clone());

@@ -342,7 +342,8 @@ impl ServiceDefinition {
             if types.is_empty() {
                 return Err(format!("reaction {} has no trigger type", r.name));
             }
-            let distinct: std::collections::HashSet<&str> = types.iter().map(|t| t.as_str()).collect();
+            let distinct: std::collections::HashSet<&str> =
+                types.iter().map(|t| t.as_str()).collect();
             if distinct.len() != types.len() {
                 return Err(format!("reaction {} names a type twice", r.name));
             }

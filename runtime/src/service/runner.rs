@@ -19,7 +19,7 @@ use tracing::Instrument;
 use super::definition::{Context, HandlerError, Input, Reaction, ServiceDefinition, Trigger};
 use super::topics::Topics;
 use crate::broker::{
-    settle_all, BrokerError, Delivery, SharedBroker, Settlement, StartPosition, SubscribeOptions,
+    settle_all, BrokerError, Delivery, Settlement, SharedBroker, StartPosition, SubscribeOptions,
     Subscription,
 };
 use crate::envelope::{Envelope, EventId, SharedStr, TraceParent};
@@ -256,11 +256,21 @@ enum InboxAction {
 }
 
 impl Runner {
-    fn new(def: ServiceDefinition, broker: SharedBroker, stores: Stores, opts: ServiceOptions) -> Self {
+    fn new(
+        def: ServiceDefinition,
+        broker: SharedBroker,
+        stores: Stores,
+        opts: ServiceOptions,
+    ) -> Self {
         let scopes = def
             .reactions
             .iter()
-            .map(|r| SharedStr::from(format!("{}/{}/{}", def.choreography, def.participant, r.name)))
+            .map(|r| {
+                SharedStr::from(format!(
+                    "{}/{}/{}",
+                    def.choreography, def.participant, r.name
+                ))
+            })
             .collect();
         let mut by_type: FastMap<SharedStr, Vec<usize>> = FastMap::default();
         for (i, r) in def.reactions.iter().enumerate() {
@@ -289,7 +299,11 @@ impl Runner {
     }
 
     fn subscribe_options(&self) -> SubscribeOptions {
-        let mut topics: Vec<String> = self.by_type.keys().map(|t| self.opts.topics.for_type(t)).collect();
+        let mut topics: Vec<String> = self
+            .by_type
+            .keys()
+            .map(|t| self.opts.topics.for_type(t))
+            .collect();
         topics.sort();
         let mut o = SubscribeOptions::new(self.def.participant.to_string(), topics);
         o.start = self.opts.start;
@@ -309,7 +323,12 @@ impl Runner {
     }
 
     fn topic_for(&self, ty: &SharedStr) -> SharedStr {
-        if let Some(t) = self.topic_cache.read().unwrap_or_else(|p| p.into_inner()).get(ty) {
+        if let Some(t) = self
+            .topic_cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(ty)
+        {
             return t.clone();
         }
         let topic = SharedStr::from(self.opts.topics.for_type(ty));
@@ -394,13 +413,21 @@ impl Runner {
             settlements.push((h.delivery, h.settlement));
         }
         // Done marks first: once a delivery is acked its id must read done.
-        for (i, ids) in complete.iter().enumerate().filter(|(_, ids)| !ids.is_empty()) {
+        for (i, ids) in complete
+            .iter()
+            .enumerate()
+            .filter(|(_, ids)| !ids.is_empty())
+        {
             if let Err(e) = self.stores.inbox.complete_many(&self.scopes[i], ids).await {
                 // Outputs are out; a rerun republishes the same ids.
                 tracing::warn!(scope = %self.scopes[i], error = %e, "inbox completions not stored");
             }
         }
-        for (i, ids) in release.iter().enumerate().filter(|(_, ids)| !ids.is_empty()) {
+        for (i, ids) in release
+            .iter()
+            .enumerate()
+            .filter(|(_, ids)| !ids.is_empty())
+        {
             if let Err(e) = self.stores.inbox.release_many(&self.scopes[i], ids).await {
                 tracing::warn!(scope = %self.scopes[i], error = %e, "inbox claims not released; they lapse with their lease");
             }
@@ -433,9 +460,14 @@ impl Runner {
     /// Claims, for every plain (non-join) reaction, the events of a whole
     /// batch in one call per reaction; one list of answers per delivery.
     async fn claim_batch(&self, deliveries: &[Delivery]) -> Vec<PreClaims> {
-        let mut per_reaction: Vec<(Vec<usize>, Vec<EventId>)> = vec![(Vec::new(), Vec::new()); self.scopes.len()];
+        let mut per_reaction: Vec<(Vec<usize>, Vec<EventId>)> =
+            vec![(Vec::new(), Vec::new()); self.scopes.len()];
         for (di, d) in deliveries.iter().enumerate() {
-            for &i in self.by_type.get(d.envelope().ty()).map_or(&[][..], Vec::as_slice) {
+            for &i in self
+                .by_type
+                .get(d.envelope().ty())
+                .map_or(&[][..], Vec::as_slice)
+            {
                 if matches!(self.def.reactions[i].trigger, Trigger::Any(_)) {
                     per_reaction[i].0.push(di);
                     per_reaction[i].1.push(d.envelope().id().clone());
@@ -447,14 +479,20 @@ impl Runner {
             if ids.is_empty() {
                 continue;
             }
-            match self.stores.inbox.claim_many(&self.scopes[i], &ids, self.opts.claim_lease).await {
+            match self
+                .stores
+                .inbox
+                .claim_many(&self.scopes[i], &ids, self.opts.claim_lease)
+                .await
+            {
                 Ok(claims) if claims.len() == ids.len() => {
                     for (di, c) in dis.into_iter().zip(claims) {
                         out[di].push((i, Ok(c)));
                     }
                 }
                 Ok(_) => {
-                    let e = StoreError::Backend("claim_many answered a different number of ids".into());
+                    let e =
+                        StoreError::Backend("claim_many answered a different number of ids".into());
                     for di in dis {
                         out[di].push((i, Err(e.clone())));
                     }
@@ -516,8 +554,13 @@ impl Runner {
                         }
                         _ => {
                             let reason = match &err {
-                                HandlerError::Decode(e) => format!("reaction {}: decode error: {e}", r.name),
-                                _ if attempt > 1 => format!("reaction {} failed after {attempt} attempts: {err}", r.name),
+                                HandlerError::Decode(e) => {
+                                    format!("reaction {}: decode error: {e}", r.name)
+                                }
+                                _ if attempt > 1 => format!(
+                                    "reaction {} failed after {attempt} attempts: {err}",
+                                    r.name
+                                ),
                                 _ => format!("reaction {} failed: {err}", r.name),
                             };
                             dead.push((i, reason));
@@ -530,9 +573,20 @@ impl Runner {
             Settlement::Nack { delay: Some(delay) }
         } else if !dead.is_empty() {
             for (i, reason) in &dead {
-                completions.push(self.completion(*i, &env, CompletionOutcome::DeadLettered { reason: reason.clone() }, SmallVec::new()));
+                completions.push(self.completion(
+                    *i,
+                    &env,
+                    CompletionOutcome::DeadLettered {
+                        reason: reason.clone(),
+                    },
+                    SmallVec::new(),
+                ));
             }
-            let reason = dead.into_iter().map(|(_, r)| r).collect::<Vec<_>>().join("; ");
+            let reason = dead
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect::<Vec<_>>()
+                .join("; ");
             Settlement::DeadLetter { reason }
         } else if busy {
             Settlement::Nack {
@@ -550,7 +604,13 @@ impl Runner {
         }
     }
 
-    fn completion(&self, i: usize, env: &Envelope, outcome: CompletionOutcome, emitted: SmallVec<[EmittedEvent; 1]>) -> Completion {
+    fn completion(
+        &self,
+        i: usize,
+        env: &Envelope,
+        outcome: CompletionOutcome,
+        emitted: SmallVec<[EmittedEvent; 1]>,
+    ) -> Completion {
         Completion {
             reaction: self.def.reactions[i].name.clone(),
             instance: env.correlation_shared().clone(),
@@ -576,28 +636,54 @@ impl Runner {
         let scope = &self.scopes[i];
         let instance = env.correlation_shared();
         let (inputs, dedup_id, claim) = match (&r.trigger, claim) {
-            (Trigger::Any(_), Some(claim)) => (smallvec::smallvec![env.clone()], env.id().clone(), claim),
+            (Trigger::Any(_), Some(claim)) => {
+                (smallvec::smallvec![env.clone()], env.id().clone(), claim)
+            }
             (Trigger::Any(_), None) => {
-                let claim = self.stores.inbox.claim(scope, env.id(), self.opts.claim_lease).await;
+                let claim = self
+                    .stores
+                    .inbox
+                    .claim(scope, env.id(), self.opts.claim_lease)
+                    .await;
                 (smallvec::smallvec![env.clone()], env.id().clone(), claim)
             }
             (Trigger::All(types), _) => {
                 let slot = types.iter().position(|t| t == env.ty_shared()).unwrap_or(0);
-                match self.stores.state.join_arrive(scope, instance, slot, types.len(), env).await {
+                match self
+                    .stores
+                    .state
+                    .join_arrive(scope, instance, slot, types.len(), env)
+                    .await
+                {
                     Err(e) => return (Outcome::Failed(HandlerError::failed(e)), InboxAction::None),
                     Ok(None) => {
                         bump(&self.counters.join_waiting);
-                        let c = self.completion(i, env, CompletionOutcome::JoinWaiting, SmallVec::new());
+                        let c = self.completion(
+                            i,
+                            env,
+                            CompletionOutcome::JoinWaiting,
+                            SmallVec::new(),
+                        );
                         return (Outcome::Completed(c), InboxAction::None);
                     }
                     Ok(Some(all)) => {
                         let id = join_firing_id(instance);
-                        match self.stores.inbox.claim(scope, &id, self.opts.claim_lease).await {
+                        match self
+                            .stores
+                            .inbox
+                            .claim(scope, &id, self.opts.claim_lease)
+                            .await
+                        {
                             // A join that fired already still owes this
                             // event a completion, so trackers do not wait
                             // for it forever.
                             Ok(Claim::Done) => {
-                                let c = self.completion(i, env, CompletionOutcome::JoinWaiting, SmallVec::new());
+                                let c = self.completion(
+                                    i,
+                                    env,
+                                    CompletionOutcome::JoinWaiting,
+                                    SmallVec::new(),
+                                );
                                 return (Outcome::Completed(c), InboxAction::None);
                             }
                             claim => (all.into(), id, claim),
@@ -684,7 +770,9 @@ impl Runner {
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a non-string panic".into());
-                return Err(Outcome::Failed(HandlerError::Failed(format!("handler panicked: {what}"))));
+                return Err(Outcome::Failed(HandlerError::Failed(format!(
+                    "handler panicked: {what}"
+                ))));
             }
         };
         let trace = trigger
@@ -708,7 +796,11 @@ impl Runner {
             },
             _ => self.broker.publish_batch(out).await,
         };
-        published.map_err(|e| Outcome::Failed(HandlerError::failed(format!("publishing the outcome failed: {e}"))))?;
+        published.map_err(|e| {
+            Outcome::Failed(HandlerError::failed(format!(
+                "publishing the outcome failed: {e}"
+            )))
+        })?;
         if r.bound.is_some() {
             self.stores
                 .state

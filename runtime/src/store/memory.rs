@@ -56,7 +56,8 @@ impl MemoryInbox {
     }
 
     fn millis(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX - 1) + 1
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX - 1)
+            + 1
     }
 
     fn with_scope<R>(&self, scope: &str, f: impl FnOnce(&mut ScopeInbox) -> R) -> R {
@@ -70,7 +71,12 @@ impl MemoryInbox {
 
 #[async_trait]
 impl InboxStore for MemoryInbox {
-    async fn claim_many(&self, scope: &str, ids: &[EventId], lease: Duration) -> Result<Vec<Claim>, StoreError> {
+    async fn claim_many(
+        &self,
+        scope: &str,
+        ids: &[EventId],
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
         let now = Instant::now();
         let (now_ms, until) = (self.millis(now), self.millis(now + lease));
         Ok(self.with_scope(scope, |s| {
@@ -127,10 +133,13 @@ impl InboxStore for MemoryInbox {
     }
 }
 
+/// Join slots by (scope, instance).
+type JoinSlots = HashMap<(String, String), Vec<Option<Envelope>>>;
+
 /// Join slots and counters in memory.
 #[derive(Default)]
 pub struct MemoryStateStore {
-    joins: Mutex<HashMap<(String, String), Vec<Option<Envelope>>>>,
+    joins: Mutex<JoinSlots>,
     counts: Mutex<HashMap<(String, String), u64>>,
 }
 
@@ -177,7 +186,9 @@ impl StateStore for MemoryStateStore {
 
     async fn record_firing(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let c = counts.entry((scope.to_owned(), instance.to_owned())).or_insert(0);
+        let c = counts
+            .entry((scope.to_owned(), instance.to_owned()))
+            .or_insert(0);
         *c += 1;
         Ok(*c)
     }
@@ -194,7 +205,10 @@ mod tests {
         let (a, b, c) = (EventId::from("a"), EventId::from("b"), EventId::from("c"));
         assert_eq!(inbox.claim("s", &a, lease).await.unwrap(), Claim::Acquired);
         assert_eq!(inbox.claim("s", &a, lease).await.unwrap(), Claim::Busy);
-        assert_eq!(inbox.claim("other", &a, lease).await.unwrap(), Claim::Acquired);
+        assert_eq!(
+            inbox.claim("other", &a, lease).await.unwrap(),
+            Claim::Acquired
+        );
         tokio::time::advance(Duration::from_secs(11)).await;
         assert_eq!(inbox.claim("s", &a, lease).await.unwrap(), Claim::Acquired);
         inbox.complete("s", &a).await.unwrap();
@@ -209,7 +223,10 @@ mod tests {
         assert_eq!(inbox.claim("s", &c, lease).await.unwrap(), Claim::Done);
         // In one batch, a repeated id is claimed once.
         let d = EventId::from("d");
-        let claims = inbox.claim_many("s", &[d.clone(), d.clone(), c.clone()], lease).await.unwrap();
+        let claims = inbox
+            .claim_many("s", &[d.clone(), d.clone(), c.clone()], lease)
+            .await
+            .unwrap();
         assert_eq!(claims, [Claim::Acquired, Claim::Busy, Claim::Done]);
     }
 
@@ -217,9 +234,19 @@ mod tests {
     async fn join_slots_keep_the_first_arrival() {
         let store = MemoryStateStore::new();
         let e = |n: &str| Envelope::builder("T", "k").id(n).build();
-        assert_eq!(store.join_arrive("j", "k", 1, 2, &e("b1")).await.unwrap(), None);
-        assert_eq!(store.join_arrive("j", "k", 1, 2, &e("b2")).await.unwrap(), None);
-        let all = store.join_arrive("j", "k", 0, 2, &e("a")).await.unwrap().unwrap();
+        assert_eq!(
+            store.join_arrive("j", "k", 1, 2, &e("b1")).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.join_arrive("j", "k", 1, 2, &e("b2")).await.unwrap(),
+            None
+        );
+        let all = store
+            .join_arrive("j", "k", 0, 2, &e("a"))
+            .await
+            .unwrap()
+            .unwrap();
         let ids: Vec<String> = all.iter().map(|e| e.id().to_string()).collect();
         assert_eq!(ids, ["a", "b1"]);
         assert!(store.join_arrive("j", "k", 5, 2, &e("x")).await.is_err());

@@ -55,7 +55,12 @@ pub enum Claim {
 #[async_trait]
 pub trait InboxStore: Send + Sync + 'static {
     /// Claims each of `ids` in `scope` for `lease`; one answer per id, in order.
-    async fn claim_many(&self, scope: &str, ids: &[EventId], lease: Duration) -> Result<Vec<Claim>, StoreError>;
+    async fn claim_many(
+        &self,
+        scope: &str,
+        ids: &[EventId],
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError>;
     /// Marks `ids` handled for good.
     async fn complete_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError>;
     /// Gives claims up (the handlings failed and will be retried).
@@ -63,7 +68,9 @@ pub trait InboxStore: Send + Sync + 'static {
 
     /// Claims one id.
     async fn claim(&self, scope: &str, id: &EventId, lease: Duration) -> Result<Claim, StoreError> {
-        let claims = self.claim_many(scope, std::slice::from_ref(id), lease).await?;
+        let claims = self
+            .claim_many(scope, std::slice::from_ref(id), lease)
+            .await?;
         claims
             .into_iter()
             .next()

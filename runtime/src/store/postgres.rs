@@ -99,7 +99,10 @@ impl PgStores {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let pool = Pool::builder(manager).max_size(16).build().map_err(backend)?;
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .build()
+            .map_err(backend)?;
         let stores = PgStores {
             shared: Arc::new(Shared {
                 pool,
@@ -177,8 +180,11 @@ impl PgStores {
 
 fn check_prefix(p: &str) -> Result<(), StoreError> {
     let ok = p.len() <= 40
-        && p.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && p.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && p.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if ok {
         Ok(())
     } else {
@@ -204,13 +210,21 @@ fn distinct_texts(ids: &[EventId]) -> Vec<String> {
 
 #[async_trait]
 impl InboxStore for PgInbox {
-    async fn claim_many(&self, scope: &str, ids: &[EventId], lease: Duration) -> Result<Vec<Claim>, StoreError> {
+    async fn claim_many(
+        &self,
+        scope: &str,
+        ids: &[EventId],
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let texts = distinct_texts(ids);
         let client = self.shared.pool.get().await.map_err(backend)?;
-        let stmt = client.prepare_cached(&self.shared.sql.claim).await.map_err(backend)?;
+        let stmt = client
+            .prepare_cached(&self.shared.sql.claim)
+            .await
+            .map_err(backend)?;
         let rows = client
             .query(&stmt, &[&scope, &texts, &lease.as_secs_f64()])
             .await
@@ -219,8 +233,15 @@ impl InboxStore for PgInbox {
         let mut done = std::collections::HashSet::new();
         if won.len() < texts.len() {
             let lost: Vec<&String> = texts.iter().filter(|t| !won.contains(*t)).collect();
-            let stmt = client.prepare_cached(&self.shared.sql.claim_state).await.map_err(backend)?;
-            for r in client.query(&stmt, &[&scope, &lost]).await.map_err(backend)? {
+            let stmt = client
+                .prepare_cached(&self.shared.sql.claim_state)
+                .await
+                .map_err(backend)?;
+            for r in client
+                .query(&stmt, &[&scope, &lost])
+                .await
+                .map_err(backend)?
+            {
                 if r.get::<_, bool>(1) {
                     done.insert(r.get::<_, String>(0));
                 }
@@ -248,7 +269,10 @@ impl InboxStore for PgInbox {
             return Ok(());
         }
         let client = self.shared.pool.get().await.map_err(backend)?;
-        let stmt = client.prepare_cached(&self.shared.sql.complete).await.map_err(backend)?;
+        let stmt = client
+            .prepare_cached(&self.shared.sql.complete)
+            .await
+            .map_err(backend)?;
         client
             .execute(&stmt, &[&scope, &distinct_texts(ids)])
             .await
@@ -261,7 +285,10 @@ impl InboxStore for PgInbox {
             return Ok(());
         }
         let client = self.shared.pool.get().await.map_err(backend)?;
-        let stmt = client.prepare_cached(&self.shared.sql.release).await.map_err(backend)?;
+        let stmt = client
+            .prepare_cached(&self.shared.sql.release)
+            .await
+            .map_err(backend)?;
         client
             .execute(&stmt, &[&scope, &distinct_texts(ids)])
             .await
@@ -291,21 +318,31 @@ impl StateStore for PgStateStore {
         let slot_i = i32::try_from(slot).map_err(|e| StoreError::Config(e.to_string()))?;
         let bytes = json::encode(envelope).map_err(backend)?;
         let client = self.shared.pool.get().await.map_err(backend)?;
-        let insert = client.prepare_cached(&self.shared.sql.join_insert).await.map_err(backend)?;
+        let insert = client
+            .prepare_cached(&self.shared.sql.join_insert)
+            .await
+            .map_err(backend)?;
         client
             .execute(&insert, &[&scope, &instance, &slot_i, &bytes])
             .await
             .map_err(backend)?;
         // Read after our own insert committed: whichever arrival commits
         // last sees every slot (READ COMMITTED), so the join cannot be missed.
-        let select = client.prepare_cached(&self.shared.sql.join_select).await.map_err(backend)?;
-        let rows = client.query(&select, &[&scope, &instance]).await.map_err(backend)?;
+        let select = client
+            .prepare_cached(&self.shared.sql.join_select)
+            .await
+            .map_err(backend)?;
+        let rows = client
+            .query(&select, &[&scope, &instance])
+            .await
+            .map_err(backend)?;
         let mut filled: Vec<Option<Envelope>> = vec![None; slots];
         for row in rows {
             let s: i32 = row.get(0);
             let data: Vec<u8> = row.get(1);
-            let env = json::decode(&Bytes::from(data))
-                .map_err(|e| StoreError::Corrupt(format!("join slot {s} of {scope}/{instance}: {e}")))?;
+            let env = json::decode(&Bytes::from(data)).map_err(|e| {
+                StoreError::Corrupt(format!("join slot {s} of {scope}/{instance}: {e}"))
+            })?;
             if let Some(place) = usize::try_from(s).ok().and_then(|s| filled.get_mut(s)) {
                 *place = Some(env);
             }
@@ -315,15 +352,27 @@ impl StateStore for PgStateStore {
 
     async fn fired_count(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
         let client = self.shared.pool.get().await.map_err(backend)?;
-        let stmt = client.prepare_cached(&self.shared.sql.fired_select).await.map_err(backend)?;
-        let row = client.query_opt(&stmt, &[&scope, &instance]).await.map_err(backend)?;
+        let stmt = client
+            .prepare_cached(&self.shared.sql.fired_select)
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_opt(&stmt, &[&scope, &instance])
+            .await
+            .map_err(backend)?;
         Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0).unsigned_abs()))
     }
 
     async fn record_firing(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
         let client = self.shared.pool.get().await.map_err(backend)?;
-        let stmt = client.prepare_cached(&self.shared.sql.fired_increment).await.map_err(backend)?;
-        let row = client.query_one(&stmt, &[&scope, &instance]).await.map_err(backend)?;
+        let stmt = client
+            .prepare_cached(&self.shared.sql.fired_increment)
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_one(&stmt, &[&scope, &instance])
+            .await
+            .map_err(backend)?;
         Ok(row.get::<_, i64>(0).max(0).unsigned_abs())
     }
 }

@@ -229,7 +229,9 @@ impl Group {
             let settler = self.this.upgrade().map(|g| g as Arc<dyn Settler>);
             let mut taken = 0;
             while taken < budget {
-                let Some(mut p) = st.ready.pop_front() else { break };
+                let Some(mut p) = st.ready.pop_front() else {
+                    break;
+                };
                 if self.config.per_key_order {
                     let key = p.env.correlation_shared();
                     match st.key_locks.get(key) {
@@ -333,7 +335,13 @@ impl Group {
         }
     }
 
-    fn dead_letter(&self, st: &mut GroupState, pending: Pending, reason: &str, dead: &mut DeadLetters) {
+    fn dead_letter(
+        &self,
+        st: &mut GroupState,
+        pending: Pending,
+        reason: &str,
+        dead: &mut DeadLetters,
+    ) {
         let env = dead_letter_envelope(
             &pending.env,
             &self.topic,
@@ -413,7 +421,8 @@ impl Settler for Group {
                 match settlement {
                     Settlement::Ack => self.release_key(&mut st, &f.pending),
                     Settlement::Nack { delay } => {
-                        let delay = delay.unwrap_or_else(|| self.config.backoff.delay(f.pending.delivered));
+                        let delay =
+                            delay.unwrap_or_else(|| self.config.backoff.delay(f.pending.delivered));
                         self.requeue(&mut st, f.pending, Some(delay), &mut dead);
                         requeued = true;
                     }

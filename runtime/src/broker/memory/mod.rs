@@ -132,7 +132,11 @@ impl Shared {
     /// Puts `env` in every group of `topic` (and the topic's retention).
     fn deliver(&self, topic: &str, env: &Envelope) {
         let topic = self.topic(topic);
-        let copies = if self.options.duplicate_deliveries { 2 } else { 1 };
+        let copies = if self.options.duplicate_deliveries {
+            2
+        } else {
+            1
+        };
         let mut st = lock(&topic.state);
         if self.options.retained_per_topic > 0 {
             if st.retained.len() >= self.options.retained_per_topic {
@@ -194,7 +198,10 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
-    async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Subscription>, BrokerError> {
+    async fn subscribe(
+        &self,
+        options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, BrokerError> {
         options.validate()?;
         if self.shared.state.load(Ordering::Acquire) == CLOSED {
             return Err(BrokerError::Closed);
@@ -218,7 +225,11 @@ impl Broker for MemoryBroker {
         for name in options.topics.iter().filter(|t| seen.insert(t.as_str())) {
             let topic = self.shared.topic(name);
             let mut st = lock(&topic.state);
-            let existing = st.groups.iter().find(|g| g.name == *options.group.as_str()).cloned();
+            let existing = st
+                .groups
+                .iter()
+                .find(|g| g.name == *options.group.as_str())
+                .cloned();
             // The first subscription creates the group and fixes its
             // settings, as a durable consumer does on a real broker.
             let group = existing.unwrap_or_else(|| {
