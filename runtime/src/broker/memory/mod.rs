@@ -386,3 +386,121 @@ mod conformance_tests {
         })
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::broker::connect;
+
+    fn env(n: u32) -> Envelope {
+        Envelope::builder("T", "k").id(format!("e{n}")).build()
+    }
+
+    async fn ids(sub: &mut Box<dyn Subscription>, n: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let batch = tokio::time::timeout(Duration::from_secs(10), sub.next_batch(n))
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            for d in batch {
+                out.push(d.envelope().id().to_string());
+                d.ack().await.unwrap();
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn duplicate_deliveries_hand_every_message_out_twice() {
+        let broker = MemoryBroker::with_duplicates();
+        let mut sub = broker
+            .subscribe(SubscribeOptions::new("g", ["t"]))
+            .await
+            .unwrap();
+        broker.publish("t", env(1)).await.unwrap();
+        let got = ids(&mut sub, 2).await;
+        assert_eq!(got, ["e1", "e1"]);
+    }
+
+    #[tokio::test]
+    async fn start_positions_and_retention() {
+        let broker = MemoryBroker::with_options(MemoryOptions {
+            retained_per_topic: 2,
+            ..MemoryOptions::default()
+        });
+        for n in 0..3 {
+            broker.publish("t", env(n)).await.unwrap();
+        }
+        let mut early = broker
+            .subscribe(SubscribeOptions::new("early", ["t"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(&mut early, 2).await,
+            ["e1", "e2"],
+            "the last two were retained"
+        );
+        let mut o = SubscribeOptions::new("late", ["t"]);
+        o.start = StartPosition::Latest;
+        let mut late = broker.subscribe(o).await.unwrap();
+        broker.publish("t", env(3)).await.unwrap();
+        assert_eq!(ids(&mut late, 1).await, ["e3"]);
+        assert_eq!(ids(&mut early, 1).await, ["e3"]);
+    }
+
+    #[tokio::test]
+    async fn bad_options_and_unknown_urls_are_errors() {
+        let broker = MemoryBroker::new();
+        let mut o = SubscribeOptions::new("g", ["t"]);
+        o.max_in_flight = 0;
+        assert!(matches!(
+            broker.subscribe(o).await,
+            Err(BrokerError::InvalidOptions(_))
+        ));
+        assert!(matches!(
+            broker
+                .subscribe(SubscribeOptions::new("g", Vec::<String>::new()))
+                .await,
+            Err(BrokerError::InvalidOptions(_))
+        ));
+        assert!(connect("memory://").await.is_ok());
+        assert!(connect("").await.is_ok());
+        assert!(matches!(
+            connect("kafka://x").await,
+            Err(crate::broker::ConnectError::UnknownScheme(_))
+        ));
+        assert!(matches!(
+            connect("nats://127.0.0.1:4222").await,
+            Err(crate::broker::ConnectError::FeatureDisabled { .. })
+        ));
+        assert_eq!(broker.health().await, Health::Healthy);
+        broker.close(Duration::from_secs(1)).await.unwrap();
+        assert!(matches!(broker.health().await, Health::Unhealthy(_)));
+        assert_eq!(broker.publish("t", env(1)).await, Err(BrokerError::Closed));
+    }
+
+    #[tokio::test]
+    async fn settling_twice_is_an_error_not_a_panic() {
+        let broker = MemoryBroker::new();
+        let mut sub = broker
+            .subscribe(SubscribeOptions::new("g", ["t"]))
+            .await
+            .unwrap();
+        broker.publish("t", env(1)).await.unwrap();
+        let d = sub.next_batch(1).await.unwrap().unwrap().remove(0);
+        let tag = d.tag();
+        let again = Delivery::new(
+            d.envelope().clone(),
+            d.topic().clone(),
+            1,
+            tag,
+            d.settler.clone(),
+        );
+        d.ack().await.unwrap();
+        assert_eq!(again.ack().await, Err(BrokerError::UnknownDelivery(tag)));
+    }
+}
