@@ -743,7 +743,7 @@ impl Runner {
         );
         if !span.is_disabled() {
             if let Some(tp) = trigger.traceparent() {
-                span.record("trace_id", tp.trace_id_hex());
+                span.record("trace_id", tracing::field::display(tp.trace_id_hex()));
             }
         }
         let ctx = Context {
