@@ -12,9 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use choreo_runtime::broker::IntoSharedBroker;
-use choreo_runtime::service::{
-    Client, Emit, Reaction, ServiceDefinition, ServiceOptions, Topics, Trigger,
-};
+use choreo_runtime::service::{Emit, Reaction, ServiceDefinition, ServiceOptions, Trigger};
 use choreo_runtime::store::{Claim, InboxStore, PgStores, StateStore};
 use choreo_runtime::{Envelope, EventId, MemoryBroker, Message, SharedBroker};
 use common::*;
@@ -169,7 +167,7 @@ async fn postgres_stores_make_a_restarted_service_skip_what_it_handled() {
             },
         ))
     };
-    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let client = client(&broker);
     let order = Envelope::of("order-1", OrderPlaced { amount: 4 }).build();
     let first = def(calls.clone())
         .start(broker.clone(), pg.stores(), ServiceOptions::default())

@@ -7,10 +7,7 @@ use std::time::Duration;
 
 use choreo_runtime::broker::IntoSharedBroker;
 use choreo_runtime::progress::{InstanceTracker, TerminalKind, Topology, TrackerOptions};
-use choreo_runtime::service::{
-    Client, Emit, HandlerError, Reaction, ServiceDefinition, ServiceHandle, ServiceOptions, Stores,
-    Topics, Trigger,
-};
+use choreo_runtime::service::{Emit, HandlerError, Reaction, ServiceDefinition, Trigger};
 use choreo_runtime::{MemoryBroker, Message, SharedBroker};
 use common::*;
 
@@ -59,12 +56,6 @@ fn topology() -> Topology {
         .terminal(OrderFailed::TYPE, TerminalKind::Failure)
 }
 
-async fn start(broker: &SharedBroker, def: ServiceDefinition) -> ServiceHandle {
-    def.start(broker.clone(), Stores::memory(), ServiceOptions::default())
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn instances_settle_with_their_outcome_after_the_sink_ran() {
     let broker: SharedBroker = MemoryBroker::new().into_shared();
@@ -74,7 +65,7 @@ async fn instances_settle_with_their_outcome_after_the_sink_ran() {
     let mut settled = tracker.settled();
     let a = start(&broker, orders()).await;
     let b = start(&broker, notification()).await;
-    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let client = client(&broker);
     client
         .send("ok-1", OrderPlaced { amount: 10 })
         .await
@@ -125,7 +116,7 @@ async fn a_sink_that_has_not_run_keeps_the_instance_pending() {
         .await
         .unwrap();
     let a = start(&broker, orders()).await;
-    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let client = client(&broker);
     client
         .send("o-1", OrderPlaced { amount: 10 })
         .await
@@ -161,7 +152,7 @@ async fn a_dead_lettered_event_shows_in_the_instance() {
         .await
         .unwrap();
     let a = start(&broker, orders()).await;
-    Client::new(broker.clone(), Topics::default(), "test")
+    client(&broker)
         .send("empty", OrderPlaced { amount: 0 })
         .await
         .unwrap();

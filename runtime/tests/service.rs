@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use choreo_runtime::broker::{dead_letter_topic, IntoSharedBroker, DLQ_REASON};
 use choreo_runtime::service::{
-    Client, Emit, HandlerError, Reaction, RetryPolicy, ServiceDefinition, ServiceOptions, Stores,
-    Topics, Trigger,
+    Emit, HandlerError, Reaction, RetryPolicy, ServiceDefinition, ServiceOptions, Stores, Trigger,
 };
 use choreo_runtime::{Broker, Envelope, MemoryBroker, Message, Payload, SharedBroker};
 use common::*;
@@ -47,11 +46,8 @@ fn shipping(calls: Calls) -> ServiceDefinition {
 async fn join_fires_once_under_every_arrival_order_with_duplicates() {
     let broker: SharedBroker = MemoryBroker::new().into_shared();
     let calls: Calls = Arc::default();
-    let service = shipping(calls.clone())
-        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
-        .await
-        .unwrap();
-    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let service = start(&broker, shipping(calls.clone())).await;
+    let client = client(&broker);
     // Every order of A, A, B, B (the second of each is the same event again).
     let orders = ["AABB", "ABAB", "ABBA", "BAAB", "BABA", "BBAA"];
     let mut expected_deliveries = 0;
@@ -109,7 +105,7 @@ async fn join_fires_once_when_everything_arrives_at_once_twice() {
         .start(broker.clone(), Stores::memory(), options)
         .await
         .unwrap();
-    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let client = client(&broker);
     let instances = 200;
     for n in 0..instances {
         let key = format!("order-{n}");
@@ -174,17 +170,18 @@ fn flaky_payment(
 async fn retries_with_backoff_then_succeed() {
     let broker: SharedBroker = MemoryBroker::new().into_shared();
     let attempts = Arc::new(Mutex::new(Vec::new()));
-    let service = flaky_payment(
-        attempts.clone(),
-        2,
-        Some(RetryPolicy::new(3, Duration::from_millis(200))),
+    let service = start(
+        &broker,
+        flaky_payment(
+            attempts.clone(),
+            2,
+            Some(RetryPolicy::new(3, Duration::from_millis(200))),
+        ),
     )
-    .start(broker.clone(), Stores::memory(), ServiceOptions::default())
-    .await
-    .unwrap();
+    .await;
     let mut approved = reader(&broker, "probe", PaymentApproved::TYPE).await;
     let started = tokio::time::Instant::now();
-    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let client = client(&broker);
     let id = client.send("order-1", Charge { cents: 700 }).await.unwrap();
     let out = next(&mut approved).await;
     // Two failures: back-off of 200 ms then 400 ms (plus jitter) before success.
@@ -206,16 +203,17 @@ async fn retries_with_backoff_then_succeed() {
 async fn retries_exhausted_go_to_the_dead_letter_topic() {
     let broker: SharedBroker = MemoryBroker::new().into_shared();
     let attempts = Arc::new(Mutex::new(Vec::new()));
-    let service = flaky_payment(
-        attempts.clone(),
-        u32::MAX,
-        Some(RetryPolicy::new(2, Duration::from_millis(100))),
+    let service = start(
+        &broker,
+        flaky_payment(
+            attempts.clone(),
+            u32::MAX,
+            Some(RetryPolicy::new(2, Duration::from_millis(100))),
+        ),
     )
-    .start(broker.clone(), Stores::memory(), ServiceOptions::default())
-    .await
-    .unwrap();
+    .await;
     let mut dlq = reader(&broker, "probe", &dead_letter_topic(Charge::TYPE)).await;
-    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let client = client(&broker);
     let id = client.send("order-1", Charge { cents: 1 }).await.unwrap();
     let dead = next(&mut dlq).await;
     assert_eq!(dead.id(), &id);
@@ -234,12 +232,9 @@ async fn retries_exhausted_go_to_the_dead_letter_topic() {
 async fn a_failure_without_retry_is_dead_lettered_at_once() {
     let broker: SharedBroker = MemoryBroker::new().into_shared();
     let attempts = Arc::new(Mutex::new(Vec::new()));
-    let service = flaky_payment(attempts.clone(), u32::MAX, None)
-        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
-        .await
-        .unwrap();
+    let service = start(&broker, flaky_payment(attempts.clone(), u32::MAX, None)).await;
     let mut dlq = reader(&broker, "probe", &dead_letter_topic(Charge::TYPE)).await;
-    Client::new(broker.clone(), Topics::default(), "test")
+    client(&broker)
         .send("order-1", Charge { cents: 1 })
         .await
         .unwrap();
@@ -273,14 +268,14 @@ async fn a_handler_running_past_its_timeout_fails_and_is_retried() {
     )
     .timeout(Duration::from_millis(250))
     .retry(RetryPolicy::new(1, Duration::from_millis(10)));
-    let service = ServiceDefinition::new("Shop", "Payment")
-        .reaction(slow)
-        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
-        .await
-        .unwrap();
+    let service = start(
+        &broker,
+        ServiceDefinition::new("Shop", "Payment").reaction(slow),
+    )
+    .await;
     let mut approved = reader(&broker, "probe", PaymentApproved::TYPE).await;
     let started = tokio::time::Instant::now();
-    Client::new(broker.clone(), Topics::default(), "test")
+    client(&broker)
         .send("order-1", Charge { cents: 1 })
         .await
         .unwrap();
@@ -306,13 +301,13 @@ async fn a_timeout_without_retry_is_dead_lettered_with_the_reason() {
         },
     )
     .timeout(Duration::from_millis(100));
-    let service = ServiceDefinition::new("Shop", "Payment")
-        .reaction(slow)
-        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
-        .await
-        .unwrap();
+    let service = start(
+        &broker,
+        ServiceDefinition::new("Shop", "Payment").reaction(slow),
+    )
+    .await;
     let mut dlq = reader(&broker, "probe", &dead_letter_topic(Charge::TYPE)).await;
-    Client::new(broker.clone(), Topics::default(), "test")
+    client(&broker)
         .send("order-1", Charge { cents: 1 })
         .await
         .unwrap();
@@ -329,13 +324,10 @@ async fn a_timeout_without_retry_is_dead_lettered_with_the_reason() {
 async fn a_malformed_payload_is_dead_lettered_and_the_service_keeps_serving() {
     let broker: SharedBroker = MemoryBroker::new().into_shared();
     let attempts = Arc::new(Mutex::new(Vec::new()));
-    let service = flaky_payment(attempts.clone(), 0, None)
-        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
-        .await
-        .unwrap();
+    let service = start(&broker, flaky_payment(attempts.clone(), 0, None)).await;
     let mut dlq = reader(&broker, "probe-dlq", &dead_letter_topic(Charge::TYPE)).await;
     let mut approved = reader(&broker, "probe", PaymentApproved::TYPE).await;
-    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let client = client(&broker);
     let bad = Envelope::builder(Charge::TYPE, "order-1")
         .payload(Payload::json(&br#"{"cents":"twelve"}"#[..]))
         .build();
@@ -383,13 +375,13 @@ async fn bounded_reaction_dead_letters_past_its_bound() {
         },
     )
     .bounded(2);
-    let service = ServiceDefinition::new("Shop", "Loop")
-        .reaction(retry_loop)
-        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
-        .await
-        .unwrap();
+    let service = start(
+        &broker,
+        ServiceDefinition::new("Shop", "Loop").reaction(retry_loop),
+    )
+    .await;
     let mut dlq = reader(&broker, "probe", &dead_letter_topic(Charge::TYPE)).await;
-    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let client = client(&broker);
     for _ in 0..3 {
         client.send("order-1", Charge { cents: 1 }).await.unwrap();
     }
@@ -406,14 +398,14 @@ async fn bounded_reaction_dead_letters_past_its_bound() {
 #[tokio::test]
 async fn emitted_events_carry_key_causation_trace_version_and_derived_ids() {
     let broker: SharedBroker = MemoryBroker::new().into_shared();
-    let service = flaky_payment(Arc::default(), 0, None)
-        .version("2.1.0")
-        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
-        .await
-        .unwrap();
+    let service = start(
+        &broker,
+        flaky_payment(Arc::default(), 0, None).version("2.1.0"),
+    )
+    .await;
     let mut approved = reader(&broker, "probe", PaymentApproved::TYPE).await;
     let command = Envelope::of("order-9", Charge { cents: 3 }).build();
-    Client::new(broker.clone(), Topics::default(), "test")
+    client(&broker)
         .send_envelope(command.clone())
         .await
         .unwrap();
@@ -468,15 +460,9 @@ async fn every_event_delivered_twice_charges_once() {
             }
         },
     ));
-    let a = payment
-        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
-        .await
-        .unwrap();
-    let b = orders
-        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
-        .await
-        .unwrap();
-    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let a = start(&broker, payment).await;
+    let b = start(&broker, orders).await;
+    let client = client(&broker);
     for n in 0..500u64 {
         client
             .send(format!("order-{n}"), OrderPlaced { amount: n })
@@ -513,14 +499,14 @@ async fn a_panicking_handler_is_a_failure_not_a_crash() {
             Ok(Emit::one(PaymentApproved { amount: c.cents }))
         },
     );
-    let service = ServiceDefinition::new("Shop", "Payment")
-        .reaction(boom)
-        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
-        .await
-        .unwrap();
+    let service = start(
+        &broker,
+        ServiceDefinition::new("Shop", "Payment").reaction(boom),
+    )
+    .await;
     let mut dlq = reader(&broker, "probe-dlq", &dead_letter_topic(Charge::TYPE)).await;
     let mut approved = reader(&broker, "probe", PaymentApproved::TYPE).await;
-    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let client = client(&broker);
     client.send("order-1", Charge { cents: 0 }).await.unwrap();
     client.send("order-2", Charge { cents: 5 }).await.unwrap();
     let reason = next(&mut dlq)
@@ -542,7 +528,7 @@ async fn a_restarted_service_loses_nothing_and_repeats_nothing() {
         .start(broker.clone(), stores.clone(), ServiceOptions::default())
         .await
         .unwrap();
-    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let client = client(&broker);
     for n in 0..200 {
         client
             .send(format!("o{n}"), Charge { cents: n })
@@ -571,12 +557,9 @@ async fn a_restarted_service_loses_nothing_and_repeats_nothing() {
 async fn closing_the_broker_drains_through_running_services() {
     let broker = MemoryBroker::new();
     let shared: SharedBroker = broker.clone().into_shared();
-    let service = flaky_payment(Arc::default(), 0, None)
-        .start(shared.clone(), Stores::memory(), ServiceOptions::default())
-        .await
-        .unwrap();
+    let service = start(&shared, flaky_payment(Arc::default(), 0, None)).await;
     let mut approved = reader(&shared, "probe", PaymentApproved::TYPE).await;
-    let client = Client::new(shared.clone(), Topics::default(), "test");
+    let client = client(&shared);
     for n in 0..50 {
         client
             .send(format!("o{n}"), Charge { cents: n })

@@ -7,9 +7,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use choreo_runtime::broker::IntoSharedBroker;
-use choreo_runtime::service::{
-    Client, Emit, Reaction, ServiceDefinition, ServiceOptions, Stores, Topics, Trigger,
-};
+use choreo_runtime::service::{Emit, Reaction, ServiceDefinition, Trigger};
 use choreo_runtime::{Envelope, MemoryBroker, Message, SharedBroker};
 use common::*;
 
@@ -37,23 +35,20 @@ async fn handler_logs_carry_the_span_with_correlation_and_trace() {
     // A current-thread test runtime: the service task runs on this thread.
     let _guard = tracing::subscriber::set_default(subscriber);
     let broker: SharedBroker = MemoryBroker::new().into_shared();
-    let service = ServiceDefinition::new("Shop", "Payment")
-        .reaction(Reaction::new(
+    let service = start(
+        &broker,
+        ServiceDefinition::new("Shop", "Payment").reaction(Reaction::new(
             "charge",
             Trigger::any([OrderPlaced::TYPE]),
             |_ctx, _input| async {
                 tracing::info!("charging the card");
                 Ok(Emit::none())
             },
-        ))
-        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
-        .await
-        .unwrap();
+        )),
+    )
+    .await;
     let order = Envelope::of("order-77", OrderPlaced { amount: 1 }).build();
-    Client::new(broker.clone(), Topics::default(), "test")
-        .send_envelope(order.clone())
-        .await
-        .unwrap();
+    client(&broker).send_envelope(order.clone()).await.unwrap();
     eventually("handled", || service.stats().handled == 1).await;
     service.shutdown().await.unwrap();
     let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();

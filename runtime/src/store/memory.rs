@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{Claim, InboxStore, StateStore, StoreError};
+use super::{check_slot, Claim, InboxStore, StateStore, StoreError};
 use crate::envelope::{Envelope, EventId};
 
 /// `DONE`, or the end of a claim's lease in milliseconds after the
@@ -160,9 +160,7 @@ impl StateStore for MemoryStateStore {
         slots: usize,
         envelope: &Envelope,
     ) -> Result<Option<Vec<Envelope>>, StoreError> {
-        if slot >= slots {
-            return Err(StoreError::Config(format!("join slot {slot} of {slots}")));
-        }
+        check_slot(slot, slots)?;
         let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
         let filled = joins
             .entry((scope.to_owned(), instance.to_owned()))

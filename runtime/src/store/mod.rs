@@ -86,6 +86,15 @@ pub trait InboxStore: Send + Sync + 'static {
     }
 }
 
+/// Checks a join slot index against the join's size.
+pub(crate) fn check_slot(slot: usize, slots: usize) -> Result<(), StoreError> {
+    if slot < slots {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!("join slot {slot} of {slots}")))
+    }
+}
+
 /// Per-instance state of reactions: join slots and `@bounded` counters.
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {

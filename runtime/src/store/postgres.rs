@@ -6,6 +6,7 @@
 //! counters). Several services (and several replicas) may share them: every
 //! row is scoped by choreography, participant and reaction.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +14,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
 
-use super::{Claim, InboxStore, StateStore, StoreError};
+use super::{check_slot, Claim, InboxStore, StateStore, StoreError};
 use crate::envelope::{json, Envelope, EventId};
 use crate::service::Stores;
 
@@ -75,6 +77,19 @@ impl Sql {
 struct Shared {
     pool: Pool,
     sql: Sql,
+}
+
+impl Shared {
+    /// Runs one (cached, prepared) statement on a pooled connection.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.pool.get().await.map_err(backend)?;
+        let stmt = client.prepare_cached(sql).await.map_err(backend)?;
+        client.query(&stmt, params).await.map_err(backend)
+    }
 }
 
 /// A connection pool and the stores on it.
@@ -201,7 +216,7 @@ pub struct PgInbox {
 
 /// The ids as text, each once (one statement may not touch a row twice).
 fn distinct_texts(ids: &[EventId]) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     ids.iter()
         .map(ToString::to_string)
         .filter(|t| seen.insert(t.clone()))
@@ -219,36 +234,23 @@ impl InboxStore for PgInbox {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let sh = &self.shared;
         let texts = distinct_texts(ids);
-        let client = self.shared.pool.get().await.map_err(backend)?;
-        let stmt = client
-            .prepare_cached(&self.shared.sql.claim)
-            .await
-            .map_err(backend)?;
-        let rows = client
-            .query(&stmt, &[&scope, &texts, &lease.as_secs_f64()])
-            .await
-            .map_err(backend)?;
-        let won: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
-        let mut done = std::collections::HashSet::new();
+        let rows = sh
+            .query(&sh.sql.claim, &[&scope, &texts, &lease.as_secs_f64()])
+            .await?;
+        let won: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+        let mut done = HashSet::new();
         if won.len() < texts.len() {
             let lost: Vec<&String> = texts.iter().filter(|t| !won.contains(*t)).collect();
-            let stmt = client
-                .prepare_cached(&self.shared.sql.claim_state)
-                .await
-                .map_err(backend)?;
-            for r in client
-                .query(&stmt, &[&scope, &lost])
-                .await
-                .map_err(backend)?
-            {
+            for r in sh.query(&sh.sql.claim_state, &[&scope, &lost]).await? {
                 if r.get::<_, bool>(1) {
                     done.insert(r.get::<_, String>(0));
                 }
             }
         }
         // The first occurrence of an id gets its claim; a repeat is Busy.
-        let mut answered = std::collections::HashSet::new();
+        let mut answered = HashSet::new();
         Ok(ids
             .iter()
             .map(|id| {
@@ -265,34 +267,21 @@ impl InboxStore for PgInbox {
     }
 
     async fn complete_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let client = self.shared.pool.get().await.map_err(backend)?;
-        let stmt = client
-            .prepare_cached(&self.shared.sql.complete)
-            .await
-            .map_err(backend)?;
-        client
-            .execute(&stmt, &[&scope, &distinct_texts(ids)])
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.update(&self.shared.sql.complete, scope, ids).await
     }
 
     async fn release_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
+        self.update(&self.shared.sql.release, scope, ids).await
+    }
+}
+
+impl PgInbox {
+    async fn update(&self, sql: &str, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
+        if !ids.is_empty() {
+            self.shared
+                .query(sql, &[&scope, &distinct_texts(ids)])
+                .await?;
         }
-        let client = self.shared.pool.get().await.map_err(backend)?;
-        let stmt = client
-            .prepare_cached(&self.shared.sql.release)
-            .await
-            .map_err(backend)?;
-        client
-            .execute(&stmt, &[&scope, &distinct_texts(ids)])
-            .await
-            .map_err(backend)?;
         Ok(())
     }
 }
@@ -312,30 +301,15 @@ impl StateStore for PgStateStore {
         slots: usize,
         envelope: &Envelope,
     ) -> Result<Option<Vec<Envelope>>, StoreError> {
-        if slot >= slots {
-            return Err(StoreError::Config(format!("join slot {slot} of {slots}")));
-        }
+        check_slot(slot, slots)?;
         let slot_i = i32::try_from(slot).map_err(|e| StoreError::Config(e.to_string()))?;
         let bytes = json::encode(envelope).map_err(backend)?;
-        let client = self.shared.pool.get().await.map_err(backend)?;
-        let insert = client
-            .prepare_cached(&self.shared.sql.join_insert)
-            .await
-            .map_err(backend)?;
-        client
-            .execute(&insert, &[&scope, &instance, &slot_i, &bytes])
-            .await
-            .map_err(backend)?;
+        let sh = &self.shared;
+        sh.query(&sh.sql.join_insert, &[&scope, &instance, &slot_i, &bytes])
+            .await?;
         // Read after our own insert committed: whichever arrival commits
         // last sees every slot (READ COMMITTED), so the join cannot be missed.
-        let select = client
-            .prepare_cached(&self.shared.sql.join_select)
-            .await
-            .map_err(backend)?;
-        let rows = client
-            .query(&select, &[&scope, &instance])
-            .await
-            .map_err(backend)?;
+        let rows = sh.query(&sh.sql.join_select, &[&scope, &instance]).await?;
         let mut filled: Vec<Option<Envelope>> = vec![None; slots];
         for row in rows {
             let s: i32 = row.get(0);
@@ -351,28 +325,23 @@ impl StateStore for PgStateStore {
     }
 
     async fn fired_count(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
-        let client = self.shared.pool.get().await.map_err(backend)?;
-        let stmt = client
-            .prepare_cached(&self.shared.sql.fired_select)
-            .await
-            .map_err(backend)?;
-        let row = client
-            .query_opt(&stmt, &[&scope, &instance])
-            .await
-            .map_err(backend)?;
-        Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0).unsigned_abs()))
+        let sh = &self.shared;
+        Ok(first_count(
+            &sh.query(&sh.sql.fired_select, &[&scope, &instance]).await?,
+        ))
     }
 
     async fn record_firing(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
-        let client = self.shared.pool.get().await.map_err(backend)?;
-        let stmt = client
-            .prepare_cached(&self.shared.sql.fired_increment)
-            .await
-            .map_err(backend)?;
-        let row = client
-            .query_one(&stmt, &[&scope, &instance])
-            .await
-            .map_err(backend)?;
-        Ok(row.get::<_, i64>(0).max(0).unsigned_abs())
+        let sh = &self.shared;
+        Ok(first_count(
+            &sh.query(&sh.sql.fired_increment, &[&scope, &instance])
+                .await?,
+        ))
     }
+}
+
+/// The `count` of the first row (0 when there is none).
+fn first_count(rows: &[Row]) -> u64 {
+    rows.first()
+        .map_or(0, |r| r.get::<_, i64>(0).max(0).unsigned_abs())
 }

@@ -4,6 +4,9 @@
 use std::time::Duration;
 
 use choreo_runtime::broker::{SharedBroker, SubscribeOptions, Subscription};
+use choreo_runtime::service::{
+    Client, ServiceDefinition, ServiceHandle, ServiceOptions, Stores, Topics,
+};
 use choreo_runtime::{Delivery, Message};
 use serde::{Deserialize, Serialize};
 
@@ -87,4 +90,16 @@ pub async fn next(sub: &mut Box<dyn Subscription>) -> choreo_runtime::Envelope {
     let env = d.envelope().clone();
     d.ack().await.unwrap();
     env
+}
+
+/// Starts `def` on `broker` with memory stores and default options.
+pub async fn start(broker: &SharedBroker, def: ServiceDefinition) -> ServiceHandle {
+    def.start(broker.clone(), Stores::memory(), ServiceOptions::default())
+        .await
+        .unwrap()
+}
+
+/// A client sending without a topic prefix.
+pub fn client(broker: &SharedBroker) -> Client {
+    Client::new(broker.clone(), Topics::default(), "test")
 }
