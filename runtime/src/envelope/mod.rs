@@ -126,6 +126,35 @@ impl Envelope {
         Envelope::builder(M::TYPE, correlation_id).payload(Payload::typed(message))
     }
 
+    /// The envelope of an event emitted by handling `cause`: same instance
+    /// key, `causationid` = the cause's id, JSON content type, time now.
+    /// (What the builder does, without moving a builder through each step:
+    /// this runs once per emitted event.)
+    pub fn caused_by(
+        cause: &Envelope,
+        id: EventId,
+        ty: SharedStr,
+        source: SharedStr,
+        traceparent: TraceParent,
+        choreo_version: Option<SharedStr>,
+        payload: Payload,
+    ) -> Envelope {
+        Envelope(Arc::new(Inner {
+            id,
+            source,
+            ty,
+            time: Timestamp::now(),
+            datacontenttype: Some(SharedStr::from_static(JSON_CONTENT_TYPE)),
+            correlation_id: cause.0.correlation_id.clone(),
+            causation_id: Some(cause.0.id.clone()),
+            traceparent: Some(traceparent),
+            tracestate: cause.0.tracestate.clone(),
+            choreo_version,
+            extensions: BTreeMap::new(),
+            payload,
+        }))
+    }
+
     /// A builder holding every attribute of this envelope (same id).
     pub fn to_builder(&self) -> EnvelopeBuilder {
         EnvelopeBuilder {

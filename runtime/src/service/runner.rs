@@ -822,17 +822,16 @@ impl Runner {
         payload: Payload,
         trace: TraceParent,
     ) -> Envelope {
-        let mut b = Envelope::builder(ty.clone(), trigger.correlation_shared().clone())
+        Envelope::caused_by(
+            trigger,
             // Derived ids: a rerun after a crash republishes the same ids.
-            .id(EventId::derived(dedup_id, reaction, n))
-            .source(self.source.clone())
-            .causation_id(trigger.id().clone())
-            .traceparent(Some(trace))
-            .payload(payload);
-        if let Some(v) = &self.def.version {
-            b = b.choreo_version(v.clone());
-        }
-        b.build()
+            EventId::derived(dedup_id, reaction, n),
+            ty.clone(),
+            self.source.clone(),
+            trace,
+            self.def.version.clone(),
+            payload,
+        )
     }
 }
 
