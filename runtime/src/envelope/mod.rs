@@ -229,18 +229,6 @@ impl Envelope {
     pub fn decode<M: Message>(&self) -> Result<M, DecodeError> {
         self.0.payload.decode::<M>()
     }
-
-    /// This envelope with one extension set (a copy; this one is unchanged).
-    pub fn with_extension(&self, name: &str, value: impl Into<String>) -> Envelope {
-        let mut inner = (*self.0).clone();
-        inner.extensions.insert(name.to_owned(), value.into());
-        Envelope(Arc::new(inner))
-    }
-
-    /// Whether both handles point at the very same envelope.
-    pub fn ptr_eq(a: &Envelope, b: &Envelope) -> bool {
-        Arc::ptr_eq(&a.0, &b.0)
-    }
 }
 
 impl std::fmt::Debug for Envelope {

@@ -334,7 +334,10 @@ impl Subscription for MemorySubscription {
             // look and the wait still wakes us (see `Member::wake`).
             self.member.waiting.store(true, Ordering::SeqCst);
             let held = self.member.in_flight.load(Ordering::SeqCst);
-            let budget = max.min(self.member.max_in_flight.saturating_sub(held));
+            // Asking for none would wait for ever: take at least one.
+            let budget = max
+                .max(1)
+                .min(self.member.max_in_flight.saturating_sub(held));
             let now = Instant::now();
             let mut out = Vec::new();
             let mut wake_at: Option<Instant> = None;
