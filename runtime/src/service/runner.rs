@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,8 @@ use std::future::Future;
 
 use futures::{FutureExt, StreamExt};
 use smallvec::SmallVec;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::definition::{Context, HandlerError, Input, Reaction, ServiceDefinition, Trigger};
@@ -225,6 +226,12 @@ struct Runner {
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// How many more deliveries a service may take.
+struct Capacity {
+    free: AtomicUsize,
+    freed: Notify,
+}
+
 /// How one reaction dealt with one delivery.
 enum Outcome {
     Completed(Completion),
@@ -339,55 +346,90 @@ impl Runner {
         topic
     }
 
+    /// Pulls batches and hands each to its own task, so that batches (and
+    /// the services they feed) spread over the runtime's worker threads.
     async fn run(self: Arc<Self>, mut sub: Box<dyn Subscription>, mut stop: watch::Receiver<bool>) {
-        let mut running = FuturesUnordered::new();
-        let mut finished: Vec<Handled> = Vec::new();
-        let mut stopping = false;
+        let capacity = Arc::new(Capacity {
+            free: AtomicUsize::new(self.opts.max_in_flight),
+            freed: Notify::new(),
+        });
+        let mut batches = JoinSet::new();
+        // Dropping the handle detaches the service; only `shutdown` stops it.
+        let mut stop_open = true;
         loop {
-            if stopping && running.is_empty() {
-                break;
-            }
-            let free = self.opts.max_in_flight.saturating_sub(running.len());
-            tokio::select! {
-                biased;
-                Some(done) = running.next(), if !running.is_empty() => {
-                    finished.push(done);
-                    // Take whatever else is ready, to settle in one batch.
-                    while let Some(Some(done)) = running.next().now_or_never() {
-                        finished.push(done);
-                    }
-                    self.flush(&mut finished).await;
+            while let Some(done) = batches.try_join_next() {
+                if let Err(e) = done {
+                    tracing::error!(participant = %self.def.participant, error = %e, "a batch task failed");
                 }
-                _ = stop.changed(), if !stopping => stopping = true,
-                batch = sub.next_batch(free), if !stopping && free > 0 => match batch {
-                    Ok(Some(deliveries)) => {
-                        let claims = self.claim_batch(&deliveries).await;
-                        // With in-process stores a handling mostly finishes
-                        // on its first poll: keep those out of the
-                        // FuturesUnordered machinery and settle the batch
-                        // at once.
-                        for (d, pre) in deliveries.into_iter().zip(claims) {
-                            let mut handling = Box::pin(self.clone().handle(d, pre));
-                            let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
-                            match handling.as_mut().poll(&mut cx) {
-                                std::task::Poll::Ready(done) => finished.push(done),
-                                // Polled again by `running` with a real waker.
-                                std::task::Poll::Pending => running.push(handling),
-                            }
-                        }
-                        self.flush(&mut finished).await;
-                    }
-                    Ok(None) => stopping = true,
-                    Err(e) => {
-                        tracing::warn!(participant = %self.def.participant, error = %e, "receiving failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let free = capacity.free.load(Ordering::Acquire);
+            let batch = tokio::select! {
+                biased;
+                changed = stop.changed(), if stop_open => match changed {
+                    Ok(()) => break,
+                    Err(_) => {
+                        stop_open = false;
+                        continue;
                     }
                 },
+                _ = capacity.freed.notified(), if free == 0 => continue,
+                batch = sub.next_batch(free), if free > 0 => batch,
+            };
+            match batch {
+                Ok(Some(deliveries)) => {
+                    capacity.free.fetch_sub(deliveries.len(), Ordering::AcqRel);
+                    batches.spawn(self.clone().process(deliveries, capacity.clone()));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(participant = %self.def.participant, error = %e, "receiving failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
         }
-        self.flush(&mut finished).await;
+        // Graceful: what was taken is handled, published and settled.
+        while let Some(done) = batches.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(participant = %self.def.participant, error = %e, "a batch task failed");
+            }
+        }
         if let Err(e) = sub.unsubscribe().await {
             tracing::warn!(participant = %self.def.participant, error = %e, "leaving the group failed");
+        }
+    }
+
+    /// Handles one batch: claims it, runs its handlings, and settles them
+    /// in groups as they finish.
+    async fn process(self: Arc<Self>, deliveries: Vec<Delivery>, capacity: Arc<Capacity>) {
+        let claims = self.claim_batch(&deliveries).await;
+        let mut running = FuturesUnordered::new();
+        let mut finished: Vec<Handled> = Vec::with_capacity(deliveries.len());
+        // With in-process stores a handling mostly finishes on its first
+        // poll: keep those out of the FuturesUnordered machinery.
+        for (d, pre) in deliveries.into_iter().zip(claims) {
+            let mut handling = Box::pin(self.clone().handle(d, pre));
+            let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+            match handling.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(done) => finished.push(done),
+                // Polled again by `running` with a real waker.
+                std::task::Poll::Pending => running.push(handling),
+            }
+        }
+        loop {
+            if !finished.is_empty() {
+                let n = finished.len();
+                self.flush(&mut finished).await;
+                capacity.free.fetch_add(n, Ordering::AcqRel);
+                capacity.freed.notify_one();
+            }
+            let Some(done) = running.next().await else {
+                break;
+            };
+            finished.push(done);
+            // Take whatever else is ready, to settle in one go.
+            while let Some(Some(done)) = running.next().now_or_never() {
+                finished.push(done);
+            }
         }
     }
 
