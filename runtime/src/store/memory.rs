@@ -1,6 +1,6 @@
 //! In-process stores: fast, and gone with the process.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -10,23 +10,48 @@ use tokio::time::Instant;
 use super::{check_slot, Claim, InboxStore, StateStore, StoreError};
 use crate::envelope::{Envelope, EventId};
 
-/// `DONE`, or the end of a claim's lease in milliseconds after the
-/// inbox's creation (plus one): an entry is one word, which matters at
-/// a hundred thousand entries per scope.
+/// One word per id, which matters at a hundred thousand ids per scope:
+/// with [`CLAIM`] set, the end of a claim's lease in milliseconds after
+/// the inbox's creation; without, the id is done and this is its
+/// completion number (what eviction goes by).
 type Entry = u64;
-const DONE: Entry = 0;
+const CLAIM: Entry = 1 << 63;
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 #[derive(Default)]
 struct ScopeInbox {
     entries: Map<EventId, Entry>,
-    done_order: VecDeque<EventId>,
+    /// Completions so far (the next completion number).
+    completed: u64,
+    /// Done entries held.
+    done: usize,
 }
 
-/// An inbox in memory. It remembers the last `capacity` completed ids per
-/// scope (default 100,000): a duplicate older than that is handled again.
-/// That suits one process, where duplicates come from injection and
+impl ScopeInbox {
+    /// Forgets the oldest done ids beyond `capacity`, in one sweep once an
+    /// eighth more has piled up: a sequential pass over the table costs
+    /// less than evicting ids one by one at random places. Lapsed claims
+    /// go in the same sweep.
+    fn evict(&mut self, capacity: usize, now_ms: u64) {
+        if self.done <= capacity + capacity / 8 {
+            return;
+        }
+        let cutoff = self.completed.saturating_sub(capacity as u64);
+        self.entries.retain(|_, e| {
+            if *e & CLAIM == 0 {
+                *e >= cutoff
+            } else {
+                *e & !CLAIM > now_ms
+            }
+        });
+        self.done = self.entries.values().filter(|e| **e & CLAIM == 0).count();
+    }
+}
+
+/// An inbox in memory. It remembers at least the last `capacity` completed
+/// ids per scope (default 100,000): a duplicate older than that is handled
+/// again. That suits one process, where duplicates come from injection and
 /// redelivery within seconds; durable deployments use the PostgreSQL inbox.
 pub struct MemoryInbox {
     scopes: Mutex<Map<String, ScopeInbox>>,
@@ -56,8 +81,9 @@ impl MemoryInbox {
     }
 
     fn millis(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX - 1)
-            + 1
+        let ms =
+            u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX);
+        ms.min(CLAIM - 1)
     }
 
     fn with_scope<R>(&self, scope: &str, f: impl FnOnce(&mut ScopeInbox) -> R) -> R {
@@ -78,18 +104,21 @@ impl InboxStore for MemoryInbox {
         lease: Duration,
     ) -> Result<Vec<Claim>, StoreError> {
         let now = Instant::now();
-        let (now_ms, until) = (self.millis(now), self.millis(now + lease));
+        let (now_ms, until) = (self.millis(now), CLAIM | self.millis(now + lease));
         Ok(self.with_scope(scope, |s| {
             ids.iter()
                 .map(|id| match s.entries.entry(id.clone()) {
-                    std::collections::hash_map::Entry::Occupied(mut e) => match *e.get() {
-                        DONE => Claim::Done,
-                        held if held > now_ms => Claim::Busy,
-                        _ => {
+                    std::collections::hash_map::Entry::Occupied(mut e) => {
+                        let v = *e.get();
+                        if v & CLAIM == 0 {
+                            Claim::Done
+                        } else if v & !CLAIM > now_ms {
+                            Claim::Busy
+                        } else {
                             e.insert(until);
                             Claim::Acquired
                         }
-                    },
+                    }
                     std::collections::hash_map::Entry::Vacant(e) => {
                         e.insert(until);
                         Claim::Acquired
@@ -100,23 +129,21 @@ impl InboxStore for MemoryInbox {
     }
 
     async fn complete_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
-        let capacity = self.capacity;
+        let (capacity, now_ms) = (self.capacity, self.millis(Instant::now()));
         self.with_scope(scope, |s| {
             for id in ids {
+                let seq = s.completed;
                 match s.entries.get_mut(id) {
-                    Some(e) if *e == DONE => continue,
-                    Some(e) => *e = DONE,
+                    Some(e) if *e & CLAIM == 0 => continue,
+                    Some(e) => *e = seq,
                     None => {
-                        s.entries.insert(id.clone(), DONE);
+                        s.entries.insert(id.clone(), seq);
                     }
                 }
-                s.done_order.push_back(id.clone());
+                s.completed += 1;
+                s.done += 1;
             }
-            while s.done_order.len() > capacity {
-                if let Some(old) = s.done_order.pop_front() {
-                    s.entries.remove(&old);
-                }
-            }
+            s.evict(capacity, now_ms);
         });
         Ok(())
     }
@@ -124,7 +151,7 @@ impl InboxStore for MemoryInbox {
     async fn release_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
         self.with_scope(scope, |s| {
             for id in ids {
-                if s.entries.get(id).is_some_and(|&e| e != DONE) {
+                if s.entries.get(id).is_some_and(|&e| e & CLAIM != 0) {
                     s.entries.remove(id);
                 }
             }
@@ -226,6 +253,25 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(claims, [Claim::Acquired, Claim::Busy, Claim::Done]);
+    }
+
+    #[tokio::test]
+    async fn the_inbox_remembers_at_least_its_capacity_of_latest_ids() {
+        let inbox = MemoryInbox::with_capacity(100);
+        let lease = Duration::from_secs(10);
+        let ids: Vec<EventId> = (0..1000).map(|_| EventId::now()).collect();
+        for chunk in ids.chunks(7) {
+            inbox.claim_many("s", chunk, lease).await.unwrap();
+            inbox.complete_many("s", chunk).await.unwrap();
+        }
+        let latest = inbox.claim_many("s", &ids[900..], lease).await.unwrap();
+        assert!(latest.iter().all(|c| *c == Claim::Done));
+        assert_eq!(
+            inbox.claim("s", &ids[0], lease).await.unwrap(),
+            Claim::Acquired
+        );
+        let held = inbox.with_scope("s", |s| s.entries.len());
+        assert!(held <= 100 + 100 / 8 + 7 + 1, "{held} ids held");
     }
 
     #[tokio::test]
