@@ -148,6 +148,36 @@ async fn broker_pipeline(n: u64) -> Duration {
     took
 }
 
+/// CPU time this process has used (user + system), from /proc/self/stat,
+/// in clock ticks of 10 ms; `None` off Linux.
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Runs `rounds` rounds; returns the best wall time and the CPU time per
+/// handling over all rounds (a figure that other load on the machine
+/// disturbs much less than throughput).
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    rounds: usize,
+    n: u64,
+    run: impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = Duration>>>,
+) -> (Vec<Duration>, Option<f64>) {
+    let before = cpu_ticks();
+    let times: Vec<Duration> = (0..rounds).map(|_| rt.block_on(run(n))).collect();
+    let cpu_ns_per_handling = match (before, cpu_ticks()) {
+        (Some(a), Some(b)) => Some((b - a) as f64 * 1e7 / (rounds as f64 * 2.0 * n as f64)),
+        _ => None,
+    };
+    (times, cpu_ns_per_handling)
+}
+
 fn main() {
     // `cargo test --benches` runs this binary with no work to do.
     if std::env::args().any(|a| a == "--list" || a == "--test") {
@@ -164,30 +194,29 @@ fn main() {
         .unwrap();
     let rounds = 3;
     let best = |v: &[Duration]| v.iter().min().copied().unwrap();
-    let mut raw = Vec::new();
-    let mut brk = Vec::new();
     // CHOREO_BENCH_ONLY=raw|broker runs one side (for profiling).
     let only = std::env::var("CHOREO_BENCH_ONLY").unwrap_or_default();
-    for _ in 0..rounds {
-        if only != "broker" {
-            raw.push(rt.block_on(raw_pipeline(n)));
-        }
-        if only != "raw" {
-            brk.push(rt.block_on(broker_pipeline(n)));
-        }
-    }
-    if !only.is_empty() {
-        let v = if only == "raw" { &raw } else { &brk };
-        println!(
-            "{only}: {:.0} events/s (rounds: {v:?})",
-            (2 * n) as f64 / best(v).as_secs_f64()
-        );
-        return;
-    }
     let rate = |d: Duration| (2 * n) as f64 / d.as_secs_f64();
-    let (raw_rate, brk_rate) = (rate(best(&raw)), rate(best(&brk)));
+    let report = |name: &str, (times, cpu): &(Vec<Duration>, Option<f64>)| {
+        let cpu = cpu.map_or("n/a".to_owned(), |c| format!("{c:.0} ns"));
+        println!(
+            "{name:<24}{:>12.0} events/s  CPU per handling {cpu}  (rounds: {times:?})",
+            rate(best(times))
+        );
+    };
     println!("commands per round: {n} (each makes 2 handlings); best of {rounds} rounds");
-    println!("raw mpsc pipeline:      {raw_rate:>12.0} events/s  (rounds: {raw:?})");
-    println!("memory broker pipeline: {brk_rate:>12.0} events/s  (rounds: {brk:?})");
-    println!("ratio broker/raw:       {:>12.3}", brk_rate / raw_rate);
+    let raw = (only != "broker").then(|| measure(&rt, rounds, n, |n| Box::pin(raw_pipeline(n))));
+    let brk = (only != "raw").then(|| measure(&rt, rounds, n, |n| Box::pin(broker_pipeline(n))));
+    if let Some(r) = &raw {
+        report("raw mpsc pipeline:", r);
+    }
+    if let Some(b) = &brk {
+        report("memory broker pipeline:", b);
+    }
+    if let (Some(r), Some(b)) = (&raw, &brk) {
+        println!(
+            "ratio broker/raw:       {:>12.3}",
+            rate(best(&b.0)) / rate(best(&r.0))
+        );
+    }
 }
