@@ -4,6 +4,8 @@
 
 mod client;
 mod definition;
+mod handling;
+mod options;
 mod runner;
 mod topics;
 
@@ -12,5 +14,6 @@ pub use definition::{
     Context, Emit, Handler, HandlerError, HandlerFuture, Input, Reaction, RetryPolicy,
     ServiceDefinition, Trigger,
 };
-pub use runner::{ServiceError, ServiceHandle, ServiceOptions, ServiceStats, Stores};
+pub use options::{ServiceError, ServiceOptions, ServiceStats, Stores};
+pub use runner::ServiceHandle;
 pub use topics::Topics;

@@ -1,160 +1,27 @@
-//! Runs a participant's reactions against a broker: one consumer group per
-//! participant, deduplication through the inbox, joins and bounds through
-//! the state store, retries through broker redelivery.
+//! Runs a participant against a broker: one consumer group per
+//! participant, batches pulled within `max_in_flight`, each handled by a
+//! task of its own, claimed and settled in groups.
 
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
-use std::future::Future;
-
 use futures::{FutureExt, StreamExt};
 use smallvec::SmallVec;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
-use tracing::Instrument;
 
-use super::definition::{Context, HandlerError, Input, Reaction, ServiceDefinition, Trigger};
-use super::topics::Topics;
+use super::definition::{HandlerError, ServiceDefinition, Trigger};
+use super::options::{bump, Counters, ServiceError, ServiceOptions, ServiceStats, Stores};
 use crate::broker::{
-    settle_all, BrokerError, Delivery, Settlement, SharedBroker, StartPosition, SubscribeOptions,
-    Subscription,
+    settle_all, Delivery, Settlement, SharedBroker, SubscribeOptions, Subscription,
 };
-use crate::envelope::{Envelope, EventId, SharedStr, TraceParent};
-use crate::payload::Payload;
-use crate::progress::notice::{Completion, CompletionOutcome, EmittedEvent, ProgressNotice};
-use crate::store::{Claim, InboxStore, MemoryInbox, MemoryStateStore, StateStore, StoreError};
-
-/// The stores a service keeps its idempotency and join state in.
-#[derive(Clone)]
-pub struct Stores {
-    /// Deduplication by event id.
-    pub inbox: Arc<dyn InboxStore>,
-    /// Join slots and `@bounded` counters.
-    pub state: Arc<dyn StateStore>,
-}
-
-impl Stores {
-    /// Both stores in memory (lost with the process).
-    pub fn memory() -> Self {
-        Stores {
-            inbox: Arc::new(MemoryInbox::new()),
-            state: Arc::new(MemoryStateStore::new()),
-        }
-    }
-}
-
-impl Default for Stores {
-    fn default() -> Self {
-        Stores::memory()
-    }
-}
-
-/// How a service runs.
-#[derive(Debug, Clone)]
-pub struct ServiceOptions {
-    /// Topic names (their prefix must match the other parts of the deployment).
-    pub topics: Topics,
-    /// Handlings running at once.
-    pub max_in_flight: usize,
-    /// Redelivery if a handling is not settled in this time; raised to
-    /// twice the longest `@timeout` when that is longer.
-    pub ack_wait: Duration,
-    /// Broker-side cap on deliveries of one event (a backstop: `@retry`
-    /// decides retries).
-    pub max_deliveries: u32,
-    /// Where a new consumer group starts.
-    pub start: StartPosition,
-    /// Ask the broker for per-key order.
-    pub per_key_order: bool,
-    /// Publish progress notices (for instance trackers).
-    pub progress_notices: bool,
-    /// The `source` of emitted events (default `choreography/participant`).
-    pub source: Option<String>,
-    /// How long an inbox claim holds before another delivery may take over.
-    pub claim_lease: Duration,
-    /// The redelivery delay of an event whose duplicate is being handled.
-    pub busy_retry: Duration,
-}
-
-impl Default for ServiceOptions {
-    fn default() -> Self {
-        ServiceOptions {
-            topics: Topics::default(),
-            max_in_flight: 256,
-            ack_wait: Duration::from_secs(30),
-            max_deliveries: 100,
-            start: StartPosition::Earliest,
-            per_key_order: false,
-            progress_notices: true,
-            source: None,
-            claim_lease: Duration::from_secs(60),
-            busy_retry: Duration::from_millis(50),
-        }
-    }
-}
-
-/// A service could not start or stopped badly.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ServiceError {
-    /// The definition cannot run.
-    #[error("invalid service definition: {0}")]
-    Invalid(String),
-    /// The broker refused.
-    #[error(transparent)]
-    Broker(#[from] BrokerError),
-    /// The service task died.
-    #[error("service task failed: {0}")]
-    Crashed(String),
-}
-
-/// Counts of what a service did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ServiceStats {
-    /// Handler runs that succeeded.
-    pub handled: u64,
-    /// Deliveries of events a reaction had handled already.
-    pub duplicates: u64,
-    /// Handler runs that failed (retried or dead-lettered).
-    pub failures: u64,
-    /// Deliveries sent to the dead-letter topic.
-    pub dead_lettered: u64,
-    /// Join events stored to wait for the rest.
-    pub join_waiting: u64,
-    /// Deliveries settled (acked, nacked or dead-lettered).
-    pub deliveries: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    handled: AtomicU64,
-    duplicates: AtomicU64,
-    failures: AtomicU64,
-    dead_lettered: AtomicU64,
-    join_waiting: AtomicU64,
-    deliveries: AtomicU64,
-}
-
-impl Counters {
-    fn snapshot(&self) -> ServiceStats {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        ServiceStats {
-            handled: g(&self.handled),
-            duplicates: g(&self.duplicates),
-            failures: g(&self.failures),
-            dead_lettered: g(&self.dead_lettered),
-            join_waiting: g(&self.join_waiting),
-            deliveries: g(&self.deliveries),
-        }
-    }
-}
-
-fn bump(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
-}
+use crate::envelope::{Envelope, EventId, SharedStr};
+use crate::progress::notice::{Completion, ProgressNotice};
+use crate::store::{Claim, StoreError};
 
 /// A running service.
 pub struct ServiceHandle {
@@ -209,19 +76,19 @@ impl ServiceDefinition {
     }
 }
 
-struct Runner {
-    def: ServiceDefinition,
-    broker: SharedBroker,
-    stores: Stores,
-    opts: ServiceOptions,
-    source: SharedStr,
+pub(super) struct Runner {
+    pub(super) def: ServiceDefinition,
+    pub(super) broker: SharedBroker,
+    pub(super) stores: Stores,
+    pub(super) opts: ServiceOptions,
+    pub(super) source: SharedStr,
     /// Per reaction: its inbox and state scope.
-    scopes: Vec<SharedStr>,
+    pub(super) scopes: Vec<SharedStr>,
     /// Per wire type: the reactions it triggers.
-    by_type: FastMap<SharedStr, Vec<usize>>,
-    topic_cache: std::sync::RwLock<FastMap<SharedStr, SharedStr>>,
-    progress_topic: SharedStr,
-    counters: Arc<Counters>,
+    pub(super) by_type: FastMap<SharedStr, Vec<usize>>,
+    pub(super) topic_cache: std::sync::RwLock<FastMap<SharedStr, SharedStr>>,
+    pub(super) progress_topic: SharedStr,
+    pub(super) counters: Arc<Counters>,
 }
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -233,7 +100,7 @@ struct Capacity {
 }
 
 /// How one reaction dealt with one delivery.
-enum Outcome {
+pub(super) enum Outcome {
     Completed(Completion),
     Duplicate,
     Busy,
@@ -242,21 +109,21 @@ enum Outcome {
 }
 
 /// A finished handling, waiting for the batch's flush.
-struct Handled {
-    delivery: Delivery,
-    settlement: Settlement,
-    completions: Vec<Completion>,
+pub(super) struct Handled {
+    pub(super) delivery: Delivery,
+    pub(super) settlement: Settlement,
+    pub(super) completions: Vec<Completion>,
     /// Inbox ids to mark done, and to release, by reaction.
-    complete: SmallVec<[(usize, EventId); 1]>,
-    release: SmallVec<[(usize, EventId); 1]>,
+    pub(super) complete: SmallVec<[(usize, EventId); 1]>,
+    pub(super) release: SmallVec<[(usize, EventId); 1]>,
 }
 
 /// What the batch claim said for one reaction of one delivery (mostly
 /// one reaction: kept inline, no allocation per delivery).
-type PreClaims = SmallVec<[(usize, Result<Claim, StoreError>); 1]>;
+pub(super) type PreClaims = SmallVec<[(usize, Result<Claim, StoreError>); 1]>;
 
 /// What a handling must do with an inbox claim taken for it.
-enum InboxAction {
+pub(super) enum InboxAction {
     None,
     Complete(EventId),
     Release(EventId),
@@ -329,7 +196,7 @@ impl Runner {
         o
     }
 
-    fn topic_for(&self, ty: &SharedStr) -> SharedStr {
+    pub(super) fn topic_for(&self, ty: &SharedStr) -> SharedStr {
         if let Some(t) = self
             .topic_cache
             .read()
@@ -548,336 +415,4 @@ impl Runner {
         }
         out
     }
-
-    async fn handle(self: Arc<Self>, d: Delivery, pre: PreClaims) -> Handled {
-        let env = d.envelope().clone();
-        let Some(reactions) = self.by_type.get(env.ty()) else {
-            let reason = format!(
-                "participant {} has no reaction to type {:?}",
-                self.def.participant,
-                env.ty()
-            );
-            return Handled {
-                delivery: d,
-                settlement: Settlement::DeadLetter { reason },
-                completions: Vec::new(),
-                complete: SmallVec::new(),
-                release: SmallVec::new(),
-            };
-        };
-        let attempt = d.attempt();
-        let mut completions = Vec::new();
-        let (mut complete, mut release) = (SmallVec::new(), SmallVec::new());
-        let mut retry_in: Option<Duration> = None;
-        let mut dead: Vec<(usize, String)> = Vec::new();
-        let mut busy = false;
-        for &i in reactions {
-            let r = &self.def.reactions[i];
-            let claim = pre.iter().find(|(ri, _)| *ri == i).map(|(_, c)| c.clone());
-            let (outcome, action) = self.react(i, &env, attempt, claim).await;
-            match action {
-                InboxAction::None => {}
-                InboxAction::Complete(id) => complete.push((i, id)),
-                InboxAction::Release(id) => release.push((i, id)),
-            }
-            match outcome {
-                Outcome::Completed(c) => completions.push(c),
-                Outcome::Duplicate => bump(&self.counters.duplicates),
-                Outcome::Busy => busy = true,
-                Outcome::DeadLetter(reason) => dead.push((i, reason)),
-                Outcome::Failed(err) => {
-                    bump(&self.counters.failures);
-                    let retries = r.retry.filter(|_| err.is_retryable());
-                    match retries {
-                        Some(p) if attempt <= p.max => {
-                            let delay = p.delay(attempt);
-                            tracing::info!(reaction = %r.name, id = %env.id(), attempt, error = %err, ?delay, "handler failed; will retry");
-                            retry_in = Some(retry_in.map_or(delay, |d| d.max(delay)));
-                        }
-                        _ => {
-                            let reason = match &err {
-                                HandlerError::Decode(e) => {
-                                    format!("reaction {}: decode error: {e}", r.name)
-                                }
-                                _ if attempt > 1 => format!(
-                                    "reaction {} failed after {attempt} attempts: {err}",
-                                    r.name
-                                ),
-                                _ => format!("reaction {} failed: {err}", r.name),
-                            };
-                            dead.push((i, reason));
-                        }
-                    }
-                }
-            }
-        }
-        let settlement = if let Some(delay) = retry_in {
-            Settlement::Nack { delay: Some(delay) }
-        } else if !dead.is_empty() {
-            for (i, reason) in &dead {
-                completions.push(self.completion(
-                    *i,
-                    &env,
-                    CompletionOutcome::DeadLettered {
-                        reason: reason.clone(),
-                    },
-                    SmallVec::new(),
-                ));
-            }
-            let reason = dead
-                .into_iter()
-                .map(|(_, r)| r)
-                .collect::<Vec<_>>()
-                .join("; ");
-            Settlement::DeadLetter { reason }
-        } else if busy {
-            Settlement::Nack {
-                delay: Some(self.opts.busy_retry),
-            }
-        } else {
-            Settlement::Ack
-        };
-        Handled {
-            delivery: d,
-            settlement,
-            completions,
-            complete,
-            release,
-        }
-    }
-
-    fn completion(
-        &self,
-        i: usize,
-        env: &Envelope,
-        outcome: CompletionOutcome,
-        emitted: SmallVec<[EmittedEvent; 1]>,
-    ) -> Completion {
-        Completion {
-            reaction: self.def.reactions[i].name.clone(),
-            instance: env.correlation_shared().clone(),
-            event_id: env.id().clone(),
-            event_type: env.ty_shared().clone(),
-            outcome,
-            emitted,
-        }
-    }
-
-    /// Runs reaction `i` for `env`, at most once per event (per instance
-    /// for a join), whatever the number of deliveries. A plain reaction
-    /// comes with its batch claim and leaves the inbox update to the
-    /// flush; a join claims and updates its firing here.
-    async fn react(
-        &self,
-        i: usize,
-        env: &Envelope,
-        attempt: u32,
-        claim: Option<Result<Claim, StoreError>>,
-    ) -> (Outcome, InboxAction) {
-        let r = &self.def.reactions[i];
-        let scope = &self.scopes[i];
-        let instance = env.correlation_shared();
-        let (inputs, dedup_id, claim) = match (&r.trigger, claim) {
-            (Trigger::Any(_), Some(claim)) => {
-                (smallvec::smallvec![env.clone()], env.id().clone(), claim)
-            }
-            (Trigger::Any(_), None) => {
-                let claim = self
-                    .stores
-                    .inbox
-                    .claim(scope, env.id(), self.opts.claim_lease)
-                    .await;
-                (smallvec::smallvec![env.clone()], env.id().clone(), claim)
-            }
-            (Trigger::All(types), _) => {
-                let slot = types.iter().position(|t| t == env.ty_shared()).unwrap_or(0);
-                match self
-                    .stores
-                    .state
-                    .join_arrive(scope, instance, slot, types.len(), env)
-                    .await
-                {
-                    Err(e) => return (Outcome::Failed(HandlerError::failed(e)), InboxAction::None),
-                    Ok(None) => {
-                        bump(&self.counters.join_waiting);
-                        let c = self.completion(
-                            i,
-                            env,
-                            CompletionOutcome::JoinWaiting,
-                            SmallVec::new(),
-                        );
-                        return (Outcome::Completed(c), InboxAction::None);
-                    }
-                    Ok(Some(all)) => {
-                        let id = join_firing_id(instance);
-                        match self
-                            .stores
-                            .inbox
-                            .claim(scope, &id, self.opts.claim_lease)
-                            .await
-                        {
-                            // A join that fired already still owes this
-                            // event a completion, so trackers do not wait
-                            // for it forever.
-                            Ok(Claim::Done) => {
-                                let c = self.completion(
-                                    i,
-                                    env,
-                                    CompletionOutcome::JoinWaiting,
-                                    SmallVec::new(),
-                                );
-                                return (Outcome::Completed(c), InboxAction::None);
-                            }
-                            claim => (all.into(), id, claim),
-                        }
-                    }
-                }
-            }
-        };
-        match claim {
-            Err(e) => return (Outcome::Failed(HandlerError::failed(e)), InboxAction::None),
-            Ok(Claim::Done) => return (Outcome::Duplicate, InboxAction::None),
-            Ok(Claim::Busy) => return (Outcome::Busy, InboxAction::None),
-            Ok(Claim::Acquired) => {}
-        }
-        match self.fire(r, scope, env, inputs, &dedup_id, attempt).await {
-            Ok(emitted) => {
-                bump(&self.counters.handled);
-                let c = self.completion(i, env, CompletionOutcome::Handled, emitted);
-                (Outcome::Completed(c), InboxAction::Complete(dedup_id))
-            }
-            Err(outcome) => (outcome, InboxAction::Release(dedup_id)),
-        }
-    }
-
-    /// The handler run proper: bound check, timeout, panic guard, emit.
-    async fn fire(
-        &self,
-        r: &Reaction,
-        scope: &SharedStr,
-        trigger: &Envelope,
-        inputs: SmallVec<[Envelope; 2]>,
-        dedup_id: &EventId,
-        attempt: u32,
-    ) -> Result<SmallVec<[EmittedEvent; 1]>, Outcome> {
-        let instance = trigger.correlation_shared();
-        if let Some(bound) = r.bound {
-            let fired = self
-                .stores
-                .state
-                .fired_count(scope, instance)
-                .await
-                .map_err(|e| Outcome::Failed(HandlerError::failed(e)))?;
-            if fired >= u64::from(bound) {
-                return Err(Outcome::DeadLetter("bound exceeded".into()));
-            }
-        }
-        let span = tracing::info_span!(
-            "choreo.handle",
-            choreography = %self.def.choreography,
-            participant = %self.def.participant,
-            reaction = %r.name,
-            event.id = %trigger.id(),
-            event.type = %trigger.ty(),
-            correlation_id = %instance,
-            attempt,
-            trace_id = tracing::field::Empty,
-        );
-        if !span.is_disabled() {
-            if let Some(tp) = trigger.traceparent() {
-                span.record("trace_id", tracing::field::display(tp.trace_id_hex()));
-            }
-        }
-        let ctx = Context {
-            instance: instance.clone(),
-            event_id: trigger.id().clone(),
-            attempt,
-            reaction: r.name.clone(),
-            span: span.clone(),
-        };
-        let run = AssertUnwindSafe((r.handler)(ctx, Input::new(inputs))).catch_unwind();
-        let result = match r.timeout {
-            Some(t) => tokio::time::timeout(t, run)
-                .instrument(span.clone())
-                .await
-                .unwrap_or(Ok(Err(HandlerError::Timeout(t)))),
-            None => run.instrument(span.clone()).await,
-        };
-        let emit = match result {
-            Ok(Ok(emit)) => emit,
-            Ok(Err(e)) => return Err(Outcome::Failed(e)),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a non-string panic".into());
-                return Err(Outcome::Failed(HandlerError::Failed(format!(
-                    "handler panicked: {what}"
-                ))));
-            }
-        };
-        let trace = trigger
-            .traceparent()
-            .map_or_else(TraceParent::new_root, |t| t.child());
-        let mut emitted = SmallVec::with_capacity(emit.messages.len());
-        let mut out: Vec<(SharedStr, Envelope)> = Vec::with_capacity(emit.messages.len());
-        for (n, (ty, payload)) in emit.messages.into_iter().enumerate() {
-            let env = self.emitted_envelope(&r.name, trigger, dedup_id, n, &ty, payload, trace);
-            emitted.push(EmittedEvent {
-                id: env.id().clone(),
-                ty: ty.clone(),
-            });
-            out.push((self.topic_for(&ty), env));
-        }
-        let published = match out.len() {
-            0 => Ok(()),
-            1 => match out.pop() {
-                Some((topic, env)) => self.broker.publish(&topic, env).await,
-                None => Ok(()),
-            },
-            _ => self.broker.publish_batch(out).await,
-        };
-        published.map_err(|e| {
-            Outcome::Failed(HandlerError::failed(format!(
-                "publishing the outcome failed: {e}"
-            )))
-        })?;
-        if r.bound.is_some() {
-            self.stores
-                .state
-                .record_firing(scope, instance)
-                .await
-                .map_err(|e| Outcome::Failed(HandlerError::failed(e)))?;
-        }
-        Ok(emitted)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn emitted_envelope(
-        &self,
-        reaction: &str,
-        trigger: &Envelope,
-        dedup_id: &EventId,
-        n: usize,
-        ty: &SharedStr,
-        payload: Payload,
-        trace: TraceParent,
-    ) -> Envelope {
-        Envelope::caused_by(
-            trigger,
-            // Derived ids: a rerun after a crash republishes the same ids.
-            EventId::derived(dedup_id, reaction, n),
-            ty.clone(),
-            self.source.clone(),
-            trace,
-            self.def.version.clone(),
-            payload,
-        )
-    }
-}
-
-/// The inbox id of a join's one firing in `instance`.
-fn join_firing_id(instance: &str) -> EventId {
-    EventId::derived(&EventId::from(instance), "join", 0)
 }
