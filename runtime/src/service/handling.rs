@@ -28,13 +28,7 @@ impl Runner {
                 self.def.participant,
                 env.ty()
             );
-            return Handled {
-                delivery: d,
-                settlement: Settlement::DeadLetter { reason },
-                completions: Vec::new(),
-                complete: SmallVec::new(),
-                release: SmallVec::new(),
-            };
+            return Handled::settled(d, Settlement::DeadLetter { reason });
         };
         let attempt = d.attempt();
         let mut completions = Vec::new();

@@ -118,6 +118,19 @@ pub(super) struct Handled {
     pub(super) release: SmallVec<[(usize, EventId); 1]>,
 }
 
+impl Handled {
+    /// A delivery settled without running any reaction.
+    pub(super) fn settled(delivery: Delivery, settlement: Settlement) -> Self {
+        Handled {
+            delivery,
+            settlement,
+            completions: Vec::new(),
+            complete: SmallVec::new(),
+            release: SmallVec::new(),
+        }
+    }
+}
+
 /// What the batch claim said for one reaction of one delivery (mostly
 /// one reaction: kept inline, no allocation per delivery).
 pub(super) type PreClaims = SmallVec<[(usize, Result<Claim, StoreError>); 1]>;
@@ -274,6 +287,14 @@ impl Runner {
         // With in-process stores a handling mostly finishes on its first
         // poll: keep those out of the FuturesUnordered machinery.
         for (d, pre) in deliveries.into_iter().zip(claims) {
+            let Some(pre) = pre else {
+                // A second copy of an event earlier in this batch: the first
+                // copy's delivery carries the event's fate (done, retried or
+                // dead-lettered), so this one is a duplicate either way.
+                bump(&self.counters.duplicates);
+                finished.push(Handled::settled(d, Settlement::Ack));
+                continue;
+            };
             let mut handling = Box::pin(self.clone().handle(d, pre));
             let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
             match handling.as_mut().poll(&mut cx) {
@@ -367,11 +388,18 @@ impl Runner {
     }
 
     /// Claims, for every plain (non-join) reaction, the events of a whole
-    /// batch in one call per reaction; one list of answers per delivery.
-    async fn claim_batch(&self, deliveries: &[Delivery]) -> Vec<PreClaims> {
+    /// batch in one call per reaction; one list of answers per delivery,
+    /// `None` for a repeat of an event already in the batch.
+    async fn claim_batch(&self, deliveries: &[Delivery]) -> Vec<Option<PreClaims>> {
         let mut per_reaction: Vec<(Vec<usize>, Vec<EventId>)> =
             vec![(Vec::new(), Vec::new()); self.scopes.len()];
+        let mut out: Vec<Option<PreClaims>> = vec![Some(SmallVec::new()); deliveries.len()];
+        let mut seen = std::collections::HashSet::with_capacity(deliveries.len());
         for (di, d) in deliveries.iter().enumerate() {
+            if !seen.insert(d.envelope().id()) {
+                out[di] = None;
+                continue;
+            }
             for &i in self
                 .by_type
                 .get(d.envelope().ty())
@@ -383,7 +411,11 @@ impl Runner {
                 }
             }
         }
-        let mut out: Vec<PreClaims> = vec![SmallVec::new(); deliveries.len()];
+        let mut answer = |di: usize, i: usize, c: Result<Claim, StoreError>| {
+            if let Some(pre) = &mut out[di] {
+                pre.push((i, c));
+            }
+        };
         for (i, (dis, ids)) in per_reaction.into_iter().enumerate() {
             if ids.is_empty() {
                 continue;
@@ -396,19 +428,19 @@ impl Runner {
             {
                 Ok(claims) if claims.len() == ids.len() => {
                     for (di, c) in dis.into_iter().zip(claims) {
-                        out[di].push((i, Ok(c)));
+                        answer(di, i, Ok(c));
                     }
                 }
                 Ok(_) => {
                     let e =
                         StoreError::Backend("claim_many answered a different number of ids".into());
                     for di in dis {
-                        out[di].push((i, Err(e.clone())));
+                        answer(di, i, Err(e.clone()));
                     }
                 }
                 Err(e) => {
                     for di in dis {
-                        out[di].push((i, Err(e.clone())));
+                        answer(di, i, Err(e.clone()));
                     }
                 }
             }
