@@ -176,3 +176,53 @@ async fn a_dead_lettered_event_shows_in_the_instance() {
     a.shutdown().await.unwrap();
     tracker.shutdown().await;
 }
+
+#[tokio::test]
+async fn every_instance_settles_once_when_every_event_is_delivered_twice() {
+    let broker: SharedBroker = MemoryBroker::with_duplicates().into_shared();
+    let tracker = InstanceTracker::start(topology(), broker.clone(), TrackerOptions::default())
+        .await
+        .unwrap();
+    let mut settled = tracker.settled();
+    let a = start(&broker, orders()).await;
+    let b = start(&broker, notification()).await;
+    let client = client(&broker);
+    for n in 0..200u64 {
+        client
+            .send(
+                format!("o-{n}"),
+                OrderPlaced {
+                    amount: 1 + n % 150,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let mut keys = std::collections::HashSet::new();
+    while keys.len() < 200 {
+        let p = tokio::time::timeout(EVENTUALLY, settled.recv())
+            .await
+            .expect("instances settle")
+            .unwrap();
+        assert!(keys.insert(p.key.to_string()), "{} announced twice", p.key);
+    }
+    let failed = tracker
+        .instances()
+        .iter()
+        .filter(|p| {
+            p.outcome
+                .as_ref()
+                .is_some_and(|o| o.kind == TerminalKind::Failure)
+        })
+        .count();
+    // The amount exceeds 100 (a failure) for n in 100..150.
+    assert_eq!(failed, 50);
+    assert_eq!(
+        a.stats().handled,
+        400,
+        "each event handled once per reaction"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    tracker.shutdown().await;
+}
