@@ -48,6 +48,12 @@ fn notification() -> ServiceDefinition {
     ))
 }
 
+async fn track(broker: &SharedBroker) -> InstanceTracker {
+    InstanceTracker::start(topology(), broker.clone(), TrackerOptions::default())
+        .await
+        .unwrap()
+}
+
 fn topology() -> Topology {
     Topology::new("Shop")
         .with_service(&orders())
@@ -59,9 +65,7 @@ fn topology() -> Topology {
 #[tokio::test]
 async fn instances_settle_with_their_outcome_after_the_sink_ran() {
     let broker: SharedBroker = MemoryBroker::new().into_shared();
-    let tracker = InstanceTracker::start(topology(), broker.clone(), TrackerOptions::default())
-        .await
-        .unwrap();
+    let tracker = track(&broker).await;
     let mut settled = tracker.settled();
     let a = start(&broker, orders()).await;
     let b = start(&broker, notification()).await;
@@ -112,9 +116,7 @@ async fn instances_settle_with_their_outcome_after_the_sink_ran() {
 #[tokio::test]
 async fn a_sink_that_has_not_run_keeps_the_instance_pending() {
     let broker: SharedBroker = MemoryBroker::new().into_shared();
-    let tracker = InstanceTracker::start(topology(), broker.clone(), TrackerOptions::default())
-        .await
-        .unwrap();
+    let tracker = track(&broker).await;
     let a = start(&broker, orders()).await;
     let client = client(&broker);
     client
@@ -148,9 +150,7 @@ async fn a_sink_that_has_not_run_keeps_the_instance_pending() {
 #[tokio::test]
 async fn a_dead_lettered_event_shows_in_the_instance() {
     let broker: SharedBroker = MemoryBroker::new().into_shared();
-    let tracker = InstanceTracker::start(topology(), broker.clone(), TrackerOptions::default())
-        .await
-        .unwrap();
+    let tracker = track(&broker).await;
     let a = start(&broker, orders()).await;
     client(&broker)
         .send("empty", OrderPlaced { amount: 0 })
@@ -180,9 +180,7 @@ async fn a_dead_lettered_event_shows_in_the_instance() {
 #[tokio::test]
 async fn every_instance_settles_once_when_every_event_is_delivered_twice() {
     let broker: SharedBroker = MemoryBroker::with_duplicates().into_shared();
-    let tracker = InstanceTracker::start(topology(), broker.clone(), TrackerOptions::default())
-        .await
-        .unwrap();
+    let tracker = track(&broker).await;
     let mut settled = tracker.settled();
     let a = start(&broker, orders()).await;
     let b = start(&broker, notification()).await;
