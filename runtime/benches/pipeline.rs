@@ -1,0 +1,222 @@
+//! Events per second through publish → dispatch → handler → ack on the
+//! in-memory broker, against the same handlers wired by hand with tokio
+//! mpsc channels (the physical limit of an in-process pipeline).
+//!
+//! Two stages: `PlaceOrder` → `place_order` → `OrderPlaced` → `charge`.
+//! Each command makes two handlings; the figure is handlings per second.
+//!
+//! Run: `cargo bench -p choreo-runtime --bench pipeline` (set
+//! `CHOREO_BENCH_EVENTS` to change the number of commands, default 500000).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use choreo_runtime::service::{
+    Client, Emit, HandlerError, Reaction, ServiceDefinition, ServiceOptions, Stores, Topics,
+    Trigger,
+};
+use choreo_runtime::{MemoryBroker, Message, SharedBroker};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PlaceOrder {
+    order_id: u64,
+    product_id: u64,
+    quantity: u32,
+}
+impl Message for PlaceOrder {
+    const TYPE: &'static str = "Bench.PlaceOrder";
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OrderPlaced {
+    order_id: u64,
+    amount: u64,
+}
+impl Message for OrderPlaced {
+    const TYPE: &'static str = "Bench.OrderPlaced";
+}
+
+// The handlers both pipelines run.
+fn place_order(cmd: PlaceOrder) -> OrderPlaced {
+    OrderPlaced {
+        order_id: cmd.order_id,
+        amount: cmd.product_id * 100 + u64::from(cmd.quantity),
+    }
+}
+
+fn charge(evt: OrderPlaced, ledger: &AtomicU64) {
+    ledger.fetch_add(evt.amount, Ordering::Relaxed);
+}
+
+fn command(n: u64) -> PlaceOrder {
+    PlaceOrder {
+        order_id: n,
+        product_id: n % 97,
+        quantity: 1 + (n % 5) as u32,
+    }
+}
+
+const CHANNEL: usize = 1024;
+
+async fn raw_pipeline(n: u64) -> Duration {
+    let ledger = Arc::new(AtomicU64::new(0));
+    let (tx1, mut rx1) = tokio::sync::mpsc::channel::<PlaceOrder>(CHANNEL);
+    let (tx2, mut rx2) = tokio::sync::mpsc::channel::<OrderPlaced>(CHANNEL);
+    let start = Instant::now();
+    let stage1 = tokio::spawn(async move {
+        while let Some(cmd) = rx1.recv().await {
+            tx2.send(place_order(cmd)).await.unwrap();
+        }
+    });
+    let l = ledger.clone();
+    let stage2 = tokio::spawn(async move {
+        let mut handled = 0u64;
+        while let Some(evt) = rx2.recv().await {
+            charge(evt, &l);
+            handled += 1;
+        }
+        handled
+    });
+    let producer = tokio::spawn(async move {
+        for i in 0..n {
+            tx1.send(command(i)).await.unwrap();
+        }
+    });
+    producer.await.unwrap();
+    stage1.await.unwrap();
+    assert_eq!(stage2.await.unwrap(), n);
+    start.elapsed()
+}
+
+async fn broker_pipeline(n: u64) -> Duration {
+    let broker: SharedBroker = Arc::new(MemoryBroker::new());
+    let ledger = Arc::new(AtomicU64::new(0));
+    let handled = Arc::new(AtomicU64::new(0));
+    // The raw pipeline's bounded channels hold back its producer; a window
+    // of as many commands holds back this one, so that neither measures a
+    // growing backlog.
+    let window = Arc::new(tokio::sync::Semaphore::new(2 * CHANNEL));
+    let orders = ServiceDefinition::new("Bench", "Orders").reaction(Reaction::new(
+        "place",
+        Trigger::any([PlaceOrder::TYPE]),
+        |_ctx, input| async move {
+            let cmd: PlaceOrder = input.decode()?;
+            Ok::<_, HandlerError>(Emit::one(place_order(cmd)))
+        },
+    ));
+    let (l, h, w) = (ledger.clone(), handled.clone(), window.clone());
+    let payment = ServiceDefinition::new("Bench", "Payment").reaction(Reaction::new(
+        "charge",
+        Trigger::any([OrderPlaced::TYPE]),
+        move |_ctx, input| {
+            let (l, h, w) = (l.clone(), h.clone(), w.clone());
+            async move {
+                charge(input.decode()?, &l);
+                h.fetch_add(1, Ordering::Relaxed);
+                w.add_permits(1);
+                Ok(Emit::none())
+            }
+        },
+    ));
+    let a = orders
+        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
+        .await
+        .unwrap();
+    let b = payment
+        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
+        .await
+        .unwrap();
+    let client = Client::new(broker.clone(), Topics::default(), "bench");
+    let start = Instant::now();
+    let producer = tokio::spawn(async move {
+        for i in 0..n {
+            window.acquire().await.unwrap().forget();
+            client.send(i.to_string(), command(i)).await.unwrap();
+        }
+    });
+    producer.await.unwrap();
+    while handled.load(Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_micros(100)).await;
+    }
+    let took = start.elapsed();
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    broker.close(Duration::from_secs(1)).await.unwrap();
+    took
+}
+
+/// CPU time this process has used (user + system), from /proc/self/stat,
+/// in clock ticks of 10 ms; `None` off Linux.
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Runs `rounds` rounds; returns the best wall time and the CPU time per
+/// handling over all rounds (a figure that other load on the machine
+/// disturbs much less than throughput).
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    rounds: usize,
+    n: u64,
+    run: impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = Duration>>>,
+) -> (Vec<Duration>, Option<f64>) {
+    let before = cpu_ticks();
+    let times: Vec<Duration> = (0..rounds).map(|_| rt.block_on(run(n))).collect();
+    let cpu_ns_per_handling = match (before, cpu_ticks()) {
+        (Some(a), Some(b)) => Some((b - a) as f64 * 1e7 / (rounds as f64 * 2.0 * n as f64)),
+        _ => None,
+    };
+    (times, cpu_ns_per_handling)
+}
+
+fn main() {
+    // `cargo test --benches` runs this binary with no work to do.
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let n: u64 = std::env::var("CHOREO_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let rounds = 3;
+    let best = |v: &[Duration]| v.iter().min().copied().unwrap();
+    // CHOREO_BENCH_ONLY=raw|broker runs one side (for profiling).
+    let only = std::env::var("CHOREO_BENCH_ONLY").unwrap_or_default();
+    let rate = |d: Duration| (2 * n) as f64 / d.as_secs_f64();
+    let report = |name: &str, (times, cpu): &(Vec<Duration>, Option<f64>)| {
+        let cpu = cpu.map_or("n/a".to_owned(), |c| format!("{c:.0} ns"));
+        println!(
+            "{name:<24}{:>12.0} events/s  CPU per handling {cpu}  (rounds: {times:?})",
+            rate(best(times))
+        );
+    };
+    println!("commands per round: {n} (each makes 2 handlings); best of {rounds} rounds");
+    let raw = (only != "broker").then(|| measure(&rt, rounds, n, |n| Box::pin(raw_pipeline(n))));
+    let brk = (only != "raw").then(|| measure(&rt, rounds, n, |n| Box::pin(broker_pipeline(n))));
+    if let Some(r) = &raw {
+        report("raw mpsc pipeline:", r);
+    }
+    if let Some(b) = &brk {
+        report("memory broker pipeline:", b);
+    }
+    if let (Some(r), Some(b)) = (&raw, &brk) {
+        println!(
+            "ratio broker/raw:       {:>12.3}",
+            rate(best(&b.0)) / rate(best(&r.0))
+        );
+    }
+}

@@ -1,0 +1,446 @@
+//! One consumer group on one topic: its queue, its in-flight deliveries,
+//! redelivery timers, per-key locks, and its members.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::Shared;
+use crate::broker::{dead_letter_envelope, Backoff, BrokerError, Delivery, Settlement, Settler};
+use crate::envelope::{Envelope, SharedStr};
+
+/// One subscriber: shared by every group it consumes from.
+pub(super) struct Member {
+    pub(super) id: u64,
+    pub(super) notify: Notify,
+    /// Set while the member is about to wait; whoever clears it wakes it.
+    pub(super) waiting: AtomicBool,
+    pub(super) in_flight: AtomicUsize,
+    pub(super) max_in_flight: usize,
+    pub(super) ended: AtomicBool,
+}
+
+impl Member {
+    /// Wakes the member if it is waiting; true if it was.
+    pub(super) fn wake(&self) -> bool {
+        // A plain load first: most pushes find the member busy, and a load
+        // does not pull the cache line away from it.
+        if self.waiting.load(Ordering::SeqCst) && self.waiting.swap(false, Ordering::SeqCst) {
+            self.notify.notify_one();
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct GroupConfig {
+    pub(super) ack_wait: Duration,
+    pub(super) max_deliveries: u32,
+    pub(super) backoff: Backoff,
+    pub(super) per_key_order: bool,
+}
+
+struct Pending {
+    env: Envelope,
+    /// Deliveries made so far.
+    delivered: u32,
+    /// Identity of this copy (a duplicate injection makes two copies).
+    seq: u64,
+}
+
+struct Delayed {
+    at: Instant,
+    pending: Pending,
+}
+
+// Min-heap on the due time; ties by arrival.
+impl Ord for Delayed {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        other
+            .at
+            .cmp(&self.at)
+            .then_with(|| other.pending.seq.cmp(&self.pending.seq))
+    }
+}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Delayed {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == CmpOrdering::Equal
+    }
+}
+impl Eq for Delayed {}
+
+struct InFlight {
+    pending: Pending,
+    member: Arc<Member>,
+    deadline: Instant,
+}
+
+#[derive(Default)]
+struct GroupState {
+    ready: VecDeque<Pending>,
+    delayed: BinaryHeap<Delayed>,
+    in_flight: HashMap<u64, InFlight, foldhash::fast::RandomState>,
+    next_tag: u64,
+    next_seq: u64,
+    /// No in-flight deadline is earlier than this (a lower bound).
+    next_expiry: Option<Instant>,
+    members: Vec<Arc<Member>>,
+    /// Per-key order: the copy that holds each key, and the copies waiting.
+    key_locks: HashMap<SharedStr, u64, foldhash::fast::RandomState>,
+    parked: HashMap<SharedStr, VecDeque<Pending>, foldhash::fast::RandomState>,
+}
+
+/// Dead letters found under the lock, published after it is released.
+pub(super) type DeadLetters = Vec<(String, Envelope)>;
+
+pub(super) struct Group {
+    pub(super) name: SharedStr,
+    pub(super) topic: SharedStr,
+    config: GroupConfig,
+    state: Mutex<GroupState>,
+    broker: Weak<Shared>,
+    // A handle on ourselves for the deliveries we hand out.
+    this: Weak<Group>,
+}
+
+impl Group {
+    pub(super) fn new(
+        name: SharedStr,
+        topic: SharedStr,
+        config: GroupConfig,
+        broker: Weak<Shared>,
+        backlog: impl IntoIterator<Item = Envelope>,
+    ) -> Arc<Group> {
+        let mut state = GroupState::default();
+        for env in backlog {
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            state.ready.push_back(Pending {
+                env,
+                delivered: 0,
+                seq,
+            });
+        }
+        Arc::new_cyclic(|this| Group {
+            name,
+            topic,
+            config,
+            state: Mutex::new(state),
+            broker,
+            this: this.clone(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GroupState> {
+        // A panic while holding the lock cannot leave the queue half
+        // updated in a way that matters more than stopping the service.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Enqueues a newly published message (`copies` times) and wakes a member.
+    pub(super) fn push(&self, env: &Envelope, copies: usize) {
+        let mut st = self.lock();
+        for _ in 0..copies {
+            let seq = st.next_seq;
+            st.next_seq += 1;
+            st.ready.push_back(Pending {
+                env: env.clone(),
+                delivered: 0,
+                seq,
+            });
+        }
+        wake_one(&st.members);
+    }
+
+    pub(super) fn join(&self, member: Arc<Member>) {
+        self.lock().members.push(member);
+    }
+
+    /// Removes `member` and gives back what it held.
+    pub(super) fn leave(&self, member_id: u64) {
+        let dead = {
+            let mut st = self.lock();
+            st.members.retain(|m| m.id != member_id);
+            let tags: Vec<u64> = st
+                .in_flight
+                .iter()
+                .filter(|(_, f)| f.member.id == member_id)
+                .map(|(t, _)| *t)
+                .collect();
+            let mut dead = Vec::new();
+            for tag in tags {
+                if let Some(f) = st.in_flight.remove(&tag) {
+                    f.member.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    self.requeue(&mut st, f.pending, None, &mut dead);
+                }
+            }
+            if !st.ready.is_empty() {
+                wake_one(&st.members);
+            }
+            dead
+        };
+        self.publish_dead(dead);
+    }
+
+    /// Whether nothing is left to deliver or settle (members present).
+    pub(super) fn drained(&self) -> bool {
+        let st = self.lock();
+        st.members.is_empty()
+            || (st.ready.is_empty()
+                && st.delayed.is_empty()
+                && st.in_flight.is_empty()
+                && st.parked.is_empty())
+    }
+
+    pub(super) fn end_members(&self) {
+        for m in &self.lock().members {
+            m.ended.store(true, Ordering::SeqCst);
+            m.waiting.store(false, Ordering::SeqCst);
+            m.notify.notify_one();
+        }
+    }
+
+    /// Hands up to `budget` deliveries to `member`; returns when the group
+    /// next needs attention (a delayed message or an ack deadline).
+    pub(super) fn take(
+        &self,
+        member: &Arc<Member>,
+        budget: usize,
+        now: Instant,
+        out: &mut Vec<Delivery>,
+    ) -> Option<Instant> {
+        let mut dead = Vec::new();
+        let wake_at = {
+            let mut st = self.lock();
+            self.promote(&mut st, now, &mut dead);
+            let settler = self.this.upgrade().map(|g| g as Arc<dyn Settler>);
+            let mut taken = 0;
+            while taken < budget {
+                let Some(mut p) = st.ready.pop_front() else {
+                    break;
+                };
+                if self.config.per_key_order {
+                    let key = p.env.correlation_shared();
+                    match st.key_locks.get(key) {
+                        None => {
+                            st.key_locks.insert(key.clone(), p.seq);
+                        }
+                        Some(&holder) if holder == p.seq => {}
+                        Some(_) => {
+                            st.parked.entry(key.clone()).or_default().push_back(p);
+                            continue;
+                        }
+                    }
+                }
+                p.delivered += 1;
+                let tag = st.next_tag;
+                st.next_tag += 1;
+                let deadline = now + self.config.ack_wait;
+                st.next_expiry = Some(st.next_expiry.map_or(deadline, |e| e.min(deadline)));
+                if let Some(settler) = &settler {
+                    out.push(Delivery::new(
+                        p.env.clone(),
+                        self.topic.clone(),
+                        p.delivered,
+                        tag,
+                        settler.clone(),
+                    ));
+                }
+                member.in_flight.fetch_add(1, Ordering::SeqCst);
+                st.in_flight.insert(
+                    tag,
+                    InFlight {
+                        pending: p,
+                        member: member.clone(),
+                        deadline,
+                    },
+                );
+                taken += 1;
+            }
+            // Others may be waiting for what this member left.
+            if !st.ready.is_empty() {
+                wake_one_except(&st.members, member.id);
+            }
+            let delayed_at = st.delayed.peek().map(|d| d.at);
+            match (delayed_at, st.next_expiry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        self.publish_dead(dead);
+        wake_at
+    }
+
+    /// Moves due delayed messages to the queue and expired deliveries back.
+    fn promote(&self, st: &mut GroupState, now: Instant, dead: &mut DeadLetters) {
+        while st.delayed.peek().is_some_and(|d| d.at <= now) {
+            if let Some(d) = st.delayed.pop() {
+                st.ready.push_back(d.pending);
+            }
+        }
+        if st.next_expiry.is_some_and(|e| e <= now) {
+            let expired: Vec<u64> = st
+                .in_flight
+                .iter()
+                .filter(|(_, f)| f.deadline <= now)
+                .map(|(t, _)| *t)
+                .collect();
+            for tag in expired {
+                if let Some(f) = st.in_flight.remove(&tag) {
+                    f.member.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    tracing::debug!(group = %self.name, topic = %self.topic, id = %f.pending.env.id(), "ack wait expired, redelivering");
+                    self.requeue(st, f.pending, None, dead);
+                }
+            }
+            st.next_expiry = st.in_flight.values().map(|f| f.deadline).min();
+        }
+    }
+
+    /// Puts a copy back for redelivery, or dead-letters it when it has
+    /// been delivered `max_deliveries` times.
+    fn requeue(
+        &self,
+        st: &mut GroupState,
+        pending: Pending,
+        delay: Option<Duration>,
+        dead: &mut DeadLetters,
+    ) {
+        if pending.delivered >= self.config.max_deliveries {
+            let reason = format!(
+                "delivered {} times without an ack (max_deliveries {})",
+                pending.delivered, self.config.max_deliveries
+            );
+            self.dead_letter(st, pending, &reason, dead);
+            return;
+        }
+        match delay {
+            Some(d) if !d.is_zero() => st.delayed.push(Delayed {
+                at: Instant::now() + d,
+                pending,
+            }),
+            _ => st.ready.push_back(pending),
+        }
+    }
+
+    fn dead_letter(
+        &self,
+        st: &mut GroupState,
+        pending: Pending,
+        reason: &str,
+        dead: &mut DeadLetters,
+    ) {
+        let env = dead_letter_envelope(
+            &pending.env,
+            &self.topic,
+            &self.name,
+            pending.delivered,
+            reason,
+        );
+        dead.push((crate::broker::dead_letter_topic(&self.topic), env));
+        self.release_key(st, &pending);
+    }
+
+    /// Per-key order: the next copy of the key may go now.
+    fn release_key(&self, st: &mut GroupState, pending: &Pending) {
+        if !self.config.per_key_order {
+            return;
+        }
+        let key = pending.env.correlation_shared();
+        if st.key_locks.get(key) == Some(&pending.seq) {
+            st.key_locks.remove(key);
+            if let Some(q) = st.parked.get_mut(key) {
+                if let Some(next) = q.pop_front() {
+                    st.ready.push_front(next);
+                }
+                if q.is_empty() {
+                    st.parked.remove(key);
+                }
+            }
+        }
+    }
+
+    fn publish_dead(&self, dead: DeadLetters) {
+        if dead.is_empty() {
+            return;
+        }
+        if let Some(broker) = self.broker.upgrade() {
+            for (topic, env) in dead {
+                tracing::warn!(group = %self.name, topic = %self.topic, id = %env.id(), reason = env.extension(crate::broker::DLQ_REASON).unwrap_or(""), "dead-lettered");
+                broker.deliver(&topic, &env);
+            }
+        }
+    }
+}
+
+fn wake_one(members: &[Arc<Member>]) {
+    for m in members {
+        if m.wake() {
+            return;
+        }
+    }
+}
+
+fn wake_one_except(members: &[Arc<Member>], except: u64) {
+    for m in members.iter().filter(|m| m.id != except) {
+        if m.wake() {
+            return;
+        }
+    }
+}
+
+#[async_trait]
+impl Settler for Group {
+    async fn settle(&self, batch: Vec<(u64, Settlement)>) -> Result<(), BrokerError> {
+        let mut unknown = None;
+        let dead = {
+            let mut st = self.lock();
+            let mut dead = Vec::new();
+            let mut requeued = false;
+            for (tag, settlement) in batch {
+                let Some(f) = st.in_flight.remove(&tag) else {
+                    unknown.get_or_insert(tag);
+                    continue;
+                };
+                if f.member.in_flight.fetch_sub(1, Ordering::SeqCst) >= f.member.max_in_flight {
+                    // It was at its limit: it may take more now.
+                    f.member.wake();
+                }
+                match settlement {
+                    Settlement::Ack => self.release_key(&mut st, &f.pending),
+                    Settlement::Nack { delay } => {
+                        let delay =
+                            delay.unwrap_or_else(|| self.config.backoff.delay(f.pending.delivered));
+                        self.requeue(&mut st, f.pending, Some(delay), &mut dead);
+                        requeued = true;
+                    }
+                    Settlement::DeadLetter { reason } => {
+                        self.dead_letter(&mut st, f.pending, &reason, &mut dead)
+                    }
+                }
+            }
+            if st.in_flight.is_empty() {
+                st.next_expiry = None;
+            }
+            if requeued || !st.ready.is_empty() {
+                // A waiting member must learn of the new timer or message.
+                wake_one(&st.members);
+            }
+            dead
+        };
+        self.publish_dead(dead);
+        unknown.map_or(Ok(()), |tag| Err(BrokerError::UnknownDelivery(tag)))
+    }
+}

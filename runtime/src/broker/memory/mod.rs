@@ -1,0 +1,509 @@
+//! The embedded broker: in process, nothing to set up.
+//!
+//! It implements the whole contract — consumer groups, competing members,
+//! acks, nacks with delay, ack-wait redelivery, max deliveries, dead
+//! letters, per-key order — and carries envelopes by reference: a payload
+//! is never serialized.
+//!
+//! Each topic fans a published message out to one queue per consumer
+//! group; members of a group take from its queue in batches. A topic also
+//! retains its last messages ([`MemoryOptions::retained_per_topic`]) so that
+//! a group created later with [`StartPosition::Earliest`] still sees them.
+//! Nothing survives the process: the broker is not durable.
+
+mod group;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use self::group::{Group, GroupConfig, Member};
+use super::{
+    Broker, BrokerError, Capabilities, Delivery, Health, StartPosition, SubscribeOptions,
+    Subscription,
+};
+use crate::envelope::{Envelope, SharedStr};
+
+/// Settings of a [`MemoryBroker`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryOptions {
+    /// Deliver every published message twice to every group (two separate
+    /// deliveries of one envelope, same id): a test and operations switch
+    /// to prove that consumers deduplicate.
+    pub duplicate_deliveries: bool,
+    /// How many of its latest messages a topic keeps for groups created
+    /// later from the earliest position (0: none). Groups that exist keep
+    /// everything published after they were created, whatever this says.
+    pub retained_per_topic: usize,
+}
+
+impl Default for MemoryOptions {
+    fn default() -> Self {
+        MemoryOptions {
+            duplicate_deliveries: false,
+            retained_per_topic: 1024,
+        }
+    }
+}
+
+const OPEN: u8 = 0;
+const DRAINING: u8 = 1;
+const CLOSED: u8 = 2;
+
+/// The in-memory broker. Cloning gives another handle on the same broker.
+#[derive(Clone)]
+pub struct MemoryBroker {
+    shared: Arc<Shared>,
+}
+
+struct Topic {
+    name: SharedStr,
+    state: Mutex<TopicState>,
+}
+
+#[derive(Default)]
+struct TopicState {
+    retained: VecDeque<Envelope>,
+    groups: Vec<Arc<Group>>,
+}
+
+pub(crate) struct Shared {
+    topics: RwLock<HashMap<SharedStr, Arc<Topic>, foldhash::fast::RandomState>>,
+    options: MemoryOptions,
+    state: AtomicU8,
+    next_member: AtomicU64,
+}
+
+impl Default for MemoryBroker {
+    fn default() -> Self {
+        MemoryBroker::new()
+    }
+}
+
+impl MemoryBroker {
+    /// A new, empty broker with the default options.
+    pub fn new() -> Self {
+        MemoryBroker::with_options(MemoryOptions::default())
+    }
+
+    /// A new, empty broker.
+    pub fn with_options(options: MemoryOptions) -> Self {
+        MemoryBroker {
+            shared: Arc::new(Shared {
+                topics: RwLock::new(HashMap::default()),
+                options,
+                state: AtomicU8::new(OPEN),
+                next_member: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// A new broker that delivers every message twice to every group.
+    pub fn with_duplicates() -> Self {
+        MemoryBroker::with_options(MemoryOptions {
+            duplicate_deliveries: true,
+            ..MemoryOptions::default()
+        })
+    }
+}
+
+impl Shared {
+    fn topic(&self, name: &str) -> Arc<Topic> {
+        if let Some(t) = read(&self.topics).get(name) {
+            return t.clone();
+        }
+        let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        topics
+            .entry(SharedStr::from(name.to_owned()))
+            .or_insert_with(|| {
+                Arc::new(Topic {
+                    name: SharedStr::from(name.to_owned()),
+                    state: Mutex::new(TopicState::default()),
+                })
+            })
+            .clone()
+    }
+
+    /// Puts `env` in every group of `topic` (and the topic's retention).
+    fn deliver(&self, topic: &str, env: &Envelope) {
+        let topic = self.topic(topic);
+        let copies = if self.options.duplicate_deliveries {
+            2
+        } else {
+            1
+        };
+        let mut st = lock(&topic.state);
+        if self.options.retained_per_topic > 0 {
+            if st.retained.len() >= self.options.retained_per_topic {
+                st.retained.pop_front();
+            }
+            st.retained.push_back(env.clone());
+        }
+        for g in &st.groups {
+            g.push(env, copies);
+        }
+    }
+
+    fn all_groups(&self) -> Vec<Arc<Group>> {
+        read(&self.topics)
+            .values()
+            .flat_map(|t| lock(&t.state).groups.clone())
+            .collect()
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[async_trait]
+impl Broker for MemoryBroker {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            durable: false,
+            per_key_order: true,
+            native_dedup: false,
+        }
+    }
+
+    async fn publish(&self, topic: &str, envelope: Envelope) -> Result<(), BrokerError> {
+        // While draining, consumers still publish what their handling emits.
+        if self.shared.state.load(Ordering::Acquire) == CLOSED {
+            return Err(BrokerError::Closed);
+        }
+        self.shared.deliver(topic, &envelope);
+        Ok(())
+    }
+
+    async fn publish_batch(&self, messages: Vec<(SharedStr, Envelope)>) -> Result<(), BrokerError> {
+        if self.shared.state.load(Ordering::Acquire) == CLOSED {
+            return Err(BrokerError::Closed);
+        }
+        for (topic, env) in &messages {
+            self.shared.deliver(topic, env);
+        }
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, BrokerError> {
+        options.validate()?;
+        if self.shared.state.load(Ordering::Acquire) == CLOSED {
+            return Err(BrokerError::Closed);
+        }
+        let member = Arc::new(Member {
+            id: self.shared.next_member.fetch_add(1, Ordering::Relaxed),
+            notify: Notify::new(),
+            waiting: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: options.max_in_flight,
+            ended: AtomicBool::new(false),
+        });
+        let config = GroupConfig {
+            ack_wait: options.ack_wait,
+            max_deliveries: options.max_deliveries,
+            backoff: options.backoff,
+            per_key_order: options.per_key_order,
+        };
+        let mut groups = Vec::with_capacity(options.topics.len());
+        let mut seen = std::collections::HashSet::new();
+        for name in options.topics.iter().filter(|t| seen.insert(t.as_str())) {
+            let topic = self.shared.topic(name);
+            let mut st = lock(&topic.state);
+            let existing = st
+                .groups
+                .iter()
+                .find(|g| g.name == *options.group.as_str())
+                .cloned();
+            // The first subscription creates the group and fixes its
+            // settings, as a durable consumer does on a real broker.
+            let group = existing.unwrap_or_else(|| {
+                let backlog: Vec<Envelope> = match options.start {
+                    StartPosition::Earliest => st.retained.iter().cloned().collect(),
+                    StartPosition::Latest => Vec::new(),
+                };
+                let g = Group::new(
+                    SharedStr::from(options.group.clone()),
+                    topic.name.clone(),
+                    config.clone(),
+                    Arc::downgrade(&self.shared),
+                    backlog,
+                );
+                st.groups.push(g.clone());
+                g
+            });
+            group.join(member.clone());
+            groups.push(group);
+        }
+        Ok(Box::new(MemorySubscription {
+            member,
+            groups,
+            broker: self.shared.clone(),
+            next_group: 0,
+            left: false,
+        }))
+    }
+
+    async fn health(&self) -> Health {
+        match self.shared.state.load(Ordering::Acquire) {
+            OPEN => Health::Healthy,
+            DRAINING => Health::Degraded("closing: draining in-flight messages".into()),
+            _ => Health::Unhealthy("closed".into()),
+        }
+    }
+
+    async fn close(&self, drain_timeout: Duration) -> Result<(), BrokerError> {
+        if self
+            .shared
+            .state
+            .compare_exchange(OPEN, DRAINING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Ok(());
+        }
+        let deadline = Instant::now() + drain_timeout;
+        loop {
+            let groups = self.shared.all_groups();
+            if groups.iter().all(|g| g.drained()) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!("memory broker closed before every group drained");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        self.shared.state.store(CLOSED, Ordering::Release);
+        for g in self.shared.all_groups() {
+            g.end_members();
+        }
+        Ok(())
+    }
+}
+
+/// One member of one group, on one or more topics.
+struct MemorySubscription {
+    member: Arc<Member>,
+    groups: Vec<Arc<Group>>,
+    broker: Arc<Shared>,
+    // Where the next take starts, so that no topic starves the others.
+    next_group: usize,
+    left: bool,
+}
+
+impl MemorySubscription {
+    fn ended(&self) -> bool {
+        self.left
+            || self.member.ended.load(Ordering::SeqCst)
+            || self.broker.state.load(Ordering::Acquire) == CLOSED
+    }
+
+    fn leave(&mut self) {
+        if !self.left {
+            self.left = true;
+            for g in &self.groups {
+                g.leave(self.member.id);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Subscription for MemorySubscription {
+    async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Delivery>>, BrokerError> {
+        loop {
+            if self.ended() {
+                return Ok(None);
+            }
+            // Announce the wait before looking, so a publish between the
+            // look and the wait still wakes us (see `Member::wake`).
+            self.member.waiting.store(true, Ordering::SeqCst);
+            let held = self.member.in_flight.load(Ordering::SeqCst);
+            // Asking for none would wait for ever: take at least one.
+            let budget = max
+                .max(1)
+                .min(self.member.max_in_flight.saturating_sub(held));
+            let now = Instant::now();
+            let mut out = Vec::new();
+            let mut wake_at: Option<Instant> = None;
+            let n = self.groups.len();
+            for i in 0..n {
+                let g = &self.groups[(self.next_group + i) % n];
+                let at = g.take(&self.member, budget - out.len(), now, &mut out);
+                wake_at = match (wake_at, at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            self.next_group = (self.next_group + 1) % n.max(1);
+            if !out.is_empty() {
+                self.member.waiting.store(false, Ordering::SeqCst);
+                return Ok(Some(out));
+            }
+            match wake_at {
+                Some(at) => {
+                    tokio::select! {
+                        _ = self.member.notify.notified() => {}
+                        _ = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                None => self.member.notify.notified().await,
+            }
+        }
+    }
+
+    async fn unsubscribe(&mut self) -> Result<(), BrokerError> {
+        self.leave();
+        Ok(())
+    }
+}
+
+impl Drop for MemorySubscription {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+#[cfg(test)]
+mod conformance_tests {
+    crate::conformance_suite!(memory, async { crate::MemoryBroker::new() });
+    crate::conformance_suite!(memory_without_retention, async {
+        crate::MemoryBroker::with_options(crate::MemoryOptions {
+            retained_per_topic: 0,
+            ..crate::MemoryOptions::default()
+        })
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::broker::connect;
+
+    fn env(n: u32) -> Envelope {
+        Envelope::builder("T", "k").id(format!("e{n}")).build()
+    }
+
+    async fn ids(sub: &mut Box<dyn Subscription>, n: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let batch = tokio::time::timeout(Duration::from_secs(10), sub.next_batch(n))
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            for d in batch {
+                out.push(d.envelope().id().to_string());
+                d.ack().await.unwrap();
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn duplicate_deliveries_hand_every_message_out_twice() {
+        let broker = MemoryBroker::with_duplicates();
+        let mut sub = broker
+            .subscribe(SubscribeOptions::new("g", ["t"]))
+            .await
+            .unwrap();
+        broker.publish("t", env(1)).await.unwrap();
+        let got = ids(&mut sub, 2).await;
+        assert_eq!(got, ["e1", "e1"]);
+    }
+
+    #[tokio::test]
+    async fn start_positions_and_retention() {
+        let broker = MemoryBroker::with_options(MemoryOptions {
+            retained_per_topic: 2,
+            ..MemoryOptions::default()
+        });
+        for n in 0..3 {
+            broker.publish("t", env(n)).await.unwrap();
+        }
+        let mut early = broker
+            .subscribe(SubscribeOptions::new("early", ["t"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(&mut early, 2).await,
+            ["e1", "e2"],
+            "the last two were retained"
+        );
+        let mut o = SubscribeOptions::new("late", ["t"]);
+        o.start = StartPosition::Latest;
+        let mut late = broker.subscribe(o).await.unwrap();
+        broker.publish("t", env(3)).await.unwrap();
+        assert_eq!(ids(&mut late, 1).await, ["e3"]);
+        assert_eq!(ids(&mut early, 1).await, ["e3"]);
+    }
+
+    #[tokio::test]
+    async fn bad_options_and_unknown_urls_are_errors() {
+        let broker = MemoryBroker::new();
+        let mut o = SubscribeOptions::new("g", ["t"]);
+        o.max_in_flight = 0;
+        assert!(matches!(
+            broker.subscribe(o).await,
+            Err(BrokerError::InvalidOptions(_))
+        ));
+        assert!(matches!(
+            broker
+                .subscribe(SubscribeOptions::new("g", Vec::<String>::new()))
+                .await,
+            Err(BrokerError::InvalidOptions(_))
+        ));
+        assert!(connect("memory://").await.is_ok());
+        assert!(connect("").await.is_ok());
+        assert!(matches!(
+            connect("kafka://x").await,
+            Err(crate::broker::ConnectError::UnknownScheme(_))
+        ));
+        assert!(matches!(
+            connect("nats://127.0.0.1:4222").await,
+            Err(crate::broker::ConnectError::FeatureDisabled { .. })
+        ));
+        assert_eq!(broker.health().await, Health::Healthy);
+        broker.close(Duration::from_secs(1)).await.unwrap();
+        assert!(matches!(broker.health().await, Health::Unhealthy(_)));
+        assert_eq!(broker.publish("t", env(1)).await, Err(BrokerError::Closed));
+    }
+
+    #[tokio::test]
+    async fn settling_twice_is_an_error_not_a_panic() {
+        let broker = MemoryBroker::new();
+        let mut sub = broker
+            .subscribe(SubscribeOptions::new("g", ["t"]))
+            .await
+            .unwrap();
+        broker.publish("t", env(1)).await.unwrap();
+        let d = sub.next_batch(1).await.unwrap().unwrap().remove(0);
+        let tag = d.tag();
+        let again = Delivery::new(
+            d.envelope().clone(),
+            d.topic().clone(),
+            1,
+            tag,
+            d.settler.clone(),
+        );
+        d.ack().await.unwrap();
+        assert_eq!(again.ack().await, Err(BrokerError::UnknownDelivery(tag)));
+    }
+}

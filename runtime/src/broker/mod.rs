@@ -1,0 +1,385 @@
+//! The broker contract every adapter implements.
+//!
+//! # Why a trait object
+//!
+//! [`Broker`] is object safe (its async methods return boxed futures, via
+//! `async-trait`): the broker is picked at run time from a URL
+//! ([`connect`]), services hold an `Arc<dyn Broker>`, and one conformance
+//! suite runs against any of them. The cost, one boxed future per call, is
+//! small beside a handler invocation, and the hot paths take batches
+//! ([`Subscription::next_batch`], [`settle_all`]) to spread it further.
+
+mod backoff;
+mod connect;
+pub mod memory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use backoff::Backoff;
+pub use connect::{connect, ConnectError};
+
+use crate::envelope::{Envelope, SharedStr};
+use crate::payload::EncodeError;
+
+/// What an adapter guarantees beyond the common contract; the conformance
+/// suite skips the cases whose capability is absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// Published messages survive a restart of the process and the broker.
+    pub durable: bool,
+    /// With [`SubscribeOptions::per_key_order`], messages with one
+    /// correlation id reach a group in publish order, one at a time.
+    pub per_key_order: bool,
+    /// The broker itself drops a second publish of an id it has seen.
+    pub native_dedup: bool,
+}
+
+/// Where a new consumer group starts reading. A group that exists already
+/// keeps its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartPosition {
+    /// The oldest message the broker still holds for the topic.
+    #[default]
+    Earliest,
+    /// Only messages published after the group was created.
+    Latest,
+}
+
+/// How a group consumes one or more topics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscribeOptions {
+    /// The topics to consume.
+    pub topics: Vec<String>,
+    /// The consumer group: members of one group compete for messages,
+    /// each group gets every message.
+    pub group: String,
+    /// Where a new group starts.
+    pub start: StartPosition,
+    /// The most deliveries this member holds unsettled at once.
+    pub max_in_flight: usize,
+    /// A delivery not settled within this time is redelivered.
+    pub ack_wait: Duration,
+    /// A message delivered this many times and still not acked goes to the
+    /// dead-letter topic instead of being delivered again (at least 1).
+    pub max_deliveries: u32,
+    /// The delay before redelivery after a nack without its own delay.
+    pub backoff: Backoff,
+    /// Ask for per-key order (see [`Capabilities::per_key_order`]).
+    pub per_key_order: bool,
+}
+
+impl SubscribeOptions {
+    /// Options for `group` on `topics`, with the defaults: earliest, 256 in
+    /// flight, 30 s ack wait, 10 deliveries, 100 ms back-off, no key order.
+    pub fn new<T: Into<String>>(
+        group: impl Into<String>,
+        topics: impl IntoIterator<Item = T>,
+    ) -> Self {
+        SubscribeOptions {
+            topics: topics.into_iter().map(Into::into).collect(),
+            group: group.into(),
+            start: StartPosition::Earliest,
+            max_in_flight: 256,
+            ack_wait: Duration::from_secs(30),
+            max_deliveries: 10,
+            backoff: Backoff::default(),
+            per_key_order: false,
+        }
+    }
+
+    /// Checks the options an adapter cannot work with.
+    pub fn validate(&self) -> Result<(), BrokerError> {
+        let bad = |m: &str| Err(BrokerError::InvalidOptions(m.to_owned()));
+        if self.topics.is_empty() {
+            return bad("a subscription names at least one topic");
+        }
+        if self.topics.iter().any(String::is_empty) || self.group.is_empty() {
+            return bad("topic and group names are not empty");
+        }
+        if self.max_in_flight == 0 || self.max_deliveries == 0 {
+            return bad("max_in_flight and max_deliveries are at least 1");
+        }
+        if self.ack_wait.is_zero() {
+            return bad("ack_wait is more than zero");
+        }
+        Ok(())
+    }
+}
+
+/// The suffix of a dead-letter topic.
+pub const DEAD_LETTER_SUFFIX: &str = ".dlq";
+/// Extension attribute on a dead letter: why it was dead-lettered.
+pub const DLQ_REASON: &str = "dlqreason";
+/// Extension attribute on a dead letter: the group that gave it up.
+pub const DLQ_GROUP: &str = "dlqgroup";
+/// Extension attribute on a dead letter: the topic it was published on.
+pub const DLQ_TOPIC: &str = "dlqtopic";
+/// Extension attribute on a dead letter: how many times it was delivered.
+pub const DLQ_ATTEMPTS: &str = "dlqattempts";
+
+/// The dead-letter topic of `topic`. A dead letter keeps the original
+/// envelope (same id) plus the `dlq*` extension attributes.
+pub fn dead_letter_topic(topic: &str) -> String {
+    format!("{topic}{DEAD_LETTER_SUFFIX}")
+}
+
+/// The dead letter of `envelope`: the same envelope with the `dlq*`
+/// extension attributes set. Adapters publish this to [`dead_letter_topic`].
+pub fn dead_letter_envelope(
+    envelope: &Envelope,
+    topic: &str,
+    group: &str,
+    attempts: u32,
+    reason: &str,
+) -> Envelope {
+    let mut b = envelope.to_builder();
+    for (k, v) in [
+        (DLQ_REASON, reason.to_owned()),
+        (DLQ_GROUP, group.to_owned()),
+        (DLQ_TOPIC, topic.to_owned()),
+        (DLQ_ATTEMPTS, attempts.to_string()),
+    ] {
+        // The names are constants known to be valid extension names.
+        b = match b.clone().extension(k, v) {
+            Ok(next) => next,
+            Err(_) => b,
+        };
+    }
+    b.build()
+}
+
+/// What a consumer decides about one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// Done: never deliver it again to this group.
+    Ack,
+    /// Not done: deliver it again, after `delay` (else the back-off).
+    Nack {
+        /// Wait at least this long before redelivery.
+        delay: Option<Duration>,
+    },
+    /// Give up: move it to the dead-letter topic with this reason.
+    DeadLetter {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Settles deliveries of one subscription: the adapter side of
+/// [`Delivery::ack`] and friends.
+#[async_trait]
+pub trait Settler: Send + Sync {
+    /// Applies the settlements, by delivery tag, in order.
+    async fn settle(&self, batch: Vec<(u64, Settlement)>) -> Result<(), BrokerError>;
+}
+
+/// One message handed to one member of a group.
+pub struct Delivery {
+    envelope: Envelope,
+    topic: SharedStr,
+    attempt: u32,
+    tag: u64,
+    settler: Arc<dyn Settler>,
+}
+
+impl Delivery {
+    /// Made by adapters: `attempt` counts from 1; `tag` identifies the
+    /// delivery to `settler`.
+    pub fn new(
+        envelope: Envelope,
+        topic: SharedStr,
+        attempt: u32,
+        tag: u64,
+        settler: Arc<dyn Settler>,
+    ) -> Self {
+        Delivery {
+            envelope,
+            topic,
+            attempt,
+            tag,
+            settler,
+        }
+    }
+    /// The message.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+    /// The topic it was published on.
+    pub fn topic(&self) -> &SharedStr {
+        &self.topic
+    }
+    /// 1 for the first delivery of this message to this group, then 2, …
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+    /// The adapter's handle on this delivery.
+    pub fn tag(&self) -> u64 {
+        self.tag
+    }
+    /// Settles this delivery.
+    pub async fn settle(self, settlement: Settlement) -> Result<(), BrokerError> {
+        self.settler.settle(vec![(self.tag, settlement)]).await
+    }
+    /// Done.
+    pub async fn ack(self) -> Result<(), BrokerError> {
+        self.settle(Settlement::Ack).await
+    }
+    /// Deliver again, after `delay` or the subscription's back-off.
+    pub async fn nack(self, delay: Option<Duration>) -> Result<(), BrokerError> {
+        self.settle(Settlement::Nack { delay }).await
+    }
+    /// Move to the dead-letter topic.
+    pub async fn dead_letter(self, reason: impl Into<String>) -> Result<(), BrokerError> {
+        self.settle(Settlement::DeadLetter {
+            reason: reason.into(),
+        })
+        .await
+    }
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("topic", &self.topic)
+            .field("attempt", &self.attempt)
+            .field("tag", &self.tag)
+            .field("envelope", &self.envelope)
+            .finish()
+    }
+}
+
+/// Settles many deliveries with one call per subscription they came from.
+pub async fn settle_all(
+    settlements: impl IntoIterator<Item = (Delivery, Settlement)>,
+) -> Result<(), BrokerError> {
+    type Run = (Arc<dyn Settler>, Vec<(u64, Settlement)>);
+    let mut runs: Vec<Run> = Vec::new();
+    for (d, s) in settlements {
+        match runs.iter_mut().find(|(st, _)| Arc::ptr_eq(st, &d.settler)) {
+            Some((_, batch)) => batch.push((d.tag, s)),
+            None => runs.push((d.settler, vec![(d.tag, s)])),
+        }
+    }
+    let mut first_err = None;
+    for (settler, batch) in runs {
+        if let Err(e) = settler.settle(batch).await {
+            first_err.get_or_insert(e);
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+/// One member's stream of deliveries.
+#[async_trait]
+pub trait Subscription: Send {
+    /// Waits for deliveries and returns 1 to `max` of them, or `None` once
+    /// the subscription has ended (unsubscribed, or the broker closed).
+    /// Cancel safe: dropping the future loses nothing.
+    async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Delivery>>, BrokerError>;
+
+    /// Leaves the group: nothing more is delivered here, and what this
+    /// member held unsettled goes back to the group. Dropping the
+    /// subscription does the same.
+    async fn unsubscribe(&mut self) -> Result<(), BrokerError>;
+}
+
+/// How a broker is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Working.
+    Healthy,
+    /// Working, with a problem worth reporting.
+    Degraded(String),
+    /// Not working.
+    Unhealthy(String),
+}
+
+/// A broker operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    /// The broker was closed.
+    #[error("broker is closed")]
+    Closed,
+    /// The broker cannot be reached.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// Subscription options that the broker cannot honour.
+    #[error("invalid subscription options: {0}")]
+    InvalidOptions(String),
+    /// A settlement for a delivery the broker no longer knows (settled
+    /// already, or returned to the group when its member left).
+    #[error("unknown delivery {0}")]
+    UnknownDelivery(u64),
+    /// The message could not be encoded for the wire.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// Anything else the adapter reports.
+    #[error("broker error: {0}")]
+    Other(String),
+}
+
+/// A message broker: publish, subscribe with consumer groups, settle.
+///
+/// See `docs/runtime.md` for the delivery contract and how to write an
+/// adapter; the conformance suite (feature `conformance`) checks it.
+#[async_trait]
+pub trait Broker: Send + Sync + 'static {
+    /// A short name of the adapter (`memory`, `nats`, …).
+    fn kind(&self) -> &'static str;
+
+    /// What this adapter guarantees beyond the common contract.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Publishes one message; returns once the broker holds it (a message
+    /// for which this returned `Ok` is delivered to every group subscribed
+    /// to `topic`, or survives until one subscribes, within retention).
+    async fn publish(&self, topic: &str, envelope: Envelope) -> Result<(), BrokerError>;
+
+    /// Publishes several messages, in order; returns once the broker holds
+    /// all of them. Adapters may override it to batch.
+    async fn publish_batch(&self, messages: Vec<(SharedStr, Envelope)>) -> Result<(), BrokerError> {
+        for (topic, env) in messages {
+            self.publish(&topic, env).await?;
+        }
+        Ok(())
+    }
+
+    /// Joins `options.group` on `options.topics` as a new member.
+    async fn subscribe(
+        &self,
+        options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, BrokerError>;
+
+    /// How the broker is doing.
+    async fn health(&self) -> Health;
+
+    /// Closes the broker gracefully: members go on receiving, settling (and
+    /// publishing what their handling emits) until every group with members
+    /// has nothing left or `drain_timeout` passes; then every subscription
+    /// ends and publishing fails with [`BrokerError::Closed`].
+    async fn close(&self, drain_timeout: Duration) -> Result<(), BrokerError>;
+}
+
+/// A shared, run-time selected broker.
+pub type SharedBroker = Arc<dyn Broker>;
+
+/// Turns a concrete broker, or one already shared, into a [`SharedBroker`].
+pub trait IntoSharedBroker {
+    /// The shared broker.
+    fn into_shared(self) -> SharedBroker;
+}
+
+impl<B: Broker> IntoSharedBroker for B {
+    fn into_shared(self) -> SharedBroker {
+        Arc::new(self)
+    }
+}
+
+impl IntoSharedBroker for SharedBroker {
+    fn into_shared(self) -> SharedBroker {
+        self
+    }
+}

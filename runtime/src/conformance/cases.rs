@@ -1,0 +1,627 @@
+//! The cases of the conformance suite. Each takes a fresh broker and a
+//! unique prefix, and panics on a broken guarantee.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::{CaseContext, Outcome};
+use crate::broker::{
+    dead_letter_topic, Backoff, Delivery, SharedBroker, SubscribeOptions, Subscription,
+    DLQ_ATTEMPTS, DLQ_GROUP, DLQ_REASON,
+};
+use crate::envelope::{json, Envelope, TraceParent};
+use crate::payload::Message;
+use crate::store::{Claim, InboxStore, MemoryInbox};
+
+/// The payload every case publishes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    /// A sequence number within the case.
+    pub n: u64,
+    /// Free text (with characters that need escaping).
+    pub note: String,
+}
+
+impl Message for Probe {
+    const TYPE: &'static str = "Conformance.Probe";
+}
+
+/// How long an "eventually" may take on a loaded machine.
+const EVENTUALLY: Duration = Duration::from_secs(20);
+/// How long to watch for something that must not arrive.
+const QUIET: Duration = Duration::from_millis(300);
+
+fn probe(key: &str, n: u64) -> Envelope {
+    Envelope::of(
+        key.to_owned(),
+        Probe {
+            n,
+            note: format!("probe {n} \"é\""),
+        },
+    )
+    .source("conformance")
+    .build()
+}
+
+fn n_of(d: &Delivery) -> u64 {
+    d.envelope()
+        .decode::<Probe>()
+        .expect("probe payload decodes")
+        .n
+}
+
+/// Quick redelivery so cases do not wait on defaults.
+fn options(group: String, topics: Vec<String>) -> SubscribeOptions {
+    let mut o = SubscribeOptions::new(group, topics);
+    o.ack_wait = Duration::from_secs(2);
+    o.backoff = Backoff {
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(50),
+        jitter: 0.0,
+    };
+    o
+}
+
+async fn subscribe(broker: &SharedBroker, o: SubscribeOptions) -> Box<dyn Subscription> {
+    broker.subscribe(o).await.expect("subscribe")
+}
+
+async fn publish(broker: &SharedBroker, topic: &str, env: Envelope) {
+    broker.publish(topic, env).await.expect("publish");
+}
+
+/// What arrives within `within` (possibly nothing).
+async fn recv(sub: &mut Box<dyn Subscription>, max: usize, within: Duration) -> Vec<Delivery> {
+    match tokio::time::timeout(within, sub.next_batch(max)).await {
+        Ok(r) => r.expect("next_batch").unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Exactly `n` deliveries (fails if they do not come in time).
+async fn recv_n(sub: &mut Box<dyn Subscription>, n: usize) -> Vec<Delivery> {
+    let deadline = Instant::now() + EVENTUALLY;
+    let mut out = Vec::new();
+    while out.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "got {} of {n} deliveries in {EVENTUALLY:?}",
+            out.len()
+        );
+        out.extend(recv(sub, n - out.len(), left).await);
+    }
+    out
+}
+
+async fn ack_all(ds: Vec<Delivery>) {
+    crate::broker::settle_all(ds.into_iter().map(|d| (d, crate::broker::Settlement::Ack)))
+        .await
+        .expect("ack");
+}
+
+/// Published messages reach a subscriber, in order, intact.
+pub async fn basic_delivery(broker: SharedBroker, ctx: CaseContext) -> Outcome {
+    let topic = ctx.name("orders");
+    let mut sub = subscribe(&broker, options(ctx.name("g"), vec![topic.clone()])).await;
+    let sent: Vec<Envelope> = (0..5).map(|n| probe("k", n)).collect();
+    for e in &sent {
+        publish(&broker, &topic, e.clone()).await;
+    }
+    let got = recv_n(&mut sub, 5).await;
+    let ids: Vec<String> = got.iter().map(|d| d.envelope().id().to_string()).collect();
+    let want: Vec<String> = sent.iter().map(|e| e.id().to_string()).collect();
+    assert_eq!(ids, want, "one member gets every message in publish order");
+    for (d, e) in got.iter().zip(&sent) {
+        assert_eq!(d.attempt(), 1);
+        assert_eq!(d.topic().as_str(), topic);
+        assert_eq!(
+            d.envelope().decode::<Probe>().expect("decode"),
+            e.decode::<Probe>().expect("decode")
+        );
+    }
+    ack_all(got).await;
+    assert!(
+        recv(&mut sub, 10, QUIET).await.is_empty(),
+        "acked messages do not come back"
+    );
+    Outcome::Passed
+}
+
+/// Every attribute, extensions and trace context included, arrives byte for byte.
+pub async fn attribute_round_trip(broker: SharedBroker, ctx: CaseContext) -> Outcome {
+    let topic = ctx.name("attrs");
+    let mut sub = subscribe(&broker, options(ctx.name("g"), vec![topic.clone()])).await;
+    let tp: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        .parse()
+        .expect("traceparent");
+    let sent = Envelope::of(
+        "order/42 é",
+        Probe {
+            n: 1,
+            note: "a\"b\\c\n".into(),
+        },
+    )
+    .id("id-with-text-1")
+    .source("svc/payment#1")
+    .causation_id("0190b6f2-7c3a-7d2e-9f00-123456789abc")
+    .traceparent(Some(tp))
+    .tracestate("vendor=abc,other=1")
+    .choreo_version("1.2.3")
+    .extension("tenant", "acme corp")
+    .and_then(|b| b.extension("priority", "7"))
+    .expect("extensions")
+    .build();
+    publish(&broker, &topic, sent.clone()).await;
+    let got = recv_n(&mut sub, 1).await;
+    let env = got[0].envelope();
+    assert_eq!(
+        json::attributes(env),
+        json::attributes(&sent),
+        "attributes byte for byte"
+    );
+    assert_eq!(env.correlation_id(), "order/42 é");
+    assert_eq!(
+        env.causation_id().map(|c| c.to_string()).as_deref(),
+        Some("0190b6f2-7c3a-7d2e-9f00-123456789abc")
+    );
+    assert_eq!(env.traceparent(), Some(tp));
+    assert_eq!(
+        env.decode::<Probe>().expect("decode"),
+        sent.decode::<Probe>().expect("decode")
+    );
+    ack_all(got).await;
+    Outcome::Passed
+}
+
+/// A group gets only the topics it subscribed to.
+pub async fn topic_isolation(broker: SharedBroker, ctx: CaseContext) -> Outcome {
+    let (a, b) = (ctx.name("a"), ctx.name("b"));
+    let mut sub_a = subscribe(&broker, options(ctx.name("g"), vec![a.clone()])).await;
+    let mut sub_b = subscribe(&broker, options(ctx.name("g"), vec![b.clone()])).await;
+    publish(&broker, &b, probe("k", 2)).await;
+    publish(&broker, &a, probe("k", 1)).await;
+    let got_a = recv_n(&mut sub_a, 1).await;
+    let got_b = recv_n(&mut sub_b, 1).await;
+    assert_eq!(n_of(&got_a[0]), 1);
+    assert_eq!(n_of(&got_b[0]), 2);
+    ack_all(got_a).await;
+    ack_all(got_b).await;
+    assert!(
+        recv(&mut sub_a, 10, QUIET).await.is_empty(),
+        "nothing from topic b reaches a"
+    );
+    Outcome::Passed
+}
+
+/// Every group gets every message.
+pub async fn fan_out_across_groups(broker: SharedBroker, ctx: CaseContext) -> Outcome {
+    let topic = ctx.name("events");
+    let mut subs = Vec::new();
+    for g in ["orders", "payment", "shipping"] {
+        subs.push(subscribe(&broker, options(ctx.name(g), vec![topic.clone()])).await);
+    }
+    for n in 0..20 {
+        publish(&broker, &topic, probe("k", n)).await;
+    }
+    for sub in &mut subs {
+        let got = recv_n(sub, 20).await;
+        let ns: Vec<u64> = got.iter().map(n_of).collect();
+        assert_eq!(ns, (0..20).collect::<Vec<_>>());
+        ack_all(got).await;
+    }
+    Outcome::Passed
+}
+
+/// Members of one group share the messages: together they get all of
+/// them, and no message goes to two members unless it was redelivered.
+pub async fn competing_consumers(broker: SharedBroker, ctx: CaseContext) -> Outcome {
+    let topic = ctx.name("work");
+    let total = 300u64;
+    let mut members = Vec::new();
+    for _ in 0..3 {
+        let mut o = options(ctx.name("workers"), vec![topic.clone()]);
+        o.max_in_flight = 8;
+        o.ack_wait = Duration::from_secs(30);
+        members.push(subscribe(&broker, o).await);
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, u64, u32)>();
+    let mut tasks = Vec::new();
+    for (i, mut sub) in members.into_iter().enumerate() {
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Ok(Some(batch)) = sub.next_batch(4).await {
+                for d in batch {
+                    let _ = tx.send((i, n_of(&d), d.attempt()));
+                    d.ack().await.expect("ack");
+                    tokio::task::yield_now().await;
+                }
+            }
+        }));
+    }
+    for n in 0..total {
+        publish(&broker, &topic, probe(&format!("k{}", n % 7), n)).await;
+    }
+    let mut seen: HashMap<u64, Vec<(usize, u32)>> = HashMap::new();
+    let deadline = Instant::now() + EVENTUALLY;
+    while (seen.len() as u64) < total {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some((member, n, attempt))) => seen.entry(n).or_default().push((member, attempt)),
+            _ => panic!("only {} of {total} messages consumed", seen.len()),
+        }
+    }
+    // Anything still on its way would be a second delivery.
+    while let Ok(Some((member, n, attempt))) = tokio::time::timeout(QUIET, rx.recv()).await {
+        seen.entry(n).or_default().push((member, attempt));
+    }
+    for t in &tasks {
+        t.abort();
+    }
+    let union: HashSet<u64> = seen.keys().copied().collect();
+    assert_eq!(
+        union,
+        (0..total).collect::<HashSet<_>>(),
+        "union is what was published"
+    );
+    for (n, ds) in &seen {
+        let first = ds.iter().filter(|(_, a)| *a == 1).count();
+        assert!(
+            first == 1 && ds.len() == 1 || ds.iter().any(|(_, a)| *a > 1),
+            "message {n} went to several members without redelivery: {ds:?}"
+        );
+    }
+    let members_used: HashSet<usize> = seen.values().flatten().map(|(m, _)| *m).collect();
+    assert!(
+        members_used.len() >= 2,
+        "work is shared between members: {members_used:?}"
+    );
+    Outcome::Passed
+}
+
+/// A nacked message comes back with a growing attempt count.
+pub async fn redelivery_on_nack(broker: SharedBroker, ctx: CaseContext) -> Outcome {
+    let topic = ctx.name("retry");
+    let mut sub = subscribe(&broker, options(ctx.name("g"), vec![topic.clone()])).await;
+    let sent = probe("k", 1);
+    publish(&broker, &topic, sent.clone()).await;
+    for attempt in 1..=3 {
+        let mut got = recv_n(&mut sub, 1).await;
+        let d = got.remove(0);
+        assert_eq!(d.envelope().id(), sent.id());
+        assert_eq!(d.attempt(), attempt);
+        if attempt < 3 {
+            d.nack(None).await.expect("nack");
+        } else {
+            d.ack().await.expect("ack");
+        }
+    }
+    assert!(recv(&mut sub, 10, QUIET).await.is_empty());
+    Outcome::Passed
+}
+
+/// A nack with a delay is not redelivered before the delay.
+pub async fn nack_delay_honoured(broker: SharedBroker, ctx: CaseContext) -> Outcome {
+    let topic = ctx.name("delay");
+    let mut sub = subscribe(&broker, options(ctx.name("g"), vec![topic.clone()])).await;
+    publish(&broker, &topic, probe("k", 1)).await;
+    let d = recv_n(&mut sub, 1).await.remove(0);
+    let delay = Duration::from_millis(600);
+    let nacked_at = Instant::now();
+    d.nack(Some(delay)).await.expect("nack");
+    let again = recv_n(&mut sub, 1).await;
+    let waited = nacked_at.elapsed();
+    // Brokers may round delays to their clock; 10 % below is still honoured.
+    assert!(
+        waited >= delay.mul_f64(0.9),
+        "redelivered after {waited:?}, delay was {delay:?}"
+    );
+    assert_eq!(again[0].attempt(), 2);
+    ack_all(again).await;
+    Outcome::Passed
+}
+
+/// What a member held when it went away is delivered to another member.
+pub async fn redelivery_after_consumer_dies(broker: SharedBroker, ctx: CaseContext) -> Outcome {
+    let topic = ctx.name("crash");
+    let mk = || {
+        let mut o = options(ctx.name("g"), vec![topic.clone()]);
+        o.ack_wait = Duration::from_secs(1);
+        o
+    };
+    let mut doomed = subscribe(&broker, mk()).await;
+    publish(&broker, &topic, probe("k", 1)).await;
+    let held = recv_n(&mut doomed, 1).await;
+    let id = held[0].envelope().id().clone();
+    // The member dies holding its delivery: neither acked nor nacked.
+    drop(held);
+    drop(doomed);
+    let mut survivor = subscribe(&broker, mk()).await;
+    let got = recv_n(&mut survivor, 1).await;
+    assert_eq!(got[0].envelope().id(), &id);
+    assert!(
+        got[0].attempt() >= 2,
+        "a redelivery counts as a further attempt"
+    );
+    ack_all(got).await;
+    Outcome::Passed
+}
+
+/// After `max_deliveries` the message goes to the dead-letter topic, with
+/// its id and the reason.
+pub async fn dead_letter_after_max_deliveries(broker: SharedBroker, ctx: CaseContext) -> Outcome {
+    let topic = ctx.name("poison");
+    let mut dlq = subscribe(
+        &broker,
+        options(ctx.name("dlq-reader"), vec![dead_letter_topic(&topic)]),
+    )
+    .await;
+    let mut o = options(ctx.name("g"), vec![topic.clone()]);
+    o.max_deliveries = 3;
+    let mut sub = subscribe(&broker, o).await;
+    let sent = probe("k", 9);
+    publish(&broker, &topic, sent.clone()).await;
+    for attempt in 1..=3 {
+        let d = recv_n(&mut sub, 1).await.remove(0);
+        assert_eq!(d.attempt(), attempt);
+        d.nack(None).await.expect("nack");
+    }
+    let dead = recv_n(&mut dlq, 1).await;
+    let env = dead[0].envelope();
+    assert_eq!(env.id(), sent.id(), "a dead letter keeps the original id");
+    assert_eq!(env.decode::<Probe>().expect("decode").n, 9);
+    assert!(
+        !env.extension(DLQ_REASON).unwrap_or("").is_empty(),
+        "a dead letter says why"
+    );
+    assert_eq!(env.extension(DLQ_ATTEMPTS), Some("3"));
+    assert_eq!(env.extension(DLQ_GROUP), Some(ctx.name("g").as_str()));
+    ack_all(dead).await;
+    assert!(
+        recv(&mut sub, 10, QUIET).await.is_empty(),
+        "a dead letter is not redelivered"
+    );
+    Outcome::Passed
+}
+
+/// A consumer can dead-letter a message at once, with its reason.
+pub async fn explicit_dead_letter(broker: SharedBroker, ctx: CaseContext) -> Outcome {
+    let topic = ctx.name("reject");
+    let mut dlq = subscribe(
+        &broker,
+        options(ctx.name("dlq-reader"), vec![dead_letter_topic(&topic)]),
+    )
+    .await;
+    let mut sub = subscribe(&broker, options(ctx.name("g"), vec![topic.clone()])).await;
+    let sent = probe("k", 3);
+    publish(&broker, &topic, sent.clone()).await;
+    let d = recv_n(&mut sub, 1).await.remove(0);
+    d.dead_letter("cannot decode: missing field `n`")
+        .await
+        .expect("dead letter");
+    let dead = recv_n(&mut dlq, 1).await;
+    assert_eq!(dead[0].envelope().id(), sent.id());
+    assert_eq!(
+        dead[0].envelope().extension(DLQ_REASON),
+        Some("cannot decode: missing field `n`")
+    );
+    ack_all(dead).await;
+    assert!(recv(&mut sub, 10, QUIET).await.is_empty());
+    Outcome::Passed
+}
+
+/// With per-key order, each key's messages are handled in publish order,
+/// across members, nacks and redeliveries.
+pub async fn per_key_order(broker: SharedBroker, ctx: CaseContext) -> Outcome {
+    if !broker.capabilities().per_key_order {
+        return Outcome::Skipped(format!("{} does not declare per-key order", broker.kind()));
+    }
+    let topic = ctx.name("ordered");
+    let (keys, per_key) = (4u64, 25u64);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, u64)>();
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let mut o = options(ctx.name("g"), vec![topic.clone()]);
+        o.per_key_order = true;
+        o.max_in_flight = 4;
+        let mut sub = subscribe(&broker, o).await;
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Ok(Some(batch)) = sub.next_batch(4).await {
+                for d in batch {
+                    let n = n_of(&d);
+                    // Fail some first attempts to force redelivery.
+                    if d.attempt() == 1 && n % 7 == 3 {
+                        d.nack(None).await.expect("nack");
+                        continue;
+                    }
+                    let _ = tx.send((d.envelope().correlation_id().to_owned(), n));
+                    d.ack().await.expect("ack");
+                }
+            }
+        }));
+    }
+    for i in 0..per_key {
+        for k in 0..keys {
+            publish(&broker, &topic, probe(&format!("key-{k}"), i)).await;
+        }
+    }
+    let mut order: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for _ in 0..keys * per_key {
+        match tokio::time::timeout(EVENTUALLY, rx.recv()).await {
+            Ok(Some((k, n))) => order.entry(k).or_default().push(n),
+            _ => panic!("messages missing: {order:?}"),
+        }
+    }
+    for t in &tasks {
+        t.abort();
+    }
+    for (k, ns) in &order {
+        assert_eq!(ns, &(0..per_key).collect::<Vec<_>>(), "order of {k}");
+    }
+    Outcome::Passed
+}
+
+/// A member never holds more than `max_in_flight` unsettled deliveries.
+pub async fn max_in_flight(broker: SharedBroker, ctx: CaseContext) -> Outcome {
+    let topic = ctx.name("limited");
+    let mut o = options(ctx.name("g"), vec![topic.clone()]);
+    o.max_in_flight = 2;
+    o.ack_wait = Duration::from_secs(30);
+    let mut sub = subscribe(&broker, o).await;
+    for n in 0..5 {
+        publish(&broker, &topic, probe("k", n)).await;
+    }
+    let mut held = recv_n(&mut sub, 2).await;
+    assert!(
+        recv(&mut sub, 10, QUIET).await.is_empty(),
+        "a third delivery while two are held"
+    );
+    let first = held.remove(0);
+    first.ack().await.expect("ack");
+    let more = recv_n(&mut sub, 1).await;
+    held.extend(more);
+    assert_eq!(held.len(), 2);
+    assert!(
+        recv(&mut sub, 10, QUIET).await.is_empty(),
+        "still at most two held"
+    );
+    ack_all(held).await;
+    let rest = recv_n(&mut sub, 2).await;
+    ack_all(rest).await;
+    Outcome::Passed
+}
+
+/// Publishing one id several times makes an idempotent (inbox) handler
+/// act once, whether or not the broker deduplicates natively.
+pub async fn duplicate_publish_handled_once(broker: SharedBroker, ctx: CaseContext) -> Outcome {
+    let topic = ctx.name("dup");
+    let mut sub = subscribe(&broker, options(ctx.name("g"), vec![topic.clone()])).await;
+    let sent = probe("k", 1);
+    for _ in 0..3 {
+        publish(&broker, &topic, sent.clone()).await;
+    }
+    let other = probe("k", 2);
+    publish(&broker, &topic, other.clone()).await;
+    let inbox = MemoryInbox::new();
+    let mut effects: HashMap<String, u32> = HashMap::new();
+    let mut deliveries = 0;
+    let deadline = Instant::now() + EVENTUALLY;
+    // Until the second message is in, then until things go quiet.
+    while !effects.contains_key(&other.id().to_string()) || deliveries < 2 {
+        assert!(Instant::now() < deadline, "messages missing");
+        for d in recv(&mut sub, 10, Duration::from_millis(200)).await {
+            deliveries += 1;
+            handle_once(&inbox, &mut effects, d).await;
+        }
+    }
+    loop {
+        let more = recv(&mut sub, 10, QUIET).await;
+        if more.is_empty() {
+            break;
+        }
+        for d in more {
+            deliveries += 1;
+            handle_once(&inbox, &mut effects, d).await;
+        }
+    }
+    assert_eq!(
+        effects.get(&sent.id().to_string()),
+        Some(&1),
+        "the duplicated id acted once"
+    );
+    assert_eq!(effects.get(&other.id().to_string()), Some(&1));
+    if broker.capabilities().native_dedup {
+        assert_eq!(
+            deliveries, 2,
+            "a natively deduplicating broker delivers the id once"
+        );
+    } else {
+        assert_eq!(deliveries, 4, "every publish is delivered");
+    }
+    Outcome::Passed
+}
+
+async fn handle_once(inbox: &MemoryInbox, effects: &mut HashMap<String, u32>, d: Delivery) {
+    let id = d.envelope().id().clone();
+    match inbox
+        .claim("case", &id, Duration::from_secs(30))
+        .await
+        .expect("claim")
+    {
+        Claim::Acquired => {
+            *effects.entry(id.to_string()).or_default() += 1;
+            inbox.complete("case", &id).await.expect("complete");
+        }
+        Claim::Done | Claim::Busy => {}
+    }
+    d.ack().await.expect("ack");
+}
+
+/// After unsubscribing, a member gets nothing more; the group keeps the
+/// messages for its other members.
+pub async fn unsubscribe_stops_delivery(broker: SharedBroker, ctx: CaseContext) -> Outcome {
+    let topic = ctx.name("leave");
+    let mut sub = subscribe(&broker, options(ctx.name("g"), vec![topic.clone()])).await;
+    publish(&broker, &topic, probe("k", 1)).await;
+    ack_all(recv_n(&mut sub, 1).await).await;
+    sub.unsubscribe().await.expect("unsubscribe");
+    publish(&broker, &topic, probe("k", 2)).await;
+    match tokio::time::timeout(EVENTUALLY, sub.next_batch(10)).await {
+        Ok(Ok(None)) => {}
+        Ok(Ok(Some(ds))) => panic!("delivery after unsubscribe: {ds:?}"),
+        Ok(Err(e)) => panic!("next_batch after unsubscribe failed: {e}"),
+        Err(_) => panic!("next_batch after unsubscribe did not end"),
+    }
+    let mut next = subscribe(&broker, options(ctx.name("g"), vec![topic.clone()])).await;
+    let got = recv_n(&mut next, 1).await;
+    assert_eq!(
+        n_of(&got[0]),
+        2,
+        "the group kept what was published meanwhile"
+    );
+    ack_all(got).await;
+    Outcome::Passed
+}
+
+/// Closing drains: whatever a publish confirmed is delivered and settled
+/// before the subscriptions end, and publishing afterwards fails.
+pub async fn close_loses_nothing(broker: SharedBroker, ctx: CaseContext) -> Outcome {
+    let topic = ctx.name("drain");
+    let mut o = options(ctx.name("g"), vec![topic.clone()]);
+    o.max_in_flight = 16;
+    let mut sub = subscribe(&broker, o).await;
+    let consumer = tokio::spawn(async move {
+        let mut acked = Vec::new();
+        while let Ok(Some(batch)) = sub.next_batch(16).await {
+            for d in batch {
+                acked.push(n_of(&d));
+                d.ack().await.expect("ack");
+            }
+        }
+        acked
+    });
+    let total = 500u64;
+    for n in 0..total {
+        publish(&broker, &topic, probe("k", n)).await;
+    }
+    broker.close(EVENTUALLY).await.expect("close");
+    let acked = tokio::time::timeout(EVENTUALLY, consumer)
+        .await
+        .expect("subscriptions end after close")
+        .expect("consumer task");
+    let unique: HashSet<u64> = acked.iter().copied().collect();
+    assert_eq!(
+        unique,
+        (0..total).collect::<HashSet<_>>(),
+        "every confirmed publish was delivered"
+    );
+    assert!(
+        broker.publish(&topic, probe("k", 0)).await.is_err(),
+        "publish after close fails"
+    );
+    Outcome::Passed
+}

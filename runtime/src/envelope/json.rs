@@ -1,0 +1,295 @@
+//! JSON encoding of envelopes: CloudEvents structured mode (one JSON
+//! object), and binary mode (attributes as headers, data as the body) for
+//! adapters whose transport has headers.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::{
+    check_extension_name, Envelope, EnvelopeError, EventId, Inner, SharedStr, TraceParent,
+    CLOUDEVENTS_VERSION,
+};
+use crate::payload::{EncodeError, Payload};
+
+/// Every attribute of `env` as (name, text) pairs, `specversion` included,
+/// for binary mode; the data travels separately ([`Payload::to_json`]).
+pub fn attributes(env: &Envelope) -> Vec<(Cow<'static, str>, String)> {
+    let i = &env.0;
+    let mut out: Vec<(Cow<'static, str>, String)> = vec![
+        ("specversion".into(), CLOUDEVENTS_VERSION.to_owned()),
+        ("id".into(), i.id.to_string()),
+        ("source".into(), i.source.to_string()),
+        ("type".into(), i.ty.to_string()),
+        ("time".into(), i.time.to_string()),
+        ("correlationid".into(), i.correlation_id.to_string()),
+    ];
+    let optional = [
+        (
+            "datacontenttype",
+            i.datacontenttype.as_ref().map(|s| s.to_string()),
+        ),
+        (
+            "causationid",
+            i.causation_id.as_ref().map(|c| c.to_string()),
+        ),
+        ("traceparent", i.traceparent.map(|t| t.to_string())),
+        ("tracestate", i.tracestate.as_ref().map(|s| s.to_string())),
+        (
+            "choreoversion",
+            i.choreo_version.as_ref().map(|s| s.to_string()),
+        ),
+    ];
+    for (name, value) in optional {
+        if let Some(v) = value {
+            out.push((name.into(), v));
+        }
+    }
+    for (k, v) in &i.extensions {
+        out.push((Cow::Owned(k.clone()), v.clone()));
+    }
+    out
+}
+
+/// Rebuilds an envelope from binary-mode attributes and its data.
+///
+/// `id`, `source`, `type` and `correlationid` are required and `specversion`
+/// must be `1.0`; an unparsable `traceparent` is dropped with a warning (the
+/// W3C rule: start a new trace rather than refuse the event).
+pub fn from_attributes<K, V>(
+    attrs: impl IntoIterator<Item = (K, V)>,
+    payload: Payload,
+) -> Result<Envelope, EnvelopeError>
+where
+    K: AsRef<str>,
+    V: Into<String>,
+{
+    let mut id = None;
+    let mut source = None;
+    let mut ty = None;
+    let mut time = None;
+    let mut correlation = None;
+    let mut spec = None;
+    let mut inner_opt = OptionalAttrs::default();
+    for (k, v) in attrs {
+        let (k, v) = (k.as_ref(), v.into());
+        match k {
+            "specversion" => spec = Some(v),
+            "id" => id = Some(EventId::from(v)),
+            "source" => source = Some(SharedStr::from(v)),
+            "type" => ty = Some(SharedStr::from(v)),
+            "time" => {
+                time = Some(v.parse::<Timestamp>().map_err(|e| EnvelopeError::Invalid {
+                    name: "time".into(),
+                    reason: e.to_string(),
+                })?)
+            }
+            "correlationid" => correlation = Some(SharedStr::from(v)),
+            "datacontenttype" => inner_opt.datacontenttype = Some(SharedStr::from(v)),
+            "causationid" => inner_opt.causation_id = Some(EventId::from(v)),
+            "traceparent" => match v.parse::<TraceParent>() {
+                Ok(tp) => inner_opt.traceparent = Some(tp),
+                Err(e) => tracing::warn!(error = %e, "dropping invalid traceparent"),
+            },
+            "tracestate" => inner_opt.tracestate = Some(SharedStr::from(v)),
+            "choreoversion" => inner_opt.choreo_version = Some(SharedStr::from(v)),
+            // Attributes this runtime does not use are kept as extensions
+            // when their names are valid ones.
+            other => {
+                check_extension_name(other)?;
+                inner_opt.extensions.insert(other.to_owned(), v);
+            }
+        }
+    }
+    match spec.as_deref() {
+        Some(CLOUDEVENTS_VERSION) => {}
+        Some(other) => {
+            return Err(EnvelopeError::Invalid {
+                name: "specversion".into(),
+                reason: format!("{other:?} is not {CLOUDEVENTS_VERSION:?}"),
+            })
+        }
+        None => return Err(EnvelopeError::Missing("specversion")),
+    }
+    Ok(Envelope(std::sync::Arc::new(Inner {
+        id: id.ok_or(EnvelopeError::Missing("id"))?,
+        source: source.ok_or(EnvelopeError::Missing("source"))?,
+        ty: ty.ok_or(EnvelopeError::Missing("type"))?,
+        // CloudEvents makes `time` optional; an event without one gets the
+        // epoch rather than a made-up "now".
+        time: time.unwrap_or(Timestamp::UNIX_EPOCH),
+        correlation_id: correlation.ok_or(EnvelopeError::Missing("correlationid"))?,
+        datacontenttype: inner_opt.datacontenttype,
+        causation_id: inner_opt.causation_id,
+        traceparent: inner_opt.traceparent,
+        tracestate: inner_opt.tracestate,
+        choreo_version: inner_opt.choreo_version,
+        extensions: inner_opt.extensions,
+        payload,
+    })))
+}
+
+#[derive(Default)]
+struct OptionalAttrs {
+    datacontenttype: Option<SharedStr>,
+    causation_id: Option<EventId>,
+    traceparent: Option<TraceParent>,
+    tracestate: Option<SharedStr>,
+    choreo_version: Option<SharedStr>,
+    extensions: std::collections::BTreeMap<String, String>,
+}
+
+/// Encodes `env` as one structured-mode JSON object.
+///
+/// Data that is valid JSON goes in `data` as is; any other bytes (a
+/// malformed payload on its way to a dead-letter topic, say) go in
+/// `data_base64`, so nothing is lost or altered.
+pub fn encode(env: &Envelope) -> Result<Vec<u8>, EncodeError> {
+    let data = env.payload().to_json()?;
+    let mut buf = Vec::with_capacity(256 + data.len());
+    buf.push(b'{');
+    for (n, (k, v)) in attributes(env).iter().enumerate() {
+        if n > 0 {
+            buf.push(b',');
+        }
+        write_json_string(&mut buf, k)?;
+        buf.push(b':');
+        write_json_string(&mut buf, v)?;
+    }
+    if !data.is_empty() {
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok() {
+            buf.extend_from_slice(b",\"data\":");
+            buf.extend_from_slice(&data);
+        } else {
+            buf.extend_from_slice(b",\"data_base64\":");
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&data);
+            write_json_string(&mut buf, &b64)?;
+        }
+    }
+    buf.push(b'}');
+    Ok(buf)
+}
+
+fn write_json_string(buf: &mut Vec<u8>, s: &str) -> Result<(), EncodeError> {
+    serde_json::to_writer(buf, s).map_err(|e| EncodeError(e.to_string()))
+}
+
+/// Decodes one structured-mode JSON object into an envelope.
+pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+    let map: serde_json::Map<String, Value> =
+        serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+    let mut attrs = Vec::with_capacity(map.len());
+    let mut payload = Payload::empty();
+    for (k, v) in map {
+        match (k.as_str(), v) {
+            ("data", Value::Null) => {}
+            ("data", v) => {
+                let data =
+                    serde_json::to_vec(&v).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+                payload = Payload::json(Bytes::from(data));
+            }
+            ("data_base64", Value::String(s)) => {
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(s.as_bytes())
+                    .map_err(|e| EnvelopeError::Invalid {
+                        name: "data_base64".into(),
+                        reason: e.to_string(),
+                    })?;
+                payload = Payload::json(Bytes::from(data));
+            }
+            (_, Value::String(s)) => attrs.push((k, s)),
+            (_, v @ (Value::Bool(_) | Value::Number(_))) => attrs.push((k, v.to_string())),
+            (_, _) => {
+                return Err(EnvelopeError::Invalid {
+                    name: k,
+                    reason: "an attribute is a string, a number or a boolean".into(),
+                })
+            }
+        }
+    }
+    from_attributes(attrs, payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::Message;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Paid {
+        amount: u64,
+        note: String,
+    }
+    impl Message for Paid {
+        const TYPE: &'static str = "Shop.Paid";
+    }
+
+    fn sample() -> Envelope {
+        Envelope::of(
+            "order-1",
+            Paid {
+                amount: 12,
+                note: "é \"quoted\"".into(),
+            },
+        )
+        .source("svc/payment")
+        .causation_id("cause-1")
+        .choreo_version("1.2.0")
+        .tracestate("vendor=x")
+        .extension("tenant", "acme")
+        .unwrap()
+        .build()
+    }
+
+    #[test]
+    fn structured_json_round_trips_every_attribute() {
+        let env = sample();
+        let bytes = encode(&env).unwrap();
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back, env);
+        assert_eq!(
+            back.decode::<Paid>().unwrap(),
+            env.decode::<Paid>().unwrap()
+        );
+        assert_eq!(back.traceparent(), env.traceparent());
+        assert_eq!(encode(&back).unwrap(), bytes);
+    }
+
+    #[test]
+    fn non_json_data_survives_as_base64() {
+        let env = sample()
+            .to_builder()
+            .payload(Payload::json(&b"not json \xff"[..]))
+            .build();
+        let back = decode(&encode(&env).unwrap()).unwrap();
+        assert_eq!(&back.payload().to_json().unwrap()[..], b"not json \xff");
+    }
+
+    #[test]
+    fn malformed_envelopes_are_errors() {
+        assert!(matches!(decode(b"[1,2]"), Err(EnvelopeError::Malformed(_))));
+        assert!(matches!(decode(b"{"), Err(EnvelopeError::Malformed(_))));
+        let no_key = br#"{"specversion":"1.0","id":"a","source":"s","type":"t"}"#;
+        assert_eq!(decode(no_key), Err(EnvelopeError::Missing("correlationid")));
+        let bad_spec =
+            br#"{"specversion":"0.3","id":"a","source":"s","type":"t","correlationid":"k"}"#;
+        assert!(matches!(
+            decode(bad_spec),
+            Err(EnvelopeError::Invalid { .. })
+        ));
+        let bad_time = br#"{"specversion":"1.0","id":"a","source":"s","type":"t","correlationid":"k","time":"yesterday"}"#;
+        assert!(matches!(
+            decode(bad_time),
+            Err(EnvelopeError::Invalid { .. })
+        ));
+        let bad_ext = br#"{"specversion":"1.0","id":"a","source":"s","type":"t","correlationid":"k","Bad-Name":"x"}"#;
+        assert!(matches!(
+            decode(bad_ext),
+            Err(EnvelopeError::Invalid { .. })
+        ));
+    }
+}

@@ -1,0 +1,19 @@
+//! Service machinery that generated code calls: definitions of a
+//! participant's reactions, running them against a broker, and a client
+//! that sends commands.
+
+mod client;
+mod definition;
+mod handling;
+mod options;
+mod runner;
+mod topics;
+
+pub use client::Client;
+pub use definition::{
+    Context, Emit, Handler, HandlerError, HandlerFuture, Input, Reaction, RetryPolicy,
+    ServiceDefinition, Trigger,
+};
+pub use options::{ServiceError, ServiceOptions, ServiceStats, Stores};
+pub use runner::ServiceHandle;
+pub use topics::Topics;

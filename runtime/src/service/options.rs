@@ -1,0 +1,138 @@
+//! How a service runs and what it reports: its stores, options, errors
+//! and counters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::topics::Topics;
+use crate::broker::{BrokerError, StartPosition};
+use crate::store::{InboxStore, MemoryInbox, MemoryStateStore, StateStore};
+
+/// The stores a service keeps its idempotency and join state in.
+#[derive(Clone)]
+pub struct Stores {
+    /// Deduplication by event id.
+    pub inbox: Arc<dyn InboxStore>,
+    /// Join slots and `@bounded` counters.
+    pub state: Arc<dyn StateStore>,
+}
+
+impl Stores {
+    /// Both stores in memory (lost with the process).
+    pub fn memory() -> Self {
+        Stores {
+            inbox: Arc::new(MemoryInbox::new()),
+            state: Arc::new(MemoryStateStore::new()),
+        }
+    }
+}
+
+impl Default for Stores {
+    fn default() -> Self {
+        Stores::memory()
+    }
+}
+
+/// How a service runs.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// Topic names (their prefix must match the other parts of the deployment).
+    pub topics: Topics,
+    /// Handlings running at once.
+    pub max_in_flight: usize,
+    /// Redelivery if a handling is not settled in this time; raised to
+    /// twice the longest `@timeout` when that is longer.
+    pub ack_wait: Duration,
+    /// Broker-side cap on deliveries of one event (a backstop: `@retry`
+    /// decides retries).
+    pub max_deliveries: u32,
+    /// Where a new consumer group starts.
+    pub start: StartPosition,
+    /// Ask the broker for per-key order.
+    pub per_key_order: bool,
+    /// Publish progress notices (for instance trackers).
+    pub progress_notices: bool,
+    /// The `source` of emitted events (default `choreography/participant`).
+    pub source: Option<String>,
+    /// How long an inbox claim holds before another delivery may take over.
+    pub claim_lease: Duration,
+    /// The redelivery delay of an event whose duplicate is being handled.
+    pub busy_retry: Duration,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        ServiceOptions {
+            topics: Topics::default(),
+            max_in_flight: 256,
+            ack_wait: Duration::from_secs(30),
+            max_deliveries: 100,
+            start: StartPosition::Earliest,
+            per_key_order: false,
+            progress_notices: true,
+            source: None,
+            claim_lease: Duration::from_secs(60),
+            busy_retry: Duration::from_millis(50),
+        }
+    }
+}
+
+/// A service could not start or stopped badly.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    /// The definition cannot run.
+    #[error("invalid service definition: {0}")]
+    Invalid(String),
+    /// The broker refused.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The service task died.
+    #[error("service task failed: {0}")]
+    Crashed(String),
+}
+
+/// Counts of what a service did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServiceStats {
+    /// Handler runs that succeeded.
+    pub handled: u64,
+    /// Deliveries of events a reaction had handled already.
+    pub duplicates: u64,
+    /// Handler runs that failed (retried or dead-lettered).
+    pub failures: u64,
+    /// Deliveries sent to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Join events stored to wait for the rest.
+    pub join_waiting: u64,
+    /// Deliveries settled (acked, nacked or dead-lettered).
+    pub deliveries: u64,
+}
+
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) handled: AtomicU64,
+    pub(super) duplicates: AtomicU64,
+    pub(super) failures: AtomicU64,
+    pub(super) dead_lettered: AtomicU64,
+    pub(super) join_waiting: AtomicU64,
+    pub(super) deliveries: AtomicU64,
+}
+
+impl Counters {
+    pub(super) fn snapshot(&self) -> ServiceStats {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ServiceStats {
+            handled: g(&self.handled),
+            duplicates: g(&self.duplicates),
+            failures: g(&self.failures),
+            dead_lettered: g(&self.dead_lettered),
+            join_waiting: g(&self.join_waiting),
+            deliveries: g(&self.deliveries),
+        }
+    }
+}
+
+pub(super) fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}

@@ -1,0 +1,450 @@
+//! Runs a participant against a broker: one consumer group per
+//! participant, batches pulled within `max_in_flight`, each handled by a
+//! task of its own, claimed and settled in groups.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use smallvec::SmallVec;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use super::definition::{HandlerError, ServiceDefinition, Trigger};
+use super::options::{bump, Counters, ServiceError, ServiceOptions, ServiceStats, Stores};
+use crate::broker::{
+    settle_all, Delivery, Settlement, SharedBroker, SubscribeOptions, Subscription,
+};
+use crate::envelope::{Envelope, EventId, SharedStr};
+use crate::progress::notice::{Completion, ProgressNotice};
+use crate::store::{Claim, StoreError};
+
+/// A running service.
+pub struct ServiceHandle {
+    participant: SharedStr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    counters: Arc<Counters>,
+}
+
+impl ServiceHandle {
+    /// The participant this service runs.
+    pub fn participant(&self) -> &str {
+        &self.participant
+    }
+    /// What it has done so far.
+    pub fn stats(&self) -> ServiceStats {
+        self.counters.snapshot()
+    }
+    /// Stops taking deliveries, lets the running handlings finish and
+    /// settle, leaves the group, and returns the final counts.
+    pub async fn shutdown(self) -> Result<ServiceStats, ServiceError> {
+        let _ = self.stop.send(true);
+        self.task
+            .await
+            .map_err(|e| ServiceError::Crashed(e.to_string()))?;
+        Ok(self.counters.snapshot())
+    }
+}
+
+impl ServiceDefinition {
+    /// Subscribes this participant's group to its trigger types and starts
+    /// handling. Returns once subscribed.
+    pub async fn start(
+        self,
+        broker: SharedBroker,
+        stores: Stores,
+        options: ServiceOptions,
+    ) -> Result<ServiceHandle, ServiceError> {
+        self.validate().map_err(ServiceError::Invalid)?;
+        let runner = Arc::new(Runner::new(self, broker, stores, options));
+        let sub = runner.broker.subscribe(runner.subscribe_options()).await?;
+        let (stop, stopped) = watch::channel(false);
+        let counters = runner.counters.clone();
+        let participant = runner.def.participant.clone();
+        let task = tokio::spawn(runner.run(sub, stopped));
+        Ok(ServiceHandle {
+            participant,
+            stop,
+            task,
+            counters,
+        })
+    }
+}
+
+pub(super) struct Runner {
+    pub(super) def: ServiceDefinition,
+    pub(super) broker: SharedBroker,
+    pub(super) stores: Stores,
+    pub(super) opts: ServiceOptions,
+    pub(super) source: SharedStr,
+    /// Per reaction: its inbox and state scope.
+    pub(super) scopes: Vec<SharedStr>,
+    /// Per wire type: the reactions it triggers.
+    pub(super) by_type: FastMap<SharedStr, Vec<usize>>,
+    pub(super) topic_cache: std::sync::RwLock<FastMap<SharedStr, SharedStr>>,
+    pub(super) progress_topic: SharedStr,
+    pub(super) counters: Arc<Counters>,
+}
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// How many more deliveries a service may take.
+struct Capacity {
+    free: AtomicUsize,
+    freed: Notify,
+}
+
+/// How one reaction dealt with one delivery.
+pub(super) enum Outcome {
+    Completed(Completion),
+    Duplicate,
+    Busy,
+    Failed(HandlerError),
+    DeadLetter(String),
+}
+
+/// A finished handling, waiting for the batch's flush.
+pub(super) struct Handled {
+    pub(super) delivery: Delivery,
+    pub(super) settlement: Settlement,
+    pub(super) completions: Vec<Completion>,
+    /// Inbox ids to mark done, and to release, by reaction.
+    pub(super) complete: SmallVec<[(usize, EventId); 1]>,
+    pub(super) release: SmallVec<[(usize, EventId); 1]>,
+}
+
+impl Handled {
+    /// A delivery settled without running any reaction.
+    pub(super) fn settled(delivery: Delivery, settlement: Settlement) -> Self {
+        Handled {
+            delivery,
+            settlement,
+            completions: Vec::new(),
+            complete: SmallVec::new(),
+            release: SmallVec::new(),
+        }
+    }
+}
+
+/// What the batch claim said for one reaction of one delivery (mostly
+/// one reaction: kept inline, no allocation per delivery).
+pub(super) type PreClaims = SmallVec<[(usize, Result<Claim, StoreError>); 1]>;
+
+/// What a handling must do with an inbox claim taken for it.
+pub(super) enum InboxAction {
+    None,
+    Complete(EventId),
+    Release(EventId),
+}
+
+impl Runner {
+    fn new(
+        def: ServiceDefinition,
+        broker: SharedBroker,
+        stores: Stores,
+        opts: ServiceOptions,
+    ) -> Self {
+        let scopes = def
+            .reactions
+            .iter()
+            .map(|r| {
+                SharedStr::from(format!(
+                    "{}/{}/{}",
+                    def.choreography, def.participant, r.name
+                ))
+            })
+            .collect();
+        let mut by_type: FastMap<SharedStr, Vec<usize>> = FastMap::default();
+        for (i, r) in def.reactions.iter().enumerate() {
+            for t in r.trigger.types() {
+                by_type.entry(t.clone()).or_default().push(i);
+            }
+        }
+        let source = SharedStr::from(
+            opts.source
+                .clone()
+                .unwrap_or_else(|| format!("{}/{}", def.choreography, def.participant)),
+        );
+        let progress_topic = SharedStr::from(opts.topics.progress(&def.choreography));
+        Runner {
+            def,
+            broker,
+            stores,
+            opts,
+            source,
+            scopes,
+            by_type,
+            topic_cache: std::sync::RwLock::new(FastMap::default()),
+            progress_topic,
+            counters: Arc::new(Counters::default()),
+        }
+    }
+
+    fn subscribe_options(&self) -> SubscribeOptions {
+        let mut topics: Vec<String> = self
+            .by_type
+            .keys()
+            .map(|t| self.opts.topics.for_type(t))
+            .collect();
+        topics.sort();
+        let mut o = SubscribeOptions::new(self.def.participant.to_string(), topics);
+        o.start = self.opts.start;
+        o.max_in_flight = self.opts.max_in_flight;
+        let longest = self.def.reactions.iter().filter_map(|r| r.timeout).max();
+        o.ack_wait = longest.map_or(self.opts.ack_wait, |t| self.opts.ack_wait.max(t * 2));
+        o.max_deliveries = self.opts.max_deliveries.max(
+            self.def
+                .reactions
+                .iter()
+                .filter_map(|r| r.retry.map(|p| p.max.saturating_add(1)))
+                .max()
+                .unwrap_or(1),
+        );
+        o.per_key_order = self.opts.per_key_order;
+        o
+    }
+
+    pub(super) fn topic_for(&self, ty: &SharedStr) -> SharedStr {
+        if let Some(t) = self
+            .topic_cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(ty)
+        {
+            return t.clone();
+        }
+        let topic = SharedStr::from(self.opts.topics.for_type(ty));
+        self.topic_cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ty.clone(), topic.clone());
+        topic
+    }
+
+    /// Pulls batches and hands each to its own task, so that batches (and
+    /// the services they feed) spread over the runtime's worker threads.
+    async fn run(self: Arc<Self>, mut sub: Box<dyn Subscription>, mut stop: watch::Receiver<bool>) {
+        let capacity = Arc::new(Capacity {
+            free: AtomicUsize::new(self.opts.max_in_flight),
+            freed: Notify::new(),
+        });
+        let mut batches = JoinSet::new();
+        // Dropping the handle detaches the service; only `shutdown` stops it.
+        let mut stop_open = true;
+        loop {
+            while let Some(done) = batches.try_join_next() {
+                if let Err(e) = done {
+                    tracing::error!(participant = %self.def.participant, error = %e, "a batch task failed");
+                }
+            }
+            let free = capacity.free.load(Ordering::Acquire);
+            let batch = tokio::select! {
+                biased;
+                changed = stop.changed(), if stop_open => match changed {
+                    Ok(()) => break,
+                    Err(_) => {
+                        stop_open = false;
+                        continue;
+                    }
+                },
+                _ = capacity.freed.notified(), if free == 0 => continue,
+                batch = sub.next_batch(free), if free > 0 => batch,
+            };
+            match batch {
+                Ok(Some(deliveries)) => {
+                    capacity.free.fetch_sub(deliveries.len(), Ordering::AcqRel);
+                    batches.spawn(self.clone().process(deliveries, capacity.clone()));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(participant = %self.def.participant, error = %e, "receiving failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        // Graceful: what was taken is handled, published and settled.
+        while let Some(done) = batches.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(participant = %self.def.participant, error = %e, "a batch task failed");
+            }
+        }
+        if let Err(e) = sub.unsubscribe().await {
+            tracing::warn!(participant = %self.def.participant, error = %e, "leaving the group failed");
+        }
+    }
+
+    /// Handles one batch: claims it, runs its handlings, and settles them
+    /// in groups as they finish.
+    async fn process(self: Arc<Self>, deliveries: Vec<Delivery>, capacity: Arc<Capacity>) {
+        let claims = self.claim_batch(&deliveries).await;
+        let mut running = FuturesUnordered::new();
+        let mut finished: Vec<Handled> = Vec::with_capacity(deliveries.len());
+        // With in-process stores a handling mostly finishes on its first
+        // poll: keep those out of the FuturesUnordered machinery.
+        for (d, pre) in deliveries.into_iter().zip(claims) {
+            let Some(pre) = pre else {
+                // A second copy of an event earlier in this batch: the first
+                // copy's delivery carries the event's fate (done, retried or
+                // dead-lettered), so this one is a duplicate either way.
+                bump(&self.counters.duplicates);
+                finished.push(Handled::settled(d, Settlement::Ack));
+                continue;
+            };
+            let mut handling = Box::pin(self.clone().handle(d, pre));
+            let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+            match handling.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(done) => finished.push(done),
+                // Polled again by `running` with a real waker.
+                std::task::Poll::Pending => running.push(handling),
+            }
+        }
+        loop {
+            if !finished.is_empty() {
+                let n = finished.len();
+                self.flush(&mut finished).await;
+                capacity.free.fetch_add(n, Ordering::AcqRel);
+                capacity.freed.notify_one();
+            }
+            let Some(done) = running.next().await else {
+                break;
+            };
+            finished.push(done);
+            // Take whatever else is ready, to settle in one go.
+            while let Some(Some(done)) = running.next().now_or_never() {
+                finished.push(done);
+            }
+        }
+    }
+
+    async fn flush(&self, finished: &mut Vec<Handled>) {
+        if finished.is_empty() {
+            return;
+        }
+        let mut completions = Vec::new();
+        let mut settlements = Vec::with_capacity(finished.len());
+        let mut complete: Vec<Vec<EventId>> = vec![Vec::new(); self.scopes.len()];
+        let mut release: Vec<Vec<EventId>> = vec![Vec::new(); self.scopes.len()];
+        for h in finished.drain(..) {
+            if matches!(h.settlement, Settlement::DeadLetter { .. }) {
+                bump(&self.counters.dead_lettered);
+            }
+            completions.extend(h.completions);
+            for (i, id) in h.complete {
+                complete[i].push(id);
+            }
+            for (i, id) in h.release {
+                release[i].push(id);
+            }
+            settlements.push((h.delivery, h.settlement));
+        }
+        // Done marks first: once a delivery is acked its id must read done.
+        for (i, ids) in complete
+            .iter()
+            .enumerate()
+            .filter(|(_, ids)| !ids.is_empty())
+        {
+            if let Err(e) = self.stores.inbox.complete_many(&self.scopes[i], ids).await {
+                // Outputs are out; a rerun republishes the same ids.
+                tracing::warn!(scope = %self.scopes[i], error = %e, "inbox completions not stored");
+            }
+        }
+        for (i, ids) in release
+            .iter()
+            .enumerate()
+            .filter(|(_, ids)| !ids.is_empty())
+        {
+            if let Err(e) = self.stores.inbox.release_many(&self.scopes[i], ids).await {
+                tracing::warn!(scope = %self.scopes[i], error = %e, "inbox claims not released; they lapse with their lease");
+            }
+        }
+        // Notices go out before the acks: a tracker must never see an
+        // instance idle while its last handling is still unreported.
+        if self.opts.progress_notices && !completions.is_empty() {
+            let notice = ProgressNotice {
+                choreography: self.def.choreography.clone(),
+                participant: self.def.participant.clone(),
+                completions,
+            };
+            let env = Envelope::of(self.def.choreography.clone(), notice)
+                .source(self.source.clone())
+                .traceparent(None)
+                .build();
+            if let Err(e) = self.broker.publish(&self.progress_topic, env).await {
+                tracing::warn!(participant = %self.def.participant, error = %e, "progress notice not published");
+            }
+        }
+        let n = settlements.len() as u64;
+        if let Err(e) = settle_all(settlements).await {
+            // The broker redelivers what it did not take; the inbox makes
+            // that harmless.
+            tracing::warn!(participant = %self.def.participant, error = %e, "settling failed");
+        }
+        self.counters.deliveries.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Claims, for every plain (non-join) reaction, the events of a whole
+    /// batch in one call per reaction; one list of answers per delivery,
+    /// `None` for a repeat of an event already in the batch.
+    async fn claim_batch(&self, deliveries: &[Delivery]) -> Vec<Option<PreClaims>> {
+        let mut per_reaction: Vec<(Vec<usize>, Vec<EventId>)> =
+            vec![(Vec::new(), Vec::new()); self.scopes.len()];
+        let mut out: Vec<Option<PreClaims>> = vec![Some(SmallVec::new()); deliveries.len()];
+        let mut seen = std::collections::HashSet::with_capacity(deliveries.len());
+        for (di, d) in deliveries.iter().enumerate() {
+            if !seen.insert(d.envelope().id()) {
+                out[di] = None;
+                continue;
+            }
+            for &i in self
+                .by_type
+                .get(d.envelope().ty())
+                .map_or(&[][..], Vec::as_slice)
+            {
+                if matches!(self.def.reactions[i].trigger, Trigger::Any(_)) {
+                    per_reaction[i].0.push(di);
+                    per_reaction[i].1.push(d.envelope().id().clone());
+                }
+            }
+        }
+        let mut answer = |di: usize, i: usize, c: Result<Claim, StoreError>| {
+            if let Some(pre) = &mut out[di] {
+                pre.push((i, c));
+            }
+        };
+        for (i, (dis, ids)) in per_reaction.into_iter().enumerate() {
+            if ids.is_empty() {
+                continue;
+            }
+            match self
+                .stores
+                .inbox
+                .claim_many(&self.scopes[i], &ids, self.opts.claim_lease)
+                .await
+            {
+                Ok(claims) if claims.len() == ids.len() => {
+                    for (di, c) in dis.into_iter().zip(claims) {
+                        answer(di, i, Ok(c));
+                    }
+                }
+                Ok(_) => {
+                    let e =
+                        StoreError::Backend("claim_many answered a different number of ids".into());
+                    for di in dis {
+                        answer(di, i, Err(e.clone()));
+                    }
+                }
+                Err(e) => {
+                    for di in dis {
+                        answer(di, i, Err(e.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,25 @@
+//! Topic names: one topic per wire type, under an optional prefix.
+
+/// Where a choreography's messages travel. Every participant, client and
+/// tracker of one deployment must use the same prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Topics {
+    prefix: String,
+}
+
+impl Topics {
+    /// Topics under `prefix` (put in front of every name as is).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Topics {
+            prefix: prefix.into(),
+        }
+    }
+    /// The topic of the events or commands of wire type `ty`.
+    pub fn for_type(&self, ty: &str) -> String {
+        format!("{}{ty}", self.prefix)
+    }
+    /// The topic of the progress notices of `choreography`.
+    pub fn progress(&self, choreography: &str) -> String {
+        format!("{}choreo-progress.{choreography}", self.prefix)
+    }
+}

@@ -1,0 +1,301 @@
+//! In-process stores: fast, and gone with the process.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use super::{check_slot, Claim, InboxStore, StateStore, StoreError};
+use crate::envelope::{Envelope, EventId};
+
+/// One word per id, which matters at a hundred thousand ids per scope:
+/// with [`CLAIM`] set, the end of a claim's lease in milliseconds after
+/// the inbox's creation; without, the id is done and this is its
+/// completion number (what eviction goes by).
+type Entry = u64;
+const CLAIM: Entry = 1 << 63;
+
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+#[derive(Default)]
+struct ScopeInbox {
+    entries: Map<EventId, Entry>,
+    /// Completions so far (the next completion number).
+    completed: u64,
+    /// Done entries held.
+    done: usize,
+}
+
+impl ScopeInbox {
+    /// Forgets the oldest done ids beyond `capacity`, in one sweep once an
+    /// eighth more has piled up: a sequential pass over the table costs
+    /// less than evicting ids one by one at random places. Lapsed claims
+    /// go in the same sweep.
+    fn evict(&mut self, capacity: usize, now_ms: u64) {
+        if self.done <= capacity + capacity / 8 {
+            return;
+        }
+        let cutoff = self.completed.saturating_sub(capacity as u64);
+        self.entries.retain(|_, e| {
+            if *e & CLAIM == 0 {
+                *e >= cutoff
+            } else {
+                *e & !CLAIM > now_ms
+            }
+        });
+        self.done = self.entries.values().filter(|e| **e & CLAIM == 0).count();
+    }
+}
+
+/// An inbox in memory. It remembers at least the last `capacity` completed
+/// ids per scope (default 100,000): a duplicate older than that is handled
+/// again. That suits one process, where duplicates come from injection and
+/// redelivery within seconds; durable deployments use the PostgreSQL inbox.
+pub struct MemoryInbox {
+    scopes: Mutex<Map<String, ScopeInbox>>,
+    capacity: usize,
+    epoch: Instant,
+}
+
+impl Default for MemoryInbox {
+    fn default() -> Self {
+        MemoryInbox::with_capacity(100_000)
+    }
+}
+
+impl MemoryInbox {
+    /// An inbox remembering 100,000 ids per scope.
+    pub fn new() -> Self {
+        MemoryInbox::default()
+    }
+
+    /// An inbox remembering `capacity` completed ids per scope.
+    pub fn with_capacity(capacity: usize) -> Self {
+        MemoryInbox {
+            scopes: Mutex::new(Map::default()),
+            capacity: capacity.max(1),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        let ms =
+            u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX);
+        ms.min(CLAIM - 1)
+    }
+
+    fn with_scope<R>(&self, scope: &str, f: impl FnOnce(&mut ScopeInbox) -> R) -> R {
+        let mut scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = scopes.get_mut(scope) {
+            return f(s);
+        }
+        f(scopes.entry(scope.to_owned()).or_default())
+    }
+}
+
+#[async_trait]
+impl InboxStore for MemoryInbox {
+    async fn claim_many(
+        &self,
+        scope: &str,
+        ids: &[EventId],
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let now = Instant::now();
+        let (now_ms, until) = (self.millis(now), CLAIM | self.millis(now + lease));
+        Ok(self.with_scope(scope, |s| {
+            ids.iter()
+                .map(|id| match s.entries.entry(id.clone()) {
+                    std::collections::hash_map::Entry::Occupied(mut e) => {
+                        let v = *e.get();
+                        if v & CLAIM == 0 {
+                            Claim::Done
+                        } else if v & !CLAIM > now_ms {
+                            Claim::Busy
+                        } else {
+                            e.insert(until);
+                            Claim::Acquired
+                        }
+                    }
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(until);
+                        Claim::Acquired
+                    }
+                })
+                .collect()
+        }))
+    }
+
+    async fn complete_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
+        let (capacity, now_ms) = (self.capacity, self.millis(Instant::now()));
+        self.with_scope(scope, |s| {
+            for id in ids {
+                let seq = s.completed;
+                match s.entries.get_mut(id) {
+                    Some(e) if *e & CLAIM == 0 => continue,
+                    Some(e) => *e = seq,
+                    None => {
+                        s.entries.insert(id.clone(), seq);
+                    }
+                }
+                s.completed += 1;
+                s.done += 1;
+            }
+            s.evict(capacity, now_ms);
+        });
+        Ok(())
+    }
+
+    async fn release_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
+        self.with_scope(scope, |s| {
+            for id in ids {
+                if s.entries.get(id).is_some_and(|&e| e & CLAIM != 0) {
+                    s.entries.remove(id);
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Join slots by (scope, instance).
+type JoinSlots = HashMap<(String, String), Vec<Option<Envelope>>>;
+
+/// Join slots and counters in memory.
+#[derive(Default)]
+pub struct MemoryStateStore {
+    joins: Mutex<JoinSlots>,
+    counts: Mutex<HashMap<(String, String), u64>>,
+}
+
+impl MemoryStateStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStateStore::default()
+    }
+}
+
+#[async_trait]
+impl StateStore for MemoryStateStore {
+    async fn join_arrive(
+        &self,
+        scope: &str,
+        instance: &str,
+        slot: usize,
+        slots: usize,
+        envelope: &Envelope,
+    ) -> Result<Option<Vec<Envelope>>, StoreError> {
+        check_slot(slot, slots)?;
+        let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
+        let filled = joins
+            .entry((scope.to_owned(), instance.to_owned()))
+            .or_insert_with(|| vec![None; slots]);
+        if filled.len() < slots {
+            filled.resize(slots, None);
+        }
+        if filled[slot].is_none() {
+            filled[slot] = Some(envelope.clone());
+        }
+        Ok(filled.iter().cloned().collect())
+    }
+
+    async fn fired_count(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
+        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(counts
+            .get(&(scope.to_owned(), instance.to_owned()))
+            .copied()
+            .unwrap_or(0))
+    }
+
+    async fn record_firing(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let c = counts
+            .entry((scope.to_owned(), instance.to_owned()))
+            .or_insert(0);
+        *c += 1;
+        Ok(*c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn inbox_claims_lapse_and_completions_stick() {
+        let inbox = MemoryInbox::with_capacity(2);
+        let lease = Duration::from_secs(10);
+        let (a, b, c) = (EventId::from("a"), EventId::from("b"), EventId::from("c"));
+        assert_eq!(inbox.claim("s", &a, lease).await.unwrap(), Claim::Acquired);
+        assert_eq!(inbox.claim("s", &a, lease).await.unwrap(), Claim::Busy);
+        assert_eq!(
+            inbox.claim("other", &a, lease).await.unwrap(),
+            Claim::Acquired
+        );
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert_eq!(inbox.claim("s", &a, lease).await.unwrap(), Claim::Acquired);
+        inbox.complete("s", &a).await.unwrap();
+        assert_eq!(inbox.claim("s", &a, lease).await.unwrap(), Claim::Done);
+        assert_eq!(inbox.claim("s", &b, lease).await.unwrap(), Claim::Acquired);
+        inbox.release("s", &b).await.unwrap();
+        assert_eq!(inbox.claim("s", &b, lease).await.unwrap(), Claim::Acquired);
+        inbox.complete("s", &b).await.unwrap();
+        inbox.complete("s", &c).await.unwrap();
+        // Capacity 2: the oldest completion is forgotten.
+        assert_eq!(inbox.claim("s", &a, lease).await.unwrap(), Claim::Acquired);
+        assert_eq!(inbox.claim("s", &c, lease).await.unwrap(), Claim::Done);
+        // In one batch, a repeated id is claimed once.
+        let d = EventId::from("d");
+        let claims = inbox
+            .claim_many("s", &[d.clone(), d.clone(), c.clone()], lease)
+            .await
+            .unwrap();
+        assert_eq!(claims, [Claim::Acquired, Claim::Busy, Claim::Done]);
+    }
+
+    #[tokio::test]
+    async fn the_inbox_remembers_at_least_its_capacity_of_latest_ids() {
+        let inbox = MemoryInbox::with_capacity(100);
+        let lease = Duration::from_secs(10);
+        let ids: Vec<EventId> = (0..1000).map(|_| EventId::now()).collect();
+        for chunk in ids.chunks(7) {
+            inbox.claim_many("s", chunk, lease).await.unwrap();
+            inbox.complete_many("s", chunk).await.unwrap();
+        }
+        let latest = inbox.claim_many("s", &ids[900..], lease).await.unwrap();
+        assert!(latest.iter().all(|c| *c == Claim::Done));
+        assert_eq!(
+            inbox.claim("s", &ids[0], lease).await.unwrap(),
+            Claim::Acquired
+        );
+        let held = inbox.with_scope("s", |s| s.entries.len());
+        assert!(held <= 100 + 100 / 8 + 7 + 1, "{held} ids held");
+    }
+
+    #[tokio::test]
+    async fn join_slots_keep_the_first_arrival() {
+        let store = MemoryStateStore::new();
+        let e = |n: &str| Envelope::builder("T", "k").id(n).build();
+        assert_eq!(
+            store.join_arrive("j", "k", 1, 2, &e("b1")).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.join_arrive("j", "k", 1, 2, &e("b2")).await.unwrap(),
+            None
+        );
+        let all = store
+            .join_arrive("j", "k", 0, 2, &e("a"))
+            .await
+            .unwrap()
+            .unwrap();
+        let ids: Vec<String> = all.iter().map(|e| e.id().to_string()).collect();
+        assert_eq!(ids, ["a", "b1"]);
+        assert!(store.join_arrive("j", "k", 5, 2, &e("x")).await.is_err());
+        assert_eq!(store.record_firing("j", "k").await.unwrap(), 1);
+        assert_eq!(store.fired_count("j", "k").await.unwrap(), 1);
+        assert_eq!(store.fired_count("j", "other").await.unwrap(), 0);
+    }
+}

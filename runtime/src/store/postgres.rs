@@ -1,0 +1,347 @@
+//! PostgreSQL stores: what makes a restart lose nothing and repeat nothing.
+//!
+//! Three tables, created on first use under a prefix (default `choreo_`):
+//! `<prefix>inbox` (handled and claimed event ids per reaction),
+//! `<prefix>join` (join slots per instance) and `<prefix>fired` (`@bounded`
+//! counters). Several services (and several replicas) may share them: every
+//! row is scoped by choreography, participant and reaction.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use super::{check_slot, Claim, InboxStore, StateStore, StoreError};
+use crate::envelope::{json, Envelope, EventId};
+use crate::service::Stores;
+
+/// The default table prefix.
+pub const DEFAULT_TABLE_PREFIX: &str = "choreo_";
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+struct Sql {
+    claim: String,
+    claim_state: String,
+    complete: String,
+    release: String,
+    join_insert: String,
+    join_select: String,
+    fired_select: String,
+    fired_increment: String,
+}
+
+impl Sql {
+    fn new(p: &str) -> Self {
+        Sql {
+            // Inserts a claim, or takes over a lapsed one; a row back means ours.
+            claim: format!(
+                "INSERT INTO {p}inbox (scope, id, done, lease_until) \
+                 SELECT $1, id, false, now() + make_interval(secs => $3) FROM unnest($2::text[]) AS id \
+                 ON CONFLICT (scope, id) DO UPDATE SET lease_until = EXCLUDED.lease_until \
+                 WHERE {p}inbox.done = false AND {p}inbox.lease_until < now() \
+                 RETURNING id"
+            ),
+            claim_state: format!("SELECT id, done FROM {p}inbox WHERE scope = $1 AND id = ANY($2)"),
+            complete: format!(
+                "INSERT INTO {p}inbox (scope, id, done, lease_until) \
+                 SELECT $1, id, true, now() FROM unnest($2::text[]) AS id \
+                 ON CONFLICT (scope, id) DO UPDATE SET done = true"
+            ),
+            release: format!("DELETE FROM {p}inbox WHERE scope = $1 AND id = ANY($2) AND done = false"),
+            join_insert: format!(
+                "INSERT INTO {p}join (scope, instance, slot, envelope) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (scope, instance, slot) DO NOTHING"
+            ),
+            join_select: format!(
+                "SELECT slot, envelope FROM {p}join WHERE scope = $1 AND instance = $2 ORDER BY slot"
+            ),
+            fired_select: format!("SELECT count FROM {p}fired WHERE scope = $1 AND instance = $2"),
+            fired_increment: format!(
+                "INSERT INTO {p}fired (scope, instance, count) VALUES ($1, $2, 1) \
+                 ON CONFLICT (scope, instance) DO UPDATE SET count = {p}fired.count + 1 \
+                 RETURNING count"
+            ),
+        }
+    }
+}
+
+struct Shared {
+    pool: Pool,
+    sql: Sql,
+}
+
+impl Shared {
+    /// Runs one (cached, prepared) statement on a pooled connection.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.pool.get().await.map_err(backend)?;
+        let stmt = client.prepare_cached(sql).await.map_err(backend)?;
+        client.query(&stmt, params).await.map_err(backend)
+    }
+}
+
+/// A connection pool and the stores on it.
+#[derive(Clone)]
+pub struct PgStores {
+    shared: Arc<Shared>,
+}
+
+impl PgStores {
+    /// Connects with a libpq-style string (`host=127.0.0.1 user=postgres
+    /// dbname=test`) or URL (`postgres://postgres@127.0.0.1/test`) and
+    /// creates the tables under `table_prefix` if they are missing.
+    pub async fn connect(config: &str, table_prefix: &str) -> Result<Self, StoreError> {
+        check_prefix(table_prefix)?;
+        let pg: tokio_postgres::Config = config
+            .parse()
+            .map_err(|e| StoreError::Config(format!("PostgreSQL connection string: {e}")))?;
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .build()
+            .map_err(backend)?;
+        let stores = PgStores {
+            shared: Arc::new(Shared {
+                pool,
+                sql: Sql::new(table_prefix),
+            }),
+        };
+        stores.create_tables(table_prefix).await?;
+        Ok(stores)
+    }
+
+    async fn create_tables(&self, p: &str) -> Result<(), StoreError> {
+        let client = self.shared.pool.get().await.map_err(backend)?;
+        let ddl = [
+            format!(
+                "CREATE TABLE IF NOT EXISTS {p}inbox (scope text NOT NULL, id text NOT NULL, \
+                 done boolean NOT NULL, lease_until timestamptz NOT NULL, PRIMARY KEY (scope, id))"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {p}join (scope text NOT NULL, instance text NOT NULL, \
+                 slot integer NOT NULL, envelope bytea NOT NULL, PRIMARY KEY (scope, instance, slot))"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {p}fired (scope text NOT NULL, instance text NOT NULL, \
+                 count bigint NOT NULL, PRIMARY KEY (scope, instance))"
+            ),
+        ];
+        for stmt in ddl {
+            if let Err(e) = client.batch_execute(&stmt).await {
+                // Two processes creating the same table at once: one wins,
+                // the other sees the catalogue's unique index complain.
+                let benign = matches!(e.code(), Some(c) if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::DUPLICATE_TABLE);
+                if !benign {
+                    return Err(backend(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops this prefix's tables (for tests and tear-down).
+    pub async fn drop_tables(&self, table_prefix: &str) -> Result<(), StoreError> {
+        check_prefix(table_prefix)?;
+        let client = self.shared.pool.get().await.map_err(backend)?;
+        let p = table_prefix;
+        client
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS {p}inbox; DROP TABLE IF EXISTS {p}join; DROP TABLE IF EXISTS {p}fired"
+            ))
+            .await
+            .map_err(backend)
+    }
+
+    /// The inbox.
+    pub fn inbox(&self) -> PgInbox {
+        PgInbox {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The state store.
+    pub fn state(&self) -> PgStateStore {
+        PgStateStore {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Both, as a service takes them.
+    pub fn stores(&self) -> Stores {
+        Stores {
+            inbox: Arc::new(self.inbox()),
+            state: Arc::new(self.state()),
+        }
+    }
+}
+
+fn check_prefix(p: &str) -> Result<(), StoreError> {
+    let ok = p.len() <= 40
+        && p.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && p.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!(
+            "table prefix {p:?}: lower-case letters, digits and _, starting with a letter or _"
+        )))
+    }
+}
+
+/// The inbox in PostgreSQL.
+pub struct PgInbox {
+    shared: Arc<Shared>,
+}
+
+/// The ids as text, each once (one statement may not touch a row twice).
+fn distinct_texts(ids: &[EventId]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    ids.iter()
+        .map(ToString::to_string)
+        .filter(|t| seen.insert(t.clone()))
+        .collect()
+}
+
+#[async_trait]
+impl InboxStore for PgInbox {
+    async fn claim_many(
+        &self,
+        scope: &str,
+        ids: &[EventId],
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sh = &self.shared;
+        let texts = distinct_texts(ids);
+        let rows = sh
+            .query(&sh.sql.claim, &[&scope, &texts, &lease.as_secs_f64()])
+            .await?;
+        let won: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+        let mut done = HashSet::new();
+        if won.len() < texts.len() {
+            let lost: Vec<&String> = texts.iter().filter(|t| !won.contains(*t)).collect();
+            for r in sh.query(&sh.sql.claim_state, &[&scope, &lost]).await? {
+                if r.get::<_, bool>(1) {
+                    done.insert(r.get::<_, String>(0));
+                }
+            }
+        }
+        // The first occurrence of an id gets its claim; a repeat is Busy.
+        let mut answered = HashSet::new();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let t = id.to_string();
+                if done.contains(&t) {
+                    Claim::Done
+                } else if won.contains(&t) && answered.insert(t) {
+                    Claim::Acquired
+                } else {
+                    Claim::Busy
+                }
+            })
+            .collect())
+    }
+
+    async fn complete_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
+        self.update(&self.shared.sql.complete, scope, ids).await
+    }
+
+    async fn release_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
+        self.update(&self.shared.sql.release, scope, ids).await
+    }
+}
+
+impl PgInbox {
+    async fn update(&self, sql: &str, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
+        if !ids.is_empty() {
+            self.shared
+                .query(sql, &[&scope, &distinct_texts(ids)])
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Join slots and counters in PostgreSQL.
+pub struct PgStateStore {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl StateStore for PgStateStore {
+    async fn join_arrive(
+        &self,
+        scope: &str,
+        instance: &str,
+        slot: usize,
+        slots: usize,
+        envelope: &Envelope,
+    ) -> Result<Option<Vec<Envelope>>, StoreError> {
+        check_slot(slot, slots)?;
+        let slot_i = i32::try_from(slot).map_err(|e| StoreError::Config(e.to_string()))?;
+        let bytes = json::encode(envelope).map_err(backend)?;
+        let sh = &self.shared;
+        sh.query(&sh.sql.join_insert, &[&scope, &instance, &slot_i, &bytes])
+            .await?;
+        // Read after our own insert committed: whichever arrival commits
+        // last sees every slot (READ COMMITTED), so the join cannot be missed.
+        let rows = sh.query(&sh.sql.join_select, &[&scope, &instance]).await?;
+        let mut filled: Vec<Option<Envelope>> = vec![None; slots];
+        for row in rows {
+            let s: i32 = row.get(0);
+            let data: Vec<u8> = row.get(1);
+            let env = json::decode(&Bytes::from(data)).map_err(|e| {
+                StoreError::Corrupt(format!("join slot {s} of {scope}/{instance}: {e}"))
+            })?;
+            if let Some(place) = usize::try_from(s).ok().and_then(|s| filled.get_mut(s)) {
+                *place = Some(env);
+            }
+        }
+        Ok(filled.into_iter().collect())
+    }
+
+    async fn fired_count(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
+        let sh = &self.shared;
+        Ok(first_count(
+            &sh.query(&sh.sql.fired_select, &[&scope, &instance]).await?,
+        ))
+    }
+
+    async fn record_firing(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
+        let sh = &self.shared;
+        Ok(first_count(
+            &sh.query(&sh.sql.fired_increment, &[&scope, &instance])
+                .await?,
+        ))
+    }
+}
+
+/// The `count` of the first row (0 when there is none).
+fn first_count(rows: &[Row]) -> u64 {
+    rows.first()
+        .map_or(0, |r| r.get::<_, i64>(0).max(0).unsigned_abs())
+}

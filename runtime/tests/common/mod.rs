@@ -1,0 +1,105 @@
+//! Shared helpers of the integration tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use choreo_runtime::broker::{SharedBroker, SubscribeOptions, Subscription};
+use choreo_runtime::service::{
+    Client, ServiceDefinition, ServiceHandle, ServiceOptions, Stores, Topics,
+};
+use choreo_runtime::{Delivery, Message};
+use serde::{Deserialize, Serialize};
+
+/// How long an "eventually" may take on a loaded machine.
+pub const EVENTUALLY: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderPlaced {
+    pub amount: u64,
+}
+impl Message for OrderPlaced {
+    const TYPE: &'static str = "Shop.OrderPlaced";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StockReserved {
+    pub reservation: u64,
+}
+impl Message for StockReserved {
+    const TYPE: &'static str = "Shop.StockReserved";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentApproved {
+    pub amount: u64,
+}
+impl Message for PaymentApproved {
+    const TYPE: &'static str = "Shop.PaymentApproved";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipmentScheduled {
+    pub reservation: u64,
+}
+impl Message for ShipmentScheduled {
+    const TYPE: &'static str = "Shop.ShipmentScheduled";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderCompleted {}
+impl Message for OrderCompleted {
+    const TYPE: &'static str = "Shop.OrderCompleted";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderFailed {
+    pub reason: String,
+}
+impl Message for OrderFailed {
+    const TYPE: &'static str = "Shop.OrderFailed";
+}
+
+/// Polls `cond` until it holds (fails the test after [`EVENTUALLY`]).
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A reader of a (dead-letter) topic.
+pub async fn reader(broker: &SharedBroker, group: &str, topic: &str) -> Box<dyn Subscription> {
+    broker
+        .subscribe(SubscribeOptions::new(group, [topic]))
+        .await
+        .unwrap()
+}
+
+/// The next delivery on `sub`, acked.
+pub async fn next(sub: &mut Box<dyn Subscription>) -> choreo_runtime::Envelope {
+    let mut batch = tokio::time::timeout(EVENTUALLY, sub.next_batch(1))
+        .await
+        .expect("a delivery in time")
+        .unwrap()
+        .expect("subscription open");
+    let d: Delivery = batch.remove(0);
+    let env = d.envelope().clone();
+    d.ack().await.unwrap();
+    env
+}
+
+/// Starts `def` on `broker` with memory stores and default options.
+pub async fn start(broker: &SharedBroker, def: ServiceDefinition) -> ServiceHandle {
+    def.start(broker.clone(), Stores::memory(), ServiceOptions::default())
+        .await
+        .unwrap()
+}
+
+/// A client sending without a topic prefix.
+pub fn client(broker: &SharedBroker) -> Client {
+    Client::new(broker.clone(), Topics::default(), "test")
+}

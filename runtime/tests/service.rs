@@ -1,0 +1,595 @@
+//! Handler-level behaviour of the service machinery on the memory broker.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use choreo_runtime::broker::{dead_letter_topic, IntoSharedBroker, DLQ_REASON};
+use choreo_runtime::service::{
+    Emit, HandlerError, Reaction, RetryPolicy, ServiceDefinition, ServiceOptions, Stores, Trigger,
+};
+use choreo_runtime::{Broker, Envelope, MemoryBroker, Message, Payload, SharedBroker};
+use common::*;
+
+type Calls = Arc<Mutex<Vec<(String, Vec<String>)>>>;
+
+/// A shipping participant joining PaymentApproved & StockReserved.
+fn shipping(calls: Calls) -> ServiceDefinition {
+    ServiceDefinition::new("Shop", "Shipping").reaction(Reaction::new(
+        "schedule",
+        Trigger::all([PaymentApproved::TYPE, StockReserved::TYPE]),
+        move |ctx, input| {
+            let calls = calls.clone();
+            async move {
+                let types = input
+                    .envelopes()
+                    .iter()
+                    .map(|e| e.ty().to_owned())
+                    .collect();
+                calls
+                    .lock()
+                    .unwrap()
+                    .push((ctx.instance_key().to_owned(), types));
+                let stock: StockReserved = input.decode()?;
+                Ok(Emit::one(ShipmentScheduled {
+                    reservation: stock.reservation,
+                }))
+            }
+        },
+    ))
+}
+
+#[tokio::test]
+async fn join_fires_once_under_every_arrival_order_with_duplicates() {
+    let broker: SharedBroker = MemoryBroker::new().into_shared();
+    let calls: Calls = Arc::default();
+    let service = start(&broker, shipping(calls.clone())).await;
+    let client = client(&broker);
+    // Every order of A, A, B, B (the second of each is the same event again).
+    let orders = ["AABB", "ABAB", "ABBA", "BAAB", "BABA", "BBAA"];
+    let mut expected_deliveries = 0;
+    for (n, order) in orders.iter().enumerate() {
+        let key = format!("order-{n}");
+        let a = Envelope::of(key.clone(), PaymentApproved { amount: 5 }).build();
+        let b = Envelope::of(
+            key.clone(),
+            StockReserved {
+                reservation: n as u64,
+            },
+        )
+        .build();
+        for step in order.chars() {
+            client
+                .send_envelope(if step == 'A' { a.clone() } else { b.clone() })
+                .await
+                .unwrap();
+            expected_deliveries += 1;
+            // One step at a time, so the arrival order is the one written.
+            eventually("the delivery is settled", || {
+                service.stats().deliveries == expected_deliveries
+            })
+            .await;
+        }
+    }
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.len(),
+        orders.len(),
+        "one firing per instance: {calls:?}"
+    );
+    for (key, types) in &calls {
+        assert!(key.starts_with("order-"));
+        assert_eq!(
+            types,
+            &[PaymentApproved::TYPE, StockReserved::TYPE],
+            "declared order"
+        );
+    }
+    let stats = service.shutdown().await.unwrap();
+    assert_eq!(stats.handled, orders.len() as u64);
+    assert_eq!(stats.dead_lettered, 0);
+}
+
+#[tokio::test]
+async fn join_fires_once_when_everything_arrives_at_once_twice() {
+    let broker: SharedBroker = MemoryBroker::with_duplicates().into_shared();
+    let calls: Calls = Arc::default();
+    let options = ServiceOptions {
+        max_in_flight: 64,
+        ..ServiceOptions::default()
+    };
+    let service = shipping(calls.clone())
+        .start(broker.clone(), Stores::memory(), options)
+        .await
+        .unwrap();
+    let client = client(&broker);
+    let instances = 200;
+    for n in 0..instances {
+        let key = format!("order-{n}");
+        let a = Envelope::of(key.clone(), PaymentApproved { amount: 5 }).build();
+        let b = Envelope::of(key, StockReserved { reservation: n }).build();
+        let (first, second) = if n % 2 == 0 { (a, b) } else { (b, a) };
+        for e in [&first, &second, &first] {
+            client.send_envelope(e.clone()).await.unwrap();
+        }
+    }
+    // Three publishes per instance, each delivered twice.
+    eventually("every delivery settled", || {
+        service.stats().deliveries >= instances * 6
+    })
+    .await;
+    let calls = calls.lock().unwrap().clone();
+    let mut per_key: HashMap<String, usize> = HashMap::new();
+    for (k, _) in &calls {
+        *per_key.entry(k.clone()).or_default() += 1;
+    }
+    assert_eq!(per_key.len(), instances as usize);
+    assert!(
+        per_key.values().all(|&c| c == 1),
+        "a join fired twice: {per_key:?}"
+    );
+    service.shutdown().await.unwrap();
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Charge {
+    cents: u64,
+}
+impl Message for Charge {
+    const TYPE: &'static str = "Shop.Charge";
+}
+
+fn flaky_payment(
+    attempts: Arc<Mutex<Vec<u32>>>,
+    fail_first: u32,
+    retry: Option<RetryPolicy>,
+) -> ServiceDefinition {
+    let mut reaction = Reaction::new("charge", Trigger::any([Charge::TYPE]), move |ctx, input| {
+        let attempts = attempts.clone();
+        async move {
+            let charge: Charge = input.decode()?;
+            attempts.lock().unwrap().push(ctx.attempt());
+            if ctx.attempt() <= fail_first {
+                return Err(HandlerError::failed("card processor unavailable"));
+            }
+            Ok(Emit::one(PaymentApproved {
+                amount: charge.cents,
+            }))
+        }
+    });
+    if let Some(p) = retry {
+        reaction = reaction.retry(p);
+    }
+    ServiceDefinition::new("Shop", "Payment").reaction(reaction)
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_with_backoff_then_succeed() {
+    let broker: SharedBroker = MemoryBroker::new().into_shared();
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let service = start(
+        &broker,
+        flaky_payment(
+            attempts.clone(),
+            2,
+            Some(RetryPolicy::new(3, Duration::from_millis(200))),
+        ),
+    )
+    .await;
+    let mut approved = reader(&broker, "probe", PaymentApproved::TYPE).await;
+    let started = tokio::time::Instant::now();
+    let client = client(&broker);
+    let id = client.send("order-1", Charge { cents: 700 }).await.unwrap();
+    let out = next(&mut approved).await;
+    // Two failures: back-off of 200 ms then 400 ms (plus jitter) before success.
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(attempts.lock().unwrap().clone(), vec![1, 2, 3]);
+    assert_eq!(out.causation_id(), Some(&id));
+    let stats = service.shutdown().await.unwrap();
+    assert_eq!(
+        (stats.handled, stats.failures, stats.dead_lettered),
+        (1, 2, 0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_exhausted_go_to_the_dead_letter_topic() {
+    let broker: SharedBroker = MemoryBroker::new().into_shared();
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let service = start(
+        &broker,
+        flaky_payment(
+            attempts.clone(),
+            u32::MAX,
+            Some(RetryPolicy::new(2, Duration::from_millis(100))),
+        ),
+    )
+    .await;
+    let mut dlq = reader(&broker, "probe", &dead_letter_topic(Charge::TYPE)).await;
+    let client = client(&broker);
+    let id = client.send("order-1", Charge { cents: 1 }).await.unwrap();
+    let dead = next(&mut dlq).await;
+    assert_eq!(dead.id(), &id);
+    let reason = dead.extension(DLQ_REASON).unwrap();
+    assert!(
+        reason.contains("charge failed after 3 attempts"),
+        "{reason}"
+    );
+    assert!(reason.contains("card processor unavailable"), "{reason}");
+    assert_eq!(attempts.lock().unwrap().clone(), vec![1, 2, 3]);
+    let stats = service.shutdown().await.unwrap();
+    assert_eq!((stats.handled, stats.dead_lettered), (0, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_without_retry_is_dead_lettered_at_once() {
+    let broker: SharedBroker = MemoryBroker::new().into_shared();
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let service = start(&broker, flaky_payment(attempts.clone(), u32::MAX, None)).await;
+    let mut dlq = reader(&broker, "probe", &dead_letter_topic(Charge::TYPE)).await;
+    client(&broker)
+        .send("order-1", Charge { cents: 1 })
+        .await
+        .unwrap();
+    let dead = next(&mut dlq).await;
+    assert_eq!(
+        dead.extension(DLQ_REASON),
+        Some("reaction charge failed: handler failed: card processor unavailable")
+    );
+    assert_eq!(attempts.lock().unwrap().len(), 1);
+    service.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_running_past_its_timeout_fails_and_is_retried() {
+    let broker: SharedBroker = MemoryBroker::new().into_shared();
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let seen = attempts.clone();
+    let slow = Reaction::new(
+        "charge",
+        Trigger::any([Charge::TYPE]),
+        move |ctx, _input| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(ctx.attempt());
+                if ctx.attempt() == 1 {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+                Ok(Emit::one(PaymentApproved { amount: 1 }))
+            }
+        },
+    )
+    .timeout(Duration::from_millis(250))
+    .retry(RetryPolicy::new(1, Duration::from_millis(10)));
+    let service = start(
+        &broker,
+        ServiceDefinition::new("Shop", "Payment").reaction(slow),
+    )
+    .await;
+    let mut approved = reader(&broker, "probe", PaymentApproved::TYPE).await;
+    let started = tokio::time::Instant::now();
+    client(&broker)
+        .send("order-1", Charge { cents: 1 })
+        .await
+        .unwrap();
+    next(&mut approved).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the slow attempt was cut off"
+    );
+    assert_eq!(attempts.lock().unwrap().clone(), vec![1, 2]);
+    let stats = service.shutdown().await.unwrap();
+    assert_eq!((stats.handled, stats.failures), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_without_retry_is_dead_lettered_with_the_reason() {
+    let broker: SharedBroker = MemoryBroker::new().into_shared();
+    let slow = Reaction::new(
+        "charge",
+        Trigger::any([Charge::TYPE]),
+        |_ctx, _input| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(Emit::none())
+        },
+    )
+    .timeout(Duration::from_millis(100));
+    let service = start(
+        &broker,
+        ServiceDefinition::new("Shop", "Payment").reaction(slow),
+    )
+    .await;
+    let mut dlq = reader(&broker, "probe", &dead_letter_topic(Charge::TYPE)).await;
+    client(&broker)
+        .send("order-1", Charge { cents: 1 })
+        .await
+        .unwrap();
+    let reason = next(&mut dlq)
+        .await
+        .extension(DLQ_REASON)
+        .unwrap()
+        .to_owned();
+    assert!(reason.contains("timed out after 100ms"), "{reason}");
+    service.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_malformed_payload_is_dead_lettered_and_the_service_keeps_serving() {
+    let broker: SharedBroker = MemoryBroker::new().into_shared();
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let service = start(&broker, flaky_payment(attempts.clone(), 0, None)).await;
+    let mut dlq = reader(&broker, "probe-dlq", &dead_letter_topic(Charge::TYPE)).await;
+    let mut approved = reader(&broker, "probe", PaymentApproved::TYPE).await;
+    let client = client(&broker);
+    let bad = Envelope::builder(Charge::TYPE, "order-1")
+        .payload(Payload::json(&br#"{"cents":"twelve"}"#[..]))
+        .build();
+    client.send_envelope(bad.clone()).await.unwrap();
+    let not_json = Envelope::builder(Charge::TYPE, "order-2")
+        .payload(Payload::json(&b"\xff{not json"[..]))
+        .build();
+    client.send_envelope(not_json.clone()).await.unwrap();
+    client.send("order-3", Charge { cents: 12 }).await.unwrap();
+    let first = next(&mut dlq).await;
+    assert_eq!(first.id(), bad.id());
+    let reason = first.extension(DLQ_REASON).unwrap();
+    assert!(
+        reason.contains("decode error") && reason.contains("invalid type"),
+        "{reason}"
+    );
+    let second = next(&mut dlq).await;
+    assert_eq!(second.id(), not_json.id());
+    assert_eq!(
+        &second.payload().to_json().unwrap()[..],
+        b"\xff{not json",
+        "the bytes are kept"
+    );
+    let ok = next(&mut approved).await;
+    assert_eq!(ok.correlation_id(), "order-3");
+    assert_eq!(ok.decode::<PaymentApproved>().unwrap().amount, 12);
+    let stats = service.shutdown().await.unwrap();
+    assert_eq!((stats.handled, stats.dead_lettered), (1, 2));
+}
+
+#[tokio::test]
+async fn bounded_reaction_dead_letters_past_its_bound() {
+    let broker: SharedBroker = MemoryBroker::new().into_shared();
+    let fired = Arc::new(Mutex::new(0u32));
+    let count = fired.clone();
+    let retry_loop = Reaction::new(
+        "again",
+        Trigger::any([Charge::TYPE]),
+        move |_ctx, _input| {
+            let count = count.clone();
+            async move {
+                *count.lock().unwrap() += 1;
+                Ok(Emit::none())
+            }
+        },
+    )
+    .bounded(2);
+    let service = start(
+        &broker,
+        ServiceDefinition::new("Shop", "Loop").reaction(retry_loop),
+    )
+    .await;
+    let mut dlq = reader(&broker, "probe", &dead_letter_topic(Charge::TYPE)).await;
+    let client = client(&broker);
+    for _ in 0..3 {
+        client.send("order-1", Charge { cents: 1 }).await.unwrap();
+    }
+    // Another instance has its own count.
+    client.send("order-2", Charge { cents: 1 }).await.unwrap();
+    let dead = next(&mut dlq).await;
+    assert_eq!(dead.correlation_id(), "order-1");
+    assert_eq!(dead.extension(DLQ_REASON), Some("bound exceeded"));
+    eventually("all settled", || service.stats().deliveries == 4).await;
+    assert_eq!(*fired.lock().unwrap(), 3);
+    service.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn emitted_events_carry_key_causation_trace_version_and_derived_ids() {
+    let broker: SharedBroker = MemoryBroker::new().into_shared();
+    let service = start(
+        &broker,
+        flaky_payment(Arc::default(), 0, None).version("2.1.0"),
+    )
+    .await;
+    let mut approved = reader(&broker, "probe", PaymentApproved::TYPE).await;
+    let command = Envelope::of("order-9", Charge { cents: 3 }).build();
+    client(&broker)
+        .send_envelope(command.clone())
+        .await
+        .unwrap();
+    let out = next(&mut approved).await;
+    assert_eq!(out.correlation_id(), "order-9");
+    assert_eq!(out.causation_id(), Some(command.id()));
+    assert_eq!(out.source(), "Shop/Payment");
+    assert_eq!(out.choreo_version(), Some("2.1.0"));
+    let (tin, tout) = (command.traceparent().unwrap(), out.traceparent().unwrap());
+    assert_eq!(tout.trace_id, tin.trace_id, "the trace continues");
+    assert_ne!(tout.parent_id, tin.parent_id);
+    assert_eq!(
+        out.id(),
+        &choreo_runtime::EventId::derived(command.id(), "charge", 0)
+    );
+    service.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_event_delivered_twice_charges_once() {
+    let broker: SharedBroker = MemoryBroker::with_duplicates().into_shared();
+    let charges: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let seen = charges.clone();
+    let payment = ServiceDefinition::new("Shop", "Payment").reaction(Reaction::new(
+        "charge",
+        Trigger::any([OrderPlaced::TYPE]),
+        move |ctx, input| {
+            let seen = seen.clone();
+            async move {
+                let order: OrderPlaced = input.decode()?;
+                *seen
+                    .lock()
+                    .unwrap()
+                    .entry(ctx.instance_key().to_owned())
+                    .or_default() += 1;
+                Ok(Emit::one(PaymentApproved {
+                    amount: order.amount,
+                }))
+            }
+        },
+    ));
+    let completed = Arc::new(Mutex::new(0u32));
+    let done = completed.clone();
+    let orders = ServiceDefinition::new("Shop", "Orders").reaction(Reaction::new(
+        "complete",
+        Trigger::any([PaymentApproved::TYPE]),
+        move |_ctx, _input| {
+            let done = done.clone();
+            async move {
+                *done.lock().unwrap() += 1;
+                Ok(Emit::one(OrderCompleted {}))
+            }
+        },
+    ));
+    let a = start(&broker, payment).await;
+    let b = start(&broker, orders).await;
+    let client = client(&broker);
+    for n in 0..500u64 {
+        client
+            .send(format!("order-{n}"), OrderPlaced { amount: n })
+            .await
+            .unwrap();
+    }
+    eventually("every order completed", || {
+        *completed.lock().unwrap() == 500
+    })
+    .await;
+    eventually("every duplicate recognised", || {
+        a.stats().duplicates == 500 && b.stats().duplicates == 500
+    })
+    .await;
+    let charges = charges.lock().unwrap().clone();
+    assert_eq!(charges.len(), 500);
+    assert!(charges.values().all(|&c| c == 1), "double charge");
+    assert_eq!(*completed.lock().unwrap(), 500);
+    assert_eq!(a.shutdown().await.unwrap().duplicates, 500);
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_failure_not_a_crash() {
+    let broker: SharedBroker = MemoryBroker::new().into_shared();
+    let boom = Reaction::new(
+        "charge",
+        Trigger::any([Charge::TYPE]),
+        |_ctx, input| async move {
+            let c: Charge = input.decode()?;
+            if c.cents == 0 {
+                panic!("zero cents");
+            }
+            Ok(Emit::one(PaymentApproved { amount: c.cents }))
+        },
+    );
+    let service = start(
+        &broker,
+        ServiceDefinition::new("Shop", "Payment").reaction(boom),
+    )
+    .await;
+    let mut dlq = reader(&broker, "probe-dlq", &dead_letter_topic(Charge::TYPE)).await;
+    let mut approved = reader(&broker, "probe", PaymentApproved::TYPE).await;
+    let client = client(&broker);
+    client.send("order-1", Charge { cents: 0 }).await.unwrap();
+    client.send("order-2", Charge { cents: 5 }).await.unwrap();
+    let reason = next(&mut dlq)
+        .await
+        .extension(DLQ_REASON)
+        .unwrap()
+        .to_owned();
+    assert!(reason.contains("handler panicked: zero cents"), "{reason}");
+    assert_eq!(next(&mut approved).await.correlation_id(), "order-2");
+    service.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_restarted_service_loses_nothing_and_repeats_nothing() {
+    let broker: SharedBroker = MemoryBroker::new().into_shared();
+    let stores = Stores::memory();
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let first = flaky_payment(attempts.clone(), 0, None)
+        .start(broker.clone(), stores.clone(), ServiceOptions::default())
+        .await
+        .unwrap();
+    let client = client(&broker);
+    for n in 0..200 {
+        client
+            .send(format!("o{n}"), Charge { cents: n })
+            .await
+            .unwrap();
+    }
+    // Stop mid-stream: what it took is finished, the rest stays queued.
+    let before = first.shutdown().await.unwrap();
+    let second = flaky_payment(attempts.clone(), 0, None)
+        .start(broker.clone(), stores, ServiceOptions::default())
+        .await
+        .unwrap();
+    eventually("every charge handled", || {
+        before.handled + second.stats().handled == 200
+    })
+    .await;
+    assert_eq!(
+        attempts.lock().unwrap().len(),
+        200,
+        "no charge handled twice"
+    );
+    second.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn closing_the_broker_drains_through_running_services() {
+    let broker = MemoryBroker::new();
+    let shared: SharedBroker = broker.clone().into_shared();
+    let service = start(&shared, flaky_payment(Arc::default(), 0, None)).await;
+    let mut approved = reader(&shared, "probe", PaymentApproved::TYPE).await;
+    let client = client(&shared);
+    for n in 0..50 {
+        client
+            .send(format!("o{n}"), Charge { cents: n })
+            .await
+            .unwrap();
+    }
+    let reading = tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok(Some(batch)) = approved.next_batch(64).await {
+            n += batch.len();
+            choreo_runtime::broker::settle_all(
+                batch
+                    .into_iter()
+                    .map(|d| (d, choreo_runtime::broker::Settlement::Ack)),
+            )
+            .await
+            .unwrap();
+        }
+        n
+    });
+    broker.close(EVENTUALLY).await.unwrap();
+    let stats = service.shutdown().await.unwrap();
+    assert_eq!(
+        stats.handled, 50,
+        "close drained every command through the service"
+    );
+    assert_eq!(
+        reading.await.unwrap(),
+        50,
+        "and every outcome reached its reader"
+    );
+    assert!(client.send("late", Charge { cents: 1 }).await.is_err());
+}
