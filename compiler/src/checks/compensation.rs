@@ -20,8 +20,7 @@ pub(crate) fn check_order(runs: &Runs<'_>, diags: &mut Vec<Diagnostic>) {
         if triggers.is_empty() || triggers.contains(&x.id) {
             continue;
         }
-        let after_x: HashSet<MessageId> = runs.forward(x.id).into_iter().collect();
-        if triggers.iter().any(|t| after_x.contains(t)) {
+        if runs.reaches_any(x.id, &triggers) {
             continue;
         }
         let siblings = spec.flow.producers(x.id).iter().any(|&other| {
@@ -33,12 +32,10 @@ pub(crate) fn check_order(runs: &Runs<'_>, diags: &mut Vec<Diagnostic>) {
         if siblings {
             continue;
         }
-        let x_sources = runs.sources_reaching(x.id);
-        let other_source = triggers.iter().any(|&t| {
-            runs.sources_reaching(t)
-                .iter()
-                .any(|s2| x_sources.iter().any(|s1| s1 != s2))
-        });
+        let x_sources = runs.sources[x.id.index()];
+        let other_source = triggers
+            .iter()
+            .any(|&t| x_sources.distinct_pair(runs.sources[t.index()]));
         if other_source {
             continue;
         }

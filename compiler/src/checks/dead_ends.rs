@@ -261,6 +261,26 @@ fn report(
                 "let this path reach a `@terminal` event, or make its last event terminal".to_string(),
             )
         }
+        _ if !spec.flow.consumers(last).is_empty() => {
+            let join = spec.flow.consumers(last)[0];
+            let members = spec
+                .reaction(join)
+                .trigger
+                .ids()
+                .map(|m| format!("`{}`", spec.message_name(m)))
+                .collect::<Vec<_>>()
+                .join(" & ");
+            (
+                at_last,
+                format!(
+                    "only the join {members} of `{}` takes `{last_name}`, and this run need not emit the rest",
+                    spec.reaction_participant(join).name.text
+                ),
+                format!(
+                    "make sure every way that emits `{last_name}` also leads to the other events of the join, or let a plain reaction handle `{last_name}`"
+                ),
+            )
+        }
         _ => (
             at_last,
             format!("nothing reacts to `{last_name}`"),

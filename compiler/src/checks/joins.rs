@@ -8,9 +8,11 @@
 //! full set is in that combination. Families are sets of bitmasks, so the
 //! analysis is exact for alternatives, fan-outs and cycles alike.
 
+use super::dominance::DominatorTree;
 use super::runs::Runs;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{MessageId, ReactionId, Spec};
+use petgraph::graph::{DiGraph, NodeIndex};
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::VecDeque;
 
@@ -97,12 +99,13 @@ pub(crate) fn feasibility(spec: &Spec) -> Vec<Option<Verdict>> {
             .map(|v| !matches!(v, Some(Verdict::NeverOccurs(_) | Verdict::Exclusive(..))))
             .collect();
         let runs = Runs::new(spec, fires.clone());
+        let scope = Scope::new(&runs);
         let mut changed = false;
         for rid in spec.reaction_ids() {
             if !fires[rid.index()] || !spec.reaction(rid).trigger.is_join() {
                 continue;
             }
-            let verdict = judge(&runs, rid);
+            let verdict = judge(&runs, &scope, rid);
             if !matches!(verdict, Verdict::Fires) {
                 verdicts[rid.index()] = Some(verdict);
                 changed = true;
@@ -114,12 +117,112 @@ pub(crate) fn feasibility(spec: &Spec) -> Vec<Option<Verdict>> {
     }
 }
 
-fn judge(runs: &Runs<'_>, join: ReactionId) -> Verdict {
+/// What lets a join be judged from a small part of the spec: dominators
+/// from a virtual root above every source, and how many times each message
+/// can occur in one instance.
+///
+/// When one message `d` dominates all of a join's events and occurs at most
+/// once per instance, every instance's share of the join's events comes from
+/// the run after that one occurrence, so the exact analysis needs only the
+/// messages between `d` and the events. Without this, a long pipeline with a
+/// join at every step would cost time quadratic in its length.
+struct Scope {
+    dominators: DominatorTree,
+    root: usize,
+    /// 0, 1, or 2 meaning "possibly more than once".
+    occurrences: Vec<u8>,
+}
+
+impl Scope {
+    fn new(runs: &Runs<'_>) -> Self {
+        let spec = runs.spec;
+        let n = spec.messages.len();
+        let mut graph: DiGraph<(), ()> = DiGraph::with_capacity(n + 1, n);
+        for _ in 0..=n {
+            graph.add_node(());
+        }
+        for x in spec.message_ids() {
+            if runs.is_source(x) {
+                graph.add_edge(NodeIndex::new(n), NodeIndex::new(x.index()), ());
+            }
+            for e in runs.successors(x) {
+                graph.add_edge(NodeIndex::new(x.index()), NodeIndex::new(e.index()), ());
+            }
+        }
+        let dominators = DominatorTree::new(&graph, n);
+
+        // Upper bounds on occurrences per instance, saturating at 2: each
+        // source arrives once, a plain reaction fires once per occurrence of
+        // any trigger, a join once.
+        let mut occurrences = vec![0u8; n];
+        let mut queue: VecDeque<MessageId> = VecDeque::new();
+        for x in spec.message_ids() {
+            if runs.is_source(x) {
+                occurrences[x.index()] = 1;
+                queue.push_back(x);
+            }
+        }
+        let firings = |occ: &[u8], rid: ReactionId| -> u8 {
+            let t = &spec.reaction(rid).trigger;
+            if t.is_join() {
+                u8::from(t.ids().all(|m| occ[m.index()] > 0))
+            } else {
+                t.ids().map(|m| occ[m.index()]).sum::<u8>().min(2)
+            }
+        };
+        while let Some(x) = queue.pop_front() {
+            for &rid in spec.flow.consumers(x) {
+                if !runs.fires[rid.index()] {
+                    continue;
+                }
+                let mut emitted: Vec<MessageId> = spec.reaction(rid).emitted().collect();
+                emitted.sort();
+                emitted.dedup();
+                for e in emitted {
+                    let total = spec
+                        .flow
+                        .producers(e)
+                        .iter()
+                        .filter(|p| runs.fires[p.index()])
+                        .map(|&p| firings(&occurrences, p))
+                        .sum::<u8>()
+                        .min(2);
+                    if total > occurrences[e.index()] {
+                        occurrences[e.index()] = total;
+                        queue.push_back(e);
+                    }
+                }
+            }
+        }
+        Scope {
+            dominators,
+            root: n,
+            occurrences,
+        }
+    }
+
+    /// The message from which a join on `members` can be judged alone.
+    fn anchor(&self, members: &[MessageId]) -> Option<MessageId> {
+        let mut d = members.first()?.index();
+        for m in &members[1..] {
+            d = self.dominators.nearest_common(d, m.index())?;
+        }
+        (d != self.root && self.occurrences[d] <= 1).then(|| MessageId::from_index(d))
+    }
+}
+
+fn judge(runs: &Runs<'_>, scope: &Scope, join: ReactionId) -> Verdict {
     let spec = runs.spec;
     let members: Vec<MessageId> = spec.reaction(join).trigger.ids().collect();
     let k = members.len();
     if k > MAX_MEMBERS {
         return Verdict::Fires;
+    }
+    if let Some(&m) = members
+        .iter()
+        .find(|m| !scope.dominators.contains(m.index()))
+    {
+        return Verdict::NeverOccurs(m);
     }
     let bit = |m: MessageId| {
         members
@@ -127,18 +230,13 @@ fn judge(runs: &Runs<'_>, join: ReactionId) -> Verdict {
             .position(|&x| x == m)
             .map_or(0, |i| 1usize << i)
     };
+    let anchor = scope.anchor(&members);
 
-    // Only messages that can lead to a member matter.
-    let mut relevant: HashMap<MessageId, usize> = HashMap::default();
-    let mut order: Vec<MessageId> = Vec::new();
-    for &m in &members {
-        for x in runs.backward(m) {
-            if let std::collections::hash_map::Entry::Vacant(slot) = relevant.entry(x) {
-                slot.insert(order.len());
-                order.push(x);
-            }
-        }
-    }
+    // Only messages that can lead to a member matter, and with an anchor
+    // only those after it.
+    let order = runs.backward_to(&members, anchor);
+    let relevant: HashMap<MessageId, usize> =
+        order.iter().enumerate().map(|(i, &m)| (m, i)).collect();
     let mut family: Vec<Family> = order.iter().map(|&x| Family::single(k, bit(x))).collect();
     let mut queue: VecDeque<usize> = (0..order.len()).collect();
     let mut queued = vec![true; order.len()];
@@ -167,6 +265,9 @@ fn judge(runs: &Runs<'_>, join: ReactionId) -> Verdict {
         next.union_with(&family[i]);
         if next != family[i] {
             family[i] = next;
+            if Some(x) == anchor {
+                continue;
+            }
             for &rid in spec.flow.producers(x) {
                 if !runs.fires[rid.index()] {
                     continue;
@@ -183,15 +284,22 @@ fn judge(runs: &Runs<'_>, join: ReactionId) -> Verdict {
         }
     }
 
-    // An instance: any set of sources, each arriving once.
-    let mut instance = Family::single(k, 0);
-    for (j, &s) in order.iter().enumerate() {
-        if runs.is_source(s) {
-            let mut optional = family[j].clone();
-            optional.insert(0);
-            instance = instance.product(&optional, k);
+    let instance = match anchor.and_then(|a| relevant.get(&a)) {
+        // Everything comes from the anchor's one occurrence.
+        Some(&a) => family[a].clone(),
+        // An instance: any set of sources, each arriving once.
+        None => {
+            let mut instance = Family::single(k, 0);
+            for (j, &s) in order.iter().enumerate() {
+                if runs.is_source(s) {
+                    let mut optional = family[j].clone();
+                    optional.insert(0);
+                    instance = instance.product(&optional, k);
+                }
+            }
+            instance
         }
-    }
+    };
     let full = (1usize << k) - 1;
     if instance.contains(full) {
         return Verdict::Fires;

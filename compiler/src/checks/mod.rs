@@ -7,6 +7,7 @@ mod compensation;
 mod cycle_path;
 mod cycles;
 mod dead_ends;
+mod dominance;
 mod handling;
 mod joins;
 mod naming;
@@ -46,7 +47,7 @@ pub fn run(spec: &Spec, declarations_ok: bool) -> Vec<Diagnostic> {
             )
         })
         .collect();
-    let runs = runs::Runs::new(spec, fires).with_join_facts();
+    let runs = runs::Runs::new(spec, fires);
     let command_runs: Vec<runs::CommandRun> =
         spec.commands().map(|c| runs.command_run(c)).collect();
     for run in &command_runs {

@@ -6,12 +6,57 @@
 //! abstractions of the set of runs that stay linear in the size of the part
 //! of the spec a command can reach.
 
+use super::dominance::DominatorTree;
 use crate::model::{MessageId, ReactionId, Settlement, Spec};
-use petgraph::algo::dominators;
 use petgraph::graph::{DiGraph, NodeIndex};
 use rustc_hash::FxHashMap as HashMap;
 use rustc_hash::FxHashSet as HashSet;
 use std::collections::VecDeque;
+
+/// How far back a "which messages force this one" search goes before giving
+/// up; forcing chains in real specs are a few steps long.
+const FORCED_SEARCH_LIMIT: usize = 4_096;
+
+/// The sources (commands and `@external` events) a message can occur from,
+/// keeping at most two: the checks only ask whether one other than a given
+/// source exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sources {
+    /// From none.
+    None,
+    /// From exactly this one.
+    One(MessageId),
+    /// From two or more.
+    Many,
+}
+
+impl Sources {
+    fn union(self, other: Sources) -> Sources {
+        match (self, other) {
+            (Sources::None, x) | (x, Sources::None) => x,
+            (Sources::One(a), Sources::One(b)) if a == b => Sources::One(a),
+            _ => Sources::Many,
+        }
+    }
+
+    /// Whether some source other than `source` is among them.
+    pub fn other_than(self, source: MessageId) -> bool {
+        match self {
+            Sources::None => false,
+            Sources::One(s) => s != source,
+            Sources::Many => true,
+        }
+    }
+
+    /// Whether two distinct sources, one from each, exist.
+    pub fn distinct_pair(self, other: Sources) -> bool {
+        match (self, other) {
+            (Sources::None, _) | (_, Sources::None) => false,
+            (Sources::One(a), Sources::One(b)) => a != b,
+            _ => true,
+        }
+    }
+}
 
 /// Facts about a spec that every command's run analysis uses.
 pub(crate) struct Runs<'a> {
@@ -21,13 +66,12 @@ pub(crate) struct Runs<'a> {
     pub fires: Vec<bool>,
     /// Per message: whether some way forward from it reaches a terminal event.
     pub reaches_terminal: Vec<bool>,
-    /// Per message: events that every complete run containing it contains,
-    /// one step away (every outcome of a consumer emits them).
-    forced: Vec<Vec<MessageId>>,
-    /// Per join member: the sources from which it can occur.
-    member_sources: HashMap<MessageId, Vec<MessageId>>,
-    /// Per join member: the messages whose occurrence forces it.
-    forced_by: HashMap<MessageId, HashSet<MessageId>>,
+    /// Per message: where it can occur from.
+    pub sources: Vec<Sources>,
+    /// Per message: the messages whose occurrence implies it, one step
+    /// away (every outcome of a consumer of theirs emits it, or every
+    /// outcome that emits them emits it too).
+    forced_rev: Vec<Vec<MessageId>>,
 }
 
 /// What one command's runs can touch, and what must fire when each message
@@ -46,7 +90,7 @@ pub(crate) struct CommandRun {
 }
 
 impl<'a> Runs<'a> {
-    /// The facts that need no per-join work.
+    /// The facts about a spec, given which reactions can fire.
     pub fn new(spec: &'a Spec, fires: Vec<bool>) -> Self {
         let n = spec.messages.len();
         let terminal: Vec<bool> = spec.messages.iter().map(|m| m.terminal.is_some()).collect();
@@ -71,15 +115,14 @@ impl<'a> Runs<'a> {
             }
         }
 
-        let mut forced = vec![Vec::new(); n];
+        let mut forced: Vec<Vec<MessageId>> = vec![Vec::new(); n];
         for x in spec.message_ids() {
             for &rid in spec.flow.consumers(x) {
                 let r = spec.reaction(rid);
                 if r.trigger.is_join() || !fires[rid.index()] {
                     continue;
                 }
-                let outcomes = r.outcomes();
-                if let Some((first, rest)) = outcomes.split_first() {
+                if let Some((first, rest)) = r.outcomes().split_first() {
                     for e in first.ids() {
                         if rest.iter().all(|o| o.ids().any(|f| f == e)) {
                             forced[x.index()].push(e);
@@ -88,43 +131,69 @@ impl<'a> Runs<'a> {
                 }
             }
         }
+        // Co-emission: when every outcome that emits `a` also emits `b`,
+        // `a` never occurs without `b`.
+        for a in spec.message_ids() {
+            let mut common: Option<Vec<MessageId>> = None;
+            for &rid in spec.flow.producers(a) {
+                if !fires[rid.index()] {
+                    continue;
+                }
+                for o in spec.reaction(rid).outcomes() {
+                    if !o.ids().any(|e| e == a) {
+                        continue;
+                    }
+                    let here: Vec<MessageId> = o.ids().filter(|&e| e != a).collect();
+                    common = Some(match common {
+                        None => here,
+                        Some(prev) => prev.into_iter().filter(|e| here.contains(e)).collect(),
+                    });
+                }
+            }
+            forced[a.index()].extend(common.unwrap_or_default());
+        }
+        let mut forced_rev: Vec<Vec<MessageId>> = vec![Vec::new(); n];
+        for x in spec.message_ids() {
+            forced[x.index()].sort();
+            forced[x.index()].dedup();
+            for &f in &forced[x.index()] {
+                forced_rev[f.index()].push(x);
+            }
+        }
 
-        Runs {
+        let mut runs = Runs {
             spec,
             fires,
             reaches_terminal,
-            forced,
-            member_sources: HashMap::default(),
-            forced_by: HashMap::default(),
-        }
+            sources: vec![Sources::None; n],
+            forced_rev,
+        };
+        runs.sources = runs.compute_sources();
+        runs
     }
 
-    /// Prepares what [`Runs::command_run`] needs to decide when a join
-    /// fires: where each join member can come from, and what forces it.
-    pub fn with_join_facts(mut self) -> Self {
-        let spec = self.spec;
-        let runs = &mut self;
-        let members: Vec<MessageId> = spec
-            .reaction_ids()
-            .filter(|r| runs.fires[r.index()] && spec.reaction(*r).trigger.is_join())
-            .flat_map(|r| spec.reaction(r).trigger.ids().collect::<Vec<_>>())
-            .collect();
-        let mut reverse: HashMap<MessageId, Vec<MessageId>> = HashMap::default();
-        for x in spec.message_ids() {
-            for &f in &runs.forced[x.index()] {
-                reverse.entry(f).or_default().push(x);
+    /// Where each message can occur from, by propagating forward from every
+    /// source; each message's set changes at most twice.
+    fn compute_sources(&self) -> Vec<Sources> {
+        let mut sources = vec![Sources::None; self.spec.messages.len()];
+        let mut queue: VecDeque<MessageId> = VecDeque::new();
+        for id in self.spec.message_ids() {
+            if self.is_source(id) {
+                sources[id.index()] = Sources::One(id);
+                queue.push_back(id);
             }
         }
-        for m in members {
-            if runs.member_sources.contains_key(&m) {
-                continue;
+        while let Some(x) = queue.pop_front() {
+            let from = sources[x.index()];
+            for e in self.successors(x) {
+                let joined = sources[e.index()].union(from);
+                if joined != sources[e.index()] {
+                    sources[e.index()] = joined;
+                    queue.push_back(e);
+                }
             }
-            let sources = runs.sources_reaching(m);
-            runs.member_sources.insert(m, sources);
-            let forced_by = runs.forced_by(m, &reverse);
-            runs.forced_by.insert(m, forced_by);
         }
-        self
+        sources
     }
 
     /// Whether a message is a terminal event, and how it settles.
@@ -132,24 +201,47 @@ impl<'a> Runs<'a> {
         self.spec.message(id).terminal.map(|(s, _)| s)
     }
 
+    /// Whether runs or arrivals start at this message.
+    pub fn is_source(&self, id: MessageId) -> bool {
+        let m = self.spec.message(id);
+        m.is_command() || m.external.is_some()
+    }
+
+    /// Messages one step after `x` over reactions that can fire.
+    pub fn successors(&self, x: MessageId) -> impl Iterator<Item = MessageId> + '_ {
+        self.spec
+            .flow
+            .consumers(x)
+            .iter()
+            .filter(|r| self.fires[r.index()])
+            .flat_map(|&r| self.spec.reaction(r).emitted())
+    }
+
     /// Messages from which `target` can be reached, `target` included, over
-    /// reactions that can fire.
-    pub fn backward(&self, target: MessageId) -> HashSet<MessageId> {
-        let mut seen = HashSet::from_iter([target]);
-        let mut queue = VecDeque::from([target]);
-        while let Some(y) = queue.pop_front() {
+    /// reactions that can fire; the search does not go back past `stop`.
+    pub fn backward_to(&self, targets: &[MessageId], stop: Option<MessageId>) -> Vec<MessageId> {
+        let mut seen: HashSet<MessageId> = targets.iter().copied().collect();
+        let mut order: Vec<MessageId> = targets.to_vec();
+        order.dedup();
+        let mut i = 0;
+        while i < order.len() {
+            let y = order[i];
+            i += 1;
+            if Some(y) == stop {
+                continue;
+            }
             for &rid in self.spec.flow.producers(y) {
                 if !self.fires[rid.index()] {
                     continue;
                 }
                 for t in self.spec.reaction(rid).trigger.ids() {
                     if seen.insert(t) {
-                        queue.push_back(t);
+                        order.push(t);
                     }
                 }
             }
         }
-        seen
+        order
     }
 
     /// Messages reachable from `from`, `from` included, in breadth-first
@@ -161,52 +253,34 @@ impl<'a> Runs<'a> {
         while i < order.len() {
             let x = order[i];
             i += 1;
-            for &rid in self.spec.flow.consumers(x) {
-                if !self.fires[rid.index()] {
-                    continue;
-                }
-                for e in self.spec.reaction(rid).emitted() {
-                    if seen.insert(e) {
-                        order.push(e);
-                    }
+            for e in self.successors(x) {
+                if seen.insert(e) {
+                    order.push(e);
                 }
             }
         }
         order
     }
 
-    /// The sources from which `target` can occur.
-    pub fn sources_reaching(&self, target: MessageId) -> Vec<MessageId> {
-        let mut found: Vec<MessageId> = self
-            .backward(target)
-            .into_iter()
-            .filter(|&m| self.is_source(m))
-            .collect();
-        found.sort();
-        found
-    }
-
-    /// Whether runs or arrivals start at this message.
-    pub fn is_source(&self, id: MessageId) -> bool {
-        let m = self.spec.message(id);
-        m.is_command() || m.external.is_some()
-    }
-
-    fn forced_by(
-        &self,
-        target: MessageId,
-        reverse: &HashMap<MessageId, Vec<MessageId>>,
-    ) -> HashSet<MessageId> {
-        let mut seen = HashSet::from_iter([target]);
-        let mut queue = VecDeque::from([target]);
-        while let Some(y) = queue.pop_front() {
-            for &x in reverse.get(&y).map_or(&[][..], Vec::as_slice) {
-                if seen.insert(x) {
-                    queue.push_back(x);
+    /// Whether some of `targets` can be reached from `from` (itself
+    /// included); stops at the first found.
+    pub fn reaches_any(&self, from: MessageId, targets: &[MessageId]) -> bool {
+        if targets.contains(&from) {
+            return true;
+        }
+        let mut seen = HashSet::from_iter([from]);
+        let mut queue = VecDeque::from([from]);
+        while let Some(x) = queue.pop_front() {
+            for e in self.successors(x) {
+                if targets.contains(&e) {
+                    return true;
+                }
+                if seen.insert(e) {
+                    queue.push_back(e);
                 }
             }
         }
-        seen
+        false
     }
 
     /// The run model of one command.
@@ -232,7 +306,7 @@ impl<'a> Runs<'a> {
             }
         }
         if !joins.is_empty() {
-            let dominators = RegionDominators::new(self, &region, &local);
+            let dominators = self.region_dominators(&region, &local);
             for rid in joins {
                 let members: Vec<MessageId> = spec.reaction(rid).trigger.ids().collect();
                 for &m in &members {
@@ -240,7 +314,7 @@ impl<'a> Runs<'a> {
                     let completes = members
                         .iter()
                         .filter(|&&other| other != m)
-                        .all(|&other| self.present_with(other, m, start, &local, &dominators));
+                        .all(|&other| self.present_with(other, mi, start, &local, &dominators));
                     if completes {
                         obligations[mi].push(rid);
                     }
@@ -256,74 +330,61 @@ impl<'a> Runs<'a> {
     }
 
     /// Whether join member `other` has surely occurred (or is assumed to
-    /// arrive) in every run from `start` in which `m` occurs.
+    /// arrive) in every run from `start` in which region message `mi`
+    /// occurs: some message that implies `other` (through forced
+    /// consequences and co-emission) dominates `mi`.
     fn present_with(
         &self,
         other: MessageId,
-        m: MessageId,
+        mi: usize,
         start: MessageId,
         local: &HashMap<MessageId, usize>,
-        dominators: &RegionDominators,
+        dominators: &DominatorTree,
     ) -> bool {
         // Rule 3: an arrival from another command or an external event is
         // assumed where a join waits for it.
-        if self
-            .member_sources
-            .get(&other)
-            .is_some_and(|s| s.iter().any(|&src| src != start))
-        {
+        if self.sources[other.index()].other_than(start) {
             return true;
         }
-        if !local.contains_key(&other) {
-            return false;
+        let mut seen = HashSet::from_iter([other]);
+        let mut queue = VecDeque::from([other]);
+        while let Some(f) = queue.pop_front() {
+            if local
+                .get(&f)
+                .is_some_and(|&fi| dominators.dominates(fi, mi))
+            {
+                return true;
+            }
+            if seen.len() >= FORCED_SEARCH_LIMIT {
+                break;
+            }
+            for &g in &self.forced_rev[f.index()] {
+                if seen.insert(g) {
+                    queue.push_back(g);
+                }
+            }
         }
-        let forced_by = self.forced_by.get(&other);
-        dominators
-            .chain(local, m)
-            .any(|a| a == other || forced_by.is_some_and(|f| f.contains(&a)))
+        false
     }
-}
 
-/// Dominators of a command's region: `d` dominates `m` when every way from
-/// the command to `m` passes through `d`.
-struct RegionDominators {
-    region: Vec<MessageId>,
-    doms: dominators::Dominators<NodeIndex>,
-}
-
-impl RegionDominators {
-    fn new(runs: &Runs<'_>, region: &[MessageId], local: &HashMap<MessageId, usize>) -> Self {
+    /// Dominators of a command's region, rooted at the command.
+    fn region_dominators(
+        &self,
+        region: &[MessageId],
+        local: &HashMap<MessageId, usize>,
+    ) -> DominatorTree {
         let mut graph: DiGraph<(), ()> = DiGraph::with_capacity(region.len(), region.len());
         for _ in region {
             graph.add_node(());
         }
         for (i, &x) in region.iter().enumerate() {
-            for &rid in runs.spec.flow.consumers(x) {
-                if !runs.fires[rid.index()] {
-                    continue;
-                }
-                for e in runs.spec.reaction(rid).emitted() {
-                    if let Some(&j) = local.get(&e) {
-                        graph.add_edge(NodeIndex::new(i), NodeIndex::new(j), ());
-                    }
+            for e in self.successors(x) {
+                if let Some(&j) = local.get(&e) {
+                    graph.add_edge(NodeIndex::new(i), NodeIndex::new(j), ());
                 }
             }
         }
-        RegionDominators {
-            region: region.to_vec(),
-            doms: dominators::simple_fast(&graph, NodeIndex::new(0)),
-        }
-    }
-
-    /// `m` and its dominators, nearest first.
-    fn chain<'s>(
-        &'s self,
-        local: &HashMap<MessageId, usize>,
-        m: MessageId,
-    ) -> impl Iterator<Item = MessageId> + 's {
-        let start = local.get(&m).map(|&i| NodeIndex::new(i));
-        let doms = start.and_then(|s| self.doms.dominators(s));
-        doms.into_iter().flatten().map(|n| self.region[n.index()])
+        DominatorTree::new(&graph, 0)
     }
 }
 
