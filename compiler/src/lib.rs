@@ -14,12 +14,16 @@
 //! assert!(report.has_errors()); // E0107: no command
 //! ```
 
+pub mod build;
 pub mod checks;
+pub mod codegen;
 pub mod diagnostic;
 pub mod diagram;
 pub mod explain;
 pub mod model;
+pub mod output;
 pub mod render;
+pub mod scaffold;
 pub mod source;
 mod suggest;
 pub mod syntax;

@@ -63,6 +63,16 @@ pub mod payload;
 pub mod progress;
 pub mod service;
 pub mod store;
+pub mod testing;
+pub mod types;
+
+// Generated code derives serde's traits through this path
+// (`#[serde(crate = "::choreo_runtime::serde")]`), so a generated crate
+// needs no dependency of its own on serde.
+#[doc(hidden)]
+pub use serde;
+#[doc(hidden)]
+pub use serde_json;
 
 // Reserved for issue 4: with the `macros` feature this crate will
 // re-export `choreo!` from `choreo-macros` here.

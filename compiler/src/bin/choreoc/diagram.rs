@@ -89,25 +89,9 @@ pub fn run(args: Args) -> u8 {
         .map(Format::from)
         .or_else(|| args.output.as_deref().and_then(format_of))
         .unwrap_or(Format::Mermaid);
-    let (file, report) = match input::check_path(&args.spec) {
-        Ok(checked) => checked,
-        Err(message) => {
-            input::fail(&message);
-            return status::FAILURE;
-        }
-    };
-    let spec = match report.into_checked() {
-        Ok((spec, warnings)) => {
-            input::emit(&file, &warnings, input::Format::Text, args.color);
-            spec
-        }
-        Err(diagnostics) => {
-            input::emit(&file, &diagnostics, input::Format::Text, args.color);
-            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-            let what = if errors == 1 { "error" } else { "errors" };
-            eprintln!("error: no diagram: the spec has {errors} {what}");
-            return status::SPEC_ERRORS;
-        }
+    let spec = match input::checked_spec(&args.spec, args.color, "diagram") {
+        Ok(spec) => spec,
+        Err(code) => return code,
     };
     let text = match diagram::render(&spec, format, &view) {
         Ok(text) => text,

@@ -1,7 +1,7 @@
 //! Reading spec files and showing what was found in them.
 
 use choreo_compiler::render::{self, ColorMode};
-use choreo_compiler::{Diagnostic, Report, SourceFile};
+use choreo_compiler::{CheckedSpec, Diagnostic, Report, SourceFile};
 use clap::ValueEnum;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -78,4 +78,27 @@ pub fn emit(file: &SourceFile, diagnostics: &[Diagnostic], format: Format, color
 /// `error: message` on standard error, for failures of the command itself.
 pub fn fail(message: &str) {
     eprintln!("error: {message}");
+}
+
+/// Reads and checks a spec for a command that derives something from it:
+/// warnings are shown; errors are shown as `check` shows them, followed by
+/// `error: no {what}: …`. The error value is the exit status to return.
+pub fn checked_spec(path: &Path, color: Color, what: &str) -> Result<CheckedSpec, u8> {
+    let (file, report) = check_path(path).map_err(|message| {
+        fail(&message);
+        crate::status::FAILURE
+    })?;
+    match report.into_checked() {
+        Ok((spec, warnings)) => {
+            emit(&file, &warnings, Format::Text, color);
+            Ok(spec)
+        }
+        Err(diagnostics) => {
+            emit(&file, &diagnostics, Format::Text, color);
+            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+            let plural = if errors == 1 { "error" } else { "errors" };
+            eprintln!("error: no {what}: the spec has {errors} {plural}");
+            Err(crate::status::SPEC_ERRORS)
+        }
+    }
 }

@@ -4,7 +4,9 @@
 mod check;
 mod diagram;
 mod explain;
+mod generate;
 mod input;
+mod new;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +25,8 @@ enum Command {
     Check(check::Args),
     Diagram(diagram::Args),
     Explain(explain::Args),
+    Generate(generate::Args),
+    New(new::Args),
 }
 
 /// Exit statuses, as the design fixes them.
@@ -54,6 +58,8 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Diagram(args) => diagram::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::New(args) => new::run(args),
     };
     ExitCode::from(code)
 }

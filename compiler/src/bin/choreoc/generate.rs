@@ -1,0 +1,107 @@
+//! `choreoc generate`.
+
+use crate::input::{self, Color};
+use crate::status;
+use choreo_compiler::codegen::{self, RuntimeDependency};
+use choreo_compiler::output;
+use std::path::PathBuf;
+
+/// Generate a library crate of typed Rust services from a spec.
+///
+/// The crate (`Cargo.toml` and `src/lib.rs`) holds one module named after
+/// the choreography in snake_case: a struct per type, command and event, an
+/// enum per enum, a trait per participant whose handlers can only return
+/// the outcomes the spec declares, the wiring that runs an implementation
+/// on any broker of choreo-runtime, a typed way to send each command, and a
+/// test fixture per participant. See docs/codegen.md.
+///
+/// The spec is checked first: a spec with errors gets the same diagnostics
+/// as `choreoc check` and nothing is written. Running it again regenerates
+/// the files; a file changed since it was generated is never overwritten
+/// (the command refuses and names it) unless --force is given.
+///
+/// Exit status: 0 when the crate was written, 1 when the spec has errors,
+/// 2 when the command could not run (bad arguments, an unreadable spec,
+/// files it refuses to overwrite, an unwritable directory).
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The `.choreo` file to generate from.
+    #[arg(value_name = "SPEC")]
+    spec: PathBuf,
+    /// The directory of the crate to write (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Depend on choreo-runtime at this path (a checkout of choreo's
+    /// `runtime/` directory) instead of the published version.
+    #[arg(long, value_name = "PATH")]
+    runtime_path: Option<PathBuf>,
+    /// Overwrite files even if they were changed since they were generated.
+    #[arg(long)]
+    force: bool,
+    /// When to colour diagnostics.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+}
+
+pub fn run(args: Args) -> u8 {
+    let spec = match input::checked_spec(&args.spec, args.color, "crate written") {
+        Ok(spec) => spec,
+        Err(code) => return code,
+    };
+    let runtime = match runtime_dependency(args.runtime_path.as_deref()) {
+        Ok(dep) => dep,
+        Err(message) => {
+            input::fail(&message);
+            return status::FAILURE;
+        }
+    };
+    let files = codegen::crate_files(&spec, &runtime);
+    report(output::write(&args.out, &files, args.force), &args.out)
+}
+
+/// The runtime dependency for `--runtime-path`, made absolute so that the
+/// generated `Cargo.toml` does not depend on where choreoc was run.
+pub fn runtime_dependency(path: Option<&std::path::Path>) -> Result<RuntimeDependency, String> {
+    match path {
+        None => Ok(RuntimeDependency::current()),
+        Some(p) => {
+            let abs = p
+                .canonicalize()
+                .map_err(|e| format!("cannot use `--runtime-path {}`: {e}", p.display()))?;
+            if !abs.join("Cargo.toml").is_file() {
+                return Err(format!(
+                    "`--runtime-path {}` has no Cargo.toml: point it at choreo's `runtime/` directory",
+                    p.display()
+                ));
+            }
+            Ok(RuntimeDependency::Path(abs))
+        }
+    }
+}
+
+/// Prints what a write did; the exit status.
+pub fn report(
+    result: Result<output::WriteReport, output::WriteError>,
+    dir: &std::path::Path,
+) -> u8 {
+    match result {
+        Ok(report) => {
+            for kept in &report.kept {
+                eprintln!("kept {} (yours)", dir.join(kept).display());
+            }
+            eprintln!(
+                "wrote {} file{} to {} ({} unchanged)",
+                report.written.len(),
+                if report.written.len() == 1 { "" } else { "s" },
+                dir.display(),
+                report.unchanged.len()
+            );
+            status::OK
+        }
+        Err(err) => {
+            input::fail(&err.to_string());
+            status::FAILURE
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Structs for types, commands and events; enums for enums; the mapping of
+//! spec types to Rust types.
+
+use super::names::{id, ident};
+use super::{docs, Names};
+use crate::model::{CheckedSpec, Field, RecordId, Scalar, Type};
+use petgraph::algo::kosaraju_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+use proc_macro2::TokenStream;
+use quote::quote;
+
+/// The Rust type of a built-in scalar.
+pub(crate) fn scalar(s: Scalar) -> TokenStream {
+    match s {
+        Scalar::Bool => quote!(bool),
+        Scalar::I32 => quote!(i32),
+        Scalar::I64 => quote!(i64),
+        Scalar::U32 => quote!(u32),
+        Scalar::U64 => quote!(u64),
+        Scalar::F64 => quote!(f64),
+        Scalar::String => quote!(::std::string::String),
+        Scalar::Uuid => quote!(::choreo_runtime::types::Uuid),
+        Scalar::Timestamp => quote!(::choreo_runtime::types::Timestamp),
+        Scalar::Duration => quote!(::choreo_runtime::types::Duration),
+        Scalar::Decimal => quote!(::choreo_runtime::types::Decimal),
+        Scalar::Bytes => quote!(::choreo_runtime::types::Bytes),
+        Scalar::Json => quote!(::choreo_runtime::types::Json),
+    }
+}
+
+/// Records that take part in a cycle of containment (through `list`, `map`
+/// or `?`): an optional field holding one of them is boxed.
+pub(crate) fn recursive_records(spec: &CheckedSpec) -> Vec<usize> {
+    let mut graph: DiGraph<(), ()> = DiGraph::new();
+    for _ in &spec.records {
+        graph.add_node(());
+    }
+    fn edges(ty: &Type, out: &mut Vec<RecordId>) {
+        match ty {
+            Type::Record(id) => out.push(*id),
+            Type::List(t) | Type::Map(t) | Type::Optional(t) => edges(t, out),
+            _ => {}
+        }
+    }
+    for (i, r) in spec.records.iter().enumerate() {
+        let mut targets = Vec::new();
+        for f in &r.fields {
+            edges(&f.ty, &mut targets);
+        }
+        for t in targets {
+            graph.add_edge(NodeIndex::new(i), NodeIndex::new(t.index()), ());
+        }
+    }
+    let mut component = vec![usize::MAX; spec.records.len()];
+    for (c, scc) in kosaraju_scc(&graph).into_iter().enumerate() {
+        let cyclic = scc.len() > 1 || graph.contains_edge(scc[0], scc[0]);
+        if cyclic {
+            for n in scc {
+                component[n.index()] = c;
+            }
+        }
+    }
+    component
+}
+
+/// The Rust type of a field type. `prefix` qualifies declared types (empty
+/// at the module's top level, `super::` in a participant's module); `owner`
+/// is the record holding the field, for boxing recursive optionals.
+pub(crate) fn rust_type(
+    spec: &CheckedSpec,
+    names: &Names,
+    ty: &Type,
+    prefix: &TokenStream,
+    owner: Option<usize>,
+) -> TokenStream {
+    match ty {
+        Type::Scalar(s) => scalar(*s),
+        Type::List(t) => {
+            let t = rust_type(spec, names, t, prefix, owner);
+            quote!(::std::vec::Vec<#t>)
+        }
+        Type::Map(t) => {
+            let t = rust_type(spec, names, t, prefix, owner);
+            quote!(::std::collections::BTreeMap<::std::string::String, #t>)
+        }
+        Type::Optional(t) => {
+            let inner = rust_type(spec, names, t, prefix, owner);
+            let boxed = match (&**t, owner) {
+                (Type::Record(target), Some(o)) => {
+                    let c = &names.record_cycles;
+                    c[target.index()] != usize::MAX && c[target.index()] == c[o]
+                }
+                _ => false,
+            };
+            if boxed {
+                quote!(::std::option::Option<::std::boxed::Box<#inner>>)
+            } else {
+                quote!(::std::option::Option<#inner>)
+            }
+        }
+        Type::Record(r) => {
+            let name = id(&spec.record(*r).name.text);
+            quote!(#prefix #name)
+        }
+        Type::Enum(e) => {
+            let name = id(&spec.enumeration(*e).name.text);
+            quote!(#prefix #name)
+        }
+        // A checked spec has no unresolved type.
+        Type::Error => quote!(::choreo_runtime::types::Json),
+    }
+}
+
+fn fields(
+    spec: &CheckedSpec,
+    names: &Names,
+    fields: &[Field],
+    owner: Option<usize>,
+) -> Vec<TokenStream> {
+    fields
+        .iter()
+        .map(|f| {
+            let (name, renamed) = ident(&f.name.text);
+            let ty = rust_type(spec, names, &f.ty, &quote!(), owner);
+            let doc = docs(&f.docs, &format!("The `{}` field.", f.name.text));
+            let rename = renamed.then(|| {
+                let wire = &f.name.text;
+                quote!(#[serde(rename = #wire)])
+            });
+            quote! {
+                #doc
+                #rename
+                pub #name: #ty
+            }
+        })
+        .collect()
+}
+
+/// `#[derive]`s and serde's crate path, shared by every generated data type.
+fn data_attrs(copy: bool) -> TokenStream {
+    let extra = copy.then(|| {
+        quote!(
+            ::std::marker::Copy,
+            ::std::cmp::Eq,
+            ::std::hash::Hash,
+            ::std::cmp::PartialOrd,
+            ::std::cmp::Ord,
+        )
+    });
+    quote! {
+        #[derive(
+            ::std::fmt::Debug,
+            ::std::clone::Clone,
+            ::std::cmp::PartialEq,
+            #extra
+            ::choreo_runtime::serde::Serialize,
+            ::choreo_runtime::serde::Deserialize,
+        )]
+        #[serde(crate = "::choreo_runtime::serde")]
+    }
+}
+
+/// A struct per record.
+pub(crate) fn records(spec: &CheckedSpec, names: &Names) -> Vec<TokenStream> {
+    spec.records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let name = id(&r.name.text);
+            let doc = docs(&r.docs, &format!("The `{}` type.", r.name.text));
+            let deprecated = r.deprecated.as_ref().map(deprecated);
+            let attrs = data_attrs(false);
+            let fields = fields(spec, names, &r.fields, Some(i));
+            quote! {
+                #doc
+                #deprecated
+                #attrs
+                pub struct #name { #(#fields,)* }
+            }
+        })
+        .collect()
+}
+
+/// An enum per spec enum.
+pub(crate) fn enums(spec: &CheckedSpec) -> Vec<TokenStream> {
+    spec.enums
+        .iter()
+        .map(|e| {
+            let name = id(&e.name.text);
+            let doc = docs(&e.docs, &format!("The `{}` enum.", e.name.text));
+            let deprecated = e.deprecated.as_ref().map(deprecated);
+            let attrs = data_attrs(true);
+            let variants = e.variants.iter().map(|v| {
+                let (vname, renamed) = ident(&v.name.text);
+                let vdoc = docs(&v.docs, &format!("`{}`.", v.name.text));
+                let rename = renamed.then(|| {
+                    let wire = &v.name.text;
+                    quote!(#[serde(rename = #wire)])
+                });
+                quote! { #vdoc #rename #vname }
+            });
+            quote! {
+                #doc
+                #deprecated
+                #attrs
+                pub enum #name { #(#variants,)* }
+            }
+        })
+        .collect()
+}
+
+/// A struct per command and event, with its `Message` impl.
+pub(crate) fn messages(spec: &CheckedSpec, names: &Names) -> Vec<TokenStream> {
+    spec.messages
+        .iter()
+        .map(|m| {
+            let name = id(&m.name.text);
+            let kind = m.kind.as_str();
+            let mut summary = format!("The `{}` {kind}.", m.name.text);
+            if let Some((s, _)) = m.terminal {
+                summary.push_str(match s {
+                    crate::model::Settlement::Success => {
+                        " Terminal: settles the instance with success."
+                    }
+                    crate::model::Settlement::Failure => {
+                        " Terminal: settles the instance with failure."
+                    }
+                });
+            }
+            let doc = docs(&m.docs, &summary);
+            let deprecated = m.deprecated.as_ref().map(deprecated);
+            let attrs = data_attrs(false);
+            let fields = fields(spec, names, &m.fields, None);
+            let wire = names.wire_type(&m.name.text);
+            quote! {
+                #doc
+                #deprecated
+                #attrs
+                pub struct #name { #(#fields,)* }
+
+                impl ::choreo_runtime::Message for #name {
+                    const TYPE: &'static str = #wire;
+                }
+            }
+        })
+        .collect()
+}
+
+fn deprecated(d: &crate::model::Deprecation) -> TokenStream {
+    match &d.reason {
+        Some(reason) => quote!(#[deprecated(note = #reason)]),
+        None => quote!(#[deprecated]),
+    }
+}
+
+/// The key type alias.
+pub(crate) fn key(spec: &CheckedSpec, key_name: &proc_macro2::Ident) -> TokenStream {
+    let ty = scalar(spec.key().ty);
+    let doc = format!(
+        " The correlation key `{}`: every event and command of one instance carries it.",
+        spec.key().name.text
+    );
+    quote! {
+        #[doc = #doc]
+        pub type #key_name = #ty;
+    }
+}
