@@ -23,7 +23,7 @@ pub struct GeneratedFile {
     /// The contents.
     pub contents: String,
     /// Whether the user is meant to edit it (a scaffold's handler files):
-    /// such a file is written once and never touched again.
+    /// such a file is written once and never touched again, `force` or not.
     pub user_owned: bool,
 }
 
@@ -148,7 +148,9 @@ pub fn write(dir: &Path, files: &[GeneratedFile], force: bool) -> Result<WriteRe
                     manifest.insert(file.path.clone(), digest(&existing));
                     continue;
                 }
-                if file.user_owned && !force {
+                // A file written for the user is theirs from then on: not
+                // even `force` overwrites it.
+                if file.user_owned {
                     report.kept.push(file.path.clone());
                     continue;
                 }

@@ -193,3 +193,129 @@ fn explain_prints_a_failing_and_a_fixed_example() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not a choreo diagnostic code"));
 }
+
+fn runtime_dir() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../runtime")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn generate_writes_a_crate_and_never_overwrites_an_edited_file() {
+    let dir = temp_dir("generate");
+    let out = dir.join("crate");
+    let _ = std::fs::remove_dir_all(&out);
+    let run = |extra: &[&str]| {
+        let mut args: Vec<String> = vec![
+            "generate".into(),
+            example("ecommerce"),
+            "--out".into(),
+            out.display().to_string(),
+            "--runtime-path".into(),
+            runtime_dir(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        choreoc(&refs)
+    };
+    let first = run(&[]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let lib = std::fs::read_to_string(out.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("pub mod ecommerce"));
+    let manifest = std::fs::read_to_string(out.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("name = \"ecommerce-choreo\""),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains("choreo-runtime = { path = "),
+        "{manifest}"
+    );
+
+    // Regenerating unchanged files is fine.
+    assert_eq!(run(&[]).status.code(), Some(0));
+
+    // An edited file is never overwritten without --force.
+    std::fs::write(out.join("src/lib.rs"), "// mine\n").unwrap();
+    let refused = run(&[]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("refusing to overwrite"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(stderr(&refused).contains("src/lib.rs"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("src/lib.rs")).unwrap(),
+        "// mine\n"
+    );
+    assert_eq!(run(&["--force"]).status.code(), Some(0));
+    assert!(std::fs::read_to_string(out.join("src/lib.rs"))
+        .unwrap()
+        .contains("pub mod ecommerce"));
+}
+
+#[test]
+fn generate_on_a_spec_with_errors_prints_the_check_diagnostics_and_writes_nothing() {
+    let dir = temp_dir("generate-errors");
+    let out = dir.join("crate");
+    let _ = std::fs::remove_dir_all(&out);
+    let spec = case("invalid/E0204_brief_mutation.choreo");
+    let checked = choreoc(&["check", "--color", "never", &spec]);
+    let generated = choreoc(&[
+        "generate",
+        &spec,
+        "--out",
+        out.to_str().unwrap(),
+        "--color",
+        "never",
+    ]);
+    assert_eq!(generated.status.code(), Some(1));
+    let diagnostics = |text: String| {
+        text.lines()
+            .filter(|l| !l.starts_with("error: checked") && !l.starts_with("error: no crate"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        diagnostics(stderr(&generated)),
+        diagnostics(stderr(&checked))
+    );
+    assert!(stderr(&generated).contains("error: no crate written: the spec has 2 errors"));
+    assert!(!out.exists(), "nothing may be written");
+}
+
+#[test]
+fn new_scaffolds_a_workspace_and_explains_itself() {
+    let dir = temp_dir("new");
+    let out = dir.join("shop");
+    let _ = std::fs::remove_dir_all(&out);
+    let done = choreoc(&["new", &example("ecommerce"), out.to_str().unwrap()]);
+    assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
+    assert!(stderr(&done).contains("cargo run"));
+    for file in [
+        "Cargo.toml",
+        "build.rs",
+        "src/main.rs",
+        "src/lib.rs",
+        "src/participants/orders.rs",
+        "src/bin/orders.rs",
+    ] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+    let help = choreoc(&["new", "--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("--runtime-path") && text.contains("--force") && text.contains("TODO(choreo)"),
+        "{text}"
+    );
+    let bad = choreoc(&[
+        "new",
+        &example("ecommerce"),
+        out.to_str().unwrap(),
+        "--runtime-path",
+        "/nowhere",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+}

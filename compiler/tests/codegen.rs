@@ -1,0 +1,49 @@
+//! Snapshots of the generated code for the example specs and for a spec
+//! full of keyword and prelude names; the output is deterministic.
+
+// Tests fail by panicking; unwrapping is how they say what went wrong.
+#![allow(clippy::unwrap_used)]
+
+use choreo_compiler::{check, codegen, SourceFile};
+use std::path::Path;
+
+fn generated(path: &str) -> String {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+    let text = std::fs::read_to_string(&full).unwrap();
+    let (spec, _) = check(&SourceFile::new(path, text)).into_checked().unwrap();
+    codegen::source(&spec)
+}
+
+#[test]
+fn generated_code_snapshots() {
+    for (name, path) in [
+        ("ecommerce", "examples/ecommerce/ecommerce.choreo"),
+        (
+            "drone_delivery",
+            "examples/drone-delivery/drone-delivery.choreo",
+        ),
+        ("brief_example", "tests/cases/valid/brief_example.choreo"),
+        ("keywords", "tests/specs/keywords.choreo"),
+    ] {
+        let source = generated(path);
+        assert_eq!(
+            source,
+            generated(path),
+            "{name}: output must be deterministic"
+        );
+        insta::with_settings!({ snapshot_path => "snapshots/codegen", prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!(name, source);
+        });
+    }
+}
+
+#[test]
+fn generated_code_parses_as_rust() {
+    for path in [
+        "examples/ecommerce/ecommerce.choreo",
+        "examples/drone-delivery/drone-delivery.choreo",
+        "tests/specs/keywords.choreo",
+    ] {
+        syn::parse_file(&generated(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+}

@@ -1,0 +1,14 @@
+//! Generates the test fixtures' modules from their specs with the
+//! build-script entry point users call (`choreo_compiler::build`), so that
+//! the workspace's own build compiles, lints and tests generated code.
+
+fn main() -> Result<(), choreo_compiler::build::BuildError> {
+    for spec in [
+        "../examples/ecommerce/ecommerce.choreo",
+        "../examples/drone-delivery/drone-delivery.choreo",
+        "specs/keywords.choreo",
+    ] {
+        choreo_compiler::build::compile(spec)?;
+    }
+    Ok(())
+}

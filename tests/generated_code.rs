@@ -1,0 +1,376 @@
+//! The generated modules of the examples and the keyword spec, used as a
+//! user would: typed handlers, fixtures, serde names, the whole
+//! choreography on the memory broker.
+
+// Tests fail by panicking; unwrapping is how they say what went wrong.
+#![allow(clippy::unwrap_used)]
+
+use choreo_runtime::service::{HandlerError, ServiceOptions, Stores};
+use choreo_runtime::types::{Decimal, Timestamp, Uuid};
+use choreo_runtime::Message;
+use choreo_tests::generated::ecommerce::{self, *};
+use choreo_tests::generated::self_;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn address() -> Address {
+    Address {
+        street: "1 Rue".into(),
+        city: "Lyon".into(),
+        zip: "69001".into(),
+    }
+}
+
+fn placed(quantity: u32, amount: i64) -> OrderPlaced {
+    OrderPlaced {
+        user_id: 1,
+        product_id: 7,
+        quantity,
+        amount: Decimal::new(amount, 2),
+        ship_to: address(),
+    }
+}
+
+/// Stock of one product; reservations by order, so that a declined payment
+/// gives back exactly what its order took.
+#[derive(Clone)]
+struct Stock {
+    available: Arc<AtomicU32>,
+    reserved: Arc<std::sync::Mutex<std::collections::HashMap<Key, u32>>>,
+}
+
+impl Stock {
+    fn new(available: u32) -> Self {
+        Stock {
+            available: Arc::new(AtomicU32::new(available)),
+            reserved: Arc::default(),
+        }
+    }
+}
+
+impl Inventory for Stock {
+    async fn on_order_placed(
+        &self,
+        ctx: Context,
+        event: OrderPlaced,
+    ) -> Result<inventory::OnOrderPlacedOutcome, HandlerError> {
+        let left = self.available.load(Ordering::SeqCst);
+        if event.quantity <= left {
+            self.available.fetch_sub(event.quantity, Ordering::SeqCst);
+            self.reserved
+                .lock()
+                .unwrap()
+                .insert(*ctx.key(), event.quantity);
+            Ok(inventory::OnOrderPlacedOutcome::StockReserved(
+                StockReserved {
+                    reservation_id: Uuid::new_v4(),
+                    product_id: event.product_id,
+                    quantity: event.quantity,
+                },
+            ))
+        } else {
+            Ok(inventory::OnOrderPlacedOutcome::OutOfStock(OutOfStock {
+                product_id: event.product_id,
+                requested: event.quantity,
+                available: left,
+            }))
+        }
+    }
+
+    async fn on_payment_declined(
+        &self,
+        ctx: Context,
+        _event: PaymentDeclined,
+    ) -> Result<StockReleased, HandlerError> {
+        if let Some(quantity) = self.reserved.lock().unwrap().remove(ctx.key()) {
+            self.available.fetch_add(quantity, Ordering::SeqCst);
+        }
+        Ok(StockReleased {
+            reservation_id: Uuid::nil(),
+        })
+    }
+}
+
+struct Credit {
+    limit: Decimal,
+}
+
+impl Payment for Credit {
+    async fn on_order_placed_and_stock_reserved(
+        &self,
+        _ctx: Context,
+        order_placed: OrderPlaced,
+        _stock_reserved: StockReserved,
+    ) -> Result<payment::OnOrderPlacedAndStockReservedOutcome, HandlerError> {
+        Ok(if order_placed.amount <= self.limit {
+            payment::OnOrderPlacedAndStockReservedOutcome::PaymentApproved(PaymentApproved {
+                transaction_id: Uuid::new_v4(),
+                amount: order_placed.amount,
+            })
+        } else {
+            payment::OnOrderPlacedAndStockReservedOutcome::PaymentDeclined(PaymentDeclined {
+                amount: order_placed.amount,
+                available_credit: self.limit,
+                reason: "insufficient credit".into(),
+            })
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_fixture_shows_what_each_delivery_emits() {
+    let mut inventory = inventory::fixture(Stock::new(5)).await.unwrap();
+    let order = Uuid::new_v4();
+    let emitted = inventory.deliver(&order, placed(3, 1000)).await.unwrap();
+    let reserved: StockReserved = emitted.one().unwrap();
+    assert_eq!(reserved.quantity, 3);
+
+    let emitted = inventory
+        .deliver(&Uuid::new_v4(), placed(3, 1000))
+        .await
+        .unwrap();
+    emitted.expect_types(&[OutOfStock::TYPE]).unwrap();
+    assert_eq!(emitted.one::<OutOfStock>().unwrap().available, 2);
+    inventory.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_handler_gets_every_joined_event_once_both_arrived() {
+    let mut payment = payment::fixture(Credit {
+        limit: Decimal::new(5000, 2),
+    })
+    .await
+    .unwrap();
+    let order = Uuid::new_v4();
+    let waiting = payment.deliver(&order, placed(1, 1000)).await.unwrap();
+    assert!(
+        waiting.is_empty(),
+        "the join waits for StockReserved: {:?}",
+        waiting.types()
+    );
+    let reserved = StockReserved {
+        reservation_id: Uuid::new_v4(),
+        product_id: 7,
+        quantity: 1,
+    };
+    let fired = payment.deliver(&order, reserved).await.unwrap();
+    assert_eq!(
+        fired.one::<PaymentApproved>().unwrap().amount,
+        Decimal::new(1000, 2)
+    );
+
+    let other = Uuid::new_v4();
+    payment.deliver(&other, placed(1, 9000)).await.unwrap();
+    let declined = payment
+        .deliver(
+            &other,
+            StockReserved {
+                reservation_id: Uuid::new_v4(),
+                product_id: 7,
+                quantity: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        declined.one::<PaymentDeclined>().unwrap().reason,
+        "insufficient credit"
+    );
+    payment.shutdown().await;
+}
+
+#[test]
+fn wire_types_name_the_choreography_and_its_major_version() {
+    assert_eq!(PlaceOrder::TYPE, "Ecommerce.v1.PlaceOrder");
+    assert_eq!(ecommerce::VERSION, "1.0.0");
+    assert_eq!(ecommerce::CHOREOGRAPHY, "Ecommerce");
+    assert_eq!(
+        ecommerce::payment::EMITS,
+        [PaymentApproved::TYPE, PaymentDeclined::TYPE]
+    );
+}
+
+#[test]
+fn keywords_and_prelude_names_keep_their_spec_names_on_the_wire() {
+    let value = self_::Box {
+        r#fn: "f".into(),
+        r#async: 1,
+        crate_: 2.5,
+        super_: true,
+        r#type: self_::Vec {
+            items: vec![],
+            by_name: Default::default(),
+        },
+        self_: "me".into(),
+    };
+    let json = serde_json::to_value(&value).unwrap();
+    for key in ["fn", "async", "crate", "super", "type", "self"] {
+        assert!(json.get(key).is_some(), "`{key}` missing from {json}");
+    }
+    let back: self_::Box = serde_json::from_value(json).unwrap();
+    assert_eq!(back, value);
+    assert_eq!(serde_json::to_value(self_::Result::Self_).unwrap(), "Self");
+    assert_eq!(
+        serde_json::to_value(self_::Result::r#match).unwrap(),
+        "match"
+    );
+    assert_eq!(<self_::r#match as Message>::TYPE, "Self.match");
+}
+
+// The whole ecommerce choreography on one memory broker, through
+// `start_all`, the typed `Commands` and the tracker on `topology()`.
+struct Orders;
+impl ecommerce::Orders for Orders {
+    async fn on_place_order(
+        &self,
+        _ctx: Context,
+        c: PlaceOrder,
+    ) -> Result<OrderPlaced, HandlerError> {
+        Ok(OrderPlaced {
+            user_id: c.user_id,
+            product_id: c.product_id,
+            quantity: c.quantity,
+            amount: Decimal::new(1000 * i64::from(c.quantity), 2),
+            ship_to: c.ship_to,
+        })
+    }
+    async fn on_shipment_scheduled(
+        &self,
+        _ctx: Context,
+        _e: ShipmentScheduled,
+    ) -> Result<OrderCompleted, HandlerError> {
+        Ok(OrderCompleted {})
+    }
+    async fn on_out_of_stock_or_stock_released(
+        &self,
+        _ctx: Context,
+        event: orders::OnOutOfStockOrStockReleasedTrigger,
+    ) -> Result<OrderFailed, HandlerError> {
+        let reason = match event {
+            orders::OnOutOfStockOrStockReleasedTrigger::OutOfStock(_) => "out of stock",
+            orders::OnOutOfStockOrStockReleasedTrigger::StockReleased(_) => "payment declined",
+        };
+        Ok(OrderFailed {
+            reason: reason.into(),
+        })
+    }
+}
+struct Seller;
+impl ecommerce::Seller for Seller {
+    async fn on_payment_approved(
+        &self,
+        _ctx: Context,
+        _e: PaymentApproved,
+    ) -> Result<ParcelPrepared, HandlerError> {
+        Ok(ParcelPrepared {
+            parcel_id: Uuid::new_v4(),
+        })
+    }
+}
+struct Logistics;
+impl ecommerce::Logistics for Logistics {
+    async fn on_order_placed_and_parcel_prepared(
+        &self,
+        _ctx: Context,
+        _o: OrderPlaced,
+        _p: ParcelPrepared,
+    ) -> Result<ShipmentScheduled, HandlerError> {
+        Ok(ShipmentScheduled {
+            carrier: Carrier::Drone,
+            tracking_id: "T1".into(),
+            eta: Timestamp::now(),
+        })
+    }
+}
+#[derive(Clone, Default)]
+struct Notifications(Arc<AtomicU32>);
+impl ecommerce::Notifications for Notifications {
+    async fn on_order_placed_or_order_completed_or_order_failed(
+        &self,
+        _ctx: Context,
+        _e: notifications::OnOrderPlacedOrOrderCompletedOrOrderFailedTrigger,
+    ) -> Result<(), HandlerError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_choreography_settles_each_order_with_the_outcome_its_data_calls_for() {
+    let broker = choreo_runtime::connect("memory://").await.unwrap();
+    let tracker = choreo_runtime::progress::InstanceTracker::start(
+        ecommerce::topology(),
+        broker.clone(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let notes = Notifications::default();
+    let stock = Stock::new(10);
+    let services = ecommerce::start_all(
+        broker.clone(),
+        Stores::memory(),
+        ServiceOptions::default(),
+        Orders,
+        stock.clone(),
+        Credit {
+            limit: Decimal::new(2500, 2),
+        },
+        Seller,
+        Logistics,
+        notes.clone(),
+    )
+    .await
+    .unwrap();
+    let commands = ecommerce::Commands::new(broker.clone());
+    // 2 units (20.00, within credit), 3 units (30.00, over the limit: the
+    // reservation is given back), then 12 units (more than the 8 left).
+    let mut orders = Vec::new();
+    for quantity in [2, 3, 12] {
+        let key = Uuid::new_v4();
+        commands
+            .place_order(
+                &key,
+                PlaceOrder {
+                    user_id: 1,
+                    product_id: 7,
+                    quantity,
+                    ship_to: address(),
+                },
+            )
+            .await
+            .unwrap();
+        orders.push(key);
+        // One at a time, so the stock each sees is known.
+        tracker
+            .wait_settled(&key.to_string(), Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+    let outcomes: Vec<String> = orders
+        .iter()
+        .map(|k| {
+            tracker
+                .instance(&k.to_string())
+                .unwrap()
+                .outcome
+                .unwrap()
+                .event_type
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [OrderCompleted::TYPE, OrderFailed::TYPE, OrderFailed::TYPE],
+        "completed, declined (stock released), out of stock"
+    );
+    for s in services {
+        s.shutdown().await.unwrap();
+    }
+    tracker.shutdown().await;
+    // Placed ×3 and each outcome ×3 were told to the customer.
+    assert_eq!(notes.0.load(Ordering::SeqCst), 6);
+    // Only the completed order keeps its stock.
+    assert_eq!(stock.available.load(Ordering::SeqCst), 8);
+}
