@@ -3,12 +3,15 @@
 //! the workspace's own build compiles, lints and tests generated code.
 
 fn main() -> Result<(), choreo_compiler::build::BuildError> {
+    // The examples with their HTTP ingress, as the example services use them.
     for spec in [
         "../examples/ecommerce/ecommerce.choreo",
         "../examples/drone-delivery/drone-delivery.choreo",
-        "specs/keywords.choreo",
     ] {
-        choreo_compiler::build::compile(spec)?;
+        choreo_compiler::build::Builder::new()
+            .http(true)
+            .compile(spec)?;
     }
+    choreo_compiler::build::compile("specs/keywords.choreo")?;
     Ok(())
 }

@@ -374,3 +374,124 @@ async fn the_whole_choreography_settles_each_order_with_the_outcome_its_data_cal
     // Only the completed order keeps its stock.
     assert_eq!(stock.available.load(Ordering::SeqCst), 8);
 }
+
+mod http {
+    use super::*;
+    use choreo_runtime::http::axum::body::Body;
+    use choreo_runtime::http::axum::http::{Request, StatusCode};
+    use choreo_runtime::progress::InstanceTracker;
+    use tower::ServiceExt;
+
+    async fn call(
+        router: &choreo_runtime::http::axum::Router,
+        method: &str,
+        uri: &str,
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = choreo_runtime::http::axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_generated_ingress_sends_valid_commands_and_rejects_bad_bodies_before_the_broker() {
+        let broker = choreo_runtime::connect("memory://").await.unwrap();
+        let tracker = Arc::new(
+            InstanceTracker::start(ecommerce::topology(), broker.clone(), Default::default())
+                .await
+                .unwrap(),
+        );
+        let router =
+            ecommerce::http::router(ecommerce::Commands::new(broker.clone()), tracker.clone());
+
+        // Nothing consumes the commands here; count what reaches the broker.
+        let mut options =
+            choreo_runtime::SubscribeOptions::new("probe", vec![PlaceOrder::TYPE.to_string()]);
+        options.start = choreo_runtime::StartPosition::Earliest;
+        let mut probe = broker.subscribe(options).await.unwrap();
+
+        for bad in ["", "{", "{\"user_id\": 1}", "{\"user_id\": \"x\", \"product_id\": 1, \"quantity\": 1, \"ship_to\": {\"street\": \"\", \"city\": \"\", \"zip\": \"\"}}"] {
+            let (status, body) = call(&router, "POST", "/orders", bad).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+            assert!(body["error"].as_str().unwrap().contains("PlaceOrder"), "{body}");
+        }
+        let good = r#"{"user_id": 1, "product_id": 7, "quantity": 2, "ship_to": {"street": "1 Rue", "city": "Lyon", "zip": "69001"}}"#;
+        let (status, body) = call(&router, "POST", "/orders", good).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let key = body["key"].as_str().unwrap().to_string();
+        assert_eq!(body["state"], format!("/orders/{key}"));
+
+        // Exactly one command reached the broker: the valid one.
+        let batch = tokio::time::timeout(Duration::from_secs(5), probe.next_batch(16))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0].envelope().correlation_id(), key);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), probe.next_batch(16))
+                .await
+                .is_err()
+        );
+
+        // Its state, as the tracker sees it; an unknown or malformed key.
+        let mut seen = serde_json::Value::Null;
+        for _ in 0..200 {
+            let (status, body) = call(&router, "GET", &format!("/orders/{key}"), "").await;
+            if status == StatusCode::OK {
+                seen = body;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(seen["events"][0]["type"], PlaceOrder::TYPE, "{seen}");
+        let (status, _) = call(&router, "GET", &format!("/orders/{}", Uuid::new_v4()), "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keyed_routes_parse_the_key_from_the_path() {
+        use choreo_tests::generated::drone_delivery;
+        let broker = choreo_runtime::connect("memory://").await.unwrap();
+        let tracker = Arc::new(
+            InstanceTracker::start(
+                drone_delivery::topology(),
+                broker.clone(),
+                Default::default(),
+            )
+            .await
+            .unwrap(),
+        );
+        let router = drone_delivery::http::router(drone_delivery::Commands::new(broker), tracker);
+        let (status, body) = call(&router, "DELETE", "/deliveries/not-a-uuid", "").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("delivery_id"),
+            "{body}"
+        );
+        let key = Uuid::new_v4();
+        // An empty body is `{}`: CancelDelivery's only field is optional.
+        let (status, body) = call(&router, "DELETE", &format!("/deliveries/{key}"), "").await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["key"], key.to_string());
+        let (status, _) = call(&router, "PUT", &format!("/deliveries/{key}"), "{}").await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "RescheduleDelivery needs its fields"
+        );
+    }
+}

@@ -48,12 +48,20 @@ pub fn compile(spec: impl AsRef<Path>) -> Result<(), BuildError> {
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     out_dir: Option<PathBuf>,
+    options: crate::codegen::Options,
 }
 
 impl Builder {
     /// Defaults: write to `OUT_DIR`.
     pub fn new() -> Self {
         Builder::default()
+    }
+
+    /// Also generates the HTTP ingress of the `@http` commands (`pub mod
+    /// http` in the module; needs choreo-runtime's `http` feature).
+    pub fn http(mut self, enabled: bool) -> Self {
+        self.options.http = enabled;
+        self
     }
 
     /// Writes somewhere else than `OUT_DIR`.
@@ -107,9 +115,11 @@ impl Builder {
         };
         let name = crate::codegen::module_name(&checked);
         let path = dir.join(format!("{}.rs", name.trim_start_matches("r#")));
-        std::fs::write(&path, crate::codegen::source(&checked)).map_err(|e| BuildError {
-            message: format!("cannot write `{}`: {e}", path.display()),
-        })?;
+        std::fs::write(&path, crate::codegen::source_with(&checked, self.options)).map_err(
+            |e| BuildError {
+                message: format!("cannot write `{}`: {e}", path.display()),
+            },
+        )?;
         Ok(path)
     }
 }

@@ -59,6 +59,8 @@ pub mod broker;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod envelope;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod payload;
 pub mod progress;
 pub mod service;

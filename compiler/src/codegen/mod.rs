@@ -7,6 +7,7 @@
 //! in the spec's order, so the output is deterministic. What the module
 //! holds is described in `docs/codegen.md`.
 
+mod http;
 mod names;
 mod participants;
 mod types;
@@ -105,8 +106,21 @@ pub fn module_name(spec: &CheckedSpec) -> String {
     id(&names::snake(&spec.name.text)).to_string()
 }
 
-/// The generated module, `pub mod <name> { … }`.
+/// What to generate beyond the module's core.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// An axum HTTP ingress for the `@http` commands (`pub mod http`); the
+    /// crate then needs choreo-runtime's `http` feature.
+    pub http: bool,
+}
+
+/// The generated module, `pub mod <name> { … }`, with default options.
 pub fn module(spec: &CheckedSpec) -> TokenStream {
+    module_with(spec, Options::default())
+}
+
+/// The generated module with `options`.
+pub fn module_with(spec: &CheckedSpec, options: Options) -> TokenStream {
     let mut names = Names::new(spec);
     let plans = participants::plan(spec, &mut names);
     let module = id(&names::snake(&spec.name.text));
@@ -153,6 +167,11 @@ pub fn module(spec: &CheckedSpec) -> TokenStream {
     let commands = commands(spec, &names);
     let topology = topology(spec, &names, &plans);
     let start_all = start_all(&plans);
+    let http = if options.http {
+        http::module(spec, &names)
+    } else {
+        TokenStream::new()
+    };
 
     quote! {
         pub mod #module {
@@ -181,6 +200,7 @@ pub fn module(spec: &CheckedSpec) -> TokenStream {
             #commands
             #topology
             #start_all
+            #http
         }
     }
 }
@@ -188,7 +208,12 @@ pub fn module(spec: &CheckedSpec) -> TokenStream {
 /// The module as formatted Rust source, with a header saying where it came
 /// from.
 pub fn source(spec: &CheckedSpec) -> String {
-    let tokens = module(spec);
+    source_with(spec, Options::default())
+}
+
+/// The formatted module with `options`.
+pub fn source_with(spec: &CheckedSpec, options: Options) -> String {
+    let tokens = module_with(spec, options);
     let body = match syn::parse2::<syn::File>(tokens.clone()) {
         Ok(file) => prettyplease::unparse(&file),
         // The generator builds valid Rust; should it not, the unformatted
@@ -444,6 +469,11 @@ pub(crate) use participants::{OutcomeShape, ParticipantSketch};
 
 /// The name of the `Commands` method that sends message `m`.
 pub(crate) fn command_method(spec: &CheckedSpec, m: crate::model::MessageId) -> String {
+    command_method_ident(spec, m).to_string()
+}
+
+/// The `Commands` method that sends message `m`, as an identifier.
+pub(crate) fn command_method_ident(spec: &CheckedSpec, m: crate::model::MessageId) -> Ident {
     let mut methods = Namespace::default();
     for fixed in ["new", "with_topics", "from_client", "client"] {
         methods.take(fixed);
@@ -459,7 +489,7 @@ pub(crate) fn command_method(spec: &CheckedSpec, m: crate::model::MessageId) -> 
             found = name;
         }
     }
-    id(&found).to_string()
+    id(&found)
 }
 pub(crate) use names::ident as rust_ident;
 

@@ -666,16 +666,40 @@ impl<'a> Builder<'a> {
         self.diags.extend(found);
     }
 
-    /// `@http` paths may name the key, and only the key.
+    /// `@http` paths may name the key, and only the key; two commands
+    /// cannot answer the same method and path.
     fn check_http_paths(&mut self) {
         let key = self.spec.key.as_ref().map(|k| k.name.text.as_str());
-        let found: Vec<Diagnostic> = self
+        let mut found: Vec<Diagnostic> = self
             .spec
             .messages
             .iter()
             .filter_map(|m| m.http.as_ref())
             .filter_map(|route| check_http_path(&route.path, route.span, key))
             .collect();
+        let mut seen: HashMap<(HttpMethod, &str), (&str, Span)> = HashMap::default();
+        for m in &self.spec.messages {
+            let Some(route) = &m.http else { continue };
+            let path = route.path.trim_end_matches('/');
+            if let Some((other, first)) = seen.get(&(route.method, path)) {
+                found.push(
+                    Diagnostic::new(
+                        Code::E0103,
+                        route.span,
+                        format!(
+                            "`{} {}` is already the route of `{other}`",
+                            route.method.as_str(),
+                            route.path
+                        ),
+                    )
+                    .with_primary_message("same method and path")
+                    .with_label(*first, "first used here")
+                    .with_help("give each command its own method or path"),
+                );
+            } else {
+                seen.insert((route.method, path), (&m.name.text, route.span));
+            }
+        }
         self.diags.extend(found);
     }
 
