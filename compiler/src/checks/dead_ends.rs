@@ -220,14 +220,10 @@ fn report(
     let start = spec.message(run.start);
     let last = steps.last().map_or(run.region[end], |(m, _)| *m);
     let last_name = spec.message_name(last);
-    let emitted_at = steps.last().and_then(|(_, r)| *r).and_then(|r| {
-        spec.reaction(r)
-            .outcomes()
-            .iter()
-            .flat_map(|o| o.events.iter())
-            .find(|e| e.id == last)
-            .map(|e| e.span)
-    });
+    let emitted_at = steps
+        .last()
+        .and_then(|(_, r)| *r)
+        .and_then(|r| spec.reaction(r).emission_span(last));
     let at_last = emitted_at.unwrap_or(spec.message(last).name.span);
     let (span, label, help) = match (avoidable[end], ended_by) {
         (Some(Stop::NoWayOut), _) if looped => (

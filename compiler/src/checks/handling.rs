@@ -11,12 +11,7 @@ pub(crate) fn check(spec: &Spec, diags: &mut Vec<Diagnostic>) {
         let producers = spec.flow.producers(id);
         if !producers.is_empty() && consumers.is_empty() && m.terminal.is_none() {
             let first = spec.reaction(producers[0]);
-            let emitted_at = first
-                .outcomes()
-                .iter()
-                .flat_map(|o| o.events.iter())
-                .find(|e| e.id == id)
-                .map_or(first.span, |e| e.span);
+            let emitted_at = first.emission_span(id).unwrap_or(first.span);
             diags.push(
                 Diagnostic::new(
                     Code::E0201,
@@ -36,12 +31,7 @@ pub(crate) fn check(spec: &Spec, diags: &mut Vec<Diagnostic>) {
         }
         if producers.is_empty() && !consumers.is_empty() && m.external.is_none() {
             let first = spec.reaction(consumers[0]);
-            let consumed_at = first
-                .trigger
-                .messages
-                .iter()
-                .find(|t| t.id == id)
-                .map_or(first.span, |t| t.span);
+            let consumed_at = first.trigger_span(id).unwrap_or(first.span);
             diags.push(
                 Diagnostic::new(
                     Code::E0202,

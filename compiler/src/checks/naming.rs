@@ -65,12 +65,7 @@ pub(crate) fn check(spec: &Spec, diags: &mut Vec<Diagnostic>) {
     if let Some(k) = &spec.key {
         snake("key", &k.name, diags);
     }
-    let fields = spec
-        .records
-        .iter()
-        .flat_map(|r| r.fields.iter())
-        .chain(spec.messages.iter().flat_map(|m| m.fields.iter()));
-    for f in fields {
+    for f in spec.fields() {
         snake("field", &f.name, diags);
     }
 }

@@ -19,12 +19,7 @@ pub(crate) fn check<'s>(
     let mut message_used = vec![false; spec.messages.len()];
     let mut deprecated_uses: Vec<(Span, String, &'s Deprecation)> = Vec::new();
 
-    let fields = spec
-        .records
-        .iter()
-        .flat_map(|r| r.fields.iter())
-        .chain(spec.messages.iter().flat_map(|m| m.fields.iter()));
-    for f in fields {
+    for f in spec.fields() {
         let mut ty = &f.ty;
         loop {
             match ty {

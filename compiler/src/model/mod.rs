@@ -500,6 +500,24 @@ impl Reaction {
     pub fn emitted(&self) -> impl Iterator<Item = MessageId> + '_ {
         self.outcomes().iter().flat_map(Outcome::ids)
     }
+
+    /// Where this reaction first names `id` among its outcomes.
+    pub fn emission_span(&self, id: MessageId) -> Option<Span> {
+        self.outcomes()
+            .iter()
+            .flat_map(|o| o.events.iter())
+            .find(|e| e.id == id)
+            .map(|e| e.span)
+    }
+
+    /// Where this reaction names `id` in its trigger.
+    pub fn trigger_span(&self, id: MessageId) -> Option<Span> {
+        self.trigger
+            .messages
+            .iter()
+            .find(|t| t.id == id)
+            .map(|t| t.span)
+    }
 }
 
 impl Spec {
@@ -536,6 +554,14 @@ impl Spec {
     /// The participant a reaction belongs to.
     pub fn reaction_participant(&self, id: ReactionId) -> &Participant {
         self.participant(self.reaction(id).participant)
+    }
+
+    /// Every field of every record, command and event, in order.
+    pub fn fields(&self) -> impl Iterator<Item = &Field> + '_ {
+        self.records
+            .iter()
+            .flat_map(|r| r.fields.iter())
+            .chain(self.messages.iter().flat_map(|m| m.fields.iter()))
     }
 
     /// Ids of every message, in order.
