@@ -113,6 +113,13 @@ pub fn check(file: &SourceFile) -> Report {
         }
     };
     let (spec, mut diagnostics) = model::build(&ast);
+    // The syntax tree is not needed any more; freeing a large one takes a
+    // while, which another thread can spend while the checks run.
+    if file.text().len() >= 256 * 1024 {
+        std::thread::spawn(move || drop(ast));
+    } else {
+        drop(ast);
+    }
     let declarations_ok = !diagnostics.iter().any(Diagnostic::is_error);
     diagnostics.extend(checks::run(&spec, declarations_ok));
     diagnostic::sort(&mut diagnostics);

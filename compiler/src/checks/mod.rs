@@ -17,6 +17,9 @@ mod runs;
 mod usage;
 
 use crate::diagnostic::Diagnostic;
+
+/// Specs with at least this many commands analyse their runs on two threads.
+const PARALLEL_FROM_COMMANDS: usize = 256;
 use crate::model::Spec;
 
 /// Runs every check on a model.
@@ -48,11 +51,39 @@ pub fn run(spec: &Spec, declarations_ok: bool) -> Vec<Diagnostic> {
         })
         .collect();
     let runs = runs::Runs::new(spec, fires);
-    let command_runs: Vec<runs::CommandRun> =
-        spec.commands().map(|c| runs.command_run(c)).collect();
-    for run in &command_runs {
-        dead_ends::check(&runs, run, &mut diags);
-    }
+    let commands: Vec<_> = spec.commands().collect();
+    // Each command's run is analysed on its own: on a large spec, half of
+    // them on another thread.
+    let analyse = |commands: &[crate::model::MessageId]| {
+        let mut found = Vec::new();
+        let command_runs: Vec<runs::CommandRun> = commands
+            .iter()
+            .map(|&c| {
+                let run = runs.command_run(c);
+                dead_ends::check(&runs, &run, &mut found);
+                run
+            })
+            .collect();
+        (command_runs, found)
+    };
+    let (command_runs, found) = if commands.len() >= PARALLEL_FROM_COMMANDS {
+        let (first, second) = commands.split_at(commands.len() / 2);
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| analyse(second));
+            let (mut runs_a, mut found_a) = analyse(first);
+            let (runs_b, found_b) = match other.join() {
+                Ok(done) => done,
+                // A panic there is a bug: let it surface as one here.
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            runs_a.extend(runs_b);
+            found_a.extend(found_b);
+            (runs_a, found_a)
+        })
+    } else {
+        analyse(&commands)
+    };
+    diags.extend(found);
     compensation::check_order(&runs, &mut diags);
     compensation::check_missing(&runs, &command_runs, &mut diags);
     diags
