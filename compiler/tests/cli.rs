@@ -307,7 +307,9 @@ fn new_scaffolds_a_workspace_and_explains_itself() {
     let help = choreoc(&["new", "--help"]);
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(
-        text.contains("--runtime-path") && text.contains("--force") && text.contains("TODO(choreo)"),
+        text.contains("--runtime-path")
+            && text.contains("--force")
+            && text.contains("TODO(choreo)"),
         "{text}"
     );
     let bad = choreoc(&[
