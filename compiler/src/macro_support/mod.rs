@@ -14,7 +14,8 @@
 //!   prints (file, line, column, code, the source line, help).
 //!
 //! Warnings do not fail the build and are not shown: `choreoc check` shows
-//! them. The expansion never panics.
+//! them. The expansion does not panic; should a bug make it, the panic is
+//! caught and becomes a compile error.
 
 mod text;
 
@@ -105,18 +106,18 @@ fn parse_input(input: TokenStream) -> Result<Input, TokenStream> {
 
 /// `file = "path"`, with an optional trailing comma.
 fn file_argument(tokens: &[TokenTree]) -> Result<Input, TokenStream> {
-    let eq_span = tokens[1].span();
     let expected = "expected the spec's path as a string literal: `file = \"specs/name.choreo\"`";
     let Some(value) = tokens.get(2) else {
-        return Err(error_at(eq_span, eq_span, expected));
+        let eq = tokens.get(1).map_or_else(Span::call_site, TokenTree::span);
+        return Err(error_at(eq, eq, expected));
     };
     let path = match value {
-        TokenTree::Literal(literal) => {
-            syn::parse2::<syn::LitStr>(value.clone().into()).map(|s| (s.value(), literal.clone()))
-        }
-        _ => Err(syn::Error::new(value.span(), expected)),
+        TokenTree::Literal(literal) => syn::parse2::<syn::LitStr>(value.clone().into())
+            .ok()
+            .map(|s| (s.value(), literal.clone())),
+        _ => None,
     };
-    let Ok((path, literal)) = path else {
+    let Some((path, literal)) = path else {
         return Err(error_at(value.span(), value.span(), expected));
     };
     let rest = match tokens.get(3) {
@@ -243,7 +244,8 @@ fn from_file(path: &str, at: Span, manifest_dir: Option<&Path>) -> TokenStream {
             quote!(#tracked #module)
         }
         Err(_) => {
-            let error = error_at(at, at, &crate::build::errors_message(&file, &diagnostics));
+            let message = crate::build::errors_message(&file, &diagnostics);
+            let error = error_at(at, at, message.trim_end());
             quote!(#tracked #error)
         }
     }
