@@ -14,7 +14,7 @@
 //! ```
 
 use crate::render::{render_text, ColorMode};
-use crate::Severity;
+use crate::{Diagnostic, Severity, SourceFile};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -96,14 +96,8 @@ impl Builder {
         let checked = match report.into_checked() {
             Ok((checked, _)) => checked,
             Err(_) => {
-                let errors = diagnostics.iter().filter(|d| d.is_error()).count();
                 return Err(BuildError {
-                    message: format!(
-                        "the choreo spec `{}` has {errors} error{}:\n\n{}",
-                        spec.display(),
-                        if errors == 1 { "" } else { "s" },
-                        render_text(&file, &diagnostics, ColorMode::Never)
-                    ),
+                    message: errors_message(&file, &diagnostics),
                 });
             }
         };
@@ -122,4 +116,17 @@ impl Builder {
         )?;
         Ok(path)
     }
+}
+
+/// How a spec with errors fails a build (here and in `choreo!`): a headline
+/// naming the file and counting the errors, then every diagnostic as
+/// `choreoc check` prints it, without colour.
+pub(crate) fn errors_message(file: &SourceFile, diagnostics: &[Diagnostic]) -> String {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    format!(
+        "the choreo spec `{}` has {errors} error{}:\n\n{}",
+        file.name(),
+        if errors == 1 { "" } else { "s" },
+        render_text(file, diagnostics, ColorMode::Never)
+    )
 }

@@ -76,8 +76,10 @@ pub use serde;
 #[doc(hidden)]
 pub use serde_json;
 
-// Reserved for issue 4: with the `macros` feature this crate will
-// re-export `choreo!` from `choreo-macros` here.
+/// With the `macros` feature: `choreo!`, a spec checked and expanded
+/// inline into the module `choreoc generate` writes (see `docs/macro.md`).
+#[cfg(feature = "macros")]
+pub use choreo_macros::choreo;
 
 pub use broker::memory::{MemoryBroker, MemoryOptions};
 pub use broker::{
