@@ -4,9 +4,12 @@
 //!
 //! Two stages: `PlaceOrder` → `place_order` → `OrderPlaced` → `charge`.
 //! Each command makes two handlings; the figure is handlings per second.
+//! Both sides carry the same values: envelopes built as the runtime builds
+//! them (ids, time, trace, correlation, causation, typed payload).
 //!
-//! Run: `cargo bench -p choreo-runtime --bench pipeline` (set
-//! `CHOREO_BENCH_EVENTS` to change the number of commands, default 500000).
+//! Run: `cargo bench -p choreo-runtime --bench pipeline`. Environment:
+//! `CHOREO_BENCH_EVENTS` (commands per round, default 500000),
+//! `CHOREO_BENCH_ROUNDS` (default 3), `CHOREO_BENCH_ONLY=raw|broker`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +20,9 @@ use choreo_runtime::service::{
     Client, Emit, HandlerError, Reaction, ServiceDefinition, ServiceOptions, Stores, Topics,
     Trigger,
 };
-use choreo_runtime::{MemoryBroker, Message, SharedBroker};
+use choreo_runtime::{
+    Envelope, EventId, MemoryBroker, Message, Payload, SharedBroker, SharedStr, TraceParent,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,28 +66,68 @@ fn command(n: u64) -> PlaceOrder {
 
 const CHANNEL: usize = 1024;
 
+/// The most values a raw stage takes off its channel at once.
+const RAW_BATCH: usize = 128;
+
+/// The command envelope, built as `Client::send` builds it: a v7 id, the
+/// time, a new trace, the instance key, the typed payload.
+fn command_envelope(n: u64) -> Envelope {
+    Envelope::of(n.to_string(), command(n))
+        .source("bench")
+        .build()
+}
+
+/// The envelope of the event `place_order` emits, built as the runtime
+/// builds it: derived id, causation, correlation, continued trace, time.
+fn emitted_envelope(cause: &Envelope, source: &SharedStr, event: OrderPlaced) -> Envelope {
+    Envelope::caused_by(
+        cause,
+        EventId::derived(cause.id(), "place", 0),
+        SharedStr::from_static(OrderPlaced::TYPE),
+        source.clone(),
+        cause
+            .traceparent()
+            .map_or_else(TraceParent::new_root, |t| t.child()),
+        None,
+        Payload::typed(event),
+    )
+}
+
+/// The physical limit: the same envelopes between the same handler
+/// functions, over two bounded tokio mpsc channels, each stage taking
+/// what is queued in one go (`recv_many`). No inbox, no acks.
 async fn raw_pipeline(n: u64) -> Duration {
     let ledger = Arc::new(AtomicU64::new(0));
-    let (tx1, mut rx1) = tokio::sync::mpsc::channel::<PlaceOrder>(CHANNEL);
-    let (tx2, mut rx2) = tokio::sync::mpsc::channel::<OrderPlaced>(CHANNEL);
+    let (tx1, mut rx1) = tokio::sync::mpsc::channel::<Envelope>(CHANNEL);
+    let (tx2, mut rx2) = tokio::sync::mpsc::channel::<Envelope>(CHANNEL);
     let start = Instant::now();
     let stage1 = tokio::spawn(async move {
-        while let Some(cmd) = rx1.recv().await {
-            tx2.send(place_order(cmd)).await.unwrap();
+        let source = SharedStr::from_static("Bench/Orders");
+        let mut buf = Vec::with_capacity(RAW_BATCH);
+        while rx1.recv_many(&mut buf, RAW_BATCH).await > 0 {
+            for cmd in buf.drain(..) {
+                let out = place_order(cmd.decode().unwrap());
+                tx2.send(emitted_envelope(&cmd, &source, out))
+                    .await
+                    .unwrap();
+            }
         }
     });
     let l = ledger.clone();
     let stage2 = tokio::spawn(async move {
         let mut handled = 0u64;
-        while let Some(evt) = rx2.recv().await {
-            charge(evt, &l);
-            handled += 1;
+        let mut buf = Vec::with_capacity(RAW_BATCH);
+        while rx2.recv_many(&mut buf, RAW_BATCH).await > 0 {
+            for evt in buf.drain(..) {
+                charge(evt.decode().unwrap(), &l);
+                handled += 1;
+            }
         }
         handled
     });
     let producer = tokio::spawn(async move {
         for i in 0..n {
-            tx1.send(command(i)).await.unwrap();
+            tx1.send(command_envelope(i)).await.unwrap();
         }
     });
     producer.await.unwrap();
@@ -192,7 +237,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let rounds = 3;
+    let rounds: usize = std::env::var("CHOREO_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let best = |v: &[Duration]| v.iter().min().copied().unwrap();
     // CHOREO_BENCH_ONLY=raw|broker runs one side (for profiling).
     let only = std::env::var("CHOREO_BENCH_ONLY").unwrap_or_default();
