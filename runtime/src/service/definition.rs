@@ -176,7 +176,8 @@ impl Input {
 /// The messages a handling emits; the runtime fills in their attributes.
 #[derive(Debug, Clone, Default)]
 pub struct Emit {
-    pub(crate) messages: Vec<(SharedStr, Payload)>,
+    // Mostly one message: kept inline, no allocation per handling.
+    pub(crate) messages: SmallVec<[(SharedStr, Payload); 1]>,
 }
 
 impl Emit {

@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::definition::{Context, HandlerError, Input, Reaction, Trigger};
 use super::options::bump;
-use super::runner::{Handled, InboxAction, Outcome, PreClaims, Runner};
+use super::runner::{Handled, InboxAction, Outbox, Outcome, PreClaims, Runner};
 use crate::broker::{Delivery, Settlement};
 use crate::envelope::{Envelope, EventId, SharedStr, TraceParent};
 use crate::payload::Payload;
@@ -31,15 +31,16 @@ impl Runner {
             return Handled::settled(d, Settlement::DeadLetter { reason });
         };
         let attempt = d.attempt();
-        let mut completions = Vec::new();
+        let mut completions = SmallVec::new();
         let (mut complete, mut release) = (SmallVec::new(), SmallVec::new());
+        let mut publish = SmallVec::new();
         let mut retry_in: Option<Duration> = None;
         let mut dead: Vec<(usize, String)> = Vec::new();
         let mut busy = false;
         for &i in reactions {
             let r = &self.def.reactions[i];
             let claim = pre.iter().find(|(ri, _)| *ri == i).map(|(_, c)| c.clone());
-            let (outcome, action) = self.react(i, &env, attempt, claim).await;
+            let (outcome, action) = self.react(i, &env, attempt, claim, &mut publish).await;
             match action {
                 InboxAction::None => {}
                 InboxAction::Complete(id) => complete.push((i, id)),
@@ -108,6 +109,7 @@ impl Runner {
             completions,
             complete,
             release,
+            publish,
         }
     }
 
@@ -131,13 +133,15 @@ impl Runner {
     /// Runs reaction `i` for `env`, at most once per event (per instance
     /// for a join), whatever the number of deliveries. A plain reaction
     /// comes with its batch claim and leaves the inbox update to the
-    /// flush; a join claims and updates its firing here.
+    /// flush; a join claims and updates its firing here. What the handler
+    /// emits goes to `publish`, for the flush to publish (see [`Self::fire`]).
     async fn react(
         &self,
         i: usize,
         env: &Envelope,
         attempt: u32,
         claim: Option<Result<Claim, StoreError>>,
+        publish: &mut Outbox,
     ) -> (Outcome, InboxAction) {
         let r = &self.def.reactions[i];
         let scope = &self.scopes[i];
@@ -205,7 +209,10 @@ impl Runner {
             Ok(Claim::Busy) => return (Outcome::Busy, InboxAction::None),
             Ok(Claim::Acquired) => {}
         }
-        match self.fire(r, scope, env, inputs, &dedup_id, attempt).await {
+        match self
+            .fire(r, scope, env, inputs, &dedup_id, attempt, publish)
+            .await
+        {
             Ok(emitted) => {
                 bump(&self.counters.handled);
                 let c = self.completion(i, env, CompletionOutcome::Handled, emitted);
@@ -216,6 +223,12 @@ impl Runner {
     }
 
     /// The handler run proper: bound check, timeout, panic guard, emit.
+    ///
+    /// The emitted envelopes are appended to `publish`: the batch's flush
+    /// publishes them all in one `publish_batch`, before the done marks and
+    /// the acks. A `@bounded` reaction publishes here instead, since it
+    /// counts its firing once its events are out.
+    #[allow(clippy::too_many_arguments)]
     async fn fire(
         &self,
         r: &Reaction,
@@ -224,6 +237,7 @@ impl Runner {
         inputs: SmallVec<[Envelope; 2]>,
         dedup_id: &EventId,
         attempt: u32,
+        publish: &mut Outbox,
     ) -> Result<SmallVec<[EmittedEvent; 1]>, Outcome> {
         let instance = trigger.correlation_shared();
         if let Some(bound) = r.bound {
@@ -262,11 +276,12 @@ impl Runner {
         };
         let run = AssertUnwindSafe((r.handler)(ctx, Input::new(inputs))).catch_unwind();
         let result = match r.timeout {
-            Some(t) => tokio::time::timeout(t, run)
-                .instrument(span.clone())
+            // Boxed: a timer is large, and most reactions have none; the
+            // handling future is boxed per delivery.
+            Some(t) => Box::pin(tokio::time::timeout(t, run).instrument(span))
                 .await
                 .unwrap_or(Ok(Err(HandlerError::Timeout(t)))),
-            None => run.instrument(span.clone()).await,
+            None => run.instrument(span).await,
         };
         let emit = match result {
             Ok(Ok(emit)) => emit,
@@ -286,28 +301,23 @@ impl Runner {
             .traceparent()
             .map_or_else(TraceParent::new_root, |t| t.child());
         let mut emitted = SmallVec::with_capacity(emit.messages.len());
-        let mut out: Vec<(SharedStr, Envelope)> = Vec::with_capacity(emit.messages.len());
+        let first = publish.len();
         for (n, (ty, payload)) in emit.messages.into_iter().enumerate() {
             let env = self.emitted_envelope(&r.name, trigger, dedup_id, n, &ty, payload, trace);
             emitted.push(EmittedEvent {
                 id: env.id().clone(),
                 ty: ty.clone(),
             });
-            out.push((self.topic_for(&ty), env));
+            publish.push((self.topic_for(&ty), env));
         }
-        let published = match out.len() {
-            0 => Ok(()),
-            1 => match out.pop() {
-                Some((topic, env)) => self.broker.publish(&topic, env).await,
-                None => Ok(()),
-            },
-            _ => self.broker.publish_batch(out).await,
-        };
-        published.map_err(|e| {
-            Outcome::Failed(HandlerError::failed(format!(
-                "publishing the outcome failed: {e}"
-            )))
-        })?;
+        if r.bound.is_some() && publish.len() > first {
+            let out: Vec<(SharedStr, Envelope)> = publish.drain(first..).collect();
+            self.broker.publish_batch(out).await.map_err(|e| {
+                Outcome::Failed(HandlerError::failed(format!(
+                    "publishing the outcome failed: {e}"
+                )))
+            })?;
+        }
         if r.bound.is_some() {
             self.stores
                 .state

@@ -92,6 +92,21 @@ pub(super) struct Runner {
 }
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
+/// The inbox ids of reaction `i` in `finished`, from the list `pick` gives.
+fn scope_ids(
+    finished: &[Handled],
+    i: usize,
+    pick: impl Fn(&Handled) -> &SmallVec<[(usize, EventId); 1]>,
+) -> Vec<EventId> {
+    finished
+        .iter()
+        .flat_map(|h| pick(h).iter())
+        .filter(|(r, _)| *r == i)
+        .map(|(_, id)| id.clone())
+        .collect()
+}
 
 /// How many more deliveries a service may take.
 struct Capacity {
@@ -108,14 +123,20 @@ pub(super) enum Outcome {
     DeadLetter(String),
 }
 
+/// Emitted envelopes waiting for the flush, with their topics (mostly
+/// one per handling: kept inline).
+pub(super) type Outbox = SmallVec<[(SharedStr, Envelope); 1]>;
+
 /// A finished handling, waiting for the batch's flush.
 pub(super) struct Handled {
     pub(super) delivery: Delivery,
     pub(super) settlement: Settlement,
-    pub(super) completions: Vec<Completion>,
+    pub(super) completions: SmallVec<[Completion; 1]>,
     /// Inbox ids to mark done, and to release, by reaction.
     pub(super) complete: SmallVec<[(usize, EventId); 1]>,
     pub(super) release: SmallVec<[(usize, EventId); 1]>,
+    /// What the handlers emitted, to publish before the done marks.
+    pub(super) publish: Outbox,
 }
 
 impl Handled {
@@ -124,9 +145,21 @@ impl Handled {
         Handled {
             delivery,
             settlement,
-            completions: Vec::new(),
+            completions: SmallVec::new(),
             complete: SmallVec::new(),
             release: SmallVec::new(),
+            publish: SmallVec::new(),
+        }
+    }
+
+    /// What was emitted could not be published: nothing of this handling
+    /// counts as done; the delivery comes again (the handler reruns and
+    /// emits the same ids) after the broker's back-off.
+    fn unpublished(&mut self) {
+        self.release.extend(self.complete.drain(..));
+        self.completions.clear();
+        if !matches!(self.settlement, Settlement::Nack { .. }) {
+            self.settlement = Settlement::Nack { delay: None };
         }
     }
 }
@@ -321,50 +354,64 @@ impl Runner {
         }
     }
 
+    /// Settles finished handlings in one go: publishes what they emitted
+    /// (one `publish_batch`), marks their ids done (one call per
+    /// reaction), publishes the progress notice, then acks.
     async fn flush(&self, finished: &mut Vec<Handled>) {
         if finished.is_empty() {
             return;
         }
+        let emitted: usize = finished.iter().map(|h| h.publish.len()).sum();
+        if emitted > 0 {
+            let mut out = Vec::with_capacity(emitted);
+            let mut emitters: SmallVec<[usize; 16]> = SmallVec::new();
+            for (n, h) in finished.iter_mut().enumerate() {
+                if !h.publish.is_empty() {
+                    emitters.push(n);
+                    out.extend(h.publish.drain(..));
+                }
+            }
+            if let Err(e) = self.broker.publish_batch(out).await {
+                tracing::warn!(participant = %self.def.participant, error = %e, "publishing emitted events failed; their triggers come again");
+                for n in emitters {
+                    finished[n].unpublished();
+                }
+            }
+        }
+        // Done marks first: once a delivery is acked its id must read done.
+        for (i, scope) in self.scopes.iter().enumerate() {
+            let ids = scope_ids(finished, i, |h| &h.complete);
+            if ids.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.stores.inbox.complete_many(scope, &ids).await {
+                // Outputs are out; a rerun republishes the same ids.
+                tracing::warn!(scope = %scope, error = %e, "inbox completions not stored");
+            }
+        }
+        for (i, scope) in self.scopes.iter().enumerate() {
+            let ids = scope_ids(finished, i, |h| &h.release);
+            if ids.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.stores.inbox.release_many(scope, &ids).await {
+                tracing::warn!(scope = %scope, error = %e, "inbox claims not released; they lapse with their lease");
+            }
+        }
         let mut completions = Vec::new();
         let mut settlements = Vec::with_capacity(finished.len());
-        let mut complete: Vec<Vec<EventId>> = vec![Vec::new(); self.scopes.len()];
-        let mut release: Vec<Vec<EventId>> = vec![Vec::new(); self.scopes.len()];
         for h in finished.drain(..) {
             if matches!(h.settlement, Settlement::DeadLetter { .. }) {
                 bump(&self.counters.dead_lettered);
             }
-            completions.extend(h.completions);
-            for (i, id) in h.complete {
-                complete[i].push(id);
-            }
-            for (i, id) in h.release {
-                release[i].push(id);
+            if self.opts.progress_notices {
+                completions.extend(h.completions);
             }
             settlements.push((h.delivery, h.settlement));
         }
-        // Done marks first: once a delivery is acked its id must read done.
-        for (i, ids) in complete
-            .iter()
-            .enumerate()
-            .filter(|(_, ids)| !ids.is_empty())
-        {
-            if let Err(e) = self.stores.inbox.complete_many(&self.scopes[i], ids).await {
-                // Outputs are out; a rerun republishes the same ids.
-                tracing::warn!(scope = %self.scopes[i], error = %e, "inbox completions not stored");
-            }
-        }
-        for (i, ids) in release
-            .iter()
-            .enumerate()
-            .filter(|(_, ids)| !ids.is_empty())
-        {
-            if let Err(e) = self.stores.inbox.release_many(&self.scopes[i], ids).await {
-                tracing::warn!(scope = %self.scopes[i], error = %e, "inbox claims not released; they lapse with their lease");
-            }
-        }
         // Notices go out before the acks: a tracker must never see an
         // instance idle while its last handling is still unreported.
-        if self.opts.progress_notices && !completions.is_empty() {
+        if !completions.is_empty() {
             let notice = ProgressNotice {
                 choreography: self.def.choreography.clone(),
                 participant: self.def.participant.clone(),
@@ -394,9 +441,16 @@ impl Runner {
         let mut per_reaction: Vec<(Vec<usize>, Vec<EventId>)> =
             vec![(Vec::new(), Vec::new()); self.scopes.len()];
         let mut out: Vec<Option<PreClaims>> = vec![Some(SmallVec::new()); deliveries.len()];
-        let mut seen = std::collections::HashSet::with_capacity(deliveries.len());
+        let mut seen = FastSet::with_capacity_and_hasher(
+            if deliveries.len() > 1 {
+                deliveries.len()
+            } else {
+                0
+            },
+            Default::default(),
+        );
         for (di, d) in deliveries.iter().enumerate() {
-            if !seen.insert(d.envelope().id()) {
+            if deliveries.len() > 1 && !seen.insert(d.envelope().id()) {
                 out[di] = None;
                 continue;
             }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use smallvec::SmallVec;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -84,7 +85,8 @@ impl Eq for Delayed {}
 
 struct InFlight {
     pending: Pending,
-    member: Arc<Member>,
+    /// The member holding it (see `GroupState::members`).
+    member: u64,
     deadline: Instant,
 }
 
@@ -150,17 +152,20 @@ impl Group {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Enqueues a newly published message (`copies` times) and wakes a member.
-    pub(super) fn push(&self, env: &Envelope, copies: usize) {
+    /// Enqueues newly published messages (each `copies` times) and wakes
+    /// a member: one lock and one wake for a run of messages.
+    pub(super) fn push<'a>(&self, envs: impl IntoIterator<Item = &'a Envelope>, copies: usize) {
         let mut st = self.lock();
-        for _ in 0..copies {
-            let seq = st.next_seq;
-            st.next_seq += 1;
-            st.ready.push_back(Pending {
-                env: env.clone(),
-                delivered: 0,
-                seq,
-            });
+        for env in envs {
+            for _ in 0..copies {
+                let seq = st.next_seq;
+                st.next_seq += 1;
+                st.ready.push_back(Pending {
+                    env: env.clone(),
+                    delivered: 0,
+                    seq,
+                });
+            }
         }
         wake_one(&st.members);
     }
@@ -173,17 +178,21 @@ impl Group {
     pub(super) fn leave(&self, member_id: u64) {
         let dead = {
             let mut st = self.lock();
+            let leaving: Option<Arc<Member>> =
+                st.members.iter().find(|m| m.id == member_id).cloned();
             st.members.retain(|m| m.id != member_id);
             let tags: Vec<u64> = st
                 .in_flight
                 .iter()
-                .filter(|(_, f)| f.member.id == member_id)
+                .filter(|(_, f)| f.member == member_id)
                 .map(|(t, _)| *t)
                 .collect();
             let mut dead = Vec::new();
             for tag in tags {
                 if let Some(f) = st.in_flight.remove(&tag) {
-                    f.member.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    if let Some(m) = &leaving {
+                        m.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    }
                     self.requeue(&mut st, f.pending, None, &mut dead);
                 }
             }
@@ -227,6 +236,7 @@ impl Group {
             let mut st = self.lock();
             self.promote(&mut st, now, &mut dead);
             let settler = self.this.upgrade().map(|g| g as Arc<dyn Settler>);
+            let deadline = now + self.config.ack_wait;
             let mut taken = 0;
             while taken < budget {
                 let Some(mut p) = st.ready.pop_front() else {
@@ -248,8 +258,6 @@ impl Group {
                 p.delivered += 1;
                 let tag = st.next_tag;
                 st.next_tag += 1;
-                let deadline = now + self.config.ack_wait;
-                st.next_expiry = Some(st.next_expiry.map_or(deadline, |e| e.min(deadline)));
                 if let Some(settler) = &settler {
                     out.push(Delivery::new(
                         p.env.clone(),
@@ -259,16 +267,20 @@ impl Group {
                         settler.clone(),
                     ));
                 }
-                member.in_flight.fetch_add(1, Ordering::SeqCst);
                 st.in_flight.insert(
                     tag,
                     InFlight {
                         pending: p,
-                        member: member.clone(),
+                        member: member.id,
                         deadline,
                     },
                 );
                 taken += 1;
+            }
+            if taken > 0 {
+                // One count for the whole batch.
+                member.in_flight.fetch_add(taken, Ordering::SeqCst);
+                st.next_expiry = Some(st.next_expiry.map_or(deadline, |e| e.min(deadline)));
             }
             // Others may be waiting for what this member left.
             if !st.ready.is_empty() {
@@ -300,7 +312,9 @@ impl Group {
                 .collect();
             for tag in expired {
                 if let Some(f) = st.in_flight.remove(&tag) {
-                    f.member.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    if let Some(m) = st.members.iter().find(|m| m.id == f.member) {
+                        m.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    }
                     tracing::debug!(group = %self.name, topic = %self.topic, id = %f.pending.env.id(), "ack wait expired, redelivering");
                     self.requeue(st, f.pending, None, dead);
                 }
@@ -409,14 +423,16 @@ impl Settler for Group {
             let mut st = self.lock();
             let mut dead = Vec::new();
             let mut requeued = false;
+            // Settled per member (mostly one): one count update each.
+            let mut freed: SmallVec<[(u64, usize); 2]> = SmallVec::new();
             for (tag, settlement) in batch {
                 let Some(f) = st.in_flight.remove(&tag) else {
                     unknown.get_or_insert(tag);
                     continue;
                 };
-                if f.member.in_flight.fetch_sub(1, Ordering::SeqCst) >= f.member.max_in_flight {
-                    // It was at its limit: it may take more now.
-                    f.member.wake();
+                match freed.iter_mut().find(|(m, _)| *m == f.member) {
+                    Some((_, n)) => *n += 1,
+                    None => freed.push((f.member, 1)),
                 }
                 match settlement {
                     Settlement::Ack => self.release_key(&mut st, &f.pending),
@@ -428,6 +444,14 @@ impl Settler for Group {
                     }
                     Settlement::DeadLetter { reason } => {
                         self.dead_letter(&mut st, f.pending, &reason, &mut dead)
+                    }
+                }
+            }
+            for (id, n) in freed {
+                if let Some(m) = st.members.iter().find(|m| m.id == id) {
+                    if m.in_flight.fetch_sub(n, Ordering::SeqCst) >= m.max_in_flight {
+                        // It was at its limit: it may take more now.
+                        m.wake();
                     }
                 }
             }

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use smallvec::SmallVec;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -131,6 +132,12 @@ impl Shared {
 
     /// Puts `env` in every group of `topic` (and the topic's retention).
     fn deliver(&self, topic: &str, env: &Envelope) {
+        self.deliver_many(topic, std::slice::from_ref(env));
+    }
+
+    /// Puts `envs`, in order, in every group of `topic` (and the topic's
+    /// retention): one topic lookup, and one lock per group, for them all.
+    fn deliver_many(&self, topic: &str, envs: &[Envelope]) {
         let topic = self.topic(topic);
         let copies = if self.options.duplicate_deliveries {
             2
@@ -138,14 +145,16 @@ impl Shared {
             1
         };
         let mut st = lock(&topic.state);
-        if self.options.retained_per_topic > 0 {
-            if st.retained.len() >= self.options.retained_per_topic {
+        let keep = self.options.retained_per_topic;
+        if keep > 0 {
+            let kept = &envs[envs.len().saturating_sub(keep)..];
+            while !st.retained.is_empty() && st.retained.len() + kept.len() > keep {
                 st.retained.pop_front();
             }
-            st.retained.push_back(env.clone());
+            st.retained.extend(kept.iter().cloned());
         }
         for g in &st.groups {
-            g.push(env, copies);
+            g.push(envs, copies);
         }
     }
 
@@ -192,8 +201,15 @@ impl Broker for MemoryBroker {
         if self.shared.state.load(Ordering::Acquire) == CLOSED {
             return Err(BrokerError::Closed);
         }
-        for (topic, env) in &messages {
-            self.shared.deliver(topic, env);
+        // Runs of one topic go in together, in order.
+        let mut messages = messages.into_iter().peekable();
+        let mut run: SmallVec<[Envelope; 16]> = SmallVec::new();
+        while let Some((topic, env)) = messages.next() {
+            run.push(env);
+            if messages.peek().is_none_or(|(next, _)| *next != topic) {
+                self.shared.deliver_many(&topic, &run);
+                run.clear();
+            }
         }
         Ok(())
     }
