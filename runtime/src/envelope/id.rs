@@ -36,6 +36,11 @@ impl EventId {
         ))
     }
 
+    /// The empty id (a placeholder until one is set), without allocating.
+    pub(crate) const fn empty() -> Self {
+        EventId(Repr::Text(SharedStr::from_static("")))
+    }
+
     /// A fresh id for now.
     pub fn now() -> Self {
         let millis = jiff::Timestamp::now().as_millisecond();

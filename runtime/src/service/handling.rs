@@ -6,20 +6,220 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+
+use futures::future::BoxFuture;
 use futures::FutureExt;
 use smallvec::SmallVec;
 use tracing::Instrument;
 
-use super::definition::{Context, HandlerError, Input, Reaction, Trigger};
+use super::definition::{Context, Emit, HandlerError, Input, Reaction, Trigger};
 use super::options::bump;
-use super::runner::{Handled, InboxAction, Outbox, Outcome, PreClaims, Runner};
+use super::runner::{
+    Batch, Handled, InboxAction, Outbox, Outcome, PreClaims, Results, Runner, Sink,
+};
 use crate::broker::{Delivery, Settlement};
 use crate::envelope::{Envelope, EventId, SharedStr, TraceParent};
 use crate::payload::Payload;
 use crate::progress::notice::{Completion, CompletionOutcome, EmittedEvent};
 use crate::store::{Claim, StoreError};
 
+/// The verdict on one delivery, gathered reaction by reaction.
+struct Verdict {
+    env: Envelope,
+    attempt: u32,
+    retry_in: Option<Duration>,
+    dead: Vec<(usize, String)>,
+    busy: bool,
+}
+
+/// A handler future started on the fast path that did not finish on its
+/// first poll.
+type Started = futures::future::CatchUnwind<AssertUnwindSafe<super::definition::HandlerFuture>>;
+
+impl Verdict {
+    fn new(env: Envelope, attempt: u32) -> Self {
+        Verdict {
+            env,
+            attempt,
+            retry_in: None,
+            dead: Vec::new(),
+            busy: false,
+        }
+    }
+
+    /// Counts how reaction `i` dealt with the delivery.
+    fn add(
+        &mut self,
+        runner: &Runner,
+        i: usize,
+        outcome: Outcome,
+        action: InboxAction,
+        sink: &mut impl Sink,
+    ) {
+        let r = &runner.def.reactions[i];
+        let attempt = self.attempt;
+        sink.inbox(i, action);
+        match outcome {
+            Outcome::Completed(c) => sink.completion(c),
+            Outcome::Duplicate => bump(&runner.counters.duplicates),
+            Outcome::Busy => self.busy = true,
+            Outcome::DeadLetter(reason) => self.dead.push((i, reason)),
+            Outcome::Failed(err) => {
+                bump(&runner.counters.failures);
+                let retries = r.retry.filter(|_| err.is_retryable());
+                match retries {
+                    Some(p) if attempt <= p.max => {
+                        let delay = p.delay(attempt);
+                        tracing::info!(reaction = %r.name, id = %self.env.id(), attempt, error = %err, ?delay, "handler failed; will retry");
+                        self.retry_in = Some(self.retry_in.map_or(delay, |d| d.max(delay)));
+                    }
+                    _ => {
+                        let reason = match &err {
+                            HandlerError::Decode(e) => {
+                                format!("reaction {}: decode error: {e}", r.name)
+                            }
+                            _ if attempt > 1 => format!(
+                                "reaction {} failed after {attempt} attempts: {err}",
+                                r.name
+                            ),
+                            _ => format!("reaction {} failed: {err}", r.name),
+                        };
+                        self.dead.push((i, reason));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The delivery's settlement: retry if any reaction may, else dead
+    /// letter if any gave up, else come back later if one was busy, else ack.
+    fn settle(self, runner: &Runner, sink: &mut impl Sink) -> Settlement {
+        if let Some(delay) = self.retry_in {
+            Settlement::Nack { delay: Some(delay) }
+        } else if !self.dead.is_empty() {
+            for (i, reason) in &self.dead {
+                sink.completion(runner.completion(
+                    *i,
+                    &self.env,
+                    CompletionOutcome::DeadLettered {
+                        reason: reason.clone(),
+                    },
+                    SmallVec::new(),
+                ));
+            }
+            let reason = self
+                .dead
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect::<Vec<_>>()
+                .join("; ");
+            Settlement::DeadLetter { reason }
+        } else if self.busy {
+            Settlement::Nack {
+                delay: Some(runner.opts.busy_retry),
+            }
+        } else {
+            Settlement::Ack
+        }
+    }
+}
+
 impl Runner {
+    /// Handles a delivery without a future of its own when it can: one
+    /// plain reaction (no join, no bound) with its batch claim, whose
+    /// handler finishes on its first poll — the common case with
+    /// in-process stores. Its results go straight into `batch`. Anything
+    /// else is returned as a future to poll to the end: the full way
+    /// ([`Self::handle`]), or the rest of a handler that is not ready yet
+    /// ([`Self::resume`]).
+    pub(super) fn handle_now(
+        self: &Arc<Self>,
+        d: Delivery,
+        mut pre: PreClaims,
+        batch: &mut Batch,
+    ) -> Option<BoxFuture<'static, Handled>> {
+        let i = match self.by_type.get(d.envelope().ty()).map(Vec::as_slice) {
+            Some(&[i]) => i,
+            _ => return Some(Box::pin(self.clone().handle(d, pre))),
+        };
+        let r = &self.def.reactions[i];
+        let claim = match pre.iter().position(|(ri, _)| *ri == i) {
+            Some(at) if r.bound.is_none() && matches!(r.trigger, Trigger::Any(_)) => {
+                pre.swap_remove(at).1
+            }
+            _ => return Some(Box::pin(self.clone().handle(d, pre))),
+        };
+        let env = d.envelope().clone();
+        let mut v = Verdict::new(env, d.attempt());
+        let (outcome, action) = match claim {
+            Err(e) => (Outcome::Failed(HandlerError::failed(e)), InboxAction::None),
+            Ok(Claim::Done) => (Outcome::Duplicate, InboxAction::None),
+            Ok(Claim::Busy) => (Outcome::Busy, InboxAction::None),
+            Ok(Claim::Acquired) => {
+                let inputs = smallvec::smallvec![v.env.clone()];
+                let (mut run, span) = self.start(r, &v.env, inputs, v.attempt);
+                let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+                let polled = span.in_scope(|| std::pin::Pin::new(&mut run).poll(&mut cx));
+                match polled {
+                    std::task::Poll::Ready(result) => {
+                        self.finished(i, &v.env, result, &mut batch.publish)
+                    }
+                    std::task::Poll::Pending => {
+                        return Some(Box::pin(self.clone().resume(d, v, i, run, span)));
+                    }
+                }
+            }
+        };
+        v.add(self, i, outcome, action, batch);
+        let settlement = v.settle(self, batch);
+        batch.settlements.push((d, settlement));
+        None
+    }
+
+    /// The rest of a fast-path handling whose handler was not ready.
+    async fn resume(
+        self: Arc<Self>,
+        d: Delivery,
+        mut v: Verdict,
+        i: usize,
+        run: Started,
+        span: tracing::Span,
+    ) -> Handled {
+        let r = &self.def.reactions[i];
+        let result = self.run_started(r, run, span).await;
+        let mut results = Results::default();
+        let (outcome, action) = self.finished(i, &v.env, result, &mut results.publish);
+        v.add(&self, i, outcome, action, &mut results);
+        let settlement = v.settle(&self, &mut results);
+        Handled {
+            delivery: d,
+            settlement,
+            results,
+        }
+    }
+
+    /// A plain reaction's handler has returned: its outcome and inbox action.
+    fn finished(
+        &self,
+        i: usize,
+        env: &Envelope,
+        result: HandlerResult,
+        publish: &mut impl Extend<(SharedStr, Envelope)>,
+    ) -> (Outcome, InboxAction) {
+        let r = &self.def.reactions[i];
+        let id = env.id();
+        match self.emit(r, env, id, result, publish) {
+            Ok(emitted) => {
+                bump(&self.counters.handled);
+                let c = self.completion(i, env, CompletionOutcome::Handled, emitted);
+                (Outcome::Completed(c), InboxAction::Complete(id.clone()))
+            }
+            Err(e) => (Outcome::Failed(e), InboxAction::Release(id.clone())),
+        }
+    }
+
+    /// The full way: every reaction of the delivery, each awaited in turn.
     pub(super) async fn handle(self: Arc<Self>, d: Delivery, pre: PreClaims) -> Handled {
         let env = d.envelope().clone();
         let Some(reactions) = self.by_type.get(env.ty()) else {
@@ -28,88 +228,26 @@ impl Runner {
                 self.def.participant,
                 env.ty()
             );
-            return Handled::settled(d, Settlement::DeadLetter { reason });
+            return Handled {
+                delivery: d,
+                settlement: Settlement::DeadLetter { reason },
+                results: Results::default(),
+            };
         };
-        let attempt = d.attempt();
-        let mut completions = SmallVec::new();
-        let (mut complete, mut release) = (SmallVec::new(), SmallVec::new());
-        let mut publish = SmallVec::new();
-        let mut retry_in: Option<Duration> = None;
-        let mut dead: Vec<(usize, String)> = Vec::new();
-        let mut busy = false;
+        let mut v = Verdict::new(env.clone(), d.attempt());
+        let mut results = Results::default();
         for &i in reactions {
-            let r = &self.def.reactions[i];
             let claim = pre.iter().find(|(ri, _)| *ri == i).map(|(_, c)| c.clone());
-            let (outcome, action) = self.react(i, &env, attempt, claim, &mut publish).await;
-            match action {
-                InboxAction::None => {}
-                InboxAction::Complete(id) => complete.push((i, id)),
-                InboxAction::Release(id) => release.push((i, id)),
-            }
-            match outcome {
-                Outcome::Completed(c) => completions.push(c),
-                Outcome::Duplicate => bump(&self.counters.duplicates),
-                Outcome::Busy => busy = true,
-                Outcome::DeadLetter(reason) => dead.push((i, reason)),
-                Outcome::Failed(err) => {
-                    bump(&self.counters.failures);
-                    let retries = r.retry.filter(|_| err.is_retryable());
-                    match retries {
-                        Some(p) if attempt <= p.max => {
-                            let delay = p.delay(attempt);
-                            tracing::info!(reaction = %r.name, id = %env.id(), attempt, error = %err, ?delay, "handler failed; will retry");
-                            retry_in = Some(retry_in.map_or(delay, |d| d.max(delay)));
-                        }
-                        _ => {
-                            let reason = match &err {
-                                HandlerError::Decode(e) => {
-                                    format!("reaction {}: decode error: {e}", r.name)
-                                }
-                                _ if attempt > 1 => format!(
-                                    "reaction {} failed after {attempt} attempts: {err}",
-                                    r.name
-                                ),
-                                _ => format!("reaction {} failed: {err}", r.name),
-                            };
-                            dead.push((i, reason));
-                        }
-                    }
-                }
-            }
+            let (outcome, action) = self
+                .react(i, &env, v.attempt, claim, &mut results.publish)
+                .await;
+            v.add(&self, i, outcome, action, &mut results);
         }
-        let settlement = if let Some(delay) = retry_in {
-            Settlement::Nack { delay: Some(delay) }
-        } else if !dead.is_empty() {
-            for (i, reason) in &dead {
-                completions.push(self.completion(
-                    *i,
-                    &env,
-                    CompletionOutcome::DeadLettered {
-                        reason: reason.clone(),
-                    },
-                    SmallVec::new(),
-                ));
-            }
-            let reason = dead
-                .into_iter()
-                .map(|(_, r)| r)
-                .collect::<Vec<_>>()
-                .join("; ");
-            Settlement::DeadLetter { reason }
-        } else if busy {
-            Settlement::Nack {
-                delay: Some(self.opts.busy_retry),
-            }
-        } else {
-            Settlement::Ack
-        };
+        let settlement = v.settle(&self, &mut results);
         Handled {
             delivery: d,
             settlement,
-            completions,
-            complete,
-            release,
-            publish,
+            results,
         }
     }
 
@@ -251,6 +389,39 @@ impl Runner {
                 return Err(Outcome::DeadLetter("bound exceeded".into()));
             }
         }
+        let (run, span) = self.start(r, trigger, inputs, attempt);
+        let result = self.run_started(r, run, span).await;
+        let first = publish.len();
+        let emitted = self
+            .emit(r, trigger, dedup_id, result, publish)
+            .map_err(Outcome::Failed)?;
+        if r.bound.is_some() {
+            if publish.len() > first {
+                let out: Vec<(SharedStr, Envelope)> = publish.drain(first..).collect();
+                self.broker.publish_batch(out).await.map_err(|e| {
+                    Outcome::Failed(HandlerError::failed(format!(
+                        "publishing the outcome failed: {e}"
+                    )))
+                })?;
+            }
+            self.stores
+                .state
+                .record_firing(scope, instance)
+                .await
+                .map_err(|e| Outcome::Failed(HandlerError::failed(e)))?;
+        }
+        Ok(emitted)
+    }
+
+    /// Starts the handler of `r` in its span (panics caught).
+    fn start(
+        &self,
+        r: &Reaction,
+        trigger: &Envelope,
+        inputs: SmallVec<[Envelope; 2]>,
+        attempt: u32,
+    ) -> (Started, tracing::Span) {
+        let instance = trigger.correlation_shared();
         let span = tracing::info_span!(
             "choreo.handle",
             choreography = %self.def.choreography,
@@ -274,56 +445,54 @@ impl Runner {
             reaction: r.name.clone(),
             span: span.clone(),
         };
-        let run = AssertUnwindSafe((r.handler)(ctx, Input::new(inputs))).catch_unwind();
-        let result = match r.timeout {
-            // Boxed: a timer is large, and most reactions have none; the
-            // handling future is boxed per delivery.
+        let run = span.in_scope(|| AssertUnwindSafe((r.handler)(ctx, Input::new(inputs))));
+        (run.catch_unwind(), span)
+    }
+
+    /// Polls a started handler to its end, within its `@timeout`.
+    async fn run_started(&self, r: &Reaction, run: Started, span: tracing::Span) -> HandlerResult {
+        match r.timeout {
+            // Boxed: a timer is large, and most reactions have none.
             Some(t) => Box::pin(tokio::time::timeout(t, run).instrument(span))
                 .await
                 .unwrap_or(Ok(Err(HandlerError::Timeout(t)))),
             None => run.instrument(span).await,
-        };
+        }
+    }
+
+    /// What a handler's result means: its emitted envelopes appended to
+    /// `publish`, or its failure (a panic is a failure).
+    fn emit(
+        &self,
+        r: &Reaction,
+        trigger: &Envelope,
+        dedup_id: &EventId,
+        result: HandlerResult,
+        publish: &mut impl Extend<(SharedStr, Envelope)>,
+    ) -> Result<SmallVec<[EmittedEvent; 1]>, HandlerError> {
         let emit = match result {
             Ok(Ok(emit)) => emit,
-            Ok(Err(e)) => return Err(Outcome::Failed(e)),
+            Ok(Err(e)) => return Err(e),
             Err(panic) => {
                 let what = panic
                     .downcast_ref::<&str>()
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a non-string panic".into());
-                return Err(Outcome::Failed(HandlerError::Failed(format!(
-                    "handler panicked: {what}"
-                ))));
+                return Err(HandlerError::Failed(format!("handler panicked: {what}")));
             }
         };
         let trace = trigger
             .traceparent()
             .map_or_else(TraceParent::new_root, |t| t.child());
         let mut emitted = SmallVec::with_capacity(emit.messages.len());
-        let first = publish.len();
         for (n, (ty, payload)) in emit.messages.into_iter().enumerate() {
             let env = self.emitted_envelope(&r.name, trigger, dedup_id, n, &ty, payload, trace);
             emitted.push(EmittedEvent {
                 id: env.id().clone(),
                 ty: ty.clone(),
             });
-            publish.push((self.topic_for(&ty), env));
-        }
-        if r.bound.is_some() && publish.len() > first {
-            let out: Vec<(SharedStr, Envelope)> = publish.drain(first..).collect();
-            self.broker.publish_batch(out).await.map_err(|e| {
-                Outcome::Failed(HandlerError::failed(format!(
-                    "publishing the outcome failed: {e}"
-                )))
-            })?;
-        }
-        if r.bound.is_some() {
-            self.stores
-                .state
-                .record_firing(scope, instance)
-                .await
-                .map_err(|e| Outcome::Failed(HandlerError::failed(e)))?;
+            publish.extend(Some((self.topic_for(&ty), env)));
         }
         Ok(emitted)
     }
@@ -351,6 +520,9 @@ impl Runner {
         )
     }
 }
+
+/// What a handler came to: its result, or the panic it raised.
+type HandlerResult = Result<Result<Emit, HandlerError>, Box<dyn std::any::Any + Send>>;
 
 /// The inbox id of a join's one firing in `instance`.
 fn join_firing_id(instance: &str) -> EventId {

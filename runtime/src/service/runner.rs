@@ -3,7 +3,6 @@
 //! task of its own, claimed and settled in groups.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,20 +93,6 @@ pub(super) struct Runner {
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
-/// The inbox ids of reaction `i` in `finished`, from the list `pick` gives.
-fn scope_ids(
-    finished: &[Handled],
-    i: usize,
-    pick: impl Fn(&Handled) -> &SmallVec<[(usize, EventId); 1]>,
-) -> Vec<EventId> {
-    finished
-        .iter()
-        .flat_map(|h| pick(h).iter())
-        .filter(|(r, _)| *r == i)
-        .map(|(_, id)| id.clone())
-        .collect()
-}
-
 /// How many more deliveries a service may take.
 struct Capacity {
     free: AtomicUsize,
@@ -127,10 +112,15 @@ pub(super) enum Outcome {
 /// one per handling: kept inline).
 pub(super) type Outbox = SmallVec<[(SharedStr, Envelope); 1]>;
 
-/// A finished handling, waiting for the batch's flush.
-pub(super) struct Handled {
-    pub(super) delivery: Delivery,
-    pub(super) settlement: Settlement,
+/// Where a handling puts its completions and inbox updates.
+pub(super) trait Sink {
+    fn completion(&mut self, c: Completion);
+    fn inbox(&mut self, i: usize, action: InboxAction);
+}
+
+/// What one handling with a future of its own produced.
+#[derive(Default)]
+pub(super) struct Results {
     pub(super) completions: SmallVec<[Completion; 1]>,
     /// Inbox ids to mark done, and to release, by reaction.
     pub(super) complete: SmallVec<[(usize, EventId); 1]>,
@@ -139,28 +129,88 @@ pub(super) struct Handled {
     pub(super) publish: Outbox,
 }
 
-impl Handled {
-    /// A delivery settled without running any reaction.
-    pub(super) fn settled(delivery: Delivery, settlement: Settlement) -> Self {
-        Handled {
-            delivery,
-            settlement,
-            completions: SmallVec::new(),
-            complete: SmallVec::new(),
-            release: SmallVec::new(),
-            publish: SmallVec::new(),
+impl Sink for Results {
+    fn completion(&mut self, c: Completion) {
+        self.completions.push(c);
+    }
+    fn inbox(&mut self, i: usize, action: InboxAction) {
+        match action {
+            InboxAction::None => {}
+            InboxAction::Complete(id) => self.complete.push((i, id)),
+            InboxAction::Release(id) => self.release.push((i, id)),
+        }
+    }
+}
+
+/// A finished handling that ran as a future of its own.
+pub(super) struct Handled {
+    pub(super) delivery: Delivery,
+    pub(super) settlement: Settlement,
+    pub(super) results: Results,
+}
+
+/// The finished handlings of a delivery batch, waiting for the flush.
+/// Handlings that finish at once write here directly.
+#[derive(Default)]
+pub(super) struct Batch {
+    pub(super) settlements: Vec<(Delivery, Settlement)>,
+    pub(super) completions: Vec<Completion>,
+    pub(super) complete: Vec<(usize, EventId)>,
+    pub(super) release: Vec<(usize, EventId)>,
+    pub(super) publish: Vec<(SharedStr, Envelope)>,
+}
+
+impl Sink for Batch {
+    fn completion(&mut self, c: Completion) {
+        self.completions.push(c);
+    }
+    fn inbox(&mut self, i: usize, action: InboxAction) {
+        match action {
+            InboxAction::None => {}
+            InboxAction::Complete(id) => self.complete.push((i, id)),
+            InboxAction::Release(id) => self.release.push((i, id)),
+        }
+    }
+}
+
+impl Batch {
+    fn with_capacity(n: usize) -> Self {
+        Batch {
+            settlements: Vec::with_capacity(n),
+            completions: Vec::with_capacity(n),
+            complete: Vec::with_capacity(n),
+            release: Vec::new(),
+            publish: Vec::with_capacity(n),
         }
     }
 
-    /// What was emitted could not be published: nothing of this handling
-    /// counts as done; the delivery comes again (the handler reruns and
-    /// emits the same ids) after the broker's back-off.
+    fn absorb(&mut self, h: Handled) {
+        self.settlements.push((h.delivery, h.settlement));
+        self.completions.extend(h.results.completions);
+        self.complete.extend(h.results.complete);
+        self.release.extend(h.results.release);
+        self.publish.extend(h.results.publish);
+    }
+
+    /// What was emitted could not be published: nothing in this batch
+    /// counts as done; every delivery comes again (the handlers rerun and
+    /// emit the same ids) after the broker's back-off.
     fn unpublished(&mut self) {
-        self.release.extend(self.complete.drain(..));
+        self.release.append(&mut self.complete);
         self.completions.clear();
-        if !matches!(self.settlement, Settlement::Nack { .. }) {
-            self.settlement = Settlement::Nack { delay: None };
+        for (_, s) in &mut self.settlements {
+            if !matches!(s, Settlement::Nack { .. }) {
+                *s = Settlement::Nack { delay: None };
+            }
         }
+    }
+
+    /// The inbox ids of reaction `i` in `list`.
+    fn ids(list: &[(usize, EventId)], i: usize) -> Vec<EventId> {
+        list.iter()
+            .filter(|(r, _)| *r == i)
+            .map(|(_, id)| id.clone())
+            .collect()
     }
 }
 
@@ -316,40 +366,37 @@ impl Runner {
     async fn process(self: Arc<Self>, deliveries: Vec<Delivery>, capacity: Arc<Capacity>) {
         let claims = self.claim_batch(&deliveries).await;
         let mut running = FuturesUnordered::new();
-        let mut finished: Vec<Handled> = Vec::with_capacity(deliveries.len());
-        // With in-process stores a handling mostly finishes on its first
-        // poll: keep those out of the FuturesUnordered machinery.
+        let mut batch = Batch::with_capacity(deliveries.len());
+        // With in-process stores a handling mostly finishes at once: those
+        // need no future of their own, and write into the batch directly.
         for (d, pre) in deliveries.into_iter().zip(claims) {
             let Some(pre) = pre else {
                 // A second copy of an event earlier in this batch: the first
                 // copy's delivery carries the event's fate (done, retried or
                 // dead-lettered), so this one is a duplicate either way.
                 bump(&self.counters.duplicates);
-                finished.push(Handled::settled(d, Settlement::Ack));
+                batch.settlements.push((d, Settlement::Ack));
                 continue;
             };
-            let mut handling = Box::pin(self.clone().handle(d, pre));
-            let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
-            match handling.as_mut().poll(&mut cx) {
-                std::task::Poll::Ready(done) => finished.push(done),
+            if let Some(later) = self.handle_now(d, pre, &mut batch) {
                 // Polled again by `running` with a real waker.
-                std::task::Poll::Pending => running.push(handling),
+                running.push(later);
             }
         }
         loop {
-            if !finished.is_empty() {
-                let n = finished.len();
-                self.flush(&mut finished).await;
+            if !batch.settlements.is_empty() {
+                let n = batch.settlements.len();
+                self.flush(&mut batch).await;
                 capacity.free.fetch_add(n, Ordering::AcqRel);
                 capacity.freed.notify_one();
             }
             let Some(done) = running.next().await else {
                 break;
             };
-            finished.push(done);
+            batch.absorb(done);
             // Take whatever else is ready, to settle in one go.
             while let Some(Some(done)) = running.next().now_or_never() {
-                finished.push(done);
+                batch.absorb(done);
             }
         }
     }
@@ -357,61 +404,44 @@ impl Runner {
     /// Settles finished handlings in one go: publishes what they emitted
     /// (one `publish_batch`), marks their ids done (one call per
     /// reaction), publishes the progress notice, then acks.
-    async fn flush(&self, finished: &mut Vec<Handled>) {
-        if finished.is_empty() {
-            return;
-        }
-        let emitted: usize = finished.iter().map(|h| h.publish.len()).sum();
-        if emitted > 0 {
-            let mut out = Vec::with_capacity(emitted);
-            let mut emitters: SmallVec<[usize; 16]> = SmallVec::new();
-            for (n, h) in finished.iter_mut().enumerate() {
-                if !h.publish.is_empty() {
-                    emitters.push(n);
-                    out.extend(h.publish.drain(..));
-                }
-            }
+    async fn flush(&self, batch: &mut Batch) {
+        if !batch.publish.is_empty() {
+            let out = std::mem::take(&mut batch.publish);
             if let Err(e) = self.broker.publish_batch(out).await {
-                tracing::warn!(participant = %self.def.participant, error = %e, "publishing emitted events failed; their triggers come again");
-                for n in emitters {
-                    finished[n].unpublished();
-                }
+                tracing::warn!(participant = %self.def.participant, error = %e, "publishing emitted events failed; the batch comes again");
+                batch.unpublished();
             }
         }
         // Done marks first: once a delivery is acked its id must read done.
-        for (i, scope) in self.scopes.iter().enumerate() {
-            let ids = scope_ids(finished, i, |h| &h.complete);
-            if ids.is_empty() {
-                continue;
+        if !batch.complete.is_empty() {
+            for (i, scope) in self.scopes.iter().enumerate() {
+                let ids = Batch::ids(&batch.complete, i);
+                if ids.is_empty() {
+                    continue;
+                }
+                if let Err(e) = self.stores.inbox.complete_many(scope, &ids).await {
+                    // Outputs are out; a rerun republishes the same ids.
+                    tracing::warn!(scope = %scope, error = %e, "inbox completions not stored");
+                }
             }
-            if let Err(e) = self.stores.inbox.complete_many(scope, &ids).await {
-                // Outputs are out; a rerun republishes the same ids.
-                tracing::warn!(scope = %scope, error = %e, "inbox completions not stored");
-            }
+            batch.complete.clear();
         }
-        for (i, scope) in self.scopes.iter().enumerate() {
-            let ids = scope_ids(finished, i, |h| &h.release);
-            if ids.is_empty() {
-                continue;
+        if !batch.release.is_empty() {
+            for (i, scope) in self.scopes.iter().enumerate() {
+                let ids = Batch::ids(&batch.release, i);
+                if ids.is_empty() {
+                    continue;
+                }
+                if let Err(e) = self.stores.inbox.release_many(scope, &ids).await {
+                    tracing::warn!(scope = %scope, error = %e, "inbox claims not released; they lapse with their lease");
+                }
             }
-            if let Err(e) = self.stores.inbox.release_many(scope, &ids).await {
-                tracing::warn!(scope = %scope, error = %e, "inbox claims not released; they lapse with their lease");
-            }
-        }
-        let mut completions = Vec::new();
-        let mut settlements = Vec::with_capacity(finished.len());
-        for h in finished.drain(..) {
-            if matches!(h.settlement, Settlement::DeadLetter { .. }) {
-                bump(&self.counters.dead_lettered);
-            }
-            if self.opts.progress_notices {
-                completions.extend(h.completions);
-            }
-            settlements.push((h.delivery, h.settlement));
+            batch.release.clear();
         }
         // Notices go out before the acks: a tracker must never see an
         // instance idle while its last handling is still unreported.
-        if !completions.is_empty() {
+        let completions = std::mem::take(&mut batch.completions);
+        if self.opts.progress_notices && !completions.is_empty() {
             let notice = ProgressNotice {
                 choreography: self.def.choreography.clone(),
                 participant: self.def.participant.clone(),
@@ -425,7 +455,17 @@ impl Runner {
                 tracing::warn!(participant = %self.def.participant, error = %e, "progress notice not published");
             }
         }
+        let settlements = std::mem::take(&mut batch.settlements);
         let n = settlements.len() as u64;
+        let dead = settlements
+            .iter()
+            .filter(|(_, s)| matches!(s, Settlement::DeadLetter { .. }))
+            .count() as u64;
+        if dead > 0 {
+            self.counters
+                .dead_lettered
+                .fetch_add(dead, Ordering::Relaxed);
+        }
         if let Err(e) = settle_all(settlements).await {
             // The broker redelivers what it did not take; the inbox makes
             // that harmless.
