@@ -207,10 +207,13 @@ impl Batch {
 
     /// The inbox ids of reaction `i` in `list`.
     fn ids(list: &[(usize, EventId)], i: usize) -> Vec<EventId> {
-        list.iter()
-            .filter(|(r, _)| *r == i)
-            .map(|(_, id)| id.clone())
-            .collect()
+        let mut ids = Vec::with_capacity(list.len());
+        ids.extend(
+            list.iter()
+                .filter(|(r, _)| *r == i)
+                .map(|(_, id)| id.clone()),
+        );
+        ids
     }
 }
 
@@ -293,6 +296,9 @@ impl Runner {
     }
 
     pub(super) fn topic_for(&self, ty: &SharedStr) -> SharedStr {
+        if self.opts.topics.is_unprefixed() {
+            return ty.clone();
+        }
         if let Some(t) = self
             .topic_cache
             .read()
@@ -478,8 +484,14 @@ impl Runner {
     /// batch in one call per reaction; one list of answers per delivery,
     /// `None` for a repeat of an event already in the batch.
     async fn claim_batch(&self, deliveries: &[Delivery]) -> Vec<Option<PreClaims>> {
-        let mut per_reaction: Vec<(Vec<usize>, Vec<EventId>)> =
-            vec![(Vec::new(), Vec::new()); self.scopes.len()];
+        let mut per_reaction: Vec<(Vec<usize>, Vec<EventId>)> = (0..self.scopes.len())
+            .map(|_| {
+                (
+                    Vec::with_capacity(deliveries.len()),
+                    Vec::with_capacity(deliveries.len()),
+                )
+            })
+            .collect();
         let mut out: Vec<Option<PreClaims>> = vec![Some(SmallVec::new()); deliveries.len()];
         let mut seen = FastSet::with_capacity_and_hasher(
             if deliveries.len() > 1 {

@@ -90,12 +90,70 @@ struct InFlight {
     deadline: Instant,
 }
 
+/// The deliveries in flight, in reusable slots: a delivery's tag is its
+/// slot and the slot's generation, so that a stale tag (settled already,
+/// or given back when its member left) finds nothing. No hashing, and
+/// memory bounded by what is in flight at once.
+#[derive(Default)]
+struct Slots {
+    slots: Vec<(u32, Option<InFlight>)>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl Slots {
+    fn insert(&mut self, f: InFlight) -> u64 {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push((0, None));
+                // More than 2^32 deliveries in flight at once is out of reach.
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.0 = slot.0.wrapping_add(1);
+        slot.1 = Some(f);
+        self.len += 1;
+        (u64::from(slot.0) << 32) | u64::from(index)
+    }
+
+    fn remove(&mut self, tag: u64) -> Option<InFlight> {
+        let index = (tag & u64::from(u32::MAX)) as u32;
+        let slot = self.slots.get_mut(index as usize)?;
+        if u64::from(slot.0) != tag >> 32 {
+            return None;
+        }
+        let f = slot.1.take()?;
+        self.free.push(index);
+        self.len -= 1;
+        Some(f)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &InFlight)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (generation, f))| {
+                f.as_ref()
+                    .map(|f| ((u64::from(*generation) << 32) | i as u64, f))
+            })
+    }
+
+    fn values(&self) -> impl Iterator<Item = &InFlight> {
+        self.slots.iter().filter_map(|(_, f)| f.as_ref())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 #[derive(Default)]
 struct GroupState {
     ready: VecDeque<Pending>,
     delayed: BinaryHeap<Delayed>,
-    in_flight: HashMap<u64, InFlight, foldhash::fast::RandomState>,
-    next_tag: u64,
+    in_flight: Slots,
     next_seq: u64,
     /// No in-flight deadline is earlier than this (a lower bound).
     next_expiry: Option<Instant>,
@@ -185,11 +243,11 @@ impl Group {
                 .in_flight
                 .iter()
                 .filter(|(_, f)| f.member == member_id)
-                .map(|(t, _)| *t)
+                .map(|(t, _)| t)
                 .collect();
             let mut dead = Vec::new();
             for tag in tags {
-                if let Some(f) = st.in_flight.remove(&tag) {
+                if let Some(f) = st.in_flight.remove(tag) {
                     if let Some(m) = &leaving {
                         m.in_flight.fetch_sub(1, Ordering::SeqCst);
                     }
@@ -256,25 +314,24 @@ impl Group {
                     }
                 }
                 p.delivered += 1;
-                let tag = st.next_tag;
-                st.next_tag += 1;
+                let (env, delivered) = (p.env.clone(), p.delivered);
+                let tag = st.in_flight.insert(InFlight {
+                    pending: p,
+                    member: member.id,
+                    deadline,
+                });
                 if let Some(settler) = &settler {
+                    if out.capacity() == 0 {
+                        out.reserve(budget);
+                    }
                     out.push(Delivery::new(
-                        p.env.clone(),
+                        env,
                         self.topic.clone(),
-                        p.delivered,
+                        delivered,
                         tag,
                         settler.clone(),
                     ));
                 }
-                st.in_flight.insert(
-                    tag,
-                    InFlight {
-                        pending: p,
-                        member: member.id,
-                        deadline,
-                    },
-                );
                 taken += 1;
             }
             if taken > 0 {
@@ -308,10 +365,10 @@ impl Group {
                 .in_flight
                 .iter()
                 .filter(|(_, f)| f.deadline <= now)
-                .map(|(t, _)| *t)
+                .map(|(t, _)| t)
                 .collect();
             for tag in expired {
-                if let Some(f) = st.in_flight.remove(&tag) {
+                if let Some(f) = st.in_flight.remove(tag) {
                     if let Some(m) = st.members.iter().find(|m| m.id == f.member) {
                         m.in_flight.fetch_sub(1, Ordering::SeqCst);
                     }
@@ -426,7 +483,7 @@ impl Settler for Group {
             // Settled per member (mostly one): one count update each.
             let mut freed: SmallVec<[(u64, usize); 2]> = SmallVec::new();
             for (tag, settlement) in batch {
-                let Some(f) = st.in_flight.remove(&tag) else {
+                let Some(f) = st.in_flight.remove(tag) else {
                     unknown.get_or_insert(tag);
                     continue;
                 };

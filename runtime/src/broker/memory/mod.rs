@@ -355,7 +355,7 @@ impl Subscription for MemorySubscription {
                 .max(1)
                 .min(self.member.max_in_flight.saturating_sub(held));
             let now = Instant::now();
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(budget);
             let mut wake_at: Option<Instant> = None;
             let n = self.groups.len();
             for i in 0..n {
