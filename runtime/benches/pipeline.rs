@@ -9,7 +9,9 @@
 //!
 //! Run: `cargo bench -p choreo-runtime --bench pipeline`. Environment:
 //! `CHOREO_BENCH_EVENTS` (commands per round, default 500000),
-//! `CHOREO_BENCH_ROUNDS` (default 3), `CHOREO_BENCH_ONLY=raw|broker`.
+//! `CHOREO_BENCH_ROUNDS` (default 3), `CHOREO_BENCH_ONLY=raw|broker|quiet`
+//! (one side; `quiet` is the broker with progress notices off, which
+//! `CHOREO_BENCH_QUIET=1` adds to a full run).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,14 +138,33 @@ async fn raw_pipeline(n: u64) -> Duration {
     start.elapsed()
 }
 
-async fn broker_pipeline(n: u64) -> Duration {
+/// What the broker pipeline's sink shares with the bench: one `Arc`, so
+/// that a handling clones one pointer (its future must own what it uses).
+struct Tally {
+    ledger: AtomicU64,
+    handled: AtomicU64,
+    /// Commands the producer may still send (see `broker_pipeline`).
+    window: tokio::sync::Semaphore,
+    /// Told when the last command has been handled.
+    done: tokio::sync::Notify,
+    n: u64,
+}
+
+/// Permits go back to the producer this many at a time.
+const WINDOW_STEP: u64 = 64;
+
+async fn broker_pipeline(n: u64, notices: bool) -> Duration {
     let broker: SharedBroker = Arc::new(MemoryBroker::new());
-    let ledger = Arc::new(AtomicU64::new(0));
-    let handled = Arc::new(AtomicU64::new(0));
     // The raw pipeline's bounded channels hold back its producer; a window
     // of as many commands holds back this one, so that neither measures a
     // growing backlog.
-    let window = Arc::new(tokio::sync::Semaphore::new(2 * CHANNEL));
+    let tally = Arc::new(Tally {
+        ledger: AtomicU64::new(0),
+        handled: AtomicU64::new(0),
+        window: tokio::sync::Semaphore::new(2 * CHANNEL),
+        done: tokio::sync::Notify::new(),
+        n,
+    });
     let orders = ServiceDefinition::new("Bench", "Orders").reaction(Reaction::new(
         "place",
         Trigger::any([PlaceOrder::TYPE]),
@@ -152,41 +173,53 @@ async fn broker_pipeline(n: u64) -> Duration {
             Ok::<_, HandlerError>(Emit::one(place_order(cmd)))
         },
     ));
-    let (l, h, w) = (ledger.clone(), handled.clone(), window.clone());
+    let t = tally.clone();
     let payment = ServiceDefinition::new("Bench", "Payment").reaction(Reaction::new(
         "charge",
         Trigger::any([OrderPlaced::TYPE]),
         move |_ctx, input| {
-            let (l, h, w) = (l.clone(), h.clone(), w.clone());
+            let t = t.clone();
             async move {
-                charge(input.decode()?, &l);
-                h.fetch_add(1, Ordering::Relaxed);
-                w.add_permits(1);
+                charge(input.decode()?, &t.ledger);
+                let handled = t.handled.fetch_add(1, Ordering::Relaxed) + 1;
+                if handled % WINDOW_STEP == 0 {
+                    t.window.add_permits(WINDOW_STEP as usize);
+                }
+                if handled == t.n {
+                    t.done.notify_one();
+                }
                 Ok(Emit::none())
             }
         },
     ));
+    let options = ServiceOptions {
+        progress_notices: notices,
+        ..ServiceOptions::default()
+    };
     let a = orders
-        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
+        .start(broker.clone(), Stores::memory(), options.clone())
         .await
         .unwrap();
     let b = payment
-        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
+        .start(broker.clone(), Stores::memory(), options)
         .await
         .unwrap();
     let client = Client::new(broker.clone(), Topics::default(), "bench");
+    let finished = tally.done.notified();
+    tokio::pin!(finished);
+    finished.as_mut().enable();
     let start = Instant::now();
+    let t = tally.clone();
     let producer = tokio::spawn(async move {
         for i in 0..n {
-            window.acquire().await.unwrap().forget();
+            t.window.acquire().await.unwrap().forget();
             client.send(i.to_string(), command(i)).await.unwrap();
         }
     });
     producer.await.unwrap();
-    while handled.load(Ordering::Relaxed) < n {
-        tokio::time::sleep(Duration::from_micros(100)).await;
-    }
+    finished.await;
     let took = start.elapsed();
+    assert_eq!(tally.handled.load(Ordering::Relaxed), n);
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
     broker.close(Duration::from_secs(1)).await.unwrap();
@@ -242,7 +275,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let best = |v: &[Duration]| v.iter().min().copied().unwrap();
-    // CHOREO_BENCH_ONLY=raw|broker runs one side (for profiling).
+    // CHOREO_BENCH_ONLY=raw|broker|quiet runs one side (for profiling).
     let only = std::env::var("CHOREO_BENCH_ONLY").unwrap_or_default();
     let rate = |d: Duration| (2 * n) as f64 / d.as_secs_f64();
     let report = |name: &str, (times, cpu): &(Vec<Duration>, Option<f64>)| {
@@ -253,13 +286,21 @@ fn main() {
         );
     };
     println!("commands per round: {n} (each makes 2 handlings); best of {rounds} rounds");
-    let raw = (only != "broker").then(|| measure(&rt, rounds, n, |n| Box::pin(raw_pipeline(n))));
-    let brk = (only != "raw").then(|| measure(&rt, rounds, n, |n| Box::pin(broker_pipeline(n))));
+    let raw = (only.is_empty() || only == "raw")
+        .then(|| measure(&rt, rounds, n, |n| Box::pin(raw_pipeline(n))));
+    let brk = (only.is_empty() || only == "broker")
+        .then(|| measure(&rt, rounds, n, |n| Box::pin(broker_pipeline(n, true))));
+    // Progress notices off (not the default): what they cost.
+    let quiet = (only == "quiet" || std::env::var_os("CHOREO_BENCH_QUIET").is_some())
+        .then(|| measure(&rt, rounds, n, |n| Box::pin(broker_pipeline(n, false))));
     if let Some(r) = &raw {
         report("raw mpsc pipeline:", r);
     }
     if let Some(b) = &brk {
         report("memory broker pipeline:", b);
+    }
+    if let Some(q) = &quiet {
+        report("  (notices off):", q);
     }
     if let (Some(r), Some(b)) = (&raw, &brk) {
         println!(
