@@ -26,7 +26,6 @@ use crate::store::{Claim, StoreError};
 
 /// The verdict on one delivery, gathered reaction by reaction.
 struct Verdict {
-    env: Envelope,
     attempt: u32,
     retry_in: Option<Duration>,
     dead: Vec<(usize, String)>,
@@ -38,9 +37,8 @@ struct Verdict {
 type Started = futures::future::CatchUnwind<AssertUnwindSafe<super::definition::HandlerFuture>>;
 
 impl Verdict {
-    fn new(env: Envelope, attempt: u32) -> Self {
+    fn new(attempt: u32) -> Self {
         Verdict {
-            env,
             attempt,
             retry_in: None,
             dead: Vec::new(),
@@ -52,6 +50,7 @@ impl Verdict {
     fn add(
         &mut self,
         runner: &Runner,
+        env: &Envelope,
         i: usize,
         outcome: Outcome,
         action: InboxAction,
@@ -71,7 +70,7 @@ impl Verdict {
                 match retries {
                     Some(p) if attempt <= p.max => {
                         let delay = p.delay(attempt);
-                        tracing::info!(reaction = %r.name, id = %self.env.id(), attempt, error = %err, ?delay, "handler failed; will retry");
+                        tracing::info!(reaction = %r.name, id = %env.id(), attempt, error = %err, ?delay, "handler failed; will retry");
                         self.retry_in = Some(self.retry_in.map_or(delay, |d| d.max(delay)));
                     }
                     _ => {
@@ -94,14 +93,14 @@ impl Verdict {
 
     /// The delivery's settlement: retry if any reaction may, else dead
     /// letter if any gave up, else come back later if one was busy, else ack.
-    fn settle(self, runner: &Runner, sink: &mut impl Sink) -> Settlement {
+    fn settle(self, runner: &Runner, env: &Envelope, sink: &mut impl Sink) -> Settlement {
         if let Some(delay) = self.retry_in {
             Settlement::Nack { delay: Some(delay) }
         } else if !self.dead.is_empty() {
             for (i, reason) in &self.dead {
                 sink.completion(runner.completion(
                     *i,
-                    &self.env,
+                    env,
                     CompletionOutcome::DeadLettered {
                         reason: reason.clone(),
                     },
@@ -150,20 +149,20 @@ impl Runner {
             }
             _ => return Some(Box::pin(self.clone().handle(d, pre))),
         };
-        let env = d.envelope().clone();
-        let mut v = Verdict::new(env, d.attempt());
+        let env = d.envelope();
+        let mut v = Verdict::new(d.attempt());
         let (outcome, action) = match claim {
             Err(e) => (Outcome::Failed(HandlerError::failed(e)), InboxAction::None),
             Ok(Claim::Done) => (Outcome::Duplicate, InboxAction::None),
             Ok(Claim::Busy) => (Outcome::Busy, InboxAction::None),
             Ok(Claim::Acquired) => {
-                let inputs = smallvec::smallvec![v.env.clone()];
-                let (mut run, span) = self.start(r, &v.env, inputs, v.attempt);
+                let inputs = smallvec::smallvec![env.clone()];
+                let (mut run, span) = self.start(r, env, inputs, v.attempt);
                 let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
                 let polled = span.in_scope(|| std::pin::Pin::new(&mut run).poll(&mut cx));
                 match polled {
                     std::task::Poll::Ready(result) => {
-                        self.finished(i, &v.env, result, &mut batch.publish)
+                        self.finished(i, env, result, &mut batch.publish)
                     }
                     std::task::Poll::Pending => {
                         return Some(Box::pin(self.clone().resume(d, v, i, run, span)));
@@ -171,8 +170,8 @@ impl Runner {
                 }
             }
         };
-        v.add(self, i, outcome, action, batch);
-        let settlement = v.settle(self, batch);
+        v.add(self, env, i, outcome, action, batch);
+        let settlement = v.settle(self, env, batch);
         batch.settlements.push((d, settlement));
         None
     }
@@ -189,9 +188,10 @@ impl Runner {
         let r = &self.def.reactions[i];
         let result = self.run_started(r, run, span).await;
         let mut results = Results::default();
-        let (outcome, action) = self.finished(i, &v.env, result, &mut results.publish);
-        v.add(&self, i, outcome, action, &mut results);
-        let settlement = v.settle(&self, &mut results);
+        let env = d.envelope();
+        let (outcome, action) = self.finished(i, env, result, &mut results.publish);
+        v.add(&self, env, i, outcome, action, &mut results);
+        let settlement = v.settle(&self, env, &mut results);
         Handled {
             delivery: d,
             settlement,
@@ -234,16 +234,16 @@ impl Runner {
                 results: Results::default(),
             };
         };
-        let mut v = Verdict::new(env.clone(), d.attempt());
+        let mut v = Verdict::new(d.attempt());
         let mut results = Results::default();
         for &i in reactions {
             let claim = pre.iter().find(|(ri, _)| *ri == i).map(|(_, c)| c.clone());
             let (outcome, action) = self
                 .react(i, &env, v.attempt, claim, &mut results.publish)
                 .await;
-            v.add(&self, i, outcome, action, &mut results);
+            v.add(&self, &env, i, outcome, action, &mut results);
         }
-        let settlement = v.settle(&self, &mut results);
+        let settlement = v.settle(&self, &env, &mut results);
         Handled {
             delivery: d,
             settlement,

@@ -138,7 +138,19 @@ impl Shared {
     /// Puts `envs`, in order, in every group of `topic` (and the topic's
     /// retention): one topic lookup, and one lock per group, for them all.
     fn deliver_many(&self, topic: &str, envs: &[Envelope]) {
-        let topic = self.topic(topic);
+        {
+            // The common case: a known topic, used under the read lock
+            // without taking a reference.
+            let topics = read(&self.topics);
+            if let Some(t) = topics.get(topic) {
+                self.deliver_to(t, envs);
+                return;
+            }
+        }
+        self.deliver_to(&self.topic(topic), envs);
+    }
+
+    fn deliver_to(&self, topic: &Topic, envs: &[Envelope]) {
         let copies = if self.options.duplicate_deliveries {
             2
         } else {
