@@ -162,7 +162,10 @@ impl Runner {
                 let polled = span.in_scope(|| std::pin::Pin::new(&mut run).poll(&mut cx));
                 match polled {
                     std::task::Poll::Ready(result) => {
-                        self.finished(i, env, result, &mut batch.publish)
+                        let done = self.finished(i, env, result, &mut batch.publish);
+                        // Counted once per batch (a shared counter).
+                        batch.handled += u64::from(matches!(done.0, Outcome::Completed(_)));
+                        done
                     }
                     std::task::Poll::Pending => {
                         return Some(Box::pin(self.clone().resume(d, v, i, run, span)));
@@ -190,6 +193,9 @@ impl Runner {
         let mut results = Results::default();
         let env = d.envelope();
         let (outcome, action) = self.finished(i, env, result, &mut results.publish);
+        if matches!(outcome, Outcome::Completed(_)) {
+            bump(&self.counters.handled);
+        }
         v.add(&self, env, i, outcome, action, &mut results);
         let settlement = v.settle(&self, env, &mut results);
         Handled {
@@ -211,7 +217,6 @@ impl Runner {
         let id = env.id();
         match self.emit(r, env, id, result, publish) {
             Ok(emitted) => {
-                bump(&self.counters.handled);
                 let c = self.completion(i, env, CompletionOutcome::Handled, emitted);
                 (Outcome::Completed(c), InboxAction::Complete(id.clone()))
             }

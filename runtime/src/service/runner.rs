@@ -161,6 +161,8 @@ pub(super) struct Batch {
     pub(super) complete: Vec<(usize, EventId)>,
     pub(super) release: Vec<(usize, EventId)>,
     pub(super) publish: Vec<(SharedStr, Envelope)>,
+    /// Handler runs that succeeded, not yet added to the counters.
+    pub(super) handled: u64,
 }
 
 impl Sink for Batch {
@@ -184,6 +186,7 @@ impl Batch {
             complete: Vec::with_capacity(n),
             release: Vec::new(),
             publish: Vec::with_capacity(n),
+            handled: 0,
         }
     }
 
@@ -476,6 +479,10 @@ impl Runner {
         }
         let settlements = std::mem::take(&mut batch.settlements);
         let n = settlements.len() as u64;
+        let handled = std::mem::take(&mut batch.handled);
+        if handled > 0 {
+            self.counters.handled.fetch_add(handled, Ordering::Relaxed);
+        }
         let dead = settlements
             .iter()
             .filter(|(_, s)| matches!(s, Settlement::DeadLetter { .. }))
