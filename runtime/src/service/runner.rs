@@ -154,12 +154,12 @@ pub(super) struct Handled {
 
 /// The finished handlings of a delivery batch, waiting for the flush.
 /// Handlings that finish at once write here directly.
-#[derive(Default)]
 pub(super) struct Batch {
     pub(super) settlements: Vec<(Delivery, Settlement)>,
     pub(super) completions: Vec<Completion>,
-    pub(super) complete: Vec<(usize, EventId)>,
-    pub(super) release: Vec<(usize, EventId)>,
+    /// Inbox ids to mark done, and to release, one list per reaction.
+    pub(super) complete: SmallVec<[Vec<EventId>; 1]>,
+    pub(super) release: SmallVec<[Vec<EventId>; 1]>,
     pub(super) publish: Vec<(SharedStr, Envelope)>,
     /// Handler runs that succeeded, not yet added to the counters.
     pub(super) handled: u64,
@@ -172,19 +172,20 @@ impl Sink for Batch {
     fn inbox(&mut self, i: usize, action: InboxAction) {
         match action {
             InboxAction::None => {}
-            InboxAction::Complete(id) => self.complete.push((i, id)),
-            InboxAction::Release(id) => self.release.push((i, id)),
+            InboxAction::Complete(id) => self.complete[i].push(id),
+            InboxAction::Release(id) => self.release[i].push(id),
         }
     }
 }
 
 impl Batch {
-    fn with_capacity(n: usize) -> Self {
+    /// Room for `n` deliveries of a participant with `reactions` reactions.
+    fn with_capacity(n: usize, reactions: usize) -> Self {
         Batch {
             settlements: Vec::with_capacity(n),
             completions: Vec::with_capacity(n),
-            complete: Vec::with_capacity(n),
-            release: Vec::new(),
+            complete: (0..reactions).map(|_| Vec::with_capacity(n)).collect(),
+            release: (0..reactions).map(|_| Vec::new()).collect(),
             publish: Vec::with_capacity(n),
             handled: 0,
         }
@@ -193,8 +194,12 @@ impl Batch {
     fn absorb(&mut self, h: Handled) {
         self.settlements.push((h.delivery, h.settlement));
         self.completions.extend(h.results.completions);
-        self.complete.extend(h.results.complete);
-        self.release.extend(h.results.release);
+        for (i, id) in h.results.complete {
+            self.complete[i].push(id);
+        }
+        for (i, id) in h.results.release {
+            self.release[i].push(id);
+        }
         self.publish.extend(h.results.publish);
     }
 
@@ -202,7 +207,9 @@ impl Batch {
     /// counts as done; every delivery comes again (the handlers rerun and
     /// emit the same ids) after the broker's back-off.
     fn unpublished(&mut self) {
-        self.release.append(&mut self.complete);
+        for (done, release) in self.complete.iter_mut().zip(&mut self.release) {
+            release.append(done);
+        }
         self.completions.clear();
         for (_, s) in &mut self.settlements {
             if !matches!(s, Settlement::Nack { .. }) {
@@ -210,22 +217,50 @@ impl Batch {
             }
         }
     }
-
-    /// The inbox ids of reaction `i` in `list`.
-    fn ids(list: &[(usize, EventId)], i: usize) -> Vec<EventId> {
-        let mut ids = Vec::with_capacity(list.len());
-        ids.extend(
-            list.iter()
-                .filter(|(r, _)| *r == i)
-                .map(|(_, id)| id.clone()),
-        );
-        ids
-    }
 }
 
 /// What the batch claim said for one reaction of one delivery (mostly
 /// one reaction: kept inline, no allocation per delivery).
 pub(super) type PreClaims = SmallVec<[(usize, Result<Claim, StoreError>); 1]>;
+
+/// The deliveries claimed for one reaction, in order, and the answers.
+type ReactionClaims = (Vec<usize>, Vec<Result<Claim, StoreError>>);
+
+/// What the batch claim said, per reaction, read back delivery by delivery.
+pub(super) struct Claims {
+    per_reaction: Vec<ReactionClaims>,
+    /// Per reaction: the next answer to hand out.
+    cursors: Vec<usize>,
+    /// Deliveries repeating an event earlier in the batch, in order.
+    repeats: Vec<usize>,
+    /// The next of `repeats` to come.
+    next_repeat: usize,
+}
+
+impl Claims {
+    /// Whether delivery `di` repeats an event earlier in the batch (asked
+    /// in delivery order).
+    fn is_repeat(&mut self, di: usize) -> bool {
+        let repeat = self.repeats.get(self.next_repeat) == Some(&di);
+        self.next_repeat += usize::from(repeat);
+        repeat
+    }
+
+    /// The answers for delivery `di` (taken in delivery order).
+    fn take(&mut self, di: usize) -> PreClaims {
+        let mut pre = PreClaims::new();
+        for (i, ((dis, answers), at)) in self.per_reaction.iter().zip(&mut self.cursors).enumerate()
+        {
+            if dis.get(*at) == Some(&di) {
+                if let Some(c) = answers.get(*at) {
+                    pre.push((i, c.clone()));
+                }
+                *at += 1;
+            }
+        }
+        pre
+    }
+}
 
 /// What a handling must do with an inbox claim taken for it.
 pub(super) enum InboxAction {
@@ -386,21 +421,21 @@ impl Runner {
         if deliveries.len() >= SPREAD_BATCH {
             tokio::task::yield_now().await;
         }
-        let claims = self.claim_batch(&deliveries).await;
+        let mut claims = self.claim_batch(&deliveries).await;
         let mut running = FuturesUnordered::new();
-        let mut batch = Batch::with_capacity(deliveries.len());
+        let mut batch = Batch::with_capacity(deliveries.len(), self.scopes.len());
         // With in-process stores a handling mostly finishes at once: those
         // need no future of their own, and write into the batch directly.
-        for (d, pre) in deliveries.into_iter().zip(claims) {
-            let Some(pre) = pre else {
+        for (di, d) in deliveries.into_iter().enumerate() {
+            if claims.is_repeat(di) {
                 // A second copy of an event earlier in this batch: the first
                 // copy's delivery carries the event's fate (done, retried or
                 // dead-lettered), so this one is a duplicate either way.
                 bump(&self.counters.duplicates);
                 batch.settlements.push((d, Settlement::Ack));
                 continue;
-            };
-            if let Some(later) = self.handle_now(d, pre, &mut batch) {
+            }
+            if let Some(later) = self.handle_now(d, claims.take(di), &mut batch) {
                 // Polled again by `running` with a real waker.
                 running.push(later);
             }
@@ -435,30 +470,24 @@ impl Runner {
             }
         }
         // Done marks first: once a delivery is acked its id must read done.
-        if !batch.complete.is_empty() {
-            for (i, scope) in self.scopes.iter().enumerate() {
-                let ids = Batch::ids(&batch.complete, i);
-                if ids.is_empty() {
-                    continue;
-                }
-                if let Err(e) = self.stores.inbox.complete_many(scope, &ids).await {
-                    // Outputs are out; a rerun republishes the same ids.
-                    tracing::warn!(scope = %scope, error = %e, "inbox completions not stored");
-                }
+        for (scope, ids) in self.scopes.iter().zip(&mut batch.complete) {
+            if ids.is_empty() {
+                continue;
             }
-            batch.complete.clear();
+            if let Err(e) = self.stores.inbox.complete_many(scope, ids).await {
+                // Outputs are out; a rerun republishes the same ids.
+                tracing::warn!(scope = %scope, error = %e, "inbox completions not stored");
+            }
+            ids.clear();
         }
-        if !batch.release.is_empty() {
-            for (i, scope) in self.scopes.iter().enumerate() {
-                let ids = Batch::ids(&batch.release, i);
-                if ids.is_empty() {
-                    continue;
-                }
-                if let Err(e) = self.stores.inbox.release_many(scope, &ids).await {
-                    tracing::warn!(scope = %scope, error = %e, "inbox claims not released; they lapse with their lease");
-                }
+        for (scope, ids) in self.scopes.iter().zip(&mut batch.release) {
+            if ids.is_empty() {
+                continue;
             }
-            batch.release.clear();
+            if let Err(e) = self.stores.inbox.release_many(scope, ids).await {
+                tracing::warn!(scope = %scope, error = %e, "inbox claims not released; they lapse with their lease");
+            }
+            ids.clear();
         }
         // Notices go out before the acks: a tracker must never see an
         // instance idle while its last handling is still unreported.
@@ -501,29 +530,24 @@ impl Runner {
     }
 
     /// Claims, for every plain (non-join) reaction, the events of a whole
-    /// batch in one call per reaction; one list of answers per delivery,
-    /// `None` for a repeat of an event already in the batch.
-    async fn claim_batch(&self, deliveries: &[Delivery]) -> Vec<Option<PreClaims>> {
-        let mut per_reaction: Vec<(Vec<usize>, Vec<EventId>)> = (0..self.scopes.len())
-            .map(|_| {
-                (
-                    Vec::with_capacity(deliveries.len()),
-                    Vec::with_capacity(deliveries.len()),
-                )
-            })
-            .collect();
-        let mut out: Vec<Option<PreClaims>> = vec![Some(SmallVec::new()); deliveries.len()];
-        let mut seen = FastSet::with_capacity_and_hasher(
-            if deliveries.len() > 1 {
-                deliveries.len()
-            } else {
-                0
-            },
-            Default::default(),
-        );
+    /// batch in one call per reaction. A repeat of an event already in the
+    /// batch is not claimed (see [`Claims::is_repeat`]).
+    async fn claim_batch(&self, deliveries: &[Delivery]) -> Claims {
+        let n = deliveries.len();
+        let mut ids: Vec<Vec<EventId>> = (0..self.scopes.len()).map(|_| Vec::new()).collect();
+        let mut claims = Claims {
+            per_reaction: (0..self.scopes.len())
+                .map(|_| (Vec::new(), Vec::new()))
+                .collect(),
+            cursors: vec![0; self.scopes.len()],
+            repeats: Vec::new(),
+            next_repeat: 0,
+        };
+        let mut seen =
+            FastSet::with_capacity_and_hasher(if n > 1 { n } else { 0 }, Default::default());
         for (di, d) in deliveries.iter().enumerate() {
-            if deliveries.len() > 1 && !seen.insert(d.envelope().id()) {
-                out[di] = None;
+            if n > 1 && !seen.insert(d.envelope().id()) {
+                claims.repeats.push(di);
                 continue;
             }
             for &i in self
@@ -532,45 +556,35 @@ impl Runner {
                 .map_or(&[][..], Vec::as_slice)
             {
                 if matches!(self.def.reactions[i].trigger, Trigger::Any(_)) {
-                    per_reaction[i].0.push(di);
-                    per_reaction[i].1.push(d.envelope().id().clone());
+                    if ids[i].is_empty() {
+                        ids[i].reserve(n);
+                        claims.per_reaction[i].0.reserve(n);
+                    }
+                    claims.per_reaction[i].0.push(di);
+                    ids[i].push(d.envelope().id().clone());
                 }
             }
         }
-        let mut answer = |di: usize, i: usize, c: Result<Claim, StoreError>| {
-            if let Some(pre) = &mut out[di] {
-                pre.push((i, c));
-            }
-        };
-        for (i, (dis, ids)) in per_reaction.into_iter().enumerate() {
+        for (i, ids) in ids.iter().enumerate() {
             if ids.is_empty() {
                 continue;
             }
-            match self
+            let answers = match self
                 .stores
                 .inbox
-                .claim_many(&self.scopes[i], &ids, self.opts.claim_lease)
+                .claim_many(&self.scopes[i], ids, self.opts.claim_lease)
                 .await
             {
-                Ok(claims) if claims.len() == ids.len() => {
-                    for (di, c) in dis.into_iter().zip(claims) {
-                        answer(di, i, Ok(c));
-                    }
-                }
+                Ok(answers) if answers.len() == ids.len() => answers.into_iter().map(Ok).collect(),
                 Ok(_) => {
                     let e =
                         StoreError::Backend("claim_many answered a different number of ids".into());
-                    for di in dis {
-                        answer(di, i, Err(e.clone()));
-                    }
+                    vec![Err(e); ids.len()]
                 }
-                Err(e) => {
-                    for di in dis {
-                        answer(di, i, Err(e.clone()));
-                    }
-                }
-            }
+                Err(e) => vec![Err(e); ids.len()],
+            };
+            claims.per_reaction[i].1 = answers;
         }
-        out
+        claims
     }
 }
