@@ -138,7 +138,7 @@ impl Runner {
         mut pre: PreClaims,
         batch: &mut Batch,
     ) -> Option<BoxFuture<'static, Handled>> {
-        let i = match self.by_type.get(d.envelope().ty()).map(Vec::as_slice) {
+        let i = match self.reactions_of(d.envelope().ty_shared()) {
             Some(&[i]) => i,
             _ => return Some(Box::pin(self.clone().handle(d, pre))),
         };
@@ -227,7 +227,7 @@ impl Runner {
     /// The full way: every reaction of the delivery, each awaited in turn.
     pub(super) async fn handle(self: Arc<Self>, d: Delivery, pre: PreClaims) -> Handled {
         let env = d.envelope().clone();
-        let Some(reactions) = self.by_type.get(env.ty()) else {
+        let Some(reactions) = self.reactions_of(env.ty_shared()) else {
             let reason = format!(
                 "participant {} has no reaction to type {:?}",
                 self.def.participant,

@@ -85,6 +85,9 @@ pub(super) struct Runner {
     pub(super) scopes: Vec<SharedStr>,
     /// Per wire type: the reactions it triggers.
     pub(super) by_type: FastMap<SharedStr, Vec<usize>>,
+    /// The same, as a list: wire types mostly arrive as the very strings
+    /// the triggers name, found by address before hashing.
+    types: Vec<(SharedStr, Vec<usize>)>,
     pub(super) topic_cache: std::sync::RwLock<FastMap<SharedStr, SharedStr>>,
     pub(super) progress_topic: SharedStr,
     pub(super) counters: Arc<Counters>,
@@ -305,10 +308,22 @@ impl Runner {
             opts,
             source,
             scopes,
+            types: by_type
+                .iter()
+                .map(|(t, r)| (t.clone(), r.clone()))
+                .collect(),
             by_type,
             topic_cache: std::sync::RwLock::new(FastMap::default()),
             progress_topic,
             counters: Arc::new(Counters::default()),
+        }
+    }
+
+    /// The reactions that wire type `ty` triggers.
+    pub(super) fn reactions_of(&self, ty: &SharedStr) -> Option<&[usize]> {
+        match self.types.iter().find(|(t, _)| t.same_ptr(ty)) {
+            Some((_, r)) => Some(r),
+            None => self.by_type.get(ty.as_str()).map(Vec::as_slice),
         }
     }
 
@@ -550,11 +565,7 @@ impl Runner {
                 claims.repeats.push(di);
                 continue;
             }
-            for &i in self
-                .by_type
-                .get(d.envelope().ty())
-                .map_or(&[][..], Vec::as_slice)
-            {
+            for &i in self.reactions_of(d.envelope().ty_shared()).unwrap_or(&[]) {
                 if matches!(self.def.reactions[i].trigger, Trigger::Any(_)) {
                     if ids[i].is_empty() {
                         ids[i].reserve(n);
