@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::definition::{Context, Emit, HandlerError, Input, Reaction, Trigger};
 use super::options::bump;
 use super::runner::{
-    Batch, Handled, InboxAction, Outbox, Outcome, PreClaims, Results, Runner, Sink,
+    Batch, Claims, Handled, InboxAction, Outbox, Outcome, PreClaims, Results, Runner, Sink,
 };
 use crate::broker::{Delivery, Settlement};
 use crate::envelope::{Envelope, EventId, SharedStr, TraceParent};
@@ -135,19 +135,21 @@ impl Runner {
     pub(super) fn handle_now(
         self: &Arc<Self>,
         d: Delivery,
-        mut pre: PreClaims,
+        di: usize,
+        claims: &mut Claims,
         batch: &mut Batch,
     ) -> Option<BoxFuture<'static, Handled>> {
-        let i = match self.reactions_of(d.envelope().ty_shared()) {
-            Some(&[i]) => i,
-            _ => return Some(Box::pin(self.clone().handle(d, pre))),
-        };
-        let r = &self.def.reactions[i];
-        let claim = match pre.iter().position(|(ri, _)| *ri == i) {
-            Some(at) if r.bound.is_none() && matches!(r.trigger, Trigger::Any(_)) => {
-                pre.swap_remove(at).1
+        let fast = match self.reactions_of(d.envelope().ty_shared()) {
+            Some(&[i]) => {
+                let r = &self.def.reactions[i];
+                (r.bound.is_none() && matches!(r.trigger, Trigger::Any(_)))
+                    .then(|| claims.take_one(di, i).map(|c| (i, r, c)))
+                    .flatten()
             }
-            _ => return Some(Box::pin(self.clone().handle(d, pre))),
+            _ => None,
+        };
+        let Some((i, r, claim)) = fast else {
+            return Some(Box::pin(self.clone().handle(d, claims.take(di))));
         };
         let env = d.envelope();
         let mut v = Verdict::new(d.attempt());
@@ -160,16 +162,26 @@ impl Runner {
                 let (mut run, span) = self.start(r, env, inputs, v.attempt);
                 let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
                 let polled = span.in_scope(|| std::pin::Pin::new(&mut run).poll(&mut cx));
-                match polled {
-                    std::task::Poll::Ready(result) => {
-                        let done = self.finished(i, env, result, &mut batch.publish);
-                        // Counted once per batch (a shared counter).
-                        batch.handled += u64::from(matches!(done.0, Outcome::Completed(_)));
-                        done
-                    }
+                let result = match polled {
+                    std::task::Poll::Ready(result) => result,
                     std::task::Poll::Pending => {
                         return Some(Box::pin(self.clone().resume(d, v, i, run, span)));
                     }
+                };
+                match self.emit(r, env, env.id(), result, &mut batch.publish) {
+                    // Success, the common case, straight into the batch:
+                    // done mark, completion, ack.
+                    Ok(emitted) => {
+                        batch.handled += 1;
+                        batch.complete[i].push(env.id().clone());
+                        if self.opts.progress_notices {
+                            let c = self.completion(i, env, CompletionOutcome::Handled, emitted);
+                            batch.completions.push(c);
+                        }
+                        batch.settlements.push((d, Settlement::Ack));
+                        return None;
+                    }
+                    Err(e) => (Outcome::Failed(e), InboxAction::Release(env.id().clone())),
                 }
             }
         };

@@ -249,8 +249,22 @@ impl Claims {
         repeat
     }
 
+    /// The answer of reaction `i` for delivery `di`, if it was claimed for
+    /// it (taken in delivery order).
+    pub(super) fn take_one(&mut self, di: usize, i: usize) -> Option<Result<Claim, StoreError>> {
+        let ((dis, answers), at) = self.per_reaction.get_mut(i).zip(self.cursors.get_mut(i))?;
+        if dis.get(*at) != Some(&di) {
+            return None;
+        }
+        let answer = answers
+            .get_mut(*at)
+            .map(|a| std::mem::replace(a, Ok(Claim::Busy)));
+        *at += 1;
+        answer
+    }
+
     /// The answers for delivery `di` (taken in delivery order).
-    fn take(&mut self, di: usize) -> PreClaims {
+    pub(super) fn take(&mut self, di: usize) -> PreClaims {
         let mut pre = PreClaims::new();
         for (i, ((dis, answers), at)) in self.per_reaction.iter().zip(&mut self.cursors).enumerate()
         {
@@ -450,7 +464,7 @@ impl Runner {
                 batch.settlements.push((d, Settlement::Ack));
                 continue;
             }
-            if let Some(later) = self.handle_now(d, claims.take(di), &mut batch) {
+            if let Some(later) = self.handle_now(d, di, &mut claims, &mut batch) {
                 // Polled again by `running` with a real waker.
                 running.push(later);
             }
