@@ -85,8 +85,8 @@ pub(super) struct Runner {
     pub(super) scopes: Vec<SharedStr>,
     /// Per wire type: the reactions it triggers.
     pub(super) by_type: FastMap<SharedStr, Vec<usize>>,
-    /// The same, as a list: wire types mostly arrive as the very strings
-    /// the triggers name, found by address before hashing.
+    /// The same, as a list: a type is looked for by address (it is often
+    /// the very string its trigger names), then by name when there are few.
     types: Vec<(SharedStr, Vec<usize>)>,
     pub(super) topic_cache: std::sync::RwLock<FastMap<SharedStr, SharedStr>>,
     pub(super) progress_topic: SharedStr,
@@ -95,6 +95,10 @@ pub(super) struct Runner {
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
+/// Up to this many wire types, a participant finds a type's reactions by
+/// comparing names rather than hashing.
+const FEW_TYPES: usize = 4;
 
 /// The smallest batch worth handing to another worker (see `process`).
 const SPREAD_BATCH: usize = 16;
@@ -335,10 +339,15 @@ impl Runner {
 
     /// The reactions that wire type `ty` triggers.
     pub(super) fn reactions_of(&self, ty: &SharedStr) -> Option<&[usize]> {
-        match self.types.iter().find(|(t, _)| t.same_ptr(ty)) {
-            Some((_, r)) => Some(r),
-            None => self.by_type.get(ty.as_str()).map(Vec::as_slice),
-        }
+        let found = match self.types.iter().find(|(t, _)| t.same_ptr(ty)) {
+            Some(hit) => Some(hit),
+            // A few types: comparing the text beats hashing it.
+            None if self.types.len() <= FEW_TYPES => {
+                self.types.iter().find(|(t, _)| t.as_str() == ty.as_str())
+            }
+            None => return self.by_type.get(ty.as_str()).map(Vec::as_slice),
+        };
+        found.map(|(_, r)| r.as_slice())
     }
 
     fn subscribe_options(&self) -> SubscribeOptions {
