@@ -6,8 +6,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::future::Future;
-
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use smallvec::SmallVec;
@@ -158,14 +156,24 @@ impl Runner {
             Ok(Claim::Done) => (Outcome::Duplicate, InboxAction::None),
             Ok(Claim::Busy) => (Outcome::Busy, InboxAction::None),
             Ok(Claim::Acquired) => {
-                let inputs = smallvec::smallvec![env.clone()];
-                let (mut run, span) = self.start(r, env, inputs, v.attempt);
+                let input = Input::new(smallvec::smallvec![env.clone()]);
+                let (ctx, span) = self.context(r, env, v.attempt);
+                // The handler's future lives in the batch's slot for this
+                // reaction, used again handling after handling.
+                let slot = batch.slots[i].get_or_insert_with(|| r.slots.clone().slot());
                 let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
-                let polled = span.in_scope(|| std::pin::Pin::new(&mut run).poll(&mut cx));
-                let result = match polled {
-                    std::task::Poll::Ready(result) => result,
-                    std::task::Poll::Pending => {
+                let polled = span.in_scope(|| {
+                    std::panic::catch_unwind(AssertUnwindSafe(|| slot.run(ctx, input, &mut cx)))
+                });
+                let result: HandlerResult = match polled {
+                    Ok(std::task::Poll::Ready(out)) => Ok(out),
+                    Ok(std::task::Poll::Pending) => {
+                        let run = AssertUnwindSafe(slot.detach()).catch_unwind();
                         return Some(Box::pin(self.clone().resume(d, v, i, run, span)));
+                    }
+                    Err(panic) => {
+                        slot.reset();
+                        Err(panic)
                     }
                 };
                 match self.emit(r, env, env.id(), result, &mut batch.publish) {
@@ -438,6 +446,13 @@ impl Runner {
         inputs: SmallVec<[Envelope; 2]>,
         attempt: u32,
     ) -> (Started, tracing::Span) {
+        let (ctx, span) = self.context(r, trigger, attempt);
+        let run = span.in_scope(|| AssertUnwindSafe((r.handler)(ctx, Input::new(inputs))));
+        (run.catch_unwind(), span)
+    }
+
+    /// The context and span of one handling of `r`.
+    fn context(&self, r: &Reaction, trigger: &Envelope, attempt: u32) -> (Context, tracing::Span) {
         let instance = trigger.correlation_shared();
         let span = tracing::info_span!(
             "choreo.handle",
@@ -462,8 +477,7 @@ impl Runner {
             reaction: r.name.clone(),
             span: span.clone(),
         };
-        let run = span.in_scope(|| AssertUnwindSafe((r.handler)(ctx, Input::new(inputs))));
-        (run.catch_unwind(), span)
+        (ctx, span)
     }
 
     /// Polls a started handler to its end, within its `@timeout`.

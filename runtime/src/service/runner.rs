@@ -13,7 +13,7 @@ use smallvec::SmallVec;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
-use super::definition::{HandlerError, ServiceDefinition, Trigger};
+use super::definition::{HandlerError, HandlerSlot, ServiceDefinition, Trigger};
 use super::options::{bump, Counters, ServiceError, ServiceOptions, ServiceStats, Stores};
 use crate::broker::{
     settle_all, Delivery, Settlement, SharedBroker, SubscribeOptions, Subscription,
@@ -170,6 +170,8 @@ pub(super) struct Batch {
     pub(super) publish: Vec<(SharedStr, Envelope)>,
     /// Handler runs that succeeded, not yet added to the counters.
     pub(super) handled: u64,
+    /// Per reaction: where its handler futures run (see [`HandlerSlot`]).
+    pub(super) slots: SmallVec<[Option<Box<dyn HandlerSlot>>; 1]>,
 }
 
 impl Sink for Batch {
@@ -195,6 +197,7 @@ impl Batch {
             release: (0..reactions).map(|_| Vec::new()).collect(),
             publish: Vec::with_capacity(n),
             handled: 0,
+            slots: (0..reactions).map(|_| None).collect(),
         }
     }
 
