@@ -103,6 +103,13 @@ const FEW_TYPES: usize = 4;
 /// The smallest batch worth handing to another worker (see `process`).
 const SPREAD_BATCH: usize = 16;
 
+/// What the flush does with a list of inbox ids.
+#[derive(Clone, Copy)]
+enum InboxUpdate {
+    Done,
+    Release,
+}
+
 /// How many more deliveries a service may take.
 struct Capacity {
     free: AtomicUsize,
@@ -125,7 +132,15 @@ pub(super) type Outbox = SmallVec<[(SharedStr, Envelope); 1]>;
 /// Where a handling puts its completions and inbox updates.
 pub(super) trait Sink {
     fn completion(&mut self, c: Completion);
-    fn inbox(&mut self, i: usize, action: InboxAction);
+    fn done(&mut self, i: usize, id: EventId);
+    fn release(&mut self, i: usize, id: EventId);
+    fn inbox(&mut self, i: usize, action: InboxAction) {
+        match action {
+            InboxAction::None => {}
+            InboxAction::Complete(id) => self.done(i, id),
+            InboxAction::Release(id) => self.release(i, id),
+        }
+    }
 }
 
 /// What one handling with a future of its own produced.
@@ -143,12 +158,11 @@ impl Sink for Results {
     fn completion(&mut self, c: Completion) {
         self.completions.push(c);
     }
-    fn inbox(&mut self, i: usize, action: InboxAction) {
-        match action {
-            InboxAction::None => {}
-            InboxAction::Complete(id) => self.complete.push((i, id)),
-            InboxAction::Release(id) => self.release.push((i, id)),
-        }
+    fn done(&mut self, i: usize, id: EventId) {
+        self.complete.push((i, id));
+    }
+    fn release(&mut self, i: usize, id: EventId) {
+        self.release.push((i, id));
     }
 }
 
@@ -178,12 +192,11 @@ impl Sink for Batch {
     fn completion(&mut self, c: Completion) {
         self.completions.push(c);
     }
-    fn inbox(&mut self, i: usize, action: InboxAction) {
-        match action {
-            InboxAction::None => {}
-            InboxAction::Complete(id) => self.complete[i].push(id),
-            InboxAction::Release(id) => self.release[i].push(id),
-        }
+    fn done(&mut self, i: usize, id: EventId) {
+        self.complete[i].push(id);
+    }
+    fn release(&mut self, i: usize, id: EventId) {
+        self.release[i].push(id);
     }
 }
 
@@ -512,23 +525,10 @@ impl Runner {
         }
         // Done marks first: once a delivery is acked its id must read done.
         for (scope, ids) in self.scopes.iter().zip(&mut batch.complete) {
-            if ids.is_empty() {
-                continue;
-            }
-            if let Err(e) = self.stores.inbox.complete_many(scope, ids).await {
-                // Outputs are out; a rerun republishes the same ids.
-                tracing::warn!(scope = %scope, error = %e, "inbox completions not stored");
-            }
-            ids.clear();
+            self.update_inbox(scope, ids, InboxUpdate::Done).await;
         }
         for (scope, ids) in self.scopes.iter().zip(&mut batch.release) {
-            if ids.is_empty() {
-                continue;
-            }
-            if let Err(e) = self.stores.inbox.release_many(scope, ids).await {
-                tracing::warn!(scope = %scope, error = %e, "inbox claims not released; they lapse with their lease");
-            }
-            ids.clear();
+            self.update_inbox(scope, ids, InboxUpdate::Release).await;
         }
         // Notices go out before the acks: a tracker must never see an
         // instance idle while its last handling is still unreported.
@@ -568,6 +568,28 @@ impl Runner {
             tracing::warn!(participant = %self.def.participant, error = %e, "settling failed");
         }
         self.counters.deliveries.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Marks `ids` done, or releases their claims, in `scope`; empties `ids`.
+    async fn update_inbox(&self, scope: &SharedStr, ids: &mut Vec<EventId>, what: InboxUpdate) {
+        if ids.is_empty() {
+            return;
+        }
+        let inbox = &self.stores.inbox;
+        match what {
+            InboxUpdate::Done => {
+                if let Err(e) = inbox.complete_many(scope, ids).await {
+                    // Outputs are out; a rerun republishes the same ids.
+                    tracing::warn!(scope = %scope, error = %e, "inbox completions not stored");
+                }
+            }
+            InboxUpdate::Release => {
+                if let Err(e) = inbox.release_many(scope, ids).await {
+                    tracing::warn!(scope = %scope, error = %e, "inbox claims not released; they lapse with their lease");
+                }
+            }
+        }
+        ids.clear();
     }
 
     /// Claims, for every plain (non-join) reaction, the events of a whole
