@@ -273,6 +273,10 @@ impl Claims {
     /// it (taken in delivery order).
     pub(super) fn take_one(&mut self, di: usize, i: usize) -> Option<Result<Claim, StoreError>> {
         let ((dis, answers), at) = self.per_reaction.get_mut(i).zip(self.cursors.get_mut(i))?;
+        // Past the answers of earlier deliveries not asked for (repeats).
+        while dis.get(*at).is_some_and(|&d| d < di) {
+            *at += 1;
+        }
         if dis.get(*at) != Some(&di) {
             return None;
         }
@@ -288,6 +292,9 @@ impl Claims {
         let mut pre = PreClaims::new();
         for (i, ((dis, answers), at)) in self.per_reaction.iter().zip(&mut self.cursors).enumerate()
         {
+            while dis.get(*at).is_some_and(|&d| d < di) {
+                *at += 1;
+            }
             if dis.get(*at) == Some(&di) {
                 if let Some(c) = answers.get(*at) {
                     pre.push((i, c.clone()));
@@ -593,8 +600,8 @@ impl Runner {
     }
 
     /// Claims, for every plain (non-join) reaction, the events of a whole
-    /// batch in one call per reaction. A repeat of an event already in the
-    /// batch is not claimed (see [`Claims::is_repeat`]).
+    /// batch in one call per reaction, and finds the repeats of an event
+    /// already in the batch (see [`Claims::is_repeat`]).
     async fn claim_batch(&self, deliveries: &[Delivery]) -> Claims {
         let n = deliveries.len();
         let mut ids: Vec<Vec<EventId>> = (0..self.scopes.len()).map(|_| Vec::new()).collect();
@@ -606,13 +613,11 @@ impl Runner {
             repeats: Vec::new(),
             next_repeat: 0,
         };
-        let mut seen =
-            FastSet::with_capacity_and_hasher(if n > 1 { n } else { 0 }, Default::default());
+        // Whether a repeat of an event within the batch could matter
+        // without a claim telling (a delivery with no plain reaction).
+        let mut unclaimed = false;
         for (di, d) in deliveries.iter().enumerate() {
-            if n > 1 && !seen.insert(d.envelope().id()) {
-                claims.repeats.push(di);
-                continue;
-            }
+            let mut claimed = false;
             for &i in self.reactions_of(d.envelope().ty_shared()).unwrap_or(&[]) {
                 if matches!(self.def.reactions[i].trigger, Trigger::Any(_)) {
                     if ids[i].is_empty() {
@@ -621,8 +626,10 @@ impl Runner {
                     }
                     claims.per_reaction[i].0.push(di);
                     ids[i].push(d.envelope().id().clone());
+                    claimed = true;
                 }
             }
+            unclaimed |= !claimed;
         }
         for (i, ids) in ids.iter().enumerate() {
             if ids.is_empty() {
@@ -643,6 +650,21 @@ impl Runner {
                 Err(e) => vec![Err(e); ids.len()],
             };
             claims.per_reaction[i].1 = answers;
+        }
+        // A repeat in one claim call is answered `Busy` (the `InboxStore`
+        // contract), so only a batch with a claim not acquired, or with a
+        // delivery not claimed at all, is looked through for repeats.
+        let all_acquired = claims
+            .per_reaction
+            .iter()
+            .all(|(_, answers)| answers.iter().all(|a| matches!(a, Ok(Claim::Acquired))));
+        if n > 1 && (unclaimed || !all_acquired) {
+            let mut seen = FastSet::with_capacity_and_hasher(n, Default::default());
+            for (di, d) in deliveries.iter().enumerate() {
+                if !seen.insert(d.envelope().id()) {
+                    claims.repeats.push(di);
+                }
+            }
         }
         claims
     }
