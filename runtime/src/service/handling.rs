@@ -137,7 +137,7 @@ impl Runner {
         claims: &mut Claims,
         batch: &mut Batch,
     ) -> Option<BoxFuture<'static, Handled>> {
-        let fast = match self.reactions_of(d.envelope().ty_shared()) {
+        let fast = match self.reactions_at(claims.type_of(di)) {
             Some(&[i]) => {
                 let r = &self.def.reactions[i];
                 (r.bound.is_none() && matches!(r.trigger, Trigger::Any(_)))

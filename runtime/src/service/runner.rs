@@ -83,11 +83,12 @@ pub(super) struct Runner {
     pub(super) source: SharedStr,
     /// Per reaction: its inbox and state scope.
     pub(super) scopes: Vec<SharedStr>,
-    /// Per wire type: the reactions it triggers.
-    pub(super) by_type: FastMap<SharedStr, Vec<usize>>,
-    /// The same, as a list: a type is looked for by address (it is often
-    /// the very string its trigger names), then by name when there are few.
+    /// Per wire type: the reactions it triggers. A type is looked for by
+    /// address (it is often the very string its trigger names), then by
+    /// name when there are few, else through `type_index`.
     types: Vec<(SharedStr, Vec<usize>)>,
+    /// Where each type is in `types`.
+    type_index: FastMap<SharedStr, usize>,
     pub(super) topic_cache: std::sync::RwLock<FastMap<SharedStr, SharedStr>>,
     pub(super) progress_topic: SharedStr,
     pub(super) counters: Arc<Counters>,
@@ -258,9 +259,16 @@ pub(super) struct Claims {
     repeats: Vec<usize>,
     /// The next of `repeats` to come.
     next_repeat: usize,
+    /// Per delivery: where its type is in the runner's `types`.
+    types: Vec<Option<usize>>,
 }
 
 impl Claims {
+    /// Where delivery `di`'s type is in the runner's `types`.
+    pub(super) fn type_of(&self, di: usize) -> Option<usize> {
+        self.types.get(di).copied().flatten()
+    }
+
     /// Whether delivery `di` repeats an event earlier in the batch (asked
     /// in delivery order).
     fn is_repeat(&mut self, di: usize) -> bool {
@@ -342,6 +350,7 @@ impl Runner {
                 .unwrap_or_else(|| format!("{}/{}", def.choreography, def.participant)),
         );
         let progress_topic = SharedStr::from(opts.topics.progress(&def.choreography));
+        let types: Vec<(SharedStr, Vec<usize>)> = by_type.into_iter().collect();
         Runner {
             def,
             broker,
@@ -349,35 +358,46 @@ impl Runner {
             opts,
             source,
             scopes,
-            types: by_type
+            type_index: types
                 .iter()
-                .map(|(t, r)| (t.clone(), r.clone()))
+                .enumerate()
+                .map(|(k, (t, _))| (t.clone(), k))
                 .collect(),
-            by_type,
+            types,
             topic_cache: std::sync::RwLock::new(FastMap::default()),
             progress_topic,
             counters: Arc::new(Counters::default()),
         }
     }
 
+    /// Where wire type `ty` is in `types`.
+    pub(super) fn type_of(&self, ty: &SharedStr) -> Option<usize> {
+        match self.types.iter().position(|(t, _)| t.same_ptr(ty)) {
+            Some(k) => Some(k),
+            // A few types: comparing the text beats hashing it.
+            None if self.types.len() <= FEW_TYPES => self
+                .types
+                .iter()
+                .position(|(t, _)| t.as_str() == ty.as_str()),
+            None => self.type_index.get(ty.as_str()).copied(),
+        }
+    }
+
+    /// The reactions that the wire type at `k` in `types` triggers.
+    pub(super) fn reactions_at(&self, k: Option<usize>) -> Option<&[usize]> {
+        k.and_then(|k| self.types.get(k)).map(|(_, r)| r.as_slice())
+    }
+
     /// The reactions that wire type `ty` triggers.
     pub(super) fn reactions_of(&self, ty: &SharedStr) -> Option<&[usize]> {
-        let found = match self.types.iter().find(|(t, _)| t.same_ptr(ty)) {
-            Some(hit) => Some(hit),
-            // A few types: comparing the text beats hashing it.
-            None if self.types.len() <= FEW_TYPES => {
-                self.types.iter().find(|(t, _)| t.as_str() == ty.as_str())
-            }
-            None => return self.by_type.get(ty.as_str()).map(Vec::as_slice),
-        };
-        found.map(|(_, r)| r.as_slice())
+        self.reactions_at(self.type_of(ty))
     }
 
     fn subscribe_options(&self) -> SubscribeOptions {
         let mut topics: Vec<String> = self
-            .by_type
-            .keys()
-            .map(|t| self.opts.topics.for_type(t))
+            .types
+            .iter()
+            .map(|(t, _)| self.opts.topics.for_type(t))
             .collect();
         topics.sort();
         let mut o = SubscribeOptions::new(self.def.participant.to_string(), topics);
@@ -612,13 +632,23 @@ impl Runner {
             cursors: vec![0; self.scopes.len()],
             repeats: Vec::new(),
             next_repeat: 0,
+            types: Vec::with_capacity(n),
         };
         // Whether a repeat of an event within the batch could matter
         // without a claim telling (a delivery with no plain reaction).
         let mut unclaimed = false;
+        // Consecutive deliveries mostly have one type: looked up once.
+        let mut last: Option<(&SharedStr, Option<usize>)> = None;
         for (di, d) in deliveries.iter().enumerate() {
+            let ty = d.envelope().ty_shared();
+            let k = match last {
+                Some((t, k)) if t.same_ptr(ty) => k,
+                _ => self.type_of(ty),
+            };
+            last = Some((ty, k));
+            claims.types.push(k);
             let mut claimed = false;
-            for &i in self.reactions_of(d.envelope().ty_shared()).unwrap_or(&[]) {
+            for &i in self.reactions_at(k).unwrap_or(&[]) {
                 if matches!(self.def.reactions[i].trigger, Trigger::Any(_)) {
                     if ids[i].is_empty() {
                         ids[i].reserve(n);
