@@ -513,6 +513,9 @@ impl Runner {
                 return Err(HandlerError::Failed(format!("handler panicked: {what}")));
             }
         };
+        if emit.messages.is_empty() {
+            return Ok(SmallVec::new());
+        }
         let trace = trigger
             .traceparent()
             .map_or_else(TraceParent::new_root, |t| t.child());
