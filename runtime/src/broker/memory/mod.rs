@@ -423,7 +423,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::broker::connect;
+    use crate::broker::{connect, Settlement};
 
     fn env(n: u32) -> Envelope {
         Envelope::builder("T", "k").id(format!("e{n}")).build()
@@ -512,6 +512,27 @@ mod tests {
         broker.close(Duration::from_secs(1)).await.unwrap();
         assert!(matches!(broker.health().await, Health::Unhealthy(_)));
         assert_eq!(broker.publish("t", env(1)).await, Err(BrokerError::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_stale_tag_finds_nothing_even_when_its_slot_is_used_again() {
+        let broker = MemoryBroker::new();
+        let mut sub = broker
+            .subscribe(SubscribeOptions::new("g", ["t"]))
+            .await
+            .unwrap();
+        broker.publish("t", env(1)).await.unwrap();
+        let first = sub.next_batch(1).await.unwrap().unwrap().remove(0);
+        let (stale, settler) = (first.tag(), first.settler.clone());
+        first.ack().await.unwrap();
+        broker.publish("t", env(2)).await.unwrap();
+        let second = sub.next_batch(1).await.unwrap().unwrap().remove(0);
+        assert_ne!(second.tag(), stale, "a reused slot gives a new tag");
+        assert_eq!(
+            settler.settle(vec![(stale, Settlement::Ack)]).await,
+            Err(BrokerError::UnknownDelivery(stale))
+        );
+        second.ack().await.unwrap();
     }
 
     #[tokio::test]
