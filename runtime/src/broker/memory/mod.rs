@@ -514,19 +514,29 @@ mod tests {
         assert_eq!(broker.publish("t", env(1)).await, Err(BrokerError::Closed));
     }
 
-    #[tokio::test]
-    async fn a_stale_tag_finds_nothing_even_when_its_slot_is_used_again() {
+    /// A broker with one member of group `g` on topic `t`.
+    async fn subscribed() -> (MemoryBroker, Box<dyn Subscription>) {
         let broker = MemoryBroker::new();
-        let mut sub = broker
+        let sub = broker
             .subscribe(SubscribeOptions::new("g", ["t"]))
             .await
             .unwrap();
-        broker.publish("t", env(1)).await.unwrap();
-        let first = sub.next_batch(1).await.unwrap().unwrap().remove(0);
+        (broker, sub)
+    }
+
+    /// Publishes message `n` on `t` and takes its delivery.
+    async fn deliver(broker: &MemoryBroker, sub: &mut Box<dyn Subscription>, n: u32) -> Delivery {
+        broker.publish("t", env(n)).await.unwrap();
+        sub.next_batch(1).await.unwrap().unwrap().remove(0)
+    }
+
+    #[tokio::test]
+    async fn a_stale_tag_finds_nothing_even_when_its_slot_is_used_again() {
+        let (broker, mut sub) = subscribed().await;
+        let first = deliver(&broker, &mut sub, 1).await;
         let (stale, settler) = (first.tag(), first.settler.clone());
         first.ack().await.unwrap();
-        broker.publish("t", env(2)).await.unwrap();
-        let second = sub.next_batch(1).await.unwrap().unwrap().remove(0);
+        let second = deliver(&broker, &mut sub, 2).await;
         assert_ne!(second.tag(), stale, "a reused slot gives a new tag");
         assert_eq!(
             settler.settle(vec![(stale, Settlement::Ack)]).await,
@@ -537,13 +547,8 @@ mod tests {
 
     #[tokio::test]
     async fn settling_twice_is_an_error_not_a_panic() {
-        let broker = MemoryBroker::new();
-        let mut sub = broker
-            .subscribe(SubscribeOptions::new("g", ["t"]))
-            .await
-            .unwrap();
-        broker.publish("t", env(1)).await.unwrap();
-        let d = sub.next_batch(1).await.unwrap().unwrap().remove(0);
+        let (broker, mut sub) = subscribed().await;
+        let d = deliver(&broker, &mut sub, 1).await;
         let tag = d.tag();
         let again = Delivery::new(
             d.envelope().clone(),
