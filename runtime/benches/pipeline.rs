@@ -4,9 +4,14 @@
 //!
 //! Two stages: `PlaceOrder` → `place_order` → `OrderPlaced` → `charge`.
 //! Each command makes two handlings; the figure is handlings per second.
+//! Both sides carry the same values: envelopes built as the runtime builds
+//! them (ids, time, trace, correlation, causation, typed payload).
 //!
-//! Run: `cargo bench -p choreo-runtime --bench pipeline` (set
-//! `CHOREO_BENCH_EVENTS` to change the number of commands, default 500000).
+//! Run: `cargo bench -p choreo-runtime --bench pipeline`. Environment:
+//! `CHOREO_BENCH_EVENTS` (commands per round, default 500000),
+//! `CHOREO_BENCH_ROUNDS` (default 3), `CHOREO_BENCH_ONLY=raw|broker|quiet`
+//! (one side; `quiet` is the broker with progress notices off, which
+//! `CHOREO_BENCH_QUIET=1` adds to a full run).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +22,9 @@ use choreo_runtime::service::{
     Client, Emit, HandlerError, Reaction, ServiceDefinition, ServiceOptions, Stores, Topics,
     Trigger,
 };
-use choreo_runtime::{MemoryBroker, Message, SharedBroker};
+use choreo_runtime::{
+    Envelope, EventId, MemoryBroker, Message, Payload, SharedBroker, SharedStr, TraceParent,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,28 +68,68 @@ fn command(n: u64) -> PlaceOrder {
 
 const CHANNEL: usize = 1024;
 
+/// The most values a raw stage takes off its channel at once.
+const RAW_BATCH: usize = 128;
+
+/// The command envelope, built as `Client::send` builds it: a v7 id, the
+/// time, a new trace, the instance key, the typed payload.
+fn command_envelope(n: u64) -> Envelope {
+    Envelope::of(n.to_string(), command(n))
+        .source("bench")
+        .build()
+}
+
+/// The envelope of the event `place_order` emits, built as the runtime
+/// builds it: derived id, causation, correlation, continued trace, time.
+fn emitted_envelope(cause: &Envelope, source: &SharedStr, event: OrderPlaced) -> Envelope {
+    Envelope::caused_by(
+        cause,
+        EventId::derived(cause.id(), "place", 0),
+        SharedStr::from_static(OrderPlaced::TYPE),
+        source.clone(),
+        cause
+            .traceparent()
+            .map_or_else(TraceParent::new_root, |t| t.child()),
+        None,
+        Payload::typed(event),
+    )
+}
+
+/// The physical limit: the same envelopes between the same handler
+/// functions, over two bounded tokio mpsc channels, each stage taking
+/// what is queued in one go (`recv_many`). No inbox, no acks.
 async fn raw_pipeline(n: u64) -> Duration {
     let ledger = Arc::new(AtomicU64::new(0));
-    let (tx1, mut rx1) = tokio::sync::mpsc::channel::<PlaceOrder>(CHANNEL);
-    let (tx2, mut rx2) = tokio::sync::mpsc::channel::<OrderPlaced>(CHANNEL);
+    let (tx1, mut rx1) = tokio::sync::mpsc::channel::<Envelope>(CHANNEL);
+    let (tx2, mut rx2) = tokio::sync::mpsc::channel::<Envelope>(CHANNEL);
     let start = Instant::now();
     let stage1 = tokio::spawn(async move {
-        while let Some(cmd) = rx1.recv().await {
-            tx2.send(place_order(cmd)).await.unwrap();
+        let source = SharedStr::from_static("Bench/Orders");
+        let mut buf = Vec::with_capacity(RAW_BATCH);
+        while rx1.recv_many(&mut buf, RAW_BATCH).await > 0 {
+            for cmd in buf.drain(..) {
+                let out = place_order(cmd.decode().unwrap());
+                tx2.send(emitted_envelope(&cmd, &source, out))
+                    .await
+                    .unwrap();
+            }
         }
     });
     let l = ledger.clone();
     let stage2 = tokio::spawn(async move {
         let mut handled = 0u64;
-        while let Some(evt) = rx2.recv().await {
-            charge(evt, &l);
-            handled += 1;
+        let mut buf = Vec::with_capacity(RAW_BATCH);
+        while rx2.recv_many(&mut buf, RAW_BATCH).await > 0 {
+            for evt in buf.drain(..) {
+                charge(evt.decode().unwrap(), &l);
+                handled += 1;
+            }
         }
         handled
     });
     let producer = tokio::spawn(async move {
         for i in 0..n {
-            tx1.send(command(i)).await.unwrap();
+            tx1.send(command_envelope(i)).await.unwrap();
         }
     });
     producer.await.unwrap();
@@ -91,14 +138,33 @@ async fn raw_pipeline(n: u64) -> Duration {
     start.elapsed()
 }
 
-async fn broker_pipeline(n: u64) -> Duration {
+/// What the broker pipeline's sink shares with the bench: one `Arc`, so
+/// that a handling clones one pointer (its future must own what it uses).
+struct Tally {
+    ledger: AtomicU64,
+    handled: AtomicU64,
+    /// Commands the producer may still send (see `broker_pipeline`).
+    window: tokio::sync::Semaphore,
+    /// Told when the last command has been handled.
+    done: tokio::sync::Notify,
+    n: u64,
+}
+
+/// Permits go back to the producer this many at a time.
+const WINDOW_STEP: u64 = 64;
+
+async fn broker_pipeline(n: u64, notices: bool) -> Duration {
     let broker: SharedBroker = Arc::new(MemoryBroker::new());
-    let ledger = Arc::new(AtomicU64::new(0));
-    let handled = Arc::new(AtomicU64::new(0));
     // The raw pipeline's bounded channels hold back its producer; a window
     // of as many commands holds back this one, so that neither measures a
     // growing backlog.
-    let window = Arc::new(tokio::sync::Semaphore::new(2 * CHANNEL));
+    let tally = Arc::new(Tally {
+        ledger: AtomicU64::new(0),
+        handled: AtomicU64::new(0),
+        window: tokio::sync::Semaphore::new(2 * CHANNEL),
+        done: tokio::sync::Notify::new(),
+        n,
+    });
     let orders = ServiceDefinition::new("Bench", "Orders").reaction(Reaction::new(
         "place",
         Trigger::any([PlaceOrder::TYPE]),
@@ -107,41 +173,53 @@ async fn broker_pipeline(n: u64) -> Duration {
             Ok::<_, HandlerError>(Emit::one(place_order(cmd)))
         },
     ));
-    let (l, h, w) = (ledger.clone(), handled.clone(), window.clone());
+    let t = tally.clone();
     let payment = ServiceDefinition::new("Bench", "Payment").reaction(Reaction::new(
         "charge",
         Trigger::any([OrderPlaced::TYPE]),
         move |_ctx, input| {
-            let (l, h, w) = (l.clone(), h.clone(), w.clone());
+            let t = t.clone();
             async move {
-                charge(input.decode()?, &l);
-                h.fetch_add(1, Ordering::Relaxed);
-                w.add_permits(1);
+                charge(input.decode()?, &t.ledger);
+                let handled = t.handled.fetch_add(1, Ordering::Relaxed) + 1;
+                if handled % WINDOW_STEP == 0 {
+                    t.window.add_permits(WINDOW_STEP as usize);
+                }
+                if handled == t.n {
+                    t.done.notify_one();
+                }
                 Ok(Emit::none())
             }
         },
     ));
+    let options = ServiceOptions {
+        progress_notices: notices,
+        ..ServiceOptions::default()
+    };
     let a = orders
-        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
+        .start(broker.clone(), Stores::memory(), options.clone())
         .await
         .unwrap();
     let b = payment
-        .start(broker.clone(), Stores::memory(), ServiceOptions::default())
+        .start(broker.clone(), Stores::memory(), options)
         .await
         .unwrap();
     let client = Client::new(broker.clone(), Topics::default(), "bench");
+    let finished = tally.done.notified();
+    tokio::pin!(finished);
+    finished.as_mut().enable();
     let start = Instant::now();
+    let t = tally.clone();
     let producer = tokio::spawn(async move {
         for i in 0..n {
-            window.acquire().await.unwrap().forget();
+            t.window.acquire().await.unwrap().forget();
             client.send(i.to_string(), command(i)).await.unwrap();
         }
     });
     producer.await.unwrap();
-    while handled.load(Ordering::Relaxed) < n {
-        tokio::time::sleep(Duration::from_micros(100)).await;
-    }
+    finished.await;
     let took = start.elapsed();
+    assert_eq!(tally.handled.load(Ordering::Relaxed), n);
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
     broker.close(Duration::from_secs(1)).await.unwrap();
@@ -192,9 +270,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let rounds = 3;
+    let rounds: usize = std::env::var("CHOREO_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let best = |v: &[Duration]| v.iter().min().copied().unwrap();
-    // CHOREO_BENCH_ONLY=raw|broker runs one side (for profiling).
+    // CHOREO_BENCH_ONLY=raw|broker|quiet runs one side (for profiling).
     let only = std::env::var("CHOREO_BENCH_ONLY").unwrap_or_default();
     let rate = |d: Duration| (2 * n) as f64 / d.as_secs_f64();
     let report = |name: &str, (times, cpu): &(Vec<Duration>, Option<f64>)| {
@@ -205,13 +286,21 @@ fn main() {
         );
     };
     println!("commands per round: {n} (each makes 2 handlings); best of {rounds} rounds");
-    let raw = (only != "broker").then(|| measure(&rt, rounds, n, |n| Box::pin(raw_pipeline(n))));
-    let brk = (only != "raw").then(|| measure(&rt, rounds, n, |n| Box::pin(broker_pipeline(n))));
+    let raw = (only.is_empty() || only == "raw")
+        .then(|| measure(&rt, rounds, n, |n| Box::pin(raw_pipeline(n))));
+    let brk = (only.is_empty() || only == "broker")
+        .then(|| measure(&rt, rounds, n, |n| Box::pin(broker_pipeline(n, true))));
+    // Progress notices off (not the default): what they cost.
+    let quiet = (only == "quiet" || std::env::var_os("CHOREO_BENCH_QUIET").is_some())
+        .then(|| measure(&rt, rounds, n, |n| Box::pin(broker_pipeline(n, false))));
     if let Some(r) = &raw {
         report("raw mpsc pipeline:", r);
     }
     if let Some(b) = &brk {
         report("memory broker pipeline:", b);
+    }
+    if let Some(q) = &quiet {
+        report("  (notices off):", q);
     }
     if let (Some(r), Some(b)) = (&raw, &brk) {
         println!(

@@ -593,3 +593,75 @@ async fn closing_the_broker_drains_through_running_services() {
     );
     assert!(client.send("late", Charge { cents: 1 }).await.is_err());
 }
+
+/// A memory broker whose first `failures` batch publishes fail.
+struct FailingBatches {
+    inner: MemoryBroker,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Broker for FailingBatches {
+    fn kind(&self) -> &'static str {
+        "failing-batches"
+    }
+    fn capabilities(&self) -> choreo_runtime::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn publish(
+        &self,
+        topic: &str,
+        envelope: Envelope,
+    ) -> Result<(), choreo_runtime::BrokerError> {
+        self.inner.publish(topic, envelope).await
+    }
+    async fn publish_batch(
+        &self,
+        messages: Vec<(choreo_runtime::SharedStr, Envelope)>,
+    ) -> Result<(), choreo_runtime::BrokerError> {
+        use std::sync::atomic::Ordering;
+        let left = self.failures.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failures.store(left - 1, Ordering::SeqCst);
+            return Err(choreo_runtime::BrokerError::Unavailable("injected".into()));
+        }
+        self.inner.publish_batch(messages).await
+    }
+    async fn subscribe(
+        &self,
+        options: choreo_runtime::SubscribeOptions,
+    ) -> Result<Box<dyn choreo_runtime::Subscription>, choreo_runtime::BrokerError> {
+        self.inner.subscribe(options).await
+    }
+    async fn health(&self) -> choreo_runtime::broker::Health {
+        self.inner.health().await
+    }
+    async fn close(&self, drain_timeout: Duration) -> Result<(), choreo_runtime::BrokerError> {
+        self.inner.close(drain_timeout).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_whose_emissions_were_not_published_come_again() {
+    let broker: SharedBroker = Arc::new(FailingBatches {
+        inner: MemoryBroker::new(),
+        failures: 2.into(),
+    });
+    let attempts: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let service = start(&broker, flaky_payment(attempts.clone(), 0, None)).await;
+    let mut approved = reader(&broker, "probe", PaymentApproved::TYPE).await;
+    let mut dead = reader(&broker, "probe-dlq", &dead_letter_topic(Charge::TYPE)).await;
+    client(&broker)
+        .send("order-1", Charge { cents: 7 })
+        .await
+        .unwrap();
+    // The first two publishes of the outcome fail: the charge is not done,
+    // comes again, and its outcome goes out on the third delivery.
+    let out = next(&mut approved).await;
+    assert_eq!(out.decode::<PaymentApproved>().unwrap().amount, 7);
+    assert_eq!(*attempts.lock().unwrap(), [1, 2, 3]);
+    let stats = service.shutdown().await.unwrap();
+    assert_eq!((stats.dead_lettered, stats.deliveries), (0, 3));
+    let nothing = tokio::time::timeout(Duration::from_secs(5), dead.next_batch(1)).await;
+    assert!(nothing.is_err(), "nothing was dead-lettered");
+}

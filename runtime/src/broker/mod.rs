@@ -256,11 +256,18 @@ pub async fn settle_all(
     settlements: impl IntoIterator<Item = (Delivery, Settlement)>,
 ) -> Result<(), BrokerError> {
     type Run = (Arc<dyn Settler>, Vec<(u64, Settlement)>);
-    let mut runs: Vec<Run> = Vec::new();
+    let settlements = settlements.into_iter();
+    // Mostly one settler: room for everything in its batch at once.
+    let room = settlements.size_hint().0.max(1);
+    let mut runs: smallvec::SmallVec<[Run; 1]> = smallvec::SmallVec::new();
     for (d, s) in settlements {
         match runs.iter_mut().find(|(st, _)| Arc::ptr_eq(st, &d.settler)) {
             Some((_, batch)) => batch.push((d.tag, s)),
-            None => runs.push((d.settler, vec![(d.tag, s)])),
+            None => {
+                let mut batch = Vec::with_capacity(room);
+                batch.push((d.tag, s));
+                runs.push((d.settler, batch));
+            }
         }
     }
     let mut first_err = None;

@@ -13,10 +13,10 @@ use super::text::SharedStr;
 /// compact) and keeps them as 16 bytes; an id from outside that is not a
 /// canonical lower-case UUID is kept as its exact text, so it round-trips
 /// byte for byte.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct EventId(Repr);
 
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Repr {
     Uuid(Uuid),
     Text(SharedStr),
@@ -36,6 +36,11 @@ impl EventId {
         ))
     }
 
+    /// The empty id (a placeholder until one is set), without allocating.
+    pub(crate) const fn empty() -> Self {
+        EventId(Repr::Text(SharedStr::from_static("")))
+    }
+
     /// A fresh id for now.
     pub fn now() -> Self {
         let millis = jiff::Timestamp::now().as_millisecond();
@@ -50,21 +55,23 @@ impl EventId {
     /// The id is a version 8 UUID holding the XXH3-128 hash of the cause,
     /// the reaction and the index (stable across builds and platforms).
     pub fn derived(cause: &EventId, reaction: &str, index: usize) -> Self {
-        let mut h = xxhash_rust::xxh3::Xxh3::with_seed(DERIVED_SEED);
+        // One-shot XXH3 over the concatenation (the same hash as feeding
+        // the parts to a streaming hasher, without its large state).
+        let mut input: smallvec::SmallVec<[u8; 96]> = smallvec::SmallVec::new();
         match &cause.0 {
             Repr::Uuid(u) => {
-                h.update(&[0]);
-                h.update(u.as_bytes());
+                input.push(0);
+                input.extend_from_slice(u.as_bytes());
             }
             Repr::Text(t) => {
-                h.update(&[1]);
-                h.update(t.as_bytes());
+                input.push(1);
+                input.extend_from_slice(t.as_bytes());
             }
         }
-        h.update(&(reaction.len() as u64).to_le_bytes());
-        h.update(reaction.as_bytes());
-        h.update(&(index as u64).to_le_bytes());
-        let bytes = h.digest128().to_be_bytes();
+        input.extend_from_slice(&(reaction.len() as u64).to_le_bytes());
+        input.extend_from_slice(reaction.as_bytes());
+        input.extend_from_slice(&(index as u64).to_le_bytes());
+        let bytes = xxhash_rust::xxh3::xxh3_128_with_seed(&input, DERIVED_SEED).to_be_bytes();
         EventId(Repr::Uuid(
             uuid::Builder::from_custom_bytes(bytes).into_uuid(),
         ))
@@ -75,6 +82,20 @@ impl EventId {
         match &self.0 {
             Repr::Uuid(u) => Some(*u),
             Repr::Text(_) => None,
+        }
+    }
+}
+
+// By hand: a UUID hashes as one 128-bit word, not as a slice of bytes
+// (inbox tables hash every event id twice).
+impl std::hash::Hash for EventId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match &self.0 {
+            Repr::Uuid(u) => state.write_u128(u.as_u128()),
+            Repr::Text(t) => {
+                state.write_u8(1);
+                t.hash(state);
+            }
         }
     }
 }

@@ -102,7 +102,7 @@ impl Envelope {
     ) -> EnvelopeBuilder {
         EnvelopeBuilder {
             inner: Inner {
-                id: EventId::from(""),
+                id: EventId::empty(),
                 source: SharedStr::from_static(DEFAULT_SOURCE),
                 ty: ty.into(),
                 time: Timestamp::UNIX_EPOCH,

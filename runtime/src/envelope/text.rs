@@ -25,6 +25,16 @@ impl SharedStr {
         SharedStr(Inner::Static(s))
     }
 
+    /// Whether both are the very same text in memory (the same static
+    /// string or the same shared one): a cheap check before comparing.
+    pub(crate) fn same_ptr(&self, other: &SharedStr) -> bool {
+        match (&self.0, &other.0) {
+            (Inner::Static(a), Inner::Static(b)) => std::ptr::eq(*a, *b),
+            (Inner::Shared(a), Inner::Shared(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         match &self.0 {

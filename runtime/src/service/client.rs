@@ -50,7 +50,9 @@ impl Client {
     /// Sends a prepared envelope to its type's topic.
     pub async fn send_envelope(&self, envelope: Envelope) -> Result<EventId, BrokerError> {
         let id = envelope.id().clone();
-        let topic = self.topics.for_type(envelope.ty());
+        // The type's text outlives the envelope we hand over.
+        let ty = envelope.ty_shared().clone();
+        let topic = self.topics.topic_of(&ty);
         self.broker.publish(&topic, envelope).await?;
         Ok(id)
     }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -176,7 +177,8 @@ impl Input {
 /// The messages a handling emits; the runtime fills in their attributes.
 #[derive(Debug, Clone, Default)]
 pub struct Emit {
-    pub(crate) messages: Vec<(SharedStr, Payload)>,
+    // Mostly one message: kept inline, no allocation per handling.
+    pub(crate) messages: SmallVec<[(SharedStr, Payload); 1]>,
 }
 
 impl Emit {
@@ -218,6 +220,107 @@ pub type HandlerFuture = BoxFuture<'static, Result<Emit, HandlerError>>;
 /// A reaction's handler, type-erased.
 pub type Handler = Arc<dyn Fn(Context, Input) -> HandlerFuture + Send + Sync>;
 
+/// Runs a handler's future in a place of its own that is used again
+/// handling after handling, so that a handler that finishes on its first
+/// poll costs no allocation.
+pub(crate) trait HandlerSlot: Send {
+    /// Starts the handler and polls it once.
+    fn run(
+        &mut self,
+        ctx: Context,
+        input: Input,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Emit, HandlerError>>;
+    /// The future that `run` left pending, to be polled to its end
+    /// elsewhere; the slot is empty again.
+    fn detach(&mut self) -> HandlerFuture;
+    /// Drops what is in the slot (after a panic).
+    fn reset(&mut self);
+}
+
+/// Makes [`HandlerSlot`]s for one handler.
+pub(crate) trait SlotMaker: Send + Sync {
+    fn slot(self: Arc<Self>) -> Box<dyn HandlerSlot>;
+}
+
+struct FnHandler<F>(F);
+
+struct Slot<F, Fut> {
+    handler: Arc<FnHandler<F>>,
+    running: Pin<Box<Option<Fut>>>,
+}
+
+impl<F, Fut> SlotMaker for FnHandler<F>
+where
+    F: Fn(Context, Input) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Emit, HandlerError>> + Send + 'static,
+{
+    fn slot(self: Arc<Self>) -> Box<dyn HandlerSlot> {
+        Box::new(Slot {
+            handler: self,
+            running: Box::pin(None),
+        })
+    }
+}
+
+impl<F, Fut> HandlerSlot for Slot<F, Fut>
+where
+    F: Fn(Context, Input) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Emit, HandlerError>> + Send + 'static,
+{
+    fn run(
+        &mut self,
+        ctx: Context,
+        input: Input,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Emit, HandlerError>> {
+        self.running.set(Some((self.handler.0)(ctx, input)));
+        let polled = match self.running.as_mut().as_pin_mut() {
+            Some(fut) => fut.poll(cx),
+            None => std::task::Poll::Ready(Err(HandlerError::failed("handler slot empty"))),
+        };
+        if polled.is_ready() {
+            self.running.set(None);
+        }
+        polled
+    }
+
+    fn detach(&mut self) -> HandlerFuture {
+        Box::pin(Detached(std::mem::replace(
+            &mut self.running,
+            Box::pin(None),
+        )))
+    }
+
+    fn reset(&mut self) {
+        self.running.set(None);
+    }
+}
+
+/// A handler future that went pending in a slot, polled to its end.
+struct Detached<Fut>(Pin<Box<Option<Fut>>>);
+
+impl<Fut: Future<Output = Result<Emit, HandlerError>>> Future for Detached<Fut> {
+    type Output = Result<Emit, HandlerError>;
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.0.as_mut().as_pin_mut() {
+            Some(fut) => {
+                let polled = fut.poll(cx);
+                if polled.is_ready() {
+                    self.0.set(None);
+                }
+                polled
+            }
+            None => std::task::Poll::Ready(Err(HandlerError::failed(
+                "handler polled after it finished",
+            ))),
+        }
+    }
+}
+
 /// One reaction of a participant.
 #[derive(Clone)]
 pub struct Reaction {
@@ -227,6 +330,7 @@ pub struct Reaction {
     pub(crate) timeout: Option<Duration>,
     pub(crate) bound: Option<u32>,
     pub(crate) handler: Handler,
+    pub(crate) slots: Arc<dyn SlotMaker>,
 }
 
 impl Reaction {
@@ -237,13 +341,16 @@ impl Reaction {
         F: Fn(Context, Input) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Emit, HandlerError>> + Send + 'static,
     {
+        let handler = Arc::new(FnHandler(handler));
+        let slots: Arc<dyn SlotMaker> = handler.clone();
         Reaction {
             name: name.into(),
             trigger,
             retry: None,
             timeout: None,
             bound: None,
-            handler: Arc::new(move |ctx, input| Box::pin(handler(ctx, input))),
+            handler: Arc::new(move |ctx, input| Box::pin((handler.0)(ctx, input))),
+            slots,
         }
     }
     /// `@retry(max, backoff)`.

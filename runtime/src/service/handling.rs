@@ -6,108 +6,273 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::FutureExt;
 use smallvec::SmallVec;
 use tracing::Instrument;
 
-use super::definition::{Context, HandlerError, Input, Reaction, Trigger};
+use super::definition::{Context, Emit, HandlerError, Input, Reaction, Trigger};
 use super::options::bump;
-use super::runner::{Handled, InboxAction, Outcome, PreClaims, Runner};
+use super::runner::{
+    Batch, Claims, Handled, InboxAction, Outbox, Outcome, PreClaims, Results, Runner, Sink,
+};
 use crate::broker::{Delivery, Settlement};
 use crate::envelope::{Envelope, EventId, SharedStr, TraceParent};
 use crate::payload::Payload;
 use crate::progress::notice::{Completion, CompletionOutcome, EmittedEvent};
 use crate::store::{Claim, StoreError};
 
-impl Runner {
-    pub(super) async fn handle(self: Arc<Self>, d: Delivery, pre: PreClaims) -> Handled {
-        let env = d.envelope().clone();
-        let Some(reactions) = self.by_type.get(env.ty()) else {
-            let reason = format!(
-                "participant {} has no reaction to type {:?}",
-                self.def.participant,
-                env.ty()
-            );
-            return Handled::settled(d, Settlement::DeadLetter { reason });
-        };
-        let attempt = d.attempt();
-        let mut completions = Vec::new();
-        let (mut complete, mut release) = (SmallVec::new(), SmallVec::new());
-        let mut retry_in: Option<Duration> = None;
-        let mut dead: Vec<(usize, String)> = Vec::new();
-        let mut busy = false;
-        for &i in reactions {
-            let r = &self.def.reactions[i];
-            let claim = pre.iter().find(|(ri, _)| *ri == i).map(|(_, c)| c.clone());
-            let (outcome, action) = self.react(i, &env, attempt, claim).await;
-            match action {
-                InboxAction::None => {}
-                InboxAction::Complete(id) => complete.push((i, id)),
-                InboxAction::Release(id) => release.push((i, id)),
-            }
-            match outcome {
-                Outcome::Completed(c) => completions.push(c),
-                Outcome::Duplicate => bump(&self.counters.duplicates),
-                Outcome::Busy => busy = true,
-                Outcome::DeadLetter(reason) => dead.push((i, reason)),
-                Outcome::Failed(err) => {
-                    bump(&self.counters.failures);
-                    let retries = r.retry.filter(|_| err.is_retryable());
-                    match retries {
-                        Some(p) if attempt <= p.max => {
-                            let delay = p.delay(attempt);
-                            tracing::info!(reaction = %r.name, id = %env.id(), attempt, error = %err, ?delay, "handler failed; will retry");
-                            retry_in = Some(retry_in.map_or(delay, |d| d.max(delay)));
-                        }
-                        _ => {
-                            let reason = match &err {
-                                HandlerError::Decode(e) => {
-                                    format!("reaction {}: decode error: {e}", r.name)
-                                }
-                                _ if attempt > 1 => format!(
-                                    "reaction {} failed after {attempt} attempts: {err}",
-                                    r.name
-                                ),
-                                _ => format!("reaction {} failed: {err}", r.name),
-                            };
-                            dead.push((i, reason));
-                        }
+/// The verdict on one delivery, gathered reaction by reaction.
+struct Verdict {
+    attempt: u32,
+    retry_in: Option<Duration>,
+    dead: Vec<(usize, String)>,
+    busy: bool,
+}
+
+/// A handler future started on the fast path that did not finish on its
+/// first poll.
+type Started = futures::future::CatchUnwind<AssertUnwindSafe<super::definition::HandlerFuture>>;
+
+impl Verdict {
+    fn new(attempt: u32) -> Self {
+        Verdict {
+            attempt,
+            retry_in: None,
+            dead: Vec::new(),
+            busy: false,
+        }
+    }
+
+    /// Counts how reaction `i` dealt with the delivery.
+    fn add(
+        &mut self,
+        runner: &Runner,
+        env: &Envelope,
+        i: usize,
+        outcome: Outcome,
+        action: InboxAction,
+        sink: &mut impl Sink,
+    ) {
+        let r = &runner.def.reactions[i];
+        let attempt = self.attempt;
+        sink.inbox(i, action);
+        match outcome {
+            Outcome::Completed(c) => sink.completion(c),
+            Outcome::Duplicate => bump(&runner.counters.duplicates),
+            Outcome::Busy => self.busy = true,
+            Outcome::DeadLetter(reason) => self.dead.push((i, reason)),
+            Outcome::Failed(err) => {
+                bump(&runner.counters.failures);
+                let retries = r.retry.filter(|_| err.is_retryable());
+                match retries {
+                    Some(p) if attempt <= p.max => {
+                        let delay = p.delay(attempt);
+                        tracing::info!(reaction = %r.name, id = %env.id(), attempt, error = %err, ?delay, "handler failed; will retry");
+                        self.retry_in = Some(self.retry_in.map_or(delay, |d| d.max(delay)));
+                    }
+                    _ => {
+                        let reason = match &err {
+                            HandlerError::Decode(e) => {
+                                format!("reaction {}: decode error: {e}", r.name)
+                            }
+                            _ if attempt > 1 => format!(
+                                "reaction {} failed after {attempt} attempts: {err}",
+                                r.name
+                            ),
+                            _ => format!("reaction {} failed: {err}", r.name),
+                        };
+                        self.dead.push((i, reason));
                     }
                 }
             }
         }
-        let settlement = if let Some(delay) = retry_in {
+    }
+
+    /// The delivery's settlement: retry if any reaction may, else dead
+    /// letter if any gave up, else come back later if one was busy, else ack.
+    fn settle(self, runner: &Runner, env: &Envelope, sink: &mut impl Sink) -> Settlement {
+        if let Some(delay) = self.retry_in {
             Settlement::Nack { delay: Some(delay) }
-        } else if !dead.is_empty() {
-            for (i, reason) in &dead {
-                completions.push(self.completion(
+        } else if !self.dead.is_empty() {
+            for (i, reason) in &self.dead {
+                sink.completion(runner.completion(
                     *i,
-                    &env,
+                    env,
                     CompletionOutcome::DeadLettered {
                         reason: reason.clone(),
                     },
                     SmallVec::new(),
                 ));
             }
-            let reason = dead
+            let reason = self
+                .dead
                 .into_iter()
                 .map(|(_, r)| r)
                 .collect::<Vec<_>>()
                 .join("; ");
             Settlement::DeadLetter { reason }
-        } else if busy {
+        } else if self.busy {
             Settlement::Nack {
-                delay: Some(self.opts.busy_retry),
+                delay: Some(runner.opts.busy_retry),
             }
         } else {
             Settlement::Ack
+        }
+    }
+}
+
+impl Runner {
+    /// Handles a delivery without a future of its own when it can: one
+    /// plain reaction (no join, no bound) with its batch claim, whose
+    /// handler finishes on its first poll — the common case with
+    /// in-process stores. Its results go straight into `batch`. Anything
+    /// else is returned as a future to poll to the end: the full way
+    /// ([`Self::handle`]), or the rest of a handler that is not ready yet
+    /// ([`Self::resume`]).
+    pub(super) fn handle_now(
+        self: &Arc<Self>,
+        d: Delivery,
+        di: usize,
+        claims: &mut Claims,
+        batch: &mut Batch,
+    ) -> Option<BoxFuture<'static, Handled>> {
+        let fast = match self.reactions_at(claims.type_of(di)) {
+            Some(&[i]) => {
+                let r = &self.def.reactions[i];
+                (r.bound.is_none() && matches!(r.trigger, Trigger::Any(_)))
+                    .then(|| claims.take_one(di, i).map(|c| (i, r, c)))
+                    .flatten()
+            }
+            _ => None,
         };
+        let Some((i, r, claim)) = fast else {
+            return Some(Box::pin(self.clone().handle(d, claims.take(di))));
+        };
+        let env = d.envelope();
+        let mut v = Verdict::new(d.attempt());
+        let (outcome, action) = match claim {
+            Err(e) => (Outcome::Failed(HandlerError::failed(e)), InboxAction::None),
+            Ok(Claim::Done) => (Outcome::Duplicate, InboxAction::None),
+            Ok(Claim::Busy) => (Outcome::Busy, InboxAction::None),
+            Ok(Claim::Acquired) => {
+                let input = Input::new(smallvec::smallvec![env.clone()]);
+                let (ctx, span) = self.context(r, env, v.attempt);
+                // The handler's future lives in the batch's slot for this
+                // reaction, used again handling after handling.
+                let slot = batch.slots[i].get_or_insert_with(|| r.slots.clone().slot());
+                let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+                let polled = span.in_scope(|| {
+                    std::panic::catch_unwind(AssertUnwindSafe(|| slot.run(ctx, input, &mut cx)))
+                });
+                let result: HandlerResult = match polled {
+                    Ok(std::task::Poll::Ready(out)) => Ok(out),
+                    Ok(std::task::Poll::Pending) => {
+                        let run = AssertUnwindSafe(slot.detach()).catch_unwind();
+                        return Some(Box::pin(self.clone().resume(d, v, i, run, span)));
+                    }
+                    Err(panic) => {
+                        slot.reset();
+                        Err(panic)
+                    }
+                };
+                match self.emit(r, env, env.id(), result, &mut batch.publish) {
+                    // Success, the common case, straight into the batch:
+                    // done mark, completion, ack.
+                    Ok(emitted) => {
+                        batch.handled += 1;
+                        batch.complete[i].push(env.id().clone());
+                        if self.opts.progress_notices {
+                            let c = self.completion(i, env, CompletionOutcome::Handled, emitted);
+                            batch.completions.push(c);
+                        }
+                        batch.settlements.push((d, Settlement::Ack));
+                        return None;
+                    }
+                    Err(e) => (Outcome::Failed(e), InboxAction::Release(env.id().clone())),
+                }
+            }
+        };
+        v.add(self, env, i, outcome, action, batch);
+        let settlement = v.settle(self, env, batch);
+        batch.settlements.push((d, settlement));
+        None
+    }
+
+    /// The rest of a fast-path handling whose handler was not ready.
+    async fn resume(
+        self: Arc<Self>,
+        d: Delivery,
+        mut v: Verdict,
+        i: usize,
+        run: Started,
+        span: tracing::Span,
+    ) -> Handled {
+        let r = &self.def.reactions[i];
+        let result = self.run_started(r, run, span).await;
+        let mut results = Results::default();
+        let env = d.envelope();
+        let (outcome, action) = self.finished(i, env, result, &mut results.publish);
+        if matches!(outcome, Outcome::Completed(_)) {
+            bump(&self.counters.handled);
+        }
+        v.add(&self, env, i, outcome, action, &mut results);
+        let settlement = v.settle(&self, env, &mut results);
         Handled {
             delivery: d,
             settlement,
-            completions,
-            complete,
-            release,
+            results,
+        }
+    }
+
+    /// A plain reaction's handler has returned: its outcome and inbox action.
+    fn finished(
+        &self,
+        i: usize,
+        env: &Envelope,
+        result: HandlerResult,
+        publish: &mut impl Extend<(SharedStr, Envelope)>,
+    ) -> (Outcome, InboxAction) {
+        let r = &self.def.reactions[i];
+        let id = env.id();
+        match self.emit(r, env, id, result, publish) {
+            Ok(emitted) => {
+                let c = self.completion(i, env, CompletionOutcome::Handled, emitted);
+                (Outcome::Completed(c), InboxAction::Complete(id.clone()))
+            }
+            Err(e) => (Outcome::Failed(e), InboxAction::Release(id.clone())),
+        }
+    }
+
+    /// The full way: every reaction of the delivery, each awaited in turn.
+    pub(super) async fn handle(self: Arc<Self>, d: Delivery, pre: PreClaims) -> Handled {
+        let env = d.envelope().clone();
+        let Some(reactions) = self.reactions_of(env.ty_shared()) else {
+            let reason = format!(
+                "participant {} has no reaction to type {:?}",
+                self.def.participant,
+                env.ty()
+            );
+            return Handled {
+                delivery: d,
+                settlement: Settlement::DeadLetter { reason },
+                results: Results::default(),
+            };
+        };
+        let mut v = Verdict::new(d.attempt());
+        let mut results = Results::default();
+        for &i in reactions {
+            let claim = pre.iter().find(|(ri, _)| *ri == i).map(|(_, c)| c.clone());
+            let (outcome, action) = self
+                .react(i, &env, v.attempt, claim, &mut results.publish)
+                .await;
+            v.add(&self, &env, i, outcome, action, &mut results);
+        }
+        let settlement = v.settle(&self, &env, &mut results);
+        Handled {
+            delivery: d,
+            settlement,
+            results,
         }
     }
 
@@ -131,13 +296,15 @@ impl Runner {
     /// Runs reaction `i` for `env`, at most once per event (per instance
     /// for a join), whatever the number of deliveries. A plain reaction
     /// comes with its batch claim and leaves the inbox update to the
-    /// flush; a join claims and updates its firing here.
+    /// flush; a join claims and updates its firing here. What the handler
+    /// emits goes to `publish`, for the flush to publish (see [`Self::fire`]).
     async fn react(
         &self,
         i: usize,
         env: &Envelope,
         attempt: u32,
         claim: Option<Result<Claim, StoreError>>,
+        publish: &mut Outbox,
     ) -> (Outcome, InboxAction) {
         let r = &self.def.reactions[i];
         let scope = &self.scopes[i];
@@ -205,7 +372,10 @@ impl Runner {
             Ok(Claim::Busy) => return (Outcome::Busy, InboxAction::None),
             Ok(Claim::Acquired) => {}
         }
-        match self.fire(r, scope, env, inputs, &dedup_id, attempt).await {
+        match self
+            .fire(r, scope, env, inputs, &dedup_id, attempt, publish)
+            .await
+        {
             Ok(emitted) => {
                 bump(&self.counters.handled);
                 let c = self.completion(i, env, CompletionOutcome::Handled, emitted);
@@ -216,6 +386,12 @@ impl Runner {
     }
 
     /// The handler run proper: bound check, timeout, panic guard, emit.
+    ///
+    /// The emitted envelopes are appended to `publish`: the batch's flush
+    /// publishes them all in one `publish_batch`, before the done marks and
+    /// the acks. A `@bounded` reaction publishes here instead, since it
+    /// counts its firing once its events are out.
+    #[allow(clippy::too_many_arguments)]
     async fn fire(
         &self,
         r: &Reaction,
@@ -224,6 +400,7 @@ impl Runner {
         inputs: SmallVec<[Envelope; 2]>,
         dedup_id: &EventId,
         attempt: u32,
+        publish: &mut Outbox,
     ) -> Result<SmallVec<[EmittedEvent; 1]>, Outcome> {
         let instance = trigger.correlation_shared();
         if let Some(bound) = r.bound {
@@ -237,6 +414,46 @@ impl Runner {
                 return Err(Outcome::DeadLetter("bound exceeded".into()));
             }
         }
+        let (run, span) = self.start(r, trigger, inputs, attempt);
+        let result = self.run_started(r, run, span).await;
+        let first = publish.len();
+        let emitted = self
+            .emit(r, trigger, dedup_id, result, publish)
+            .map_err(Outcome::Failed)?;
+        if r.bound.is_some() {
+            if publish.len() > first {
+                let out: Vec<(SharedStr, Envelope)> = publish.drain(first..).collect();
+                self.broker.publish_batch(out).await.map_err(|e| {
+                    Outcome::Failed(HandlerError::failed(format!(
+                        "publishing the outcome failed: {e}"
+                    )))
+                })?;
+            }
+            self.stores
+                .state
+                .record_firing(scope, instance)
+                .await
+                .map_err(|e| Outcome::Failed(HandlerError::failed(e)))?;
+        }
+        Ok(emitted)
+    }
+
+    /// Starts the handler of `r` in its span (panics caught).
+    fn start(
+        &self,
+        r: &Reaction,
+        trigger: &Envelope,
+        inputs: SmallVec<[Envelope; 2]>,
+        attempt: u32,
+    ) -> (Started, tracing::Span) {
+        let (ctx, span) = self.context(r, trigger, attempt);
+        let run = span.in_scope(|| AssertUnwindSafe((r.handler)(ctx, Input::new(inputs))));
+        (run.catch_unwind(), span)
+    }
+
+    /// The context and span of one handling of `r`.
+    fn context(&self, r: &Reaction, trigger: &Envelope, attempt: u32) -> (Context, tracing::Span) {
+        let instance = trigger.correlation_shared();
         let span = tracing::info_span!(
             "choreo.handle",
             choreography = %self.def.choreography,
@@ -260,60 +477,56 @@ impl Runner {
             reaction: r.name.clone(),
             span: span.clone(),
         };
-        let run = AssertUnwindSafe((r.handler)(ctx, Input::new(inputs))).catch_unwind();
-        let result = match r.timeout {
-            Some(t) => tokio::time::timeout(t, run)
-                .instrument(span.clone())
+        (ctx, span)
+    }
+
+    /// Polls a started handler to its end, within its `@timeout`.
+    async fn run_started(&self, r: &Reaction, run: Started, span: tracing::Span) -> HandlerResult {
+        match r.timeout {
+            // Boxed: a timer is large, and most reactions have none.
+            Some(t) => Box::pin(tokio::time::timeout(t, run).instrument(span))
                 .await
                 .unwrap_or(Ok(Err(HandlerError::Timeout(t)))),
-            None => run.instrument(span.clone()).await,
-        };
+            None => run.instrument(span).await,
+        }
+    }
+
+    /// What a handler's result means: its emitted envelopes appended to
+    /// `publish`, or its failure (a panic is a failure).
+    fn emit(
+        &self,
+        r: &Reaction,
+        trigger: &Envelope,
+        dedup_id: &EventId,
+        result: HandlerResult,
+        publish: &mut impl Extend<(SharedStr, Envelope)>,
+    ) -> Result<SmallVec<[EmittedEvent; 1]>, HandlerError> {
         let emit = match result {
             Ok(Ok(emit)) => emit,
-            Ok(Err(e)) => return Err(Outcome::Failed(e)),
+            Ok(Err(e)) => return Err(e),
             Err(panic) => {
                 let what = panic
                     .downcast_ref::<&str>()
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a non-string panic".into());
-                return Err(Outcome::Failed(HandlerError::Failed(format!(
-                    "handler panicked: {what}"
-                ))));
+                return Err(HandlerError::Failed(format!("handler panicked: {what}")));
             }
         };
+        if emit.messages.is_empty() {
+            return Ok(SmallVec::new());
+        }
         let trace = trigger
             .traceparent()
             .map_or_else(TraceParent::new_root, |t| t.child());
         let mut emitted = SmallVec::with_capacity(emit.messages.len());
-        let mut out: Vec<(SharedStr, Envelope)> = Vec::with_capacity(emit.messages.len());
         for (n, (ty, payload)) in emit.messages.into_iter().enumerate() {
             let env = self.emitted_envelope(&r.name, trigger, dedup_id, n, &ty, payload, trace);
             emitted.push(EmittedEvent {
                 id: env.id().clone(),
                 ty: ty.clone(),
             });
-            out.push((self.topic_for(&ty), env));
-        }
-        let published = match out.len() {
-            0 => Ok(()),
-            1 => match out.pop() {
-                Some((topic, env)) => self.broker.publish(&topic, env).await,
-                None => Ok(()),
-            },
-            _ => self.broker.publish_batch(out).await,
-        };
-        published.map_err(|e| {
-            Outcome::Failed(HandlerError::failed(format!(
-                "publishing the outcome failed: {e}"
-            )))
-        })?;
-        if r.bound.is_some() {
-            self.stores
-                .state
-                .record_firing(scope, instance)
-                .await
-                .map_err(|e| Outcome::Failed(HandlerError::failed(e)))?;
+            publish.extend(Some((self.topic_for(&ty), env)));
         }
         Ok(emitted)
     }
@@ -341,6 +554,9 @@ impl Runner {
         )
     }
 }
+
+/// What a handler came to: its result, or the panic it raised.
+type HandlerResult = Result<Result<Emit, HandlerError>, Box<dyn std::any::Any + Send>>;
 
 /// The inbox id of a join's one firing in `instance`.
 fn join_firing_id(instance: &str) -> EventId {

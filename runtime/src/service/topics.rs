@@ -18,6 +18,18 @@ impl Topics {
     pub fn for_type(&self, ty: &str) -> String {
         format!("{}{ty}", self.prefix)
     }
+    /// Whether topics are the type names themselves.
+    pub(crate) fn is_unprefixed(&self) -> bool {
+        self.prefix.is_empty()
+    }
+    /// [`Topics::for_type`], without a copy when there is no prefix.
+    pub(crate) fn topic_of<'a>(&self, ty: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.is_unprefixed() {
+            std::borrow::Cow::Borrowed(ty)
+        } else {
+            std::borrow::Cow::Owned(self.for_type(ty))
+        }
+    }
     /// The topic of the progress notices of `choreography`.
     pub fn progress(&self, choreography: &str) -> String {
         format!("{}choreo-progress.{choreography}", self.prefix)

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use smallvec::SmallVec;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -84,16 +85,75 @@ impl Eq for Delayed {}
 
 struct InFlight {
     pending: Pending,
-    member: Arc<Member>,
+    /// The member holding it (see `GroupState::members`).
+    member: u64,
     deadline: Instant,
+}
+
+/// The deliveries in flight, in reusable slots: a delivery's tag is its
+/// slot and the slot's generation, so that a stale tag (settled already,
+/// or given back when its member left) finds nothing. No hashing, and
+/// memory bounded by what is in flight at once.
+#[derive(Default)]
+struct Slots {
+    slots: Vec<(u32, Option<InFlight>)>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl Slots {
+    fn insert(&mut self, f: InFlight) -> u64 {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push((0, None));
+                // More than 2^32 deliveries in flight at once is out of reach.
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.0 = slot.0.wrapping_add(1);
+        slot.1 = Some(f);
+        self.len += 1;
+        (u64::from(slot.0) << 32) | u64::from(index)
+    }
+
+    fn remove(&mut self, tag: u64) -> Option<InFlight> {
+        let index = (tag & u64::from(u32::MAX)) as u32;
+        let slot = self.slots.get_mut(index as usize)?;
+        if u64::from(slot.0) != tag >> 32 {
+            return None;
+        }
+        let f = slot.1.take()?;
+        self.free.push(index);
+        self.len -= 1;
+        Some(f)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &InFlight)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (generation, f))| {
+                f.as_ref()
+                    .map(|f| ((u64::from(*generation) << 32) | i as u64, f))
+            })
+    }
+
+    fn values(&self) -> impl Iterator<Item = &InFlight> {
+        self.slots.iter().filter_map(|(_, f)| f.as_ref())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 #[derive(Default)]
 struct GroupState {
     ready: VecDeque<Pending>,
     delayed: BinaryHeap<Delayed>,
-    in_flight: HashMap<u64, InFlight, foldhash::fast::RandomState>,
-    next_tag: u64,
+    in_flight: Slots,
     next_seq: u64,
     /// No in-flight deadline is earlier than this (a lower bound).
     next_expiry: Option<Instant>,
@@ -150,17 +210,20 @@ impl Group {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Enqueues a newly published message (`copies` times) and wakes a member.
-    pub(super) fn push(&self, env: &Envelope, copies: usize) {
+    /// Enqueues newly published messages (each `copies` times) and wakes
+    /// a member: one lock and one wake for a run of messages.
+    pub(super) fn push<'a>(&self, envs: impl IntoIterator<Item = &'a Envelope>, copies: usize) {
         let mut st = self.lock();
-        for _ in 0..copies {
-            let seq = st.next_seq;
-            st.next_seq += 1;
-            st.ready.push_back(Pending {
-                env: env.clone(),
-                delivered: 0,
-                seq,
-            });
+        for env in envs {
+            for _ in 0..copies {
+                let seq = st.next_seq;
+                st.next_seq += 1;
+                st.ready.push_back(Pending {
+                    env: env.clone(),
+                    delivered: 0,
+                    seq,
+                });
+            }
         }
         wake_one(&st.members);
     }
@@ -173,17 +236,21 @@ impl Group {
     pub(super) fn leave(&self, member_id: u64) {
         let dead = {
             let mut st = self.lock();
+            let leaving: Option<Arc<Member>> =
+                st.members.iter().find(|m| m.id == member_id).cloned();
             st.members.retain(|m| m.id != member_id);
             let tags: Vec<u64> = st
                 .in_flight
                 .iter()
-                .filter(|(_, f)| f.member.id == member_id)
-                .map(|(t, _)| *t)
+                .filter(|(_, f)| f.member == member_id)
+                .map(|(t, _)| t)
                 .collect();
             let mut dead = Vec::new();
             for tag in tags {
-                if let Some(f) = st.in_flight.remove(&tag) {
-                    f.member.in_flight.fetch_sub(1, Ordering::SeqCst);
+                if let Some(f) = st.in_flight.remove(tag) {
+                    if let Some(m) = &leaving {
+                        m.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    }
                     self.requeue(&mut st, f.pending, None, &mut dead);
                 }
             }
@@ -227,6 +294,7 @@ impl Group {
             let mut st = self.lock();
             self.promote(&mut st, now, &mut dead);
             let settler = self.this.upgrade().map(|g| g as Arc<dyn Settler>);
+            let deadline = now + self.config.ack_wait;
             let mut taken = 0;
             while taken < budget {
                 let Some(mut p) = st.ready.pop_front() else {
@@ -246,29 +314,30 @@ impl Group {
                     }
                 }
                 p.delivered += 1;
-                let tag = st.next_tag;
-                st.next_tag += 1;
-                let deadline = now + self.config.ack_wait;
-                st.next_expiry = Some(st.next_expiry.map_or(deadline, |e| e.min(deadline)));
+                let (env, delivered) = (p.env.clone(), p.delivered);
+                let tag = st.in_flight.insert(InFlight {
+                    pending: p,
+                    member: member.id,
+                    deadline,
+                });
                 if let Some(settler) = &settler {
+                    if out.capacity() == 0 {
+                        out.reserve(budget);
+                    }
                     out.push(Delivery::new(
-                        p.env.clone(),
+                        env,
                         self.topic.clone(),
-                        p.delivered,
+                        delivered,
                         tag,
                         settler.clone(),
                     ));
                 }
-                member.in_flight.fetch_add(1, Ordering::SeqCst);
-                st.in_flight.insert(
-                    tag,
-                    InFlight {
-                        pending: p,
-                        member: member.clone(),
-                        deadline,
-                    },
-                );
                 taken += 1;
+            }
+            if taken > 0 {
+                // One count for the whole batch.
+                member.in_flight.fetch_add(taken, Ordering::SeqCst);
+                st.next_expiry = Some(st.next_expiry.map_or(deadline, |e| e.min(deadline)));
             }
             // Others may be waiting for what this member left.
             if !st.ready.is_empty() {
@@ -296,11 +365,13 @@ impl Group {
                 .in_flight
                 .iter()
                 .filter(|(_, f)| f.deadline <= now)
-                .map(|(t, _)| *t)
+                .map(|(t, _)| t)
                 .collect();
             for tag in expired {
-                if let Some(f) = st.in_flight.remove(&tag) {
-                    f.member.in_flight.fetch_sub(1, Ordering::SeqCst);
+                if let Some(f) = st.in_flight.remove(tag) {
+                    if let Some(m) = st.members.iter().find(|m| m.id == f.member) {
+                        m.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    }
                     tracing::debug!(group = %self.name, topic = %self.topic, id = %f.pending.env.id(), "ack wait expired, redelivering");
                     self.requeue(st, f.pending, None, dead);
                 }
@@ -409,14 +480,16 @@ impl Settler for Group {
             let mut st = self.lock();
             let mut dead = Vec::new();
             let mut requeued = false;
+            // Settled per member (mostly one): one count update each.
+            let mut freed: SmallVec<[(u64, usize); 2]> = SmallVec::new();
             for (tag, settlement) in batch {
-                let Some(f) = st.in_flight.remove(&tag) else {
+                let Some(f) = st.in_flight.remove(tag) else {
                     unknown.get_or_insert(tag);
                     continue;
                 };
-                if f.member.in_flight.fetch_sub(1, Ordering::SeqCst) >= f.member.max_in_flight {
-                    // It was at its limit: it may take more now.
-                    f.member.wake();
+                match freed.iter_mut().find(|(m, _)| *m == f.member) {
+                    Some((_, n)) => *n += 1,
+                    None => freed.push((f.member, 1)),
                 }
                 match settlement {
                     Settlement::Ack => self.release_key(&mut st, &f.pending),
@@ -428,6 +501,14 @@ impl Settler for Group {
                     }
                     Settlement::DeadLetter { reason } => {
                         self.dead_letter(&mut st, f.pending, &reason, &mut dead)
+                    }
+                }
+            }
+            for (id, n) in freed {
+                if let Some(m) = st.members.iter().find(|m| m.id == id) {
+                    if m.in_flight.fetch_sub(n, Ordering::SeqCst) >= m.max_in_flight {
+                        // It was at its limit: it may take more now.
+                        m.wake();
                     }
                 }
             }

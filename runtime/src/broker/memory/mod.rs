@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use smallvec::SmallVec;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -131,21 +132,41 @@ impl Shared {
 
     /// Puts `env` in every group of `topic` (and the topic's retention).
     fn deliver(&self, topic: &str, env: &Envelope) {
-        let topic = self.topic(topic);
+        self.deliver_many(topic, std::slice::from_ref(env));
+    }
+
+    /// Puts `envs`, in order, in every group of `topic` (and the topic's
+    /// retention): one topic lookup, and one lock per group, for them all.
+    fn deliver_many(&self, topic: &str, envs: &[Envelope]) {
+        {
+            // The common case: a known topic, used under the read lock
+            // without taking a reference.
+            let topics = read(&self.topics);
+            if let Some(t) = topics.get(topic) {
+                self.deliver_to(t, envs);
+                return;
+            }
+        }
+        self.deliver_to(&self.topic(topic), envs);
+    }
+
+    fn deliver_to(&self, topic: &Topic, envs: &[Envelope]) {
         let copies = if self.options.duplicate_deliveries {
             2
         } else {
             1
         };
         let mut st = lock(&topic.state);
-        if self.options.retained_per_topic > 0 {
-            if st.retained.len() >= self.options.retained_per_topic {
+        let keep = self.options.retained_per_topic;
+        if keep > 0 {
+            let kept = &envs[envs.len().saturating_sub(keep)..];
+            while !st.retained.is_empty() && st.retained.len() + kept.len() > keep {
                 st.retained.pop_front();
             }
-            st.retained.push_back(env.clone());
+            st.retained.extend(kept.iter().cloned());
         }
         for g in &st.groups {
-            g.push(env, copies);
+            g.push(envs, copies);
         }
     }
 
@@ -192,8 +213,15 @@ impl Broker for MemoryBroker {
         if self.shared.state.load(Ordering::Acquire) == CLOSED {
             return Err(BrokerError::Closed);
         }
-        for (topic, env) in &messages {
-            self.shared.deliver(topic, env);
+        // Runs of one topic go in together, in order.
+        let mut messages = messages.into_iter().peekable();
+        let mut run: SmallVec<[Envelope; 16]> = SmallVec::new();
+        while let Some((topic, env)) = messages.next() {
+            run.push(env);
+            if messages.peek().is_none_or(|(next, _)| *next != topic) {
+                self.shared.deliver_many(&topic, &run);
+                run.clear();
+            }
         }
         Ok(())
     }
@@ -339,7 +367,7 @@ impl Subscription for MemorySubscription {
                 .max(1)
                 .min(self.member.max_in_flight.saturating_sub(held));
             let now = Instant::now();
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(budget);
             let mut wake_at: Option<Instant> = None;
             let n = self.groups.len();
             for i in 0..n {
@@ -395,7 +423,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::broker::connect;
+    use crate::broker::{connect, Settlement};
 
     fn env(n: u32) -> Envelope {
         Envelope::builder("T", "k").id(format!("e{n}")).build()
@@ -486,15 +514,41 @@ mod tests {
         assert_eq!(broker.publish("t", env(1)).await, Err(BrokerError::Closed));
     }
 
-    #[tokio::test]
-    async fn settling_twice_is_an_error_not_a_panic() {
+    /// A broker with one member of group `g` on topic `t`.
+    async fn subscribed() -> (MemoryBroker, Box<dyn Subscription>) {
         let broker = MemoryBroker::new();
-        let mut sub = broker
+        let sub = broker
             .subscribe(SubscribeOptions::new("g", ["t"]))
             .await
             .unwrap();
-        broker.publish("t", env(1)).await.unwrap();
-        let d = sub.next_batch(1).await.unwrap().unwrap().remove(0);
+        (broker, sub)
+    }
+
+    /// Publishes message `n` on `t` and takes its delivery.
+    async fn deliver(broker: &MemoryBroker, sub: &mut Box<dyn Subscription>, n: u32) -> Delivery {
+        broker.publish("t", env(n)).await.unwrap();
+        sub.next_batch(1).await.unwrap().unwrap().remove(0)
+    }
+
+    #[tokio::test]
+    async fn a_stale_tag_finds_nothing_even_when_its_slot_is_used_again() {
+        let (broker, mut sub) = subscribed().await;
+        let first = deliver(&broker, &mut sub, 1).await;
+        let (stale, settler) = (first.tag(), first.settler.clone());
+        first.ack().await.unwrap();
+        let second = deliver(&broker, &mut sub, 2).await;
+        assert_ne!(second.tag(), stale, "a reused slot gives a new tag");
+        assert_eq!(
+            settler.settle(vec![(stale, Settlement::Ack)]).await,
+            Err(BrokerError::UnknownDelivery(stale))
+        );
+        second.ack().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn settling_twice_is_an_error_not_a_panic() {
+        let (broker, mut sub) = subscribed().await;
+        let d = deliver(&broker, &mut sub, 1).await;
         let tag = d.tag();
         let again = Delivery::new(
             d.envelope().clone(),
