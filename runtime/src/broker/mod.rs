@@ -12,6 +12,10 @@
 mod backoff;
 mod connect;
 pub mod memory;
+#[cfg(feature = "nats")]
+pub mod nats;
+#[cfg(feature = "nats")]
+mod pull;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +24,10 @@ use async_trait::async_trait;
 
 pub use backoff::Backoff;
 pub use connect::{connect, ConnectError};
+#[cfg(feature = "nats")]
+pub use nats::{NatsBroker, NatsOptions};
+#[cfg(feature = "nats")]
+pub use pull::UNDECODABLE_TYPE;
 
 use crate::envelope::{Envelope, SharedStr};
 use crate::payload::EncodeError;
