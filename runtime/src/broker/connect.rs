@@ -44,6 +44,7 @@ pub async fn connect(url: &str) -> Result<SharedBroker, ConnectError> {
     }
 }
 
+#[cfg(any(feature = "nats", feature = "redis"))]
 fn failed(url: &str, e: impl std::fmt::Display) -> ConnectError {
     ConnectError::Failed {
         url: url.to_owned(),
@@ -61,13 +62,21 @@ async fn connect_nats(url: &str) -> Result<SharedBroker, ConnectError> {
 
 #[cfg(not(feature = "nats"))]
 async fn connect_nats(url: &str) -> Result<SharedBroker, ConnectError> {
-    let _ = failed;
     Err(ConnectError::FeatureDisabled {
         url: url.to_owned(),
         feature: "nats",
     })
 }
 
+#[cfg(feature = "redis")]
+async fn connect_redis(url: &str) -> Result<SharedBroker, ConnectError> {
+    match super::redis::RedisBroker::connect(url).await {
+        Ok(b) => Ok(std::sync::Arc::new(b)),
+        Err(e) => Err(failed(url, e)),
+    }
+}
+
+#[cfg(not(feature = "redis"))]
 async fn connect_redis(url: &str) -> Result<SharedBroker, ConnectError> {
     Err(ConnectError::FeatureDisabled {
         url: url.to_owned(),

@@ -203,7 +203,7 @@ impl NatsBroker {
     /// token, with characters streams cannot have replaced).
     pub fn stream_name(topic: &str) -> String {
         let token = topic.split('.').next().unwrap_or(topic);
-        pull::safe_name(token, 64)
+        safe_name(token, 64)
     }
 }
 
@@ -583,14 +583,38 @@ impl MemberCtx {
     }
 }
 
+/// A name for a broker object (stream, consumer) made of `[A-Za-z0-9_-]`
+/// only, at most `max` characters of it; when `text` had to change, a hash
+/// of the whole of it follows, so different texts keep different names.
+fn safe_name(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out != text {
+        out.push_str(&format!(
+            "_{:08x}",
+            xxhash_rust::xxh3::xxh3_64(text.as_bytes()) as u32
+        ));
+    }
+    out
+}
+
 /// The durable consumer name of `group` on `topic`.
 fn consumer_name(group: &str, topic: &str) -> String {
     let last = topic.rsplit('.').next().unwrap_or(topic);
     let hash = xxhash_rust::xxh3::xxh3_64(format!("{group}\0{topic}").as_bytes());
     format!(
         "{}__{}__{hash:016x}",
-        pull::safe_name(group, 40),
-        pull::safe_name(last, 40)
+        safe_name(group, 40),
+        safe_name(last, 40)
     )
 }
 
@@ -803,6 +827,16 @@ impl Subscription for LiveSubscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn safe_names_keep_distinct_texts_apart() {
+        assert_eq!(safe_name("Payment", 64), "Payment");
+        let a = safe_name("a.b", 64);
+        let b = safe_name("a_b", 64);
+        assert_ne!(a, b);
+        assert!(a.starts_with("a_b_"));
+        assert!(safe_name(&"x".repeat(100), 10).starts_with("xxxxxxxxxx_"));
+    }
 
     #[test]
     fn names_on_the_server() {

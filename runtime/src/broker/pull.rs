@@ -14,8 +14,8 @@
 //! to a request nobody listens to any more would return only after the
 //! ack wait, and NATS would not even count that delivery).
 //!
-//! Also here: the names, the wire encoding and the dead letter of a
-//! message that does not decode, which both adapters use.
+//! Also here: the wire encoding and the dead letter of a message that does
+//! not decode, which both adapters use.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,13 +27,9 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::time::Instant;
 
-use super::{dead_letter_envelope, BrokerError, Delivery, Subscription};
+use super::{dead_letter_envelope, BrokerError, Delivery, Subscription, UNDECODABLE_TYPE};
 use crate::envelope::{json, Envelope, EnvelopeError};
 use crate::payload::Payload;
-
-/// The wire type of the dead letter of a message that did not decode as an
-/// envelope; its data is the raw message, byte for byte.
-pub const UNDECODABLE_TYPE: &str = "choreo.Undecodable";
 
 /// How long a puller waits before it asks a server that failed again.
 pub(crate) const RETRY_PAUSE: Duration = Duration::from_millis(250);
@@ -74,30 +70,6 @@ pub(crate) fn encode(env: &Envelope) -> Result<Bytes, BrokerError> {
 /// message and group, whatever the retries of the dead-lettering.
 pub(crate) fn dead_letter_dedup_id(id: &str, group: &str) -> String {
     format!("{id}/dlq/{group}")
-}
-
-/// A name for a broker object (stream, consumer) made of `[A-Za-z0-9_-]`
-/// only, at most `max` characters of it; when `text` had to change, a hash
-/// of the whole of it follows, so different texts keep different names.
-pub(crate) fn safe_name(text: &str, max: usize) -> String {
-    let mut out: String = text
-        .chars()
-        .take(max)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out != text {
-        out.push_str(&format!(
-            "_{:08x}",
-            xxhash_rust::xxh3::xxh3_64(text.as_bytes()) as u32
-        ));
-    }
-    out
 }
 
 /// A stop signal many tasks can wait for.
@@ -340,16 +312,6 @@ impl<H: Send + 'static> Drop for PulledSubscription<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn safe_names_keep_distinct_texts_apart() {
-        assert_eq!(safe_name("Payment", 64), "Payment");
-        let a = safe_name("a.b", 64);
-        let b = safe_name("a_b", 64);
-        assert_ne!(a, b);
-        assert!(a.starts_with("a_b_"));
-        assert!(safe_name(&"x".repeat(100), 10).starts_with("xxxxxxxxxx_"));
-    }
 
     #[tokio::test(start_paused = true)]
     async fn credit_is_held_until_settled_or_expired() {

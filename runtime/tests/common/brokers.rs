@@ -124,6 +124,101 @@ pub mod nats {
     }
 }
 
+#[cfg(feature = "redis")]
+pub mod redis {
+    use super::*;
+    use choreo_runtime::broker::{RedisBroker, RedisOptions};
+
+    /// What the tests use: keys under `choreo-test:`.
+    pub fn options() -> RedisOptions {
+        RedisOptions {
+            key_prefix: "choreo-test:".into(),
+            ..RedisOptions::default()
+        }
+    }
+
+    /// A broker on the shared server, or `None` (skip) when it is down.
+    pub async fn shared() -> Option<RedisBroker> {
+        match RedisBroker::connect_with(REDIS_URL, options()).await {
+            Ok(b) => {
+                static SWEPT: AtomicBool = AtomicBool::new(false);
+                if first_time(&SWEPT) {
+                    sweep(&b).await;
+                }
+                Some(b)
+            }
+            Err(e) => {
+                super::super::server_missing(&format!("Redis at {REDIS_URL}"), &e);
+                None
+            }
+        }
+    }
+
+    /// Removes test streams of earlier runs: untouched for longer than
+    /// [`LEFTOVER_AGE`] (deduplication keys expire by themselves).
+    pub async fn sweep(broker: &RedisBroker) {
+        let mut conn = broker.connection();
+        for prefix in TEST_PREFIXES {
+            let pattern = format!("{}{prefix}*", options().key_prefix);
+            let keys: Vec<String> = ::redis::cmd("KEYS")
+                .arg(&pattern)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            for key in keys {
+                let idle: Option<u64> = ::redis::cmd("OBJECT")
+                    .arg("IDLETIME")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or(None);
+                if idle.is_some_and(|s| s > LEFTOVER_AGE.as_secs()) {
+                    let _: Result<(), _> =
+                        ::redis::cmd("DEL").arg(&key).query_async(&mut conn).await;
+                }
+            }
+        }
+    }
+
+    /// Deletes the streams of a test's topics (all under `prefix`).
+    pub async fn delete_streams(broker: &RedisBroker, prefix: &str) {
+        let mut conn = broker.connection();
+        let keys: Vec<String> = ::redis::cmd("KEYS")
+            .arg(format!("{}*", broker.stream_key(prefix)))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        for key in keys {
+            let _: Result<(), _> = ::redis::cmd("DEL").arg(&key).query_async(&mut conn).await;
+        }
+    }
+
+    /// A Redis server of the test's own that appends every write to its
+    /// AOF and fsyncs it before answering; `None` (skip) when the binary
+    /// is missing.
+    pub fn own_server() -> Option<OwnServer> {
+        OwnServer::start("redis-server", |port, dir| {
+            [
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                &dir.display().to_string(),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        })
+    }
+}
+
 /// A server process a test runs itself, on a free port of the loopback
 /// with a data directory of its own; killed and its directory removed
 /// when dropped.
