@@ -262,7 +262,14 @@ impl Inner {
         payload: Bytes,
         msg_id: &str,
     ) -> Result<jetstream::context::PublishAckFuture, BrokerError> {
-        self.stream_for(topic).await?;
+        let known = self
+            .streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(topic);
+        if !known {
+            self.stream_for(topic).await?;
+        }
         self.js
             .send_publish(
                 topic.to_owned(),
@@ -381,8 +388,10 @@ impl Settler for MemberCtx {
         let mut unknown = None;
         let mut first_err = None;
         let mut dead = Vec::new();
-        for (tag, settlement) in batch {
-            let Some(h) = self.member.take(tag) else {
+        let (tags, settlements): (Vec<u64>, Vec<Settlement>) = batch.into_iter().unzip();
+        let taken = self.member.take_many(tags);
+        for ((tag, h), settlement) in taken.into_iter().zip(settlements) {
+            let Some(h) = h else {
                 unknown.get_or_insert(tag);
                 continue;
             };

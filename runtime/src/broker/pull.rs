@@ -208,6 +208,20 @@ impl<H> Member<H> {
         taken
     }
 
+    /// [`Member::take`] for a whole settle batch, with the credit returned
+    /// at once (so that the puller asks for a batch, not for one message).
+    pub(crate) fn take_many(&self, tags: impl IntoIterator<Item = u64>) -> Vec<(u64, Option<H>)> {
+        let mut held = self.lock();
+        let out: Vec<(u64, Option<H>)> = tags
+            .into_iter()
+            .map(|tag| (tag, held.entries.remove(&tag).map(|(h, _)| h)))
+            .collect();
+        drop(held);
+        self.credit
+            .add_permits(out.iter().filter(|(_, h)| h.is_some()).count());
+        out
+    }
+
     /// Everything held, no longer held.
     pub(crate) fn take_all(&self) -> Vec<H> {
         let mut held = self.lock();

@@ -10,11 +10,12 @@
 //! - **Groups**: a consumer group per group and stream (`XGROUP CREATE … 0`
 //!   for [`StartPosition::Earliest`], `$` for `Latest`); each member is a
 //!   consumer of its own name in it.
-//! - **Publishing** runs a script that appends the structured-mode event
-//!   (field `event`) with `XADD` unless the id was published to the topic
+//! - **Publishing** runs a script that appends each structured-mode event
+//!   (field `event`) with `XADD` unless its id was published to the topic
 //!   within [`RedisOptions::dedup_window`], remembered in a key
 //!   `choreo:dedup:<topic>:<id>` that expires after the window: Redis 7
-//!   has no deduplication of its own.
+//!   has no deduplication of its own. A batch is one call of the script.
+//!   Without a window, publishing is plain pipelined `XADD`s.
 //! - **Receiving**: each member reads with `XREADGROUP … BLOCK` on a
 //!   connection of its own (blocking commands would stall a shared one),
 //!   whose response timeout is longer than the block time.
@@ -35,7 +36,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
+use ::redis::streams::{StreamAutoClaimReply, StreamPendingCountReply};
 use ::redis::{Client, RedisError, Script, Value};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -95,18 +96,29 @@ const CLOSED: u8 = 2;
 /// The field of a stream entry that holds the event.
 const FIELD: &str = "event";
 
-/// Appends an event unless its id was seen on the topic within the window.
-/// KEYS: stream, dedup key. ARGV: event, window in ms (0: no dedup),
-/// max length (0: no trimming).
+/// Appends events unless their ids were seen on their topics within the
+/// window; one call for a whole batch. KEYS: stream and dedup key of each
+/// event, in pairs. ARGV: window in ms, max length (0: no trimming), then
+/// each event. A failed append forgets its id again, so a retry is not
+/// taken for a duplicate.
 const PUBLISH: &str = r"
-if ARGV[2] ~= '0' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-if ARGV[3] == '0' then
-  redis.call('XADD', KEYS[1], '*', 'event', ARGV[1])
-else
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[1])
+local window, maxlen = ARGV[1], ARGV[2]
+for i = 1, #KEYS / 2 do
+  local stream, seen = KEYS[2 * i - 1], KEYS[2 * i]
+  if redis.call('SET', seen, '1', 'NX', 'PX', window) then
+    local added
+    if maxlen == '0' then
+      added = redis.pcall('XADD', stream, '*', 'event', ARGV[2 + i])
+    else
+      added = redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', ARGV[2 + i])
+    end
+    if type(added) == 'table' and added.err then
+      redis.call('DEL', seen)
+      return added
+    end
+  end
 end
-if ARGV[2] ~= '0' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
-return 1
+return #KEYS / 2
 ";
 
 /// Removes a consumer that holds nothing pending. KEYS: stream. ARGV:
@@ -247,38 +259,51 @@ impl Inner {
         }
     }
 
-    /// Publishes events, each `(topic, body, dedup id)`, in one pipeline.
+    /// Publishes events, each `(topic, body, dedup id)`, in order, in one
+    /// round trip: plain `XADD`s in a pipeline, or with deduplication one
+    /// call of the publish script.
     async fn publish_raw(&self, items: &[(&str, Bytes, String)]) -> Result<(), BrokerError> {
         if items.is_empty() {
             return Ok(());
         }
-        let window = self.options.dedup_window.map_or(0, ms);
-        let max_len = self.options.max_len.unwrap_or(0);
-        let mut pipe = ::redis::pipe();
-        for (topic, body, dedup) in items {
-            pipe.cmd("EVALSHA")
-                .arg(self.publish.get_hash())
-                .arg(2)
-                .arg(self.key(topic))
-                .arg(format!("{}dedup:{topic}:{dedup}", self.options.key_prefix))
-                .arg(body.as_ref())
-                .arg(window)
-                .arg(max_len)
-                .ignore();
-        }
         let mut conn = self.conn.clone();
-        match pipe.query_async::<()>(&mut conn).await {
-            Ok(()) => Ok(()),
+        let Some(window) = self.options.dedup_window else {
+            let mut pipe = ::redis::pipe();
+            for (topic, body, _) in items {
+                let cmd = pipe.cmd("XADD").arg(self.key(topic));
+                if let Some(max) = self.options.max_len {
+                    cmd.arg("MAXLEN").arg("~").arg(max);
+                }
+                cmd.arg("*").arg(FIELD).arg(body.as_ref()).ignore();
+            }
+            return pipe
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(|e| unavailable("publish", e));
+        };
+        let mut call = ::redis::cmd("EVALSHA");
+        call.arg(self.publish.get_hash()).arg(2 * items.len());
+        for (topic, _, dedup) in items {
+            call.arg(self.key(topic))
+                .arg(format!("{}dedup:{topic}:{dedup}", self.options.key_prefix));
+        }
+        call.arg(ms(window).max(1))
+            .arg(self.options.max_len.unwrap_or(0));
+        for (_, body, _) in items {
+            call.arg(body.as_ref());
+        }
+        match call.query_async::<Value>(&mut conn).await {
+            Ok(_) => Ok(()),
             Err(e) if is_noscript(&e) => {
-                // A new or restarted server: load the script, run again
-                // (what ran already is deduplicated).
+                // A new or restarted server: load the script and run again.
                 self.publish
                     .prepare_invoke()
                     .load_async(&mut conn)
                     .await
                     .map_err(|e| unavailable("script", e))?;
-                pipe.query_async::<()>(&mut conn)
+                call.query_async::<Value>(&mut conn)
                     .await
+                    .map(|_| ())
                     .map_err(|e| unavailable("publish", e))
             }
             Err(e) => Err(unavailable("publish", e)),
@@ -309,6 +334,32 @@ impl Inner {
             .find(|g| g.name == group)
             .is_none_or(|g| g.pending == 0 && g.lag == Some(0)))
     }
+}
+
+/// A stream entry read or claimed.
+struct Entry {
+    /// Index into the member's streams.
+    stream: usize,
+    id: String,
+    /// The value of the `event` field, if the entry has one.
+    raw: Option<Vec<u8>>,
+    attempt: u32,
+}
+
+/// The `event` field of an entry's `[field, value, …]`.
+fn event_field(fields: Value) -> Option<Vec<u8>> {
+    let Value::Array(fields) = fields else {
+        return None;
+    };
+    let mut it = fields.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        if let (Value::BulkString(k), Value::BulkString(v)) = (k, v) {
+            if k == FIELD.as_bytes() {
+                return Some(v);
+            }
+        }
+    }
+    None
 }
 
 /// What a member keeps of a delivery until it is settled.
@@ -343,8 +394,10 @@ impl Settler for MemberCtx {
         let mut acks: Vec<Vec<String>> = vec![Vec::new(); self.streams.len()];
         let mut delays = Vec::new();
         let mut dead = Vec::new();
-        for (tag, settlement) in batch {
-            let Some(h) = self.member.take(tag) else {
+        let (tags, settlements): (Vec<u64>, Vec<Settlement>) = batch.into_iter().unzip();
+        let taken = self.member.take_many(tags);
+        for ((tag, h), settlement) in taken.into_iter().zip(settlements) {
+            let Some(h) = h else {
                 unknown.get_or_insert(tag);
                 continue;
             };
@@ -517,7 +570,7 @@ impl MemberCtx {
                     .await
                     .ok();
             }
-            let mut got: Vec<(usize, StreamId, u32)> = Vec::new();
+            let mut got: Vec<Entry> = Vec::new();
             let now = Instant::now();
             let claim_due = {
                 let at = *self.claim_at.lock().unwrap_or_else(|p| p.into_inner());
@@ -568,7 +621,7 @@ impl MemberCtx {
         block: Duration,
         first: &mut usize,
         reader_id: &Option<i64>,
-        got: &mut Vec<(usize, StreamId, u32)>,
+        got: &mut Vec<Entry>,
     ) -> Result<(), RedisError> {
         let n = self.streams.len();
         // COUNT applies per stream: read as many streams as the budget
@@ -592,7 +645,7 @@ impl MemberCtx {
         for _ in &chosen {
             cmd.arg(">");
         }
-        let read = cmd.query_async::<Option<StreamReadReply>>(conn);
+        let read = cmd.query_async::<Value>(conn);
         tokio::pin!(read);
         let reply = tokio::select! {
             r = &mut read => r?,
@@ -611,11 +664,45 @@ impl MemberCtx {
                 read.await?
             }
         };
-        for key in reply.map(|r| r.keys).unwrap_or_default() {
-            let Some(i) = self.streams.iter().position(|(k, _)| *k == key.key) else {
+        // [[key, [[id, [field, value, …]], …]], …] (a map of keys in RESP3).
+        let per_stream: Vec<(Value, Value)> = match reply {
+            Value::Array(keys) => keys
+                .into_iter()
+                .filter_map(|k| match k {
+                    Value::Array(mut kv) if kv.len() == 2 => {
+                        let entries = kv.pop()?;
+                        Some((kv.pop()?, entries))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            Value::Map(keys) => keys,
+            _ => Vec::new(),
+        };
+        for (key, entries) in per_stream {
+            let Some(i) = self
+                .streams
+                .iter()
+                .position(|(k, _)| matches!(&key, Value::BulkString(b) if b == k.as_bytes()))
+            else {
                 continue;
             };
-            got.extend(key.ids.into_iter().map(|id| (i, id, 1)));
+            let Value::Array(entries) = entries else {
+                continue;
+            };
+            for e in entries {
+                let Value::Array(mut parts) = e else { continue };
+                let fields = if parts.len() == 2 { parts.pop() } else { None };
+                let Some(Value::BulkString(id)) = parts.pop() else {
+                    continue;
+                };
+                got.push(Entry {
+                    stream: i,
+                    id: String::from_utf8_lossy(&id).into_owned(),
+                    raw: fields.and_then(event_field),
+                    attempt: 1,
+                });
+            }
         }
         Ok(())
     }
@@ -627,7 +714,7 @@ impl MemberCtx {
         conn: &mut ConnectionManager,
         budget: usize,
         cursors: &mut [String],
-        got: &mut Vec<(usize, StreamId, u32)>,
+        got: &mut Vec<Entry>,
     ) -> Result<(), RedisError> {
         for (i, (key, _)) in self.streams.iter().enumerate() {
             let room = budget.saturating_sub(got.len());
@@ -661,13 +748,22 @@ impl MemberCtx {
                 .arg(&self.consumer)
                 .query_async(conn)
                 .await?;
-            for entry in reply.claimed {
+            for mut entry in reply.claimed {
                 let count = pending
                     .ids
                     .iter()
                     .find(|p| p.id == entry.id)
                     .map_or(2, |p| p.times_delivered);
-                got.push((i, entry, u32::try_from(count).unwrap_or(u32::MAX)));
+                let raw = match entry.map.remove(FIELD) {
+                    Some(Value::BulkString(b)) => Some(b),
+                    _ => None,
+                };
+                got.push(Entry {
+                    stream: i,
+                    id: entry.id,
+                    raw,
+                    attempt: u32::try_from(count).unwrap_or(u32::MAX),
+                });
             }
         }
         Ok(())
@@ -677,20 +773,21 @@ impl MemberCtx {
     /// not decode or were delivered too often); how many were handed out.
     async fn hand_out(
         &self,
-        got: Vec<(usize, StreamId, u32)>,
+        got: Vec<Entry>,
         tx: &mpsc::UnboundedSender<Delivery>,
         settler: &Arc<dyn Settler>,
     ) -> usize {
         let mut used = 0;
         let mut dead = Vec::new();
         let mut back = Vec::new();
-        for (stream, entry, attempt) in got {
+        for Entry {
+            stream,
+            id: entry,
+            raw,
+            attempt,
+        } in got
+        {
             let topic = &self.streams[stream].1;
-            let raw: Option<Vec<u8>> = match entry.map.get(FIELD) {
-                Some(Value::BulkString(b)) => Some(b.clone()),
-                Some(Value::SimpleString(s)) => Some(s.clone().into_bytes()),
-                _ => None,
-            };
             let decoded = match &raw {
                 Some(b) => json::decode(b),
                 None => Err(crate::envelope::EnvelopeError::Malformed(format!(
@@ -700,7 +797,7 @@ impl MemberCtx {
             let envelope = match decoded {
                 Ok(env) => env,
                 Err(e) => {
-                    let id = format!("redis:{}:{}", self.streams[stream].0, entry.id);
+                    let id = format!("redis:{}:{entry}", self.streams[stream].0);
                     tracing::warn!(topic = %topic, id, error = %e, "an entry that is not an envelope");
                     let env = pull::undecodable_dead_letter(
                         Bytes::from(raw.unwrap_or_default()),
@@ -719,7 +816,7 @@ impl MemberCtx {
                     dead.push((
                         Held {
                             stream,
-                            entry: entry.id,
+                            entry,
                             envelope: env,
                             attempt,
                         },
@@ -730,7 +827,7 @@ impl MemberCtx {
             };
             let held = Held {
                 stream,
-                entry: entry.id,
+                entry,
                 envelope,
                 attempt,
             };
