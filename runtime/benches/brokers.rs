@@ -16,7 +16,8 @@
 //!
 //! Run: `cargo bench -p choreo-runtime --features nats,redis --bench brokers`
 //! (`CHOREO_BENCH_EVENTS`: messages per round, default 50000;
-//! `CHOREO_BENCH_ONLY=nats|redis`: one broker).
+//! `CHOREO_BENCH_ONLY=<text>`: only the measurements whose name holds it,
+//! e.g. `nats`, `redis runtime`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::time::{Duration, Instant};
@@ -344,6 +345,9 @@ fn main() {
     );
     let mut table: Vec<Row> = Vec::new();
     let mut measure = |name: &'static str, server: &str, f: &dyn Fn() -> Duration| {
+        if !name.contains(only.as_str()) {
+            return;
+        }
         let (before, server_before) = (process_cpu(), server_cpu(server));
         let times: Vec<Duration> = (0..rounds).map(|_| f()).collect();
         let cpu = before.zip(process_cpu()).map(|(a, b)| b.saturating_sub(a));
@@ -352,7 +356,7 @@ fn main() {
             .map(|(a, b)| b.saturating_sub(a));
         table.push((name, times, cpu, server_cpu));
     };
-    if only.is_empty() || only == "nats" {
+    {
         let p = payload.clone();
         measure("nats raw async-nats", "nats-server", &|| {
             rt.block_on(nats_raw(n, p.clone()))
@@ -361,7 +365,7 @@ fn main() {
             rt.block_on(nats_runtime(n))
         });
     }
-    if only.is_empty() || only == "redis" {
+    {
         let p = payload.clone();
         measure("redis raw XADD/XREADGROUP/XACK", "redis-server", &|| {
             rt.block_on(redis_raw(n, p.clone()))
