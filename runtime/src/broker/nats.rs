@@ -27,8 +27,7 @@
 //!   their pull requests and the durable consumers continue where they were.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream, AckKind};
@@ -39,7 +38,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::pull::{self, GiveBack, Member, PulledSubscription};
+use super::pull::{self, GiveBack, Lifecycle, Member, PulledSubscription, Settle};
 use super::{
     dead_letter_envelope, dead_letter_topic, Backoff, Broker, BrokerError, Capabilities, Delivery,
     Health, Settlement, Settler, StartPosition, SubscribeOptions, Subscription,
@@ -82,10 +81,6 @@ impl Default for NatsOptions {
     }
 }
 
-const OPEN: u8 = 0;
-const DRAINING: u8 = 1;
-const CLOSED: u8 = 2;
-
 /// A broker on a NATS server with JetStream. Cloning gives another handle
 /// on the same connection.
 #[derive(Clone)]
@@ -100,14 +95,19 @@ struct Inner {
     options: NatsOptions,
     /// topic → the stream that holds it.
     streams: RwLock<HashMap<String, String>>,
-    state: AtomicU8,
-    members: Mutex<Vec<Weak<Live>>>,
+    life: Lifecycle<Consumers>,
 }
 
 /// A member's consumers, for the drain of `close`.
-struct Live {
+struct Consumers {
     member: Arc<Member<Held>>,
     consumers: Vec<consumer::PullConsumer>,
+}
+
+impl pull::Live for Consumers {
+    fn stop(&self) -> &pull::Stop {
+        &self.member.stop
+    }
 }
 
 /// What a member keeps of a delivery until it is settled.
@@ -172,14 +172,7 @@ impl NatsBroker {
             }
             Ok::<_, BrokerError>((client, js))
         };
-        let (client, js) = tokio::time::timeout(options.connect_timeout, attempt)
-            .await
-            .map_err(|_| {
-                BrokerError::Unavailable(format!(
-                    "no answer from NATS within {:?}",
-                    options.connect_timeout
-                ))
-            })??;
+        let (client, js) = pull::within(options.connect_timeout, "NATS", attempt).await?;
         Ok(NatsBroker {
             inner: Arc::new(Inner {
                 url: url.to_owned(),
@@ -187,8 +180,7 @@ impl NatsBroker {
                 js,
                 options,
                 streams: RwLock::new(HashMap::new()),
-                state: AtomicU8::new(OPEN),
-                members: Mutex::new(Vec::new()),
+                life: Lifecycle::new(),
             }),
         })
     }
@@ -304,14 +296,6 @@ impl Inner {
         }
     }
 
-    fn check_open(&self) -> Result<(), BrokerError> {
-        if self.state.load(Ordering::Acquire) == CLOSED {
-            Err(BrokerError::Closed)
-        } else {
-            Ok(())
-        }
-    }
-
     async fn reply(&self, reply: &Subject, kind: AckKind) -> Result<(), BrokerError> {
         self.client
             .publish(reply.clone(), Bytes::from(kind))
@@ -359,15 +343,11 @@ impl Inner {
         }
         first_err.map_or(Ok(()), Err)
     }
+}
 
-    fn live_members(&self) -> Vec<Arc<Live>> {
-        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-        members.retain(|m| m.strong_count() > 0);
-        members
-            .iter()
-            .filter_map(Weak::upgrade)
-            .filter(|m| !m.member.stop.is_stopped())
-            .collect()
+impl pull::Attempt for Held {
+    fn attempt(&self) -> u32 {
+        self.attempt
     }
 }
 
@@ -385,27 +365,14 @@ struct MemberCtx {
 #[async_trait]
 impl Settler for MemberCtx {
     async fn settle(&self, batch: Vec<(u64, Settlement)>) -> Result<(), BrokerError> {
-        let mut unknown = None;
         let mut first_err = None;
         let mut dead = Vec::new();
-        let (tags, settlements): (Vec<u64>, Vec<Settlement>) = batch.into_iter().unzip();
-        let taken = self.member.take_many(tags);
-        for ((tag, h), settlement) in taken.into_iter().zip(settlements) {
-            let Some(h) = h else {
-                unknown.get_or_insert(tag);
-                continue;
-            };
-            let kind = match settlement {
-                Settlement::Ack => AckKind::Ack,
-                Settlement::Nack { .. } if h.attempt >= self.max_deliveries => {
-                    let reason = pull::max_deliveries_reason(h.attempt, self.max_deliveries);
-                    dead.push((h, reason));
-                    continue;
-                }
-                Settlement::Nack { delay } => {
-                    AckKind::Nak(Some(delay.unwrap_or_else(|| self.backoff.delay(h.attempt))))
-                }
-                Settlement::DeadLetter { reason } => {
+        let (sorted, unknown) = pull::sort(&self.member, batch, self.max_deliveries, &self.backoff);
+        for s in sorted {
+            let (h, kind) = match s {
+                Settle::Ack(h) => (h, AckKind::Ack),
+                Settle::Nack(h, delay) => (h, AckKind::Nak(Some(delay))),
+                Settle::DeadLetter(h, reason) => {
                     dead.push((h, reason));
                     continue;
                 }
@@ -432,10 +399,7 @@ impl Settler for MemberCtx {
                 first_err.get_or_insert(e);
             }
         }
-        if let Some(e) = first_err {
-            return Err(e);
-        }
-        unknown.map_or(Ok(()), |tag| Err(BrokerError::UnknownDelivery(tag)))
+        pull::settled(first_err, unknown)
     }
 }
 
@@ -642,7 +606,7 @@ impl Broker for NatsBroker {
     }
 
     async fn publish(&self, topic: &str, envelope: Envelope) -> Result<(), BrokerError> {
-        self.inner.check_open()?;
+        self.inner.life.check_open()?;
         let body = pull::encode(&envelope)?;
         self.inner
             .publish_one(topic, body, &envelope.id().to_string())
@@ -650,7 +614,7 @@ impl Broker for NatsBroker {
     }
 
     async fn publish_batch(&self, messages: Vec<(SharedStr, Envelope)>) -> Result<(), BrokerError> {
-        self.inner.check_open()?;
+        self.inner.life.check_open()?;
         // Send everything, then wait for the acknowledgements together.
         let mut acks = Vec::with_capacity(messages.len());
         for (topic, env) in &messages {
@@ -679,7 +643,7 @@ impl Broker for NatsBroker {
         options: SubscribeOptions,
     ) -> Result<Box<dyn Subscription>, BrokerError> {
         options.validate()?;
-        self.inner.check_open()?;
+        self.inner.life.check_open()?;
         let mut topics = Vec::new();
         let mut seen = HashSet::new();
         for t in options.topics.iter().filter(|t| seen.insert(t.as_str())) {
@@ -738,15 +702,11 @@ impl Broker for NatsBroker {
                 tx.clone(),
             ));
         }
-        let live = Arc::new(Live {
+        let live = Arc::new(Consumers {
             member: member.clone(),
             consumers,
         });
-        {
-            let mut members = self.inner.members.lock().unwrap_or_else(|p| p.into_inner());
-            members.retain(|m| m.strong_count() > 0);
-            members.push(Arc::downgrade(&live));
-        }
+        self.inner.life.register(&live);
         Ok(Box::new(LiveSubscription {
             sub: PulledSubscription::new(rx, member, ctx),
             _live: live,
@@ -755,35 +715,20 @@ impl Broker for NatsBroker {
 
     async fn health(&self) -> Health {
         use async_nats::connection::State;
-        match (
-            self.inner.state.load(Ordering::Acquire),
-            self.inner.client.connection_state(),
-        ) {
-            (CLOSED, _) => Health::Unhealthy("closed".into()),
-            (_, State::Connected) if self.inner.state.load(Ordering::Acquire) == DRAINING => {
-                Health::Degraded("closing: draining in-flight messages".into())
-            }
-            (_, State::Connected) => Health::Healthy,
-            (_, State::Pending) => Health::Degraded(format!("reconnecting to {}", self.inner.url)),
-            (_, State::Disconnected) => {
+        if let Some(closing) = self.inner.life.unhealthy() {
+            return closing;
+        }
+        match self.inner.client.connection_state() {
+            State::Connected => Health::Healthy,
+            State::Pending => Health::Degraded(format!("reconnecting to {}", self.inner.url)),
+            State::Disconnected => {
                 Health::Unhealthy(format!("disconnected from {}", self.inner.url))
             }
         }
     }
 
     async fn close(&self, drain_timeout: Duration) -> Result<(), BrokerError> {
-        if self
-            .inner
-            .state
-            .compare_exchange(OPEN, DRAINING, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return Ok(());
-        }
-        let deadline = Instant::now() + drain_timeout;
-        loop {
-            let live = self.inner.live_members();
-            let mut drained = true;
+        let drained = |live: Vec<Arc<Consumers>>| async move {
             let mut asked = HashSet::new();
             for c in live.iter().flat_map(|m| m.consumers.iter()) {
                 if !asked.insert(c.cached_info().name.clone()) {
@@ -791,27 +736,15 @@ impl Broker for NatsBroker {
                 }
                 match c.get_info().await {
                     Ok(i) if i.num_pending == 0 && i.num_ack_pending == 0 => {}
-                    _ => {
-                        drained = false;
-                        break;
-                    }
+                    _ => return false,
                 }
             }
-            if drained {
-                break;
-            }
-            if Instant::now() >= deadline {
-                tracing::warn!("NATS broker closed before every group drained");
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            true
+        };
+        if self.inner.life.close(drain_timeout, "nats", drained).await {
+            // Closing the connection ends the open pull requests with it.
+            let _ = self.inner.client.drain().await;
         }
-        self.inner.state.store(CLOSED, Ordering::Release);
-        for m in self.inner.live_members() {
-            m.member.stop.stop();
-        }
-        // Closing the connection ends the open pull requests with it.
-        let _ = self.inner.client.drain().await;
         Ok(())
     }
 }
@@ -819,7 +752,7 @@ impl Broker for NatsBroker {
 /// A subscription that keeps its consumers registered for `close`.
 struct LiveSubscription {
     sub: PulledSubscription<Held>,
-    _live: Arc<Live>,
+    _live: Arc<Consumers>,
 }
 
 #[async_trait]

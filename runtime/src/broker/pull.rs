@@ -18,8 +18,9 @@
 //! not decode, which both adapters use.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,7 +28,10 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::time::Instant;
 
-use super::{dead_letter_envelope, BrokerError, Delivery, Subscription, UNDECODABLE_TYPE};
+use super::{
+    dead_letter_envelope, Backoff, BrokerError, Delivery, Settlement, Subscription,
+    UNDECODABLE_TYPE,
+};
 use crate::envelope::{json, Envelope, EnvelopeError};
 use crate::payload::Payload;
 
@@ -70,6 +74,115 @@ pub(crate) fn encode(env: &Envelope) -> Result<Bytes, BrokerError> {
 /// message and group, whatever the retries of the dead-lettering.
 pub(crate) fn dead_letter_dedup_id(id: &str, group: &str) -> String {
     format!("{id}/dlq/{group}")
+}
+
+/// `fut` (connecting to `server`), or an error once `timeout` has passed.
+pub(crate) async fn within<T>(
+    timeout: Duration,
+    server: &str,
+    fut: impl Future<Output = Result<T, BrokerError>>,
+) -> Result<T, BrokerError> {
+    tokio::time::timeout(timeout, fut).await.map_err(|_| {
+        BrokerError::Unavailable(format!("no answer from {server} within {timeout:?}"))
+    })?
+}
+
+const OPEN: u8 = 0;
+const DRAINING: u8 = 1;
+const CLOSED: u8 = 2;
+
+/// A broker's state (open, draining, closed) and its live members, whose
+/// groups `close` drains.
+pub(crate) struct Lifecycle<M> {
+    state: AtomicU8,
+    members: Mutex<Vec<Weak<M>>>,
+}
+
+/// What [`Lifecycle`] needs of a member.
+pub(crate) trait Live: Send + Sync {
+    /// The member's stop signal.
+    fn stop(&self) -> &Stop;
+}
+
+impl<M: Live> Lifecycle<M> {
+    pub(crate) fn new() -> Self {
+        Lifecycle {
+            state: AtomicU8::new(OPEN),
+            members: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// `Err(Closed)` once closed (publishing goes on while draining).
+    pub(crate) fn check_open(&self) -> Result<(), BrokerError> {
+        if self.state.load(Ordering::Acquire) == CLOSED {
+            Err(BrokerError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `Some` problem to report while closing or closed.
+    pub(crate) fn unhealthy(&self) -> Option<super::Health> {
+        match self.state.load(Ordering::Acquire) {
+            OPEN => None,
+            DRAINING => Some(super::Health::Degraded(
+                "closing: draining in-flight messages".into(),
+            )),
+            _ => Some(super::Health::Unhealthy("closed".into())),
+        }
+    }
+
+    pub(crate) fn register(&self, member: &Arc<M>) {
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        members.retain(|m| m.strong_count() > 0);
+        members.push(Arc::downgrade(member));
+    }
+
+    /// The members that have not left.
+    pub(crate) fn live(&self) -> Vec<Arc<M>> {
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        members.retain(|m| m.strong_count() > 0);
+        members
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|m| !m.stop().is_stopped())
+            .collect()
+    }
+
+    /// `Broker::close`: waits until `drained` says the live members' groups
+    /// have nothing left (or `drain_timeout`), then ends every member.
+    /// False if the broker was closing already.
+    pub(crate) async fn close<F, Fut>(
+        &self,
+        drain_timeout: Duration,
+        kind: &str,
+        mut drained: F,
+    ) -> bool
+    where
+        F: FnMut(Vec<Arc<M>>) -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        if self
+            .state
+            .compare_exchange(OPEN, DRAINING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        let deadline = Instant::now() + drain_timeout;
+        while !drained(self.live()).await {
+            if Instant::now() >= deadline {
+                tracing::warn!(broker = kind, "closed before every group drained");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.state.store(CLOSED, Ordering::Release);
+        for m in self.live() {
+            m.stop().stop();
+        }
+        true
+    }
 }
 
 /// A stop signal many tasks can wait for.
@@ -229,6 +342,65 @@ impl<H> Member<H> {
         let all: Vec<H> = held.entries.drain().map(|(_, (h, _))| h).collect();
         self.credit.add_permits(all.len());
         all
+    }
+}
+
+/// What a settlement comes to, for a delivery still held.
+pub(crate) enum Settle<H> {
+    Ack(H),
+    /// Redeliver after the delay.
+    Nack(H, Duration),
+    /// Dead-letter with the reason.
+    DeadLetter(H, String),
+}
+
+/// A held delivery's attempt number.
+pub(crate) trait Attempt {
+    fn attempt(&self) -> u32;
+}
+
+/// A settle batch's deliveries, no longer held, with what to do with each:
+/// a nack of the last allowed delivery becomes a dead letter, a nack
+/// without a delay takes the back-off's. Also the first tag not held.
+pub(crate) fn sort<H: Attempt>(
+    member: &Member<H>,
+    batch: Vec<(u64, Settlement)>,
+    max_deliveries: u32,
+    backoff: &Backoff,
+) -> (Vec<Settle<H>>, Option<u64>) {
+    let mut unknown = None;
+    let (tags, settlements): (Vec<u64>, Vec<Settlement>) = batch.into_iter().unzip();
+    let mut out = Vec::with_capacity(tags.len());
+    for ((tag, h), settlement) in member.take_many(tags).into_iter().zip(settlements) {
+        let Some(h) = h else {
+            unknown.get_or_insert(tag);
+            continue;
+        };
+        out.push(match settlement {
+            Settlement::Ack => Settle::Ack(h),
+            Settlement::Nack { .. } if h.attempt() >= max_deliveries => {
+                let reason = max_deliveries_reason(h.attempt(), max_deliveries);
+                Settle::DeadLetter(h, reason)
+            }
+            Settlement::Nack { delay } => {
+                let delay = delay.unwrap_or_else(|| backoff.delay(h.attempt()));
+                Settle::Nack(h, delay)
+            }
+            Settlement::DeadLetter { reason } => Settle::DeadLetter(h, reason),
+        });
+    }
+    (out, unknown)
+}
+
+/// The result of a settle call: its first error, else the first unknown tag.
+pub(crate) fn settled(
+    first_err: Option<BrokerError>,
+    unknown: Option<u64>,
+) -> Result<(), BrokerError> {
+    match (first_err, unknown) {
+        (Some(e), _) => Err(e),
+        (None, Some(tag)) => Err(BrokerError::UnknownDelivery(tag)),
+        (None, None) => Ok(()),
     }
 }
 

@@ -31,8 +31,7 @@
 //!   again after the ack wait.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -43,7 +42,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::pull::{self, GiveBack, Member, PulledSubscription};
+use super::pull::{self, GiveBack, Lifecycle, Member, PulledSubscription, Settle};
 use super::{
     dead_letter_envelope, dead_letter_topic, Backoff, Broker, BrokerError, Capabilities, Delivery,
     Health, Settlement, Settler, StartPosition, SubscribeOptions, Subscription,
@@ -88,10 +87,6 @@ impl Default for RedisOptions {
         }
     }
 }
-
-const OPEN: u8 = 0;
-const DRAINING: u8 = 1;
-const CLOSED: u8 = 2;
 
 /// The field of a stream entry that holds the event.
 const FIELD: &str = "event";
@@ -144,8 +139,7 @@ struct Inner {
     options: RedisOptions,
     publish: Script,
     durable: bool,
-    state: AtomicU8,
-    members: Mutex<Vec<Weak<MemberCtx>>>,
+    life: Lifecycle<MemberCtx>,
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> BrokerError {
@@ -186,14 +180,7 @@ impl RedisBroker {
             let durable = appendonly.get(1).is_some_and(|v| v == "yes");
             Ok::<_, BrokerError>((conn, durable))
         };
-        let (conn, durable) = tokio::time::timeout(options.connect_timeout, attempt)
-            .await
-            .map_err(|_| {
-                BrokerError::Unavailable(format!(
-                    "no answer from Redis within {:?}",
-                    options.connect_timeout
-                ))
-            })??;
+        let (conn, durable) = pull::within(options.connect_timeout, "Redis", attempt).await?;
         if !durable {
             tracing::warn!(
                 url,
@@ -208,8 +195,7 @@ impl RedisBroker {
                 options,
                 publish: Script::new(PUBLISH),
                 durable,
-                state: AtomicU8::new(OPEN),
-                members: Mutex::new(Vec::new()),
+                life: Lifecycle::new(),
             }),
         })
     }
@@ -249,14 +235,6 @@ fn is_noscript(e: &RedisError) -> bool {
 impl Inner {
     fn key(&self, topic: &str) -> String {
         format!("{}{topic}", self.options.key_prefix)
-    }
-
-    fn check_open(&self) -> Result<(), BrokerError> {
-        if self.state.load(Ordering::Acquire) == CLOSED {
-            Err(BrokerError::Closed)
-        } else {
-            Ok(())
-        }
     }
 
     /// Publishes events, each `(topic, body, dedup id)`, in order, in one
@@ -310,16 +288,6 @@ impl Inner {
         }
     }
 
-    fn live_members(&self) -> Vec<Arc<MemberCtx>> {
-        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-        members.retain(|m| m.strong_count() > 0);
-        members
-            .iter()
-            .filter_map(Weak::upgrade)
-            .filter(|m| !m.member.stop.is_stopped())
-            .collect()
-    }
-
     /// Whether `group` has nothing unread and nothing unacked on `key`.
     async fn drained(&self, key: &str, group: &str) -> Result<bool, RedisError> {
         let mut conn = self.conn.clone();
@@ -371,6 +339,18 @@ struct Held {
     attempt: u32,
 }
 
+impl pull::Live for MemberCtx {
+    fn stop(&self) -> &pull::Stop {
+        &self.member.stop
+    }
+}
+
+impl pull::Attempt for Held {
+    fn attempt(&self) -> u32 {
+        self.attempt
+    }
+}
+
 /// One member: its streams, settler and reader.
 struct MemberCtx {
     broker: Arc<Inner>,
@@ -390,28 +370,15 @@ struct MemberCtx {
 #[async_trait]
 impl Settler for MemberCtx {
     async fn settle(&self, batch: Vec<(u64, Settlement)>) -> Result<(), BrokerError> {
-        let mut unknown = None;
         let mut acks: Vec<Vec<String>> = vec![Vec::new(); self.streams.len()];
         let mut delays = Vec::new();
         let mut dead = Vec::new();
-        let (tags, settlements): (Vec<u64>, Vec<Settlement>) = batch.into_iter().unzip();
-        let taken = self.member.take_many(tags);
-        for ((tag, h), settlement) in taken.into_iter().zip(settlements) {
-            let Some(h) = h else {
-                unknown.get_or_insert(tag);
-                continue;
-            };
-            match settlement {
-                Settlement::Ack => acks[h.stream].push(h.entry),
-                Settlement::Nack { .. } if h.attempt >= self.max_deliveries => {
-                    let reason = pull::max_deliveries_reason(h.attempt, self.max_deliveries);
-                    dead.push((h, reason));
-                }
-                Settlement::Nack { delay } => {
-                    let delay = delay.unwrap_or_else(|| self.backoff.delay(h.attempt));
-                    delays.push((h, delay));
-                }
-                Settlement::DeadLetter { reason } => dead.push((h, reason)),
+        let (sorted, unknown) = pull::sort(&self.member, batch, self.max_deliveries, &self.backoff);
+        for s in sorted {
+            match s {
+                Settle::Ack(h) => acks[h.stream].push(h.entry),
+                Settle::Nack(h, delay) => delays.push((h, delay)),
+                Settle::DeadLetter(h, reason) => dead.push((h, reason)),
             }
         }
         let mut first_err = None;
@@ -443,16 +410,7 @@ impl Settler for MemberCtx {
         let mut earliest = None::<Instant>;
         for (h, delay) in &delays {
             let delay = (*delay).min(self.ack_wait);
-            pipe.cmd("XCLAIM")
-                .arg(&self.streams[h.stream].0)
-                .arg(&self.group)
-                .arg(&self.consumer)
-                .arg(0)
-                .arg(&h.entry)
-                .arg("IDLE")
-                .arg(ms(self.ack_wait - delay))
-                .arg("JUSTID")
-                .ignore();
+            self.set_idle(&mut pipe, h, self.ack_wait - delay);
             commands += 1;
             let at = now + delay;
             earliest = Some(earliest.map_or(at, |e| e.min(at)));
@@ -467,10 +425,7 @@ impl Settler for MemberCtx {
             let mut claim_at = self.claim_at.lock().unwrap_or_else(|p| p.into_inner());
             *claim_at = (*claim_at).min(at);
         }
-        if let Some(e) = first_err {
-            return Err(e);
-        }
-        unknown.map_or(Ok(()), |tag| Err(BrokerError::UnknownDelivery(tag)))
+        pull::settled(first_err, unknown)
     }
 }
 
@@ -480,16 +435,7 @@ impl GiveBack<Held> for MemberCtx {
         // Idle for the whole ack wait: the next claim of any member takes them.
         let mut pipe = ::redis::pipe();
         for h in &held {
-            pipe.cmd("XCLAIM")
-                .arg(&self.streams[h.stream].0)
-                .arg(&self.group)
-                .arg(&self.consumer)
-                .arg(0)
-                .arg(&h.entry)
-                .arg("IDLE")
-                .arg(ms(self.ack_wait))
-                .arg("JUSTID")
-                .ignore();
+            self.set_idle(&mut pipe, h, self.ack_wait);
         }
         let mut conn = self.broker.conn.clone();
         if let Err(e) = pipe.query_async::<()>(&mut conn).await {
@@ -499,6 +445,22 @@ impl GiveBack<Held> for MemberCtx {
 }
 
 impl MemberCtx {
+    /// Adds to `pipe` what makes `h`'s entry look idle for `idle`: it is
+    /// claimable by any member's `XAUTOCLAIM` once idle for `ack_wait`
+    /// (`JUSTID`: not counted as a delivery).
+    fn set_idle(&self, pipe: &mut ::redis::Pipeline, h: &Held, idle: Duration) {
+        pipe.cmd("XCLAIM")
+            .arg(&self.streams[h.stream].0)
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg(0)
+            .arg(&h.entry)
+            .arg("IDLE")
+            .arg(ms(idle))
+            .arg("JUSTID")
+            .ignore();
+    }
+
     /// Publishes the dead letters of `items`; the entries to ack then.
     async fn dead_letter(
         &self,
@@ -902,7 +864,7 @@ impl Broker for RedisBroker {
     }
 
     async fn publish(&self, topic: &str, envelope: Envelope) -> Result<(), BrokerError> {
-        self.inner.check_open()?;
+        self.inner.life.check_open()?;
         let body = pull::encode(&envelope)?;
         self.inner
             .publish_raw(&[(topic, body, envelope.id().to_string())])
@@ -910,7 +872,7 @@ impl Broker for RedisBroker {
     }
 
     async fn publish_batch(&self, messages: Vec<(SharedStr, Envelope)>) -> Result<(), BrokerError> {
-        self.inner.check_open()?;
+        self.inner.life.check_open()?;
         let mut items = Vec::with_capacity(messages.len());
         for (topic, env) in &messages {
             items.push((topic.as_str(), pull::encode(env)?, env.id().to_string()));
@@ -923,7 +885,7 @@ impl Broker for RedisBroker {
         options: SubscribeOptions,
     ) -> Result<Box<dyn Subscription>, BrokerError> {
         options.validate()?;
-        self.inner.check_open()?;
+        self.inner.life.check_open()?;
         let mut seen = HashSet::new();
         let streams: Vec<(String, SharedStr)> = options
             .topics
@@ -964,11 +926,7 @@ impl Broker for RedisBroker {
             backoff: options.backoff,
             claim_at: Mutex::new(Instant::now()),
         });
-        {
-            let mut members = self.inner.members.lock().unwrap_or_else(|p| p.into_inner());
-            members.retain(|m| m.strong_count() > 0);
-            members.push(Arc::downgrade(&ctx));
-        }
+        self.inner.life.register(&ctx);
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(ctx.clone().read(tx));
         Ok(Box::new(RedisSubscription {
@@ -978,60 +936,33 @@ impl Broker for RedisBroker {
     }
 
     async fn health(&self) -> Health {
-        if self.inner.state.load(Ordering::Acquire) == CLOSED {
-            return Health::Unhealthy("closed".into());
+        if let Some(closing) = self.inner.life.unhealthy() {
+            return closing;
         }
         let mut conn = self.inner.conn.clone();
         let ping: Result<String, RedisError> = ::redis::cmd("PING").query_async(&mut conn).await;
         match ping {
             Err(e) => Health::Unhealthy(format!("{}: {e}", self.inner.url)),
-            Ok(_) if self.inner.state.load(Ordering::Acquire) == DRAINING => {
-                Health::Degraded("closing: draining in-flight messages".into())
-            }
             Ok(_) => Health::Healthy,
         }
     }
 
     async fn close(&self, drain_timeout: Duration) -> Result<(), BrokerError> {
-        if self
-            .inner
-            .state
-            .compare_exchange(OPEN, DRAINING, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return Ok(());
-        }
-        let deadline = Instant::now() + drain_timeout;
-        'drain: loop {
+        let inner = &self.inner;
+        let drained = |live: Vec<Arc<MemberCtx>>| async move {
             let mut asked = HashSet::new();
-            let mut drained = true;
-            for m in self.inner.live_members() {
+            for m in &live {
                 for (key, _) in &m.streams {
-                    if !asked.insert((key.clone(), m.group.clone())) {
-                        continue;
-                    }
-                    if !self.inner.drained(key, &m.group).await.unwrap_or(false) {
-                        drained = false;
-                        break;
+                    if asked.insert((key.clone(), m.group.clone()))
+                        && !inner.drained(key, &m.group).await.unwrap_or(false)
+                    {
+                        return false;
                     }
                 }
-                if !drained {
-                    break;
-                }
             }
-            if drained {
-                break 'drain;
-            }
-            if Instant::now() >= deadline {
-                tracing::warn!("Redis broker closed before every group drained");
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        self.inner.state.store(CLOSED, Ordering::Release);
-        for m in self.inner.live_members() {
-            m.member.stop.stop();
-        }
+            true
+        };
+        inner.life.close(drain_timeout, "redis", drained).await;
         Ok(())
     }
 }

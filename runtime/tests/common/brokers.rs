@@ -44,6 +44,12 @@ fn unix_now() -> Duration {
         .unwrap_or_default()
 }
 
+/// The broker, or `None` after saying that `what` is missing (a failure
+/// when servers are required).
+fn reachable<B>(what: &str, connected: Result<B, impl std::fmt::Display>) -> Option<B> {
+    connected.map_err(|e| super::server_missing(what, &e)).ok()
+}
+
 /// True for the first caller in this process.
 fn first_time(flag: &AtomicBool) -> bool {
     !flag.swap(true, Ordering::SeqCst)
@@ -65,19 +71,13 @@ pub mod nats {
 
     /// A broker on the shared server, or `None` (skip) when it is down.
     pub async fn shared() -> Option<NatsBroker> {
-        match NatsBroker::connect_with(NATS_URL, options()).await {
-            Ok(b) => {
-                static SWEPT: AtomicBool = AtomicBool::new(false);
-                if first_time(&SWEPT) {
-                    sweep(&b).await;
-                }
-                Some(b)
-            }
-            Err(e) => {
-                super::super::server_missing(&format!("NATS JetStream at {NATS_URL}"), &e);
-                None
-            }
+        static SWEPT: AtomicBool = AtomicBool::new(false);
+        let connected = NatsBroker::connect_with(NATS_URL, options()).await;
+        let b = reachable(&format!("NATS JetStream at {NATS_URL}"), connected)?;
+        if first_time(&SWEPT) {
+            sweep(&b).await;
         }
+        Some(b)
     }
 
     /// Removes test streams of earlier runs.
@@ -139,19 +139,13 @@ pub mod redis {
 
     /// A broker on the shared server, or `None` (skip) when it is down.
     pub async fn shared() -> Option<RedisBroker> {
-        match RedisBroker::connect_with(REDIS_URL, options()).await {
-            Ok(b) => {
-                static SWEPT: AtomicBool = AtomicBool::new(false);
-                if first_time(&SWEPT) {
-                    sweep(&b).await;
-                }
-                Some(b)
-            }
-            Err(e) => {
-                super::super::server_missing(&format!("Redis at {REDIS_URL}"), &e);
-                None
-            }
+        static SWEPT: AtomicBool = AtomicBool::new(false);
+        let connected = RedisBroker::connect_with(REDIS_URL, options()).await;
+        let b = reachable(&format!("Redis at {REDIS_URL}"), connected)?;
+        if first_time(&SWEPT) {
+            sweep(&b).await;
         }
+        Some(b)
     }
 
     /// Removes test streams of earlier runs: untouched for longer than
