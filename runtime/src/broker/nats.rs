@@ -509,7 +509,7 @@ impl MemberCtx {
             }
         };
         let reply = msg.message.reply.clone()?;
-        let envelope = match json::decode(&msg.message.payload) {
+        let envelope = match json::decode_bytes(&msg.message.payload) {
             Ok(env) => env,
             Err(e) => {
                 let id = msg

@@ -750,8 +750,9 @@ impl MemberCtx {
         } in got
         {
             let topic = &self.streams[stream].1;
+            let raw = raw.map(Bytes::from);
             let decoded = match &raw {
-                Some(b) => json::decode(b),
+                Some(b) => json::decode_bytes(b),
                 None => Err(crate::envelope::EnvelopeError::Malformed(format!(
                     "the stream entry has no field {FIELD:?}"
                 ))),
@@ -762,7 +763,7 @@ impl MemberCtx {
                     let id = format!("redis:{}:{entry}", self.streams[stream].0);
                     tracing::warn!(topic = %topic, id, error = %e, "an entry that is not an envelope");
                     let env = pull::undecodable_dead_letter(
-                        Bytes::from(raw.unwrap_or_default()),
+                        raw.unwrap_or_default(),
                         &id,
                         "choreo-runtime/redis",
                         topic,

@@ -65,7 +65,7 @@ pub fn from_attributes<K, V>(
 ) -> Result<Envelope, EnvelopeError>
 where
     K: AsRef<str>,
-    V: Into<String>,
+    V: AsRef<str>,
 {
     let mut id = None;
     let mut source = None;
@@ -74,39 +74,43 @@ where
     let mut correlation = None;
     let mut spec = None;
     let mut inner_opt = OptionalAttrs::default();
+    // One allocation per attribute kept: the shared strings are made from
+    // the borrowed text directly.
+    let shared = |v: &str| SharedStr::from(std::sync::Arc::<str>::from(v));
     for (k, v) in attrs {
-        let (k, v) = (k.as_ref(), v.into());
+        let (k, v) = (k.as_ref(), v.as_ref());
         match k {
-            "specversion" => spec = Some(v),
+            // `None` inside: the right version; else the wrong one.
+            "specversion" => spec = Some((v != CLOUDEVENTS_VERSION).then(|| v.to_owned())),
             "id" => id = Some(EventId::from(v)),
-            "source" => source = Some(SharedStr::from(v)),
-            "type" => ty = Some(SharedStr::from(v)),
+            "source" => source = Some(shared(v)),
+            "type" => ty = Some(shared(v)),
             "time" => {
                 time = Some(v.parse::<Timestamp>().map_err(|e| EnvelopeError::Invalid {
                     name: "time".into(),
                     reason: e.to_string(),
                 })?)
             }
-            "correlationid" => correlation = Some(SharedStr::from(v)),
-            "datacontenttype" => inner_opt.datacontenttype = Some(SharedStr::from(v)),
+            "correlationid" => correlation = Some(shared(v)),
+            "datacontenttype" => inner_opt.datacontenttype = Some(shared(v)),
             "causationid" => inner_opt.causation_id = Some(EventId::from(v)),
             "traceparent" => match v.parse::<TraceParent>() {
                 Ok(tp) => inner_opt.traceparent = Some(tp),
                 Err(e) => tracing::warn!(error = %e, "dropping invalid traceparent"),
             },
-            "tracestate" => inner_opt.tracestate = Some(SharedStr::from(v)),
-            "choreoversion" => inner_opt.choreo_version = Some(SharedStr::from(v)),
+            "tracestate" => inner_opt.tracestate = Some(shared(v)),
+            "choreoversion" => inner_opt.choreo_version = Some(shared(v)),
             // Attributes this runtime does not use are kept as extensions
             // when their names are valid ones.
             other => {
                 check_extension_name(other)?;
-                inner_opt.extensions.insert(other.to_owned(), v);
+                inner_opt.extensions.insert(other.to_owned(), v.to_owned());
             }
         }
     }
-    match spec.as_deref() {
-        Some(CLOUDEVENTS_VERSION) => {}
-        Some(other) => {
+    match spec {
+        Some(None) => {}
+        Some(Some(other)) => {
             return Err(EnvelopeError::Invalid {
                 name: "specversion".into(),
                 reason: format!("{other:?} is not {CLOUDEVENTS_VERSION:?}"),
@@ -224,6 +228,16 @@ fn write_json_string(buf: &mut Vec<u8>, s: &str) -> Result<(), EncodeError> {
 
 /// Decodes one structured-mode JSON object into an envelope.
 pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+    decode_with(bytes, |data| Bytes::copy_from_slice(data.as_bytes()))
+}
+
+/// [`decode`] of bytes already shared: the payload's data is a slice of
+/// them, not a copy.
+pub fn decode_bytes(bytes: &Bytes) -> Result<Envelope, EnvelopeError> {
+    decode_with(bytes, |data| bytes.slice_ref(data.as_bytes()))
+}
+
+fn decode_with(bytes: &[u8], data: impl Fn(&str) -> Bytes) -> Result<Envelope, EnvelopeError> {
     // Each member's value is kept as its raw text: `data` is taken as it
     // is (no tree built and written again), attributes parse one by one.
     let members: Members<'_> =
@@ -234,7 +248,7 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
         let text = raw.get();
         match (k.as_ref(), text.as_bytes().first()) {
             ("data", Some(b'n')) if text == "null" => {}
-            ("data", _) => payload = Payload::json(Bytes::copy_from_slice(text.as_bytes())),
+            ("data", _) => payload = Payload::json(data(text)),
             ("data_base64", Some(b'"')) => {
                 let s: Cow<'_, str> = serde_json::from_str(text)
                     .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
@@ -248,19 +262,19 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
             }
             // Without escapes the text between the quotes is the string.
             (_, Some(b'"')) if !text.contains('\\') => {
-                attrs.push((k, text[1..text.len() - 1].to_owned()));
+                attrs.push((k, Cow::Borrowed(&text[1..text.len() - 1])));
             }
             (_, Some(b'"')) => {
                 let s: String = serde_json::from_str(text)
                     .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-                attrs.push((k, s));
+                attrs.push((k, Cow::Owned(s)));
             }
             (_, Some(b't' | b'f' | b'-' | b'0'..=b'9')) => {
                 // A number or a boolean, as its JSON text (validated by the
                 // parse above).
                 let v: Value = serde_json::from_str(text)
                     .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-                attrs.push((k, v.to_string()));
+                attrs.push((k, Cow::Owned(v.to_string())));
             }
             _ => {
                 return Err(EnvelopeError::Invalid {
@@ -394,6 +408,8 @@ mod tests {
         assert_eq!(env.extension("priority"), Some("7"));
         assert_eq!(env.extension("urgent"), Some("true"));
         assert_eq!(&env.payload().to_json().unwrap()[..], br#"{ "n" : 1 }"#);
+        let shared = Bytes::from_static(wire);
+        assert_eq!(decode_bytes(&shared).unwrap(), env);
         assert!(decode(br#"{"specversion":"1.0","id":"a","source":"s","type":"t","correlationid":"k","x":null}"#).is_err());
         assert!(decode(br#"{"specversion":"1.0","id":"a","source":"s","type":"t","correlationid":"k","x":[1]}"#).is_err());
     }
