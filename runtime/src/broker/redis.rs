@@ -12,9 +12,9 @@
 //!   consumer of its own name in it.
 //! - **Publishing** runs a script that appends each structured-mode event
 //!   (field `event`) with `XADD` unless its id was published to the topic
-//!   within [`RedisOptions::dedup_window`], remembered in a key
-//!   `choreo:dedup:<topic>:<id>` that expires after the window: Redis 7
-//!   has no deduplication of its own. A batch is one call of the script.
+//!   within [`RedisOptions::dedup_window`], remembered in a hash per topic
+//!   and time bucket (`choreo:dedup:<topic>:<bucket>`) that expires as a
+//!   whole: Redis 7 has no deduplication of its own. A batch is one call of the script.
 //!   Without a window, publishing is plain pipelined `XADD`s.
 //! - **Receiving**: each member reads with `XREADGROUP … BLOCK` on a
 //!   connection of its own (blocking commands would stall a shared one),
@@ -55,9 +55,10 @@ use crate::envelope::{json, Envelope, SharedStr};
 pub struct RedisOptions {
     /// Put in front of every key this adapter uses.
     pub key_prefix: String,
-    /// How long a published id is remembered to drop a second publish of
-    /// it on the same topic (`None`: no deduplication by the broker; the
-    /// services' inboxes still deduplicate).
+    /// How long a published id is remembered, at least (at most twice
+    /// this), to drop a second publish of it on the same topic (`None`: no
+    /// deduplication by the broker; the services' inboxes still
+    /// deduplicate).
     pub dedup_window: Option<Duration>,
     /// Trim each stream to about this many entries on publish (`None`:
     /// keep everything). Trimming drops entries whether or not every group
@@ -92,24 +93,41 @@ impl Default for RedisOptions {
 const FIELD: &str = "event";
 
 /// Appends events unless their ids were seen on their topics within the
-/// window; one call for a whole batch. KEYS: stream and dedup key of each
-/// event, in pairs. ARGV: window in ms, max length (0: no trimming), then
-/// each event. A failed append forgets its id again, so a retry is not
-/// taken for a duplicate.
+/// window; one call for a whole batch. KEYS: stream and dedup-key prefix
+/// of each event, in pairs. ARGV: window in ms, max length (0: no
+/// trimming), then id and event of each.
+///
+/// Ids are remembered in one hash per topic and window-long time bucket
+/// (`<prefix><bucket>`, by the server's clock), which expires as a whole
+/// after two windows; an id is looked for in the current and the previous
+/// bucket, so it is remembered for between one and two windows. A hash
+/// field costs the server less than a key with an expiry per id. A failed
+/// append forgets its id again, so that a retry is not taken for a
+/// duplicate.
 const PUBLISH: &str = r"
-local window, maxlen = ARGV[1], ARGV[2]
+local window, maxlen = tonumber(ARGV[1]), ARGV[2]
+local t = redis.call('TIME')
+local bucket = math.floor((tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) / window)
+local expiring = {}
 for i = 1, #KEYS / 2 do
-  local stream, seen = KEYS[2 * i - 1], KEYS[2 * i]
-  if redis.call('SET', seen, '1', 'NX', 'PX', window) then
+  local stream, prefix = KEYS[2 * i - 1], KEYS[2 * i]
+  local id, event = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
+  local cur = prefix .. bucket
+  if redis.call('HEXISTS', prefix .. (bucket - 1), id) == 0
+      and redis.call('HSETNX', cur, id, '1') == 1 then
     local added
     if maxlen == '0' then
-      added = redis.pcall('XADD', stream, '*', 'event', ARGV[2 + i])
+      added = redis.pcall('XADD', stream, '*', 'event', event)
     else
-      added = redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', ARGV[2 + i])
+      added = redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
     end
     if type(added) == 'table' and added.err then
-      redis.call('DEL', seen)
+      redis.call('HDEL', cur, id)
       return added
+    end
+    if not expiring[cur] then
+      redis.call('PEXPIRE', cur, 2 * window)
+      expiring[cur] = true
     end
   end
 end
@@ -261,14 +279,14 @@ impl Inner {
         };
         let mut call = ::redis::cmd("EVALSHA");
         call.arg(self.publish.get_hash()).arg(2 * items.len());
-        for (topic, _, dedup) in items {
+        for (topic, _, _) in items {
             call.arg(self.key(topic))
-                .arg(format!("{}dedup:{topic}:{dedup}", self.options.key_prefix));
+                .arg(format!("{}dedup:{topic}:", self.options.key_prefix));
         }
         call.arg(ms(window).max(1))
             .arg(self.options.max_len.unwrap_or(0));
-        for (_, body, _) in items {
-            call.arg(body.as_ref());
+        for (_, body, dedup) in items {
+            call.arg(dedup).arg(body.as_ref());
         }
         match call.query_async::<Value>(&mut conn).await {
             Ok(_) => Ok(()),
