@@ -30,8 +30,9 @@ pub enum ConnectError {
 
 /// Connects to the broker a URL names: `memory://` (or an empty string)
 /// is a new embedded [`MemoryBroker`]; `nats://host:port` is NATS JetStream
-/// (feature `nats`), `redis://host:port` (or `rediss://`) Redis Streams
-/// (feature `redis`), each with its default options. An unreachable server
+/// (feature `nats`), `redis://host:port` Redis Streams (feature `redis`;
+/// `rediss://` reaches the adapter too, which answers that TLS is not
+/// built in), each with its default options. An unreachable server
 /// is an error naming the URL, after at most the adapter's connect timeout
 /// (5 s).
 pub async fn connect(url: &str) -> Result<SharedBroker, ConnectError> {
