@@ -314,11 +314,25 @@ impl Inner {
             .arg(key)
             .query_async(&mut conn)
             .await?;
-        Ok(groups
-            .groups
-            .iter()
-            .find(|g| g.name == group)
-            .is_none_or(|g| g.pending == 0 && g.lag == Some(0)))
+        let Some(g) = groups.groups.iter().find(|g| g.name == group) else {
+            return Ok(true);
+        };
+        if g.pending > 0 {
+            return Ok(false);
+        }
+        match g.lag {
+            Some(lag) => Ok(lag == 0),
+            // Redis cannot tell the lag (after deletions): compare the last
+            // entry delivered to the group with the stream's last.
+            None => {
+                let info: ::redis::streams::StreamInfoStreamReply = ::redis::cmd("XINFO")
+                    .arg("STREAM")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(info.last_generated_id == g.last_delivered_id)
+            }
+        }
     }
 }
 
