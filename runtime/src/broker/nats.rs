@@ -93,8 +93,8 @@ struct Inner {
     client: async_nats::Client,
     js: jetstream::Context,
     options: NatsOptions,
-    /// topic → the stream that holds it.
-    streams: RwLock<HashMap<String, String>>,
+    /// topic → the stream that holds it, and the topic as a subject.
+    streams: RwLock<HashMap<String, (String, Subject)>>,
     life: Lifecycle<Consumers>,
 }
 
@@ -208,7 +208,7 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .get(topic)
         {
-            return Ok(s.clone());
+            return Ok(s.0.clone());
         }
         check_subject(topic)?;
         let name = match self.js.stream_by_subject(topic).await {
@@ -236,7 +236,7 @@ impl Inner {
         self.streams
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(topic.to_owned(), name.clone());
+            .insert(topic.to_owned(), (name.clone(), Subject::from(topic)));
         Ok(name)
     }
 
@@ -258,13 +258,18 @@ impl Inner {
             .streams
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .contains_key(topic);
-        if !known {
-            self.stream_for(topic).await?;
-        }
+            .get(topic)
+            .map(|(_, subject)| subject.clone());
+        let subject = match known {
+            Some(subject) => subject,
+            None => {
+                self.stream_for(topic).await?;
+                Subject::from(topic)
+            }
+        };
         self.js
             .send_publish(
-                topic.to_owned(),
+                subject,
                 jetstream::message::PublishMessage::build()
                     .payload(payload)
                     .message_id(msg_id),
@@ -313,7 +318,7 @@ impl Inner {
     ) -> Result<(), BrokerError> {
         let mut sent = Vec::with_capacity(items.len());
         for (reply, topic, env) in items {
-            let dedup = pull::dead_letter_dedup_id(&env.id().to_string(), group);
+            let dedup = pull::dead_letter_dedup_id(&pull::id_text(&env), group);
             let fut = match pull::encode(&env) {
                 Ok(body) => self.send(&dead_letter_topic(&topic), body, &dedup).await,
                 Err(e) => Err(e),
@@ -609,7 +614,7 @@ impl Broker for NatsBroker {
         self.inner.life.check_open()?;
         let body = pull::encode(&envelope)?;
         self.inner
-            .publish_one(topic, body, &envelope.id().to_string())
+            .publish_one(topic, body, &pull::id_text(&envelope))
             .await
     }
 
@@ -619,7 +624,7 @@ impl Broker for NatsBroker {
         let mut acks = Vec::with_capacity(messages.len());
         for (topic, env) in &messages {
             let body = pull::encode(env)?;
-            acks.push(self.inner.send(topic, body, &env.id().to_string()).await?);
+            acks.push(self.inner.send(topic, body, &pull::id_text(env)).await?);
         }
         let mut retry = Vec::new();
         for (ack, (topic, env)) in acks.into_iter().zip(&messages) {
@@ -632,7 +637,7 @@ impl Broker for NatsBroker {
         for (topic, env) in retry {
             self.inner.forget_stream(topic);
             self.inner
-                .publish_one(topic, pull::encode(env)?, &env.id().to_string())
+                .publish_one(topic, pull::encode(env)?, &pull::id_text(env))
                 .await?;
         }
         Ok(())

@@ -70,6 +70,16 @@ pub(crate) fn encode(env: &Envelope) -> Result<Bytes, BrokerError> {
     Ok(Bytes::from(json::encode(env)?))
 }
 
+/// The envelope's id as text, in one allocation (`to_string` grows its
+/// buffer several times for a UUID).
+pub(crate) fn id_text(env: &Envelope) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(40);
+    // Writing to a String cannot fail.
+    let _ = write!(s, "{}", env.id());
+    s
+}
+
 /// The id under which a dead letter is deduplicated: one dead letter per
 /// message and group, whatever the retries of the dead-lettering.
 pub(crate) fn dead_letter_dedup_id(id: &str, group: &str) -> String {

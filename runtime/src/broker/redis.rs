@@ -506,7 +506,7 @@ impl MemberCtx {
             bodies.push((
                 dead_letter_topic(topic),
                 pull::encode(&env)?,
-                pull::dead_letter_dedup_id(&env.id().to_string(), &self.group),
+                pull::dead_letter_dedup_id(&pull::id_text(&env), &self.group),
             ));
         }
         let refs: Vec<(&str, Bytes, String)> = bodies
@@ -900,7 +900,7 @@ impl Broker for RedisBroker {
         self.inner.life.check_open()?;
         let body = pull::encode(&envelope)?;
         self.inner
-            .publish_raw(&[(topic, body, envelope.id().to_string())])
+            .publish_raw(&[(topic, body, pull::id_text(&envelope))])
             .await
     }
 
@@ -908,7 +908,7 @@ impl Broker for RedisBroker {
         self.inner.life.check_open()?;
         let mut items = Vec::with_capacity(messages.len());
         for (topic, env) in &messages {
-            items.push((topic.as_str(), pull::encode(env)?, env.id().to_string()));
+            items.push((topic.as_str(), pull::encode(env)?, pull::id_text(env)));
         }
         self.inner.publish_raw(&items).await
     }

@@ -158,7 +158,7 @@ pub fn encode(env: &Envelope) -> Result<Vec<u8>, EncodeError> {
     // The attributes in the order of `attributes`, written as they come
     // (no list of owned strings in between: this is the adapters' hot path).
     let i = &env.0;
-    let mut text = String::new();
+    let mut text = String::with_capacity(64);
     let field = |buf: &mut Vec<u8>, k: &str, v: &str| -> Result<(), EncodeError> {
         if buf.len() > 1 {
             buf.push(b',');
