@@ -67,7 +67,7 @@ fn unique(name: &str) -> String {
     format!("{name}{:08x}", fastrand::u32(..))
 }
 
-async fn nats_raw(n: u64, payload: bytes::Bytes) -> Duration {
+async fn nats_raw(n: u64, payload: bytes::Bytes) -> Sample {
     let client = async_nats::connect("nats://127.0.0.1:4222").await.unwrap();
     let js = jetstream::new(client);
     let name = unique("benchraw");
@@ -90,7 +90,7 @@ async fn nats_raw(n: u64, payload: bytes::Bytes) -> Duration {
         .await
         .unwrap();
     let subject = format!("{name}.events");
-    let start = Instant::now();
+    let timer = Timer::start("nats-server");
     let cons = tokio::spawn(async move {
         let mut messages = consumer
             .stream()
@@ -132,18 +132,18 @@ async fn nats_raw(n: u64, payload: bytes::Bytes) -> Duration {
     });
     prod.await.unwrap();
     cons.await.unwrap();
-    let elapsed = start.elapsed();
+    let elapsed = timer.stop();
     js.delete_stream(&name).await.unwrap();
     elapsed
 }
 
-async fn nats_runtime(n: u64) -> Duration {
+async fn nats_runtime(n: u64) -> Sample {
     let broker = NatsBroker::connect_with("nats://127.0.0.1:4222", NatsOptions::default())
         .await
         .unwrap();
     let prefix = unique("benchrt");
     let topic = format!("{prefix}.events");
-    let elapsed = run_runtime(&broker, &topic, n).await;
+    let elapsed = run_runtime(&broker, &topic, n, "nats-server").await;
     broker
         .jetstream()
         .delete_stream(NatsBroker::stream_name(&topic))
@@ -153,12 +153,17 @@ async fn nats_runtime(n: u64) -> Duration {
 }
 
 /// Publish → consume → ack through the Broker contract.
-async fn run_runtime(broker: &(impl Broker + Clone), topic: &str, n: u64) -> Duration {
+async fn run_runtime(
+    broker: &(impl Broker + Clone),
+    topic: &str,
+    n: u64,
+    server: &'static str,
+) -> Sample {
     let mut o = SubscribeOptions::new(format!("{topic}.group"), [topic]);
     o.max_in_flight = 2 * BATCH;
     let mut sub = broker.subscribe(o).await.unwrap();
     let events: Vec<Envelope> = (0..n).map(event).collect();
-    let start = Instant::now();
+    let timer = Timer::start(server);
     let cons = tokio::spawn(async move {
         let mut got = 0u64;
         while got < n {
@@ -179,10 +184,10 @@ async fn run_runtime(broker: &(impl Broker + Clone), topic: &str, n: u64) -> Dur
     });
     prod.await.unwrap();
     cons.await.unwrap();
-    start.elapsed()
+    timer.stop()
 }
 
-async fn redis_raw(n: u64, payload: bytes::Bytes) -> Duration {
+async fn redis_raw(n: u64, payload: bytes::Bytes) -> Sample {
     let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let mut reader = client.get_multiplexed_async_connection().await.unwrap();
@@ -196,7 +201,7 @@ async fn redis_raw(n: u64, payload: bytes::Bytes) -> Duration {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let start = Instant::now();
+    let timer = Timer::start("redis-server");
     let (k2, mut acker) = (key.clone(), conn.clone());
     let cons = tokio::spawn(async move {
         let mut got = 0u64;
@@ -257,7 +262,7 @@ async fn redis_raw(n: u64, payload: bytes::Bytes) -> Duration {
     });
     prod.await.unwrap();
     cons.await.unwrap();
-    let elapsed = start.elapsed();
+    let elapsed = timer.stop();
     let _: () = redis::cmd("DEL")
         .arg(&key)
         .query_async(&mut conn)
@@ -266,7 +271,7 @@ async fn redis_raw(n: u64, payload: bytes::Bytes) -> Duration {
     elapsed
 }
 
-async fn redis_runtime(n: u64, dedup: bool) -> Duration {
+async fn redis_runtime(n: u64, dedup: bool) -> Sample {
     let options = RedisOptions {
         key_prefix: "bench:rt:".into(),
         dedup_window: dedup.then_some(Duration::from_secs(120)),
@@ -276,7 +281,7 @@ async fn redis_runtime(n: u64, dedup: bool) -> Duration {
         .await
         .unwrap();
     let topic = unique("events");
-    let elapsed = run_runtime(&broker, &topic, n).await;
+    let elapsed = run_runtime(&broker, &topic, n, "redis-server").await;
     let mut conn = broker.connection();
     let _: () = redis::cmd("DEL")
         .arg(broker.stream_key(&topic))
@@ -285,6 +290,45 @@ async fn redis_runtime(n: u64, dedup: bool) -> Duration {
         .unwrap();
     // The dedup keys expire by themselves.
     elapsed
+}
+
+/// One round: its wall time and the CPU the client (this process) and the
+/// server spent in it, from the first publish to the last ack (setting up
+/// streams, groups and the events to send is not counted).
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    client: Option<Duration>,
+    server: Option<Duration>,
+}
+
+struct Timer {
+    wall: Instant,
+    client: Option<Duration>,
+    server: Option<Duration>,
+    name: &'static str,
+}
+
+impl Timer {
+    fn start(server: &'static str) -> Timer {
+        Timer {
+            client: process_cpu(),
+            server: server_cpu(server),
+            name: server,
+            wall: Instant::now(),
+        }
+    }
+
+    fn stop(self) -> Sample {
+        let wall = self.wall.elapsed();
+        let since =
+            |a: Option<Duration>, b: Option<Duration>| a.zip(b).map(|(a, b)| b.saturating_sub(a));
+        Sample {
+            wall,
+            client: since(self.client, process_cpu()),
+            server: since(self.server, server_cpu(self.name)),
+        }
+    }
 }
 
 /// This process's CPU time so far (user + system), from `/proc/self/stat`.
@@ -336,71 +380,50 @@ fn main() {
     let payload = bytes::Bytes::from(vec![b'x'; size]);
     let rounds = 3;
     println!("messages per round: {n}; message size {size} bytes; batches of {BATCH}; best of {rounds} rounds");
-    let rate = |d: Duration| n as f64 / d.as_secs_f64();
-    type Row = (
-        &'static str,
-        Vec<Duration>,
-        Option<Duration>,
-        Option<Duration>,
-    );
-    let mut table: Vec<Row> = Vec::new();
-    let mut measure = |name: &'static str, server: &str, f: &dyn Fn() -> Duration| {
-        if !name.contains(only.as_str()) {
-            return;
+    let mut table: Vec<(&'static str, Vec<Sample>)> = Vec::new();
+    let mut measure = |name: &'static str, f: &dyn Fn() -> Sample| {
+        if name.contains(only.as_str()) {
+            table.push((name, (0..rounds).map(|_| f()).collect()));
         }
-        let (before, server_before) = (process_cpu(), server_cpu(server));
-        let times: Vec<Duration> = (0..rounds).map(|_| f()).collect();
-        let cpu = before.zip(process_cpu()).map(|(a, b)| b.saturating_sub(a));
-        let server_cpu = server_before
-            .zip(server_cpu(server))
-            .map(|(a, b)| b.saturating_sub(a));
-        table.push((name, times, cpu, server_cpu));
     };
-    {
-        let p = payload.clone();
-        measure("nats raw async-nats", "nats-server", &|| {
-            rt.block_on(nats_raw(n, p.clone()))
-        });
-        measure("nats runtime", "nats-server", &|| {
-            rt.block_on(nats_runtime(n))
-        });
-    }
-    {
-        let p = payload.clone();
-        measure("redis raw XADD/XREADGROUP/XACK", "redis-server", &|| {
-            rt.block_on(redis_raw(n, p.clone()))
-        });
-        measure("redis runtime (dedup on)", "redis-server", &|| {
-            rt.block_on(redis_runtime(n, true))
-        });
-        measure("redis runtime (dedup off)", "redis-server", &|| {
-            rt.block_on(redis_runtime(n, false))
-        });
-    }
-    let best = |v: &[Duration]| v.iter().min().copied().unwrap();
-    let per = |c: &Option<Duration>| {
-        c.map_or("n/a".to_owned(), |c| {
+    let p = payload.clone();
+    measure("nats raw async-nats", &|| {
+        rt.block_on(nats_raw(n, p.clone()))
+    });
+    measure("nats runtime", &|| rt.block_on(nats_runtime(n)));
+    measure("redis raw XADD/XREADGROUP/XACK", &|| {
+        rt.block_on(redis_raw(n, payload.clone()))
+    });
+    measure("redis runtime (dedup on)", &|| {
+        rt.block_on(redis_runtime(n, true))
+    });
+    measure("redis runtime (dedup off)", &|| {
+        rt.block_on(redis_runtime(n, false))
+    });
+    let rate = |v: &[Sample]| {
+        let best = v.iter().map(|s| s.wall).min().unwrap();
+        n as f64 / best.as_secs_f64()
+    };
+    // CPU per message over all rounds.
+    let per = |v: &[Sample], part: fn(&Sample) -> Option<Duration>| {
+        let total: Option<Duration> = v.iter().map(part).sum();
+        total.map_or("n/a".to_owned(), |c| {
             format!(
                 "{:.1} µs",
-                c.as_secs_f64() * 1e6 / (rounds as f64 * n as f64)
+                c.as_secs_f64() * 1e6 / (v.len() as f64 * n as f64)
             )
         })
     };
-    for (name, times, cpu, server) in &table {
+    for (name, samples) in &table {
         println!(
             "{name:<32}{:>9.0} events/s  CPU per message: client {}, server {}  (rounds: {:?})",
-            rate(best(times)),
-            per(cpu),
-            per(server),
-            times
+            rate(samples),
+            per(samples, |s| s.client),
+            per(samples, |s| s.server),
+            samples.iter().map(|s| s.wall).collect::<Vec<_>>()
         );
     }
-    let get = |name: &str| {
-        table
-            .iter()
-            .find(|(n, ..)| *n == name)
-            .map(|(_, t, ..)| rate(best(t)))
-    };
+    let get = |name: &str| table.iter().find(|(n, _)| *n == name).map(|(_, t)| rate(t));
     for (rt_name, raw_name) in [
         ("nats runtime", "nats raw async-nats"),
         ("redis runtime (dedup on)", "redis raw XADD/XREADGROUP/XACK"),
