@@ -106,6 +106,12 @@ impl Payload {
         matches!(self.0, Repr::Empty)
     }
 
+    /// Whether this is a typed value (so its JSON, made by `serde_json`,
+    /// is valid by construction).
+    pub(crate) fn is_typed(&self) -> bool {
+        matches!(self.0, Repr::Typed(_))
+    }
+
     /// Borrows the typed value when this payload carries a `T` in process.
     pub fn typed_ref<T: Message>(&self) -> Option<&T> {
         match &self.0 {

@@ -24,11 +24,8 @@ async fn stores() -> Option<(PgStores, String)> {
     let prefix = format!("t{:012x}_", fastrand::u64(..) >> 16);
     match PgStores::connect(SERVER, &prefix).await {
         Ok(s) => Some((s, prefix)),
-        Err(e) if std::env::var("CHOREO_REQUIRE_BROKERS").as_deref() == Ok("1") => {
-            panic!("PostgreSQL required (CHOREO_REQUIRE_BROKERS=1) but unreachable: {e}")
-        }
         Err(e) => {
-            eprintln!("SKIPPED: PostgreSQL on 127.0.0.1:5432 unreachable ({e})");
+            server_missing("PostgreSQL on 127.0.0.1:5432", &e);
             None
         }
     }

@@ -12,6 +12,12 @@
 mod backoff;
 mod connect;
 pub mod memory;
+#[cfg(feature = "nats")]
+pub mod nats;
+#[cfg(any(feature = "nats", feature = "redis"))]
+mod pull;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +26,10 @@ use async_trait::async_trait;
 
 pub use backoff::Backoff;
 pub use connect::{connect, ConnectError};
+#[cfg(feature = "nats")]
+pub use nats::{NatsBroker, NatsOptions};
+#[cfg(feature = "redis")]
+pub use redis::{RedisBroker, RedisOptions};
 
 use crate::envelope::{Envelope, SharedStr};
 use crate::payload::EncodeError;
@@ -119,6 +129,12 @@ pub const DLQ_GROUP: &str = "dlqgroup";
 pub const DLQ_TOPIC: &str = "dlqtopic";
 /// Extension attribute on a dead letter: how many times it was delivered.
 pub const DLQ_ATTEMPTS: &str = "dlqattempts";
+
+/// The wire type of the dead letter an adapter makes of a message that does
+/// not decode as an envelope: its id and correlation id are the broker's
+/// name for the message, its data the raw message byte for byte, its
+/// reason the decode error.
+pub const UNDECODABLE_TYPE: &str = "choreo.Undecodable";
 
 /// The dead-letter topic of `topic`. A dead letter keeps the original
 /// envelope (same id) plus the `dlq*` extension attributes.

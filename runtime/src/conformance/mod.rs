@@ -13,6 +13,10 @@
 //! groups under a unique prefix, so cases and runs may overlap on one
 //! server. A case whose [capability](crate::Capabilities) the adapter lacks
 //! is skipped with a message on stderr.
+//!
+//! An adapter whose server may be missing (tests on a developer's machine)
+//! writes `conformance_suite!(nats, if_available: async { … })` with an
+//! expression giving `Option<SharedBroker>`: `None` skips every case.
 
 pub mod cases;
 
@@ -58,6 +62,20 @@ pub fn run<MakeFut, CaseFut>(
     MakeFut: Future<Output = SharedBroker>,
     CaseFut: Future<Output = Outcome>,
 {
+    run_if_available(case, || async { Some(make().await) }, body)
+}
+
+/// [`run`] for a broker that may be missing (a server that is not
+/// running): when `make` gives `None` the case is skipped — `make` says
+/// why on stderr, or fails itself where a missing server is an error.
+pub fn run_if_available<MakeFut, CaseFut>(
+    case: &str,
+    make: impl FnOnce() -> MakeFut,
+    body: impl FnOnce(SharedBroker, CaseContext) -> CaseFut,
+) where
+    MakeFut: Future<Output = Option<SharedBroker>>,
+    CaseFut: Future<Output = Outcome>,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -67,7 +85,10 @@ pub fn run<MakeFut, CaseFut>(
         prefix: format!("conformance-{case}-{:016x}", fastrand::u64(..)),
     };
     rt.block_on(async move {
-        let broker = make().await;
+        let Some(broker) = make().await else {
+            eprintln!("conformance case {case} skipped: no broker");
+            return;
+        };
         match tokio::time::timeout(CASE_TIMEOUT, body(broker, ctx)).await {
             Ok(Outcome::Passed) => {}
             Ok(Outcome::Skipped(why)) => eprintln!("conformance case {case} skipped: {why}"),
@@ -79,10 +100,10 @@ pub fn run<MakeFut, CaseFut>(
 /// Expands to one test per conformance case; see the [module docs](self).
 #[macro_export]
 macro_rules! conformance_suite {
-    ($name:ident, $make:expr) => {
+    (@cases $name:ident, $run:ident, $share:expr, $make:expr) => {
         mod $name {
             $crate::__conformance_tests!(
-                $make;
+                $run, $share, $make;
                 conformance_basic_delivery => basic_delivery,
                 conformance_attribute_round_trip => attribute_round_trip,
                 conformance_topic_isolation => topic_isolation,
@@ -101,18 +122,29 @@ macro_rules! conformance_suite {
             );
         }
     };
+    ($name:ident, if_available: $make:expr) => {
+        $crate::conformance_suite!(@cases $name, run_if_available, |b| b, $make);
+    };
+    ($name:ident, $make:expr) => {
+        $crate::conformance_suite!(
+            @cases $name,
+            run,
+            $crate::broker::IntoSharedBroker::into_shared,
+            $make
+        );
+    };
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_tests {
-    ($make:expr; $($test:ident => $case:ident,)*) => {
+    ($run:ident, $share:expr, $make:expr; $($test:ident => $case:ident,)*) => {
         $(
             #[test]
             fn $test() {
-                $crate::conformance::run(
+                $crate::conformance::$run(
                     stringify!($case),
-                    || async { $crate::broker::IntoSharedBroker::into_shared($make.await) },
+                    || async { ($share)($make.await) },
                     $crate::conformance::cases::$case,
                 );
             }

@@ -65,7 +65,7 @@ pub fn from_attributes<K, V>(
 ) -> Result<Envelope, EnvelopeError>
 where
     K: AsRef<str>,
-    V: Into<String>,
+    V: AsRef<str>,
 {
     let mut id = None;
     let mut source = None;
@@ -74,39 +74,43 @@ where
     let mut correlation = None;
     let mut spec = None;
     let mut inner_opt = OptionalAttrs::default();
+    // One allocation per attribute kept: the shared strings are made from
+    // the borrowed text directly.
+    let shared = |v: &str| SharedStr::from(std::sync::Arc::<str>::from(v));
     for (k, v) in attrs {
-        let (k, v) = (k.as_ref(), v.into());
+        let (k, v) = (k.as_ref(), v.as_ref());
         match k {
-            "specversion" => spec = Some(v),
+            // `None` inside: the right version; else the wrong one.
+            "specversion" => spec = Some((v != CLOUDEVENTS_VERSION).then(|| v.to_owned())),
             "id" => id = Some(EventId::from(v)),
-            "source" => source = Some(SharedStr::from(v)),
-            "type" => ty = Some(SharedStr::from(v)),
+            "source" => source = Some(shared(v)),
+            "type" => ty = Some(shared(v)),
             "time" => {
                 time = Some(v.parse::<Timestamp>().map_err(|e| EnvelopeError::Invalid {
                     name: "time".into(),
                     reason: e.to_string(),
                 })?)
             }
-            "correlationid" => correlation = Some(SharedStr::from(v)),
-            "datacontenttype" => inner_opt.datacontenttype = Some(SharedStr::from(v)),
+            "correlationid" => correlation = Some(shared(v)),
+            "datacontenttype" => inner_opt.datacontenttype = Some(shared(v)),
             "causationid" => inner_opt.causation_id = Some(EventId::from(v)),
             "traceparent" => match v.parse::<TraceParent>() {
                 Ok(tp) => inner_opt.traceparent = Some(tp),
                 Err(e) => tracing::warn!(error = %e, "dropping invalid traceparent"),
             },
-            "tracestate" => inner_opt.tracestate = Some(SharedStr::from(v)),
-            "choreoversion" => inner_opt.choreo_version = Some(SharedStr::from(v)),
+            "tracestate" => inner_opt.tracestate = Some(shared(v)),
+            "choreoversion" => inner_opt.choreo_version = Some(shared(v)),
             // Attributes this runtime does not use are kept as extensions
             // when their names are valid ones.
             other => {
                 check_extension_name(other)?;
-                inner_opt.extensions.insert(other.to_owned(), v);
+                inner_opt.extensions.insert(other.to_owned(), v.to_owned());
             }
         }
     }
-    match spec.as_deref() {
-        Some(CLOUDEVENTS_VERSION) => {}
-        Some(other) => {
+    match spec {
+        Some(None) => {}
+        Some(Some(other)) => {
             return Err(EnvelopeError::Invalid {
                 name: "specversion".into(),
                 reason: format!("{other:?} is not {CLOUDEVENTS_VERSION:?}"),
@@ -149,18 +153,57 @@ struct OptionalAttrs {
 /// `data_base64`, so nothing is lost or altered.
 pub fn encode(env: &Envelope) -> Result<Vec<u8>, EncodeError> {
     let data = env.payload().to_json()?;
-    let mut buf = Vec::with_capacity(256 + data.len());
+    let mut buf = Vec::with_capacity(320 + data.len());
     buf.push(b'{');
-    for (n, (k, v)) in attributes(env).iter().enumerate() {
-        if n > 0 {
+    // The attributes in the order of `attributes`, written as they come
+    // (no list of owned strings in between: this is the adapters' hot path).
+    let i = &env.0;
+    let mut text = String::with_capacity(64);
+    let field = |buf: &mut Vec<u8>, k: &str, v: &str| -> Result<(), EncodeError> {
+        if buf.len() > 1 {
             buf.push(b',');
         }
-        write_json_string(&mut buf, k)?;
+        write_json_string(buf, k)?;
         buf.push(b':');
-        write_json_string(&mut buf, v)?;
+        write_json_string(buf, v)
+    };
+    field(&mut buf, "specversion", CLOUDEVENTS_VERSION)?;
+    text.clear();
+    write_display(&mut text, &i.id);
+    field(&mut buf, "id", &text)?;
+    field(&mut buf, "source", &i.source)?;
+    field(&mut buf, "type", &i.ty)?;
+    text.clear();
+    write_display(&mut text, &i.time);
+    field(&mut buf, "time", &text)?;
+    field(&mut buf, "correlationid", &i.correlation_id)?;
+    if let Some(v) = &i.datacontenttype {
+        field(&mut buf, "datacontenttype", v)?;
+    }
+    if let Some(v) = &i.causation_id {
+        text.clear();
+        write_display(&mut text, v);
+        field(&mut buf, "causationid", &text)?;
+    }
+    if let Some(v) = &i.traceparent {
+        text.clear();
+        write_display(&mut text, v);
+        field(&mut buf, "traceparent", &text)?;
+    }
+    if let Some(v) = &i.tracestate {
+        field(&mut buf, "tracestate", v)?;
+    }
+    if let Some(v) = &i.choreo_version {
+        field(&mut buf, "choreoversion", v)?;
+    }
+    for (k, v) in &i.extensions {
+        field(&mut buf, k, v)?;
     }
     if !data.is_empty() {
-        if serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok() {
+        // A typed payload was encoded by serde_json: valid by construction.
+        if env.payload().is_typed()
+            || serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok()
+        {
             buf.extend_from_slice(b",\"data\":");
             buf.extend_from_slice(&data);
         } else {
@@ -173,25 +216,42 @@ pub fn encode(env: &Envelope) -> Result<Vec<u8>, EncodeError> {
     Ok(buf)
 }
 
+fn write_display(out: &mut String, v: &impl std::fmt::Display) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{v}");
+}
+
 fn write_json_string(buf: &mut Vec<u8>, s: &str) -> Result<(), EncodeError> {
     serde_json::to_writer(buf, s).map_err(|e| EncodeError(e.to_string()))
 }
 
 /// Decodes one structured-mode JSON object into an envelope.
 pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
-    let map: serde_json::Map<String, Value> =
+    decode_with(bytes, |data| Bytes::copy_from_slice(data.as_bytes()))
+}
+
+/// [`decode`] of bytes already shared: the payload's data is a slice of
+/// them, not a copy.
+pub fn decode_bytes(bytes: &Bytes) -> Result<Envelope, EnvelopeError> {
+    decode_with(bytes, |data| bytes.slice_ref(data.as_bytes()))
+}
+
+fn decode_with(bytes: &[u8], data: impl Fn(&str) -> Bytes) -> Result<Envelope, EnvelopeError> {
+    // Each member's value is kept as its raw text: `data` is taken as it
+    // is (no tree built and written again), attributes parse one by one.
+    let members: Members<'_> =
         serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-    let mut attrs = Vec::with_capacity(map.len());
+    let mut attrs = Vec::with_capacity(members.0.len());
     let mut payload = Payload::empty();
-    for (k, v) in map {
-        match (k.as_str(), v) {
-            ("data", Value::Null) => {}
-            ("data", v) => {
-                let data =
-                    serde_json::to_vec(&v).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-                payload = Payload::json(Bytes::from(data));
-            }
-            ("data_base64", Value::String(s)) => {
+    for (k, raw) in members.0 {
+        let text = raw.get();
+        match (k.as_ref(), text.as_bytes().first()) {
+            ("data", Some(b'n')) if text == "null" => {}
+            ("data", _) => payload = Payload::json(data(text)),
+            ("data_base64", Some(b'"')) => {
+                let s: Cow<'_, str> = serde_json::from_str(text)
+                    .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
                 let data = base64::engine::general_purpose::STANDARD
                     .decode(s.as_bytes())
                     .map_err(|e| EnvelopeError::Invalid {
@@ -200,17 +260,85 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
                     })?;
                 payload = Payload::json(Bytes::from(data));
             }
-            (_, Value::String(s)) => attrs.push((k, s)),
-            (_, v @ (Value::Bool(_) | Value::Number(_))) => attrs.push((k, v.to_string())),
-            (_, _) => {
+            // Without escapes the text between the quotes is the string.
+            (_, Some(b'"')) if !text.contains('\\') => {
+                attrs.push((k, Cow::Borrowed(&text[1..text.len() - 1])));
+            }
+            (_, Some(b'"')) => {
+                let s: String = serde_json::from_str(text)
+                    .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+                attrs.push((k, Cow::Owned(s)));
+            }
+            (_, Some(b't' | b'f' | b'-' | b'0'..=b'9')) => {
+                // A number or a boolean, as its JSON text (validated by the
+                // parse above).
+                let v: Value = serde_json::from_str(text)
+                    .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+                attrs.push((k, Cow::Owned(v.to_string())));
+            }
+            _ => {
                 return Err(EnvelopeError::Invalid {
-                    name: k,
+                    name: k.into_owned(),
                     reason: "an attribute is a string, a number or a boolean".into(),
                 })
             }
         }
     }
     from_attributes(attrs, payload)
+}
+
+/// The members of a JSON object, each value as its raw text, in order.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a serde_json::value::RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members<'a>, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(12));
+                while let Some(k) = map.next_key::<CowStr<'de>>()? {
+                    out.push((k.0, map.next_value::<&'de serde_json::value::RawValue>()?));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// A key, borrowed from the input unless it holds escapes.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
 }
 
 #[cfg(test)]
@@ -267,6 +395,23 @@ mod tests {
             .build();
         let back = decode(&encode(&env).unwrap()).unwrap();
         assert_eq!(&back.payload().to_json().unwrap()[..], b"not json \xff");
+    }
+
+    #[test]
+    fn attributes_with_escapes_numbers_and_booleans_decode() {
+        let wire = br#"{"specversion":"1.0","id":"a\"b","source":"s\u00e9","type":"t",
+            "correlationid":"k\n1","priority":7,"urgent":true,"data":{ "n" : 1 }}"#;
+        let env = decode(wire).unwrap();
+        assert_eq!(env.id().to_string(), "a\"b");
+        assert_eq!(env.source(), "sé");
+        assert_eq!(env.correlation_id(), "k\n1");
+        assert_eq!(env.extension("priority"), Some("7"));
+        assert_eq!(env.extension("urgent"), Some("true"));
+        assert_eq!(&env.payload().to_json().unwrap()[..], br#"{ "n" : 1 }"#);
+        let shared = Bytes::from_static(wire);
+        assert_eq!(decode_bytes(&shared).unwrap(), env);
+        assert!(decode(br#"{"specversion":"1.0","id":"a","source":"s","type":"t","correlationid":"k","x":null}"#).is_err());
+        assert!(decode(br#"{"specversion":"1.0","id":"a","source":"s","type":"t","correlationid":"k","x":[1]}"#).is_err());
     }
 
     #[test]

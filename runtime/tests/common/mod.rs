@@ -1,6 +1,8 @@
 //! Shared helpers of the integration tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod brokers;
+
 use std::time::Duration;
 
 use choreo_runtime::broker::{SharedBroker, SubscribeOptions, Subscription};
@@ -102,4 +104,19 @@ pub async fn start(broker: &SharedBroker, def: ServiceDefinition) -> ServiceHand
 /// A client sending without a topic prefix.
 pub fn client(broker: &SharedBroker) -> Client {
     Client::new(broker.clone(), Topics::default(), "test")
+}
+
+/// Whether every server the tests use must be there
+/// (`CHOREO_REQUIRE_BROKERS=1`, as `.ci/run` sets it).
+pub fn servers_required() -> bool {
+    std::env::var("CHOREO_REQUIRE_BROKERS").as_deref() == Ok("1")
+}
+
+/// A server (or server binary) a test needs is missing: fails the test
+/// when [`servers_required`], else says on stderr that the test skips.
+pub fn server_missing(what: &str, error: &dyn std::fmt::Display) {
+    if servers_required() {
+        panic!("{what} required (CHOREO_REQUIRE_BROKERS=1) but unavailable: {error}");
+    }
+    eprintln!("SKIPPED: {what} unavailable ({error})");
 }

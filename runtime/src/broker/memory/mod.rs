@@ -504,6 +504,7 @@ mod tests {
             connect("kafka://x").await,
             Err(crate::broker::ConnectError::UnknownScheme(_))
         ));
+        #[cfg(not(feature = "nats"))]
         assert!(matches!(
             connect("nats://127.0.0.1:4222").await,
             Err(crate::broker::ConnectError::FeatureDisabled { .. })

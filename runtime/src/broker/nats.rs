@@ -1,0 +1,808 @@
+//! The NATS JetStream adapter (feature `nats`, URLs `nats://host:port`).
+//!
+//! Layout on the server:
+//!
+//! - **Streams**: one per first token of the topic. A choreography's topics
+//!   are `<Choreography>.<Type>`, so its events, commands and their
+//!   dead-letter topics (`<topic>.dlq`) share the stream `<Choreography>`
+//!   (subjects `<Choreography>.>`); progress notices share `choreo-progress`.
+//!   A topic that a stream already on the server covers (one the operators
+//!   made) goes to that stream instead. New streams are file-backed, keep
+//!   everything (limits retention, no age limit unless
+//!   [`NatsOptions::max_age`]) and deduplicate within
+//!   [`NatsOptions::duplicate_window`].
+//! - **Consumers**: a durable pull consumer per group and topic (its filter
+//!   subject), named after both. JetStream servers before 2.10 filter a
+//!   consumer on one subject only, and one group's topics may lie in
+//!   different streams.
+//! - **Publishing** waits for JetStream's acknowledgement (the message is
+//!   stored); `Nats-Msg-Id` is the envelope id, so a second publish of an id
+//!   within the duplicate window is dropped by the server.
+//! - **Settling**: ack is `+ACK`; nack is `-NAK` with the delay (the
+//!   subscription's back-off when none is given); a dead letter is published
+//!   to `<topic>.dlq` (`Nats-Msg-Id` `<id>/dlq/<group>`), then the message is
+//!   terminated (`+TERM`). Deliveries are counted by the server; the one
+//!   past `max_deliveries` is dead-lettered instead of being handed out.
+//! - **Reconnecting**: the client reconnects by itself; pullers re-issue
+//!   their pull requests and the durable consumers continue where they were.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream, AckKind};
+use async_nats::Subject;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::pull::{self, GiveBack, Lifecycle, Member, PulledSubscription, Settle};
+use super::{
+    dead_letter_envelope, dead_letter_topic, Backoff, Broker, BrokerError, Capabilities, Delivery,
+    Health, Settlement, Settler, StartPosition, SubscribeOptions, Subscription,
+};
+use crate::envelope::{json, Envelope, SharedStr};
+
+/// Settings of a [`NatsBroker`]. [`NatsOptions::default`] is what
+/// `connect("nats://…")` uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NatsOptions {
+    /// The longest wait to connect (and to find JetStream) before
+    /// [`NatsBroker::connect`] gives up.
+    pub connect_timeout: Duration,
+    /// The longest wait for a JetStream API answer or a publish
+    /// acknowledgement.
+    pub request_timeout: Duration,
+    /// Replicas of the streams this adapter creates (1 on a single server;
+    /// 3 on a cluster for durability against the loss of a node).
+    pub replicas: usize,
+    /// The age after which the streams this adapter creates drop messages
+    /// (zero: never).
+    pub max_age: Duration,
+    /// How long the streams this adapter creates remember message ids to
+    /// drop a second publish of one.
+    pub duplicate_window: Duration,
+    /// How long one pull request waits on the server for messages.
+    pub pull_expires: Duration,
+}
+
+impl Default for NatsOptions {
+    fn default() -> Self {
+        NatsOptions {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+            replicas: 1,
+            max_age: Duration::ZERO,
+            duplicate_window: Duration::from_secs(120),
+            pull_expires: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A broker on a NATS server with JetStream. Cloning gives another handle
+/// on the same connection.
+#[derive(Clone)]
+pub struct NatsBroker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    options: NatsOptions,
+    /// topic → the stream that holds it, and the topic as a subject.
+    streams: RwLock<HashMap<String, (String, Subject)>>,
+    life: Lifecycle<Consumers>,
+}
+
+/// A member's consumers, for the drain of `close`.
+struct Consumers {
+    member: Arc<Member<Held>>,
+    consumers: Vec<consumer::PullConsumer>,
+}
+
+impl pull::Live for Consumers {
+    fn stop(&self) -> &pull::Stop {
+        &self.member.stop
+    }
+}
+
+/// What a member keeps of a delivery until it is settled.
+struct Held {
+    reply: Subject,
+    envelope: Envelope,
+    topic: SharedStr,
+    attempt: u32,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> BrokerError {
+    BrokerError::Unavailable(format!("NATS {what}: {e}"))
+}
+
+/// Whether `topic` can be used as a NATS subject as it is: tokens of
+/// printable characters without wildcards.
+fn check_subject(topic: &str) -> Result<(), BrokerError> {
+    let ok = !topic.is_empty()
+        && topic.split('.').all(|t| {
+            !t.is_empty() && t != "*" && t != ">" && !t.chars().any(|c| c.is_whitespace())
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(BrokerError::InvalidOptions(format!(
+            "topic {topic:?} is not a NATS subject (dot-separated tokens, no spaces, no wildcards)"
+        )))
+    }
+}
+
+impl NatsBroker {
+    /// Connects to `url` with the default [`NatsOptions`].
+    pub async fn connect(url: &str) -> Result<NatsBroker, BrokerError> {
+        NatsBroker::connect_with(url, NatsOptions::default()).await
+    }
+
+    /// Connects to `url` (`nats://host:port`, several comma-separated) and
+    /// checks that JetStream answers, all within `options.connect_timeout`.
+    pub async fn connect_with(url: &str, options: NatsOptions) -> Result<NatsBroker, BrokerError> {
+        let attempt = async {
+            let client = async_nats::ConnectOptions::new()
+                .name("choreo")
+                .connection_timeout(options.connect_timeout)
+                .request_timeout(Some(options.request_timeout))
+                .connect(url)
+                .await
+                .map_err(|e| unavailable("connect", e))?;
+            let js = jetstream::ContextBuilder::new()
+                .timeout(options.request_timeout)
+                .build(client.clone());
+            // The account's JetStream information; parsed loosely, as
+            // servers of different versions answer with different fields.
+            let no_js = "JetStream (is the server started with -js?)";
+            let answer = client
+                .request("$JS.API.INFO", Bytes::new())
+                .await
+                .map_err(|e| unavailable(no_js, e))?;
+            let info: serde_json::Value =
+                serde_json::from_slice(&answer.payload).map_err(|e| unavailable(no_js, e))?;
+            if let Some(err) = info.get("error") {
+                return Err(unavailable(no_js, err));
+            }
+            Ok::<_, BrokerError>((client, js))
+        };
+        let (client, js) = pull::within(options.connect_timeout, "NATS", attempt).await?;
+        Ok(NatsBroker {
+            inner: Arc::new(Inner {
+                url: url.to_owned(),
+                client,
+                js,
+                options,
+                streams: RwLock::new(HashMap::new()),
+                life: Lifecycle::new(),
+            }),
+        })
+    }
+
+    /// The JetStream context this broker uses, for administration (stream
+    /// limits, clean-up) beyond the broker contract.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.inner.js
+    }
+
+    /// The name of the stream this adapter creates for `topic` (the first
+    /// token, with characters streams cannot have replaced).
+    pub fn stream_name(topic: &str) -> String {
+        let token = topic.split('.').next().unwrap_or(topic);
+        safe_name(token, 64)
+    }
+}
+
+impl Inner {
+    /// The stream holding `topic`, made if there is none.
+    async fn stream_for(&self, topic: &str) -> Result<String, BrokerError> {
+        if let Some(s) = self
+            .streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(topic)
+        {
+            return Ok(s.0.clone());
+        }
+        check_subject(topic)?;
+        let name = match self.js.stream_by_subject(topic).await {
+            Ok(existing) => existing,
+            Err(_) => {
+                let name = NatsBroker::stream_name(topic);
+                let token = topic.split('.').next().unwrap_or(topic);
+                let config = stream::Config {
+                    name: name.clone(),
+                    subjects: vec![format!("{token}.>")],
+                    storage: stream::StorageType::File,
+                    retention: stream::RetentionPolicy::Limits,
+                    num_replicas: self.options.replicas,
+                    max_age: self.options.max_age,
+                    duplicate_window: self.options.duplicate_window,
+                    ..Default::default()
+                };
+                self.js
+                    .get_or_create_stream(config)
+                    .await
+                    .map_err(|e| unavailable(&format!("stream {name}"), e))?;
+                name
+            }
+        };
+        self.streams
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(topic.to_owned(), (name.clone(), Subject::from(topic)));
+        Ok(name)
+    }
+
+    fn forget_stream(&self, topic: &str) {
+        self.streams
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(topic);
+    }
+
+    /// Sends one message; the future resolves with the server's answer.
+    async fn send(
+        &self,
+        topic: &str,
+        payload: Bytes,
+        msg_id: &str,
+    ) -> Result<jetstream::context::PublishAckFuture, BrokerError> {
+        let known = self
+            .streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(topic)
+            .map(|(_, subject)| subject.clone());
+        let subject = match known {
+            Some(subject) => subject,
+            None => {
+                self.stream_for(topic).await?;
+                Subject::from(topic)
+            }
+        };
+        self.js
+            .send_publish(
+                subject,
+                jetstream::message::PublishMessage::build()
+                    .payload(payload)
+                    .message_id(msg_id),
+            )
+            .await
+            .map_err(|e| unavailable("publish", e))
+    }
+
+    /// Publishes and waits for the acknowledgement; once more if the
+    /// stream went away meanwhile.
+    async fn publish_one(
+        &self,
+        topic: &str,
+        payload: Bytes,
+        msg_id: &str,
+    ) -> Result<(), BrokerError> {
+        let ack = self.send(topic, payload.clone(), msg_id).await?;
+        match ack.await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
+                self.forget_stream(topic);
+                let again = self.send(topic, payload, msg_id).await?;
+                again
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| unavailable("publish", e))
+            }
+            Err(e) => Err(unavailable("publish", e)),
+        }
+    }
+
+    async fn reply(&self, reply: &Subject, kind: AckKind) -> Result<(), BrokerError> {
+        self.client
+            .publish(reply.clone(), Bytes::from(kind))
+            .await
+            .map_err(|e| unavailable("settle", e))
+    }
+
+    /// Publishes the dead letters, then terminates each message whose
+    /// dead letter is stored; one whose dead letter failed is nacked, to
+    /// be tried again.
+    async fn dead_letter(
+        &self,
+        group: &str,
+        items: Vec<(Subject, String, Envelope)>,
+    ) -> Result<(), BrokerError> {
+        let mut sent = Vec::with_capacity(items.len());
+        for (reply, topic, env) in items {
+            let dedup = pull::dead_letter_dedup_id(&pull::id_text(&env), group);
+            let fut = match pull::encode(&env) {
+                Ok(body) => self.send(&dead_letter_topic(&topic), body, &dedup).await,
+                Err(e) => Err(e),
+            };
+            sent.push((reply, env, fut));
+        }
+        let mut first_err = None;
+        for (reply, env, fut) in sent {
+            let stored = match fut {
+                Ok(ack) => ack.await.map_err(|e| unavailable("dead letter", e)),
+                Err(e) => Err(e),
+            };
+            let kind = match stored {
+                Ok(_) => {
+                    tracing::warn!(group, id = %env.id(), reason = env.extension(super::DLQ_REASON).unwrap_or(""), "dead-lettered");
+                    AckKind::Term
+                }
+                Err(e) => {
+                    tracing::warn!(group, id = %env.id(), error = %e, "dead letter not stored; retrying later");
+                    first_err.get_or_insert(e);
+                    AckKind::Nak(Some(Duration::from_secs(1)))
+                }
+            };
+            if let Err(e) = self.reply(&reply, kind).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl pull::Attempt for Held {
+    fn attempt(&self) -> u32 {
+        self.attempt
+    }
+}
+
+/// The settler and puller side of one member.
+struct MemberCtx {
+    broker: Arc<Inner>,
+    member: Arc<Member<Held>>,
+    group: String,
+    max_deliveries: u32,
+    backoff: Backoff,
+    /// When the last pull request of this member ends on the server.
+    requests_end: Mutex<Option<Instant>>,
+}
+
+#[async_trait]
+impl Settler for MemberCtx {
+    async fn settle(&self, batch: Vec<(u64, Settlement)>) -> Result<(), BrokerError> {
+        let mut first_err = None;
+        let mut dead = Vec::new();
+        let (sorted, unknown) = pull::sort(&self.member, batch, self.max_deliveries, &self.backoff);
+        for s in sorted {
+            let (h, kind) = match s {
+                Settle::Ack(h) => (h, AckKind::Ack),
+                Settle::Nack(h, delay) => (h, AckKind::Nak(Some(delay))),
+                Settle::DeadLetter(h, reason) => {
+                    dead.push((h, reason));
+                    continue;
+                }
+            };
+            if let Err(e) = self.broker.reply(&h.reply, kind).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        if !dead.is_empty() {
+            let items = dead
+                .into_iter()
+                .map(|(h, reason)| {
+                    let env = dead_letter_envelope(
+                        &h.envelope,
+                        &h.topic,
+                        &self.group,
+                        h.attempt,
+                        &reason,
+                    );
+                    (h.reply, h.topic.to_string(), env)
+                })
+                .collect();
+            if let Err(e) = self.broker.dead_letter(&self.group, items).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        pull::settled(first_err, unknown)
+    }
+}
+
+#[async_trait]
+impl GiveBack<Held> for MemberCtx {
+    async fn give_back(&self, held: Vec<Held>) {
+        // A pull request of this member may still be open on the server
+        // (NATS cannot cancel one): the server would hand what is given
+        // back straight to it again. Wait until it has ended.
+        let end = *self.requests_end.lock().unwrap_or_else(|p| p.into_inner());
+        let delay = end
+            .map(|e| e.saturating_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+            .map(|d| d + Duration::from_millis(200));
+        for h in held {
+            if let Err(e) = self.broker.reply(&h.reply, AckKind::Nak(delay)).await {
+                tracing::debug!(error = %e, "could not hand a delivery back; it returns after the ack wait");
+            }
+        }
+    }
+}
+
+impl MemberCtx {
+    /// Pulls one consumer's messages into `tx` while the member lives.
+    async fn pull(
+        self: Arc<Self>,
+        consumer: consumer::PullConsumer,
+        topic: SharedStr,
+        share: usize,
+        tx: mpsc::UnboundedSender<Delivery>,
+    ) {
+        let settler: Arc<dyn Settler> = self.clone();
+        let mut want = 1;
+        loop {
+            let Some(reserved) = self.member.reserve(want).await else {
+                return;
+            };
+            {
+                let end = Instant::now() + self.broker.options.pull_expires;
+                let mut last = self.requests_end.lock().unwrap_or_else(|p| p.into_inner());
+                *last = Some(last.map_or(end, |l| l.max(end)));
+            }
+            let batch = consumer
+                .batch()
+                .max_messages(reserved)
+                .expires(self.broker.options.pull_expires)
+                .messages()
+                .await;
+            let mut batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    self.member.release(reserved);
+                    tracing::debug!(topic = %topic, error = %e, "pull request failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pull::RETRY_PAUSE) => {}
+                        _ = self.member.stop.stopped() => return,
+                    }
+                    continue;
+                }
+            };
+            let mut used = 0;
+            // Stopped or not, read the request to its end: what it brings
+            // after a stop is given back below.
+            while let Some(next) = batch.next().await {
+                let msg = match next {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::debug!(topic = %topic, error = %e, "pull request ended");
+                        break;
+                    }
+                };
+                if let Some(h) = self.receive(msg, &topic).await {
+                    if self.member.stop.is_stopped() {
+                        self.give_back(vec![h]).await;
+                        continue;
+                    }
+                    used += 1;
+                    let attempt = h.attempt;
+                    let envelope = h.envelope.clone();
+                    let tag = self.member.hold(h);
+                    let d = Delivery::new(envelope, topic.clone(), attempt, tag, settler.clone());
+                    if tx.send(d).is_err() {
+                        // The subscription is gone meanwhile.
+                        if let Some(h) = self.member.take(tag) {
+                            self.give_back(vec![h]).await;
+                        }
+                    }
+                }
+            }
+            self.member.release(reserved - used.min(reserved));
+            want = if used == 0 { 1 } else { share };
+        }
+    }
+
+    /// Turns a message into what the member holds, or dead-letters it
+    /// (not an envelope, or delivered too often) and returns `None`.
+    async fn receive(&self, msg: jetstream::Message, topic: &SharedStr) -> Option<Held> {
+        let (delivered, stream, seq) = match msg.info() {
+            Ok(i) => (
+                u32::try_from(i.delivered).unwrap_or(u32::MAX),
+                i.stream.to_owned(),
+                i.stream_sequence,
+            ),
+            Err(e) => {
+                tracing::warn!(topic = %topic, error = %e, "ignoring a message without JetStream metadata");
+                return None;
+            }
+        };
+        let reply = msg.message.reply.clone()?;
+        let envelope = match json::decode_bytes(&msg.message.payload) {
+            Ok(env) => env,
+            Err(e) => {
+                let id = msg
+                    .message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_else(|| format!("nats:{stream}:{seq}"));
+                tracing::warn!(topic = %topic, id, error = %e, "a message that is not an envelope");
+                let dead = pull::undecodable_dead_letter(
+                    msg.message.payload.clone(),
+                    &id,
+                    "choreo-runtime/nats",
+                    topic,
+                    &self.group,
+                    delivered,
+                    &e,
+                );
+                let _ = self
+                    .broker
+                    .dead_letter(&self.group, vec![(reply, topic.to_string(), dead)])
+                    .await;
+                return None;
+            }
+        };
+        if delivered > self.max_deliveries {
+            // Its ack wait expired on the last allowed delivery.
+            let attempts = delivered - 1;
+            let reason = pull::max_deliveries_reason(attempts, self.max_deliveries);
+            let dead = dead_letter_envelope(&envelope, topic, &self.group, attempts, &reason);
+            let _ = self
+                .broker
+                .dead_letter(&self.group, vec![(reply, topic.to_string(), dead)])
+                .await;
+            return None;
+        }
+        Some(Held {
+            reply,
+            envelope,
+            topic: topic.clone(),
+            attempt: delivered,
+        })
+    }
+}
+
+/// A name for a broker object (stream, consumer) made of `[A-Za-z0-9_-]`
+/// only, at most `max` characters of it; when `text` had to change, a hash
+/// of the whole of it follows, so different texts keep different names.
+fn safe_name(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out != text {
+        out.push_str(&format!(
+            "_{:08x}",
+            xxhash_rust::xxh3::xxh3_64(text.as_bytes()) as u32
+        ));
+    }
+    out
+}
+
+/// The durable consumer name of `group` on `topic`.
+fn consumer_name(group: &str, topic: &str) -> String {
+    let last = topic.rsplit('.').next().unwrap_or(topic);
+    let hash = xxhash_rust::xxh3::xxh3_64(format!("{group}\0{topic}").as_bytes());
+    format!(
+        "{}__{}__{hash:016x}",
+        safe_name(group, 40),
+        safe_name(last, 40)
+    )
+}
+
+#[async_trait]
+impl Broker for NatsBroker {
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            durable: true,
+            per_key_order: false,
+            native_dedup: true,
+        }
+    }
+
+    async fn publish(&self, topic: &str, envelope: Envelope) -> Result<(), BrokerError> {
+        self.inner.life.check_open()?;
+        let body = pull::encode(&envelope)?;
+        self.inner
+            .publish_one(topic, body, &pull::id_text(&envelope))
+            .await
+    }
+
+    async fn publish_batch(&self, messages: Vec<(SharedStr, Envelope)>) -> Result<(), BrokerError> {
+        self.inner.life.check_open()?;
+        // Send everything, then wait for the acknowledgements together.
+        let mut acks = Vec::with_capacity(messages.len());
+        for (topic, env) in &messages {
+            let body = pull::encode(env)?;
+            acks.push(self.inner.send(topic, body, &pull::id_text(env)).await?);
+        }
+        let mut retry = Vec::new();
+        for (ack, (topic, env)) in acks.into_iter().zip(&messages) {
+            match ack.await {
+                Ok(_) => {}
+                Err(e) if e.kind() == PublishErrorKind::StreamNotFound => retry.push((topic, env)),
+                Err(e) => return Err(unavailable("publish", e)),
+            }
+        }
+        for (topic, env) in retry {
+            self.inner.forget_stream(topic);
+            self.inner
+                .publish_one(topic, pull::encode(env)?, &pull::id_text(env))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, BrokerError> {
+        options.validate()?;
+        self.inner.life.check_open()?;
+        let mut topics = Vec::new();
+        let mut seen = HashSet::new();
+        for t in options.topics.iter().filter(|t| seen.insert(t.as_str())) {
+            check_subject(t)?;
+            topics.push(t.clone());
+        }
+        let mut consumers = Vec::with_capacity(topics.len());
+        for topic in &topics {
+            let stream_name = self.inner.stream_for(topic).await?;
+            let name = consumer_name(&options.group, topic);
+            let config = consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                description: Some(format!("choreo group {} on {topic}", options.group)),
+                deliver_policy: match options.start {
+                    StartPosition::Earliest => consumer::DeliverPolicy::All,
+                    StartPosition::Latest => consumer::DeliverPolicy::New,
+                },
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: options.ack_wait,
+                // Counted here: the delivery past `max_deliveries` is
+                // dead-lettered by the adapter, not dropped by the server.
+                max_deliver: -1,
+                filter_subject: topic.clone(),
+                max_ack_pending: -1,
+                ..Default::default()
+            };
+            let stream = self
+                .inner
+                .js
+                .get_stream_no_info(&stream_name)
+                .await
+                .map_err(|e| unavailable(&format!("stream {stream_name}"), e))?;
+            let consumer: consumer::PullConsumer = stream
+                .get_or_create_consumer(&name, config)
+                .await
+                .map_err(|e| unavailable(&format!("consumer {name}"), e))?;
+            consumers.push(consumer);
+        }
+        let member = Member::new(options.max_in_flight, options.ack_wait);
+        let ctx = Arc::new(MemberCtx {
+            broker: self.inner.clone(),
+            member: member.clone(),
+            group: options.group.clone(),
+            max_deliveries: options.max_deliveries,
+            backoff: options.backoff,
+            requests_end: Mutex::new(None),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let share = (options.max_in_flight / topics.len()).max(1);
+        for (c, t) in consumers.iter().zip(&topics) {
+            // Each puller ends by itself once the member stops.
+            tokio::spawn(ctx.clone().pull(
+                c.clone(),
+                SharedStr::from(t.clone()),
+                share,
+                tx.clone(),
+            ));
+        }
+        let live = Arc::new(Consumers {
+            member: member.clone(),
+            consumers,
+        });
+        self.inner.life.register(&live);
+        Ok(Box::new(LiveSubscription {
+            sub: PulledSubscription::new(rx, member, ctx),
+            _live: live,
+        }))
+    }
+
+    async fn health(&self) -> Health {
+        use async_nats::connection::State;
+        if let Some(closing) = self.inner.life.unhealthy() {
+            return closing;
+        }
+        match self.inner.client.connection_state() {
+            State::Connected => Health::Healthy,
+            State::Pending => Health::Degraded(format!("reconnecting to {}", self.inner.url)),
+            State::Disconnected => {
+                Health::Unhealthy(format!("disconnected from {}", self.inner.url))
+            }
+        }
+    }
+
+    async fn close(&self, drain_timeout: Duration) -> Result<(), BrokerError> {
+        let drained = |live: Vec<Arc<Consumers>>| async move {
+            let mut asked = HashSet::new();
+            for c in live.iter().flat_map(|m| m.consumers.iter()) {
+                if !asked.insert(c.cached_info().name.clone()) {
+                    continue;
+                }
+                match c.get_info().await {
+                    Ok(i) if i.num_pending == 0 && i.num_ack_pending == 0 => {}
+                    _ => return false,
+                }
+            }
+            true
+        };
+        if self.inner.life.close(drain_timeout, "nats", drained).await {
+            // Closing the connection ends the open pull requests with it.
+            let _ = self.inner.client.drain().await;
+        }
+        Ok(())
+    }
+}
+
+/// A subscription that keeps its consumers registered for `close`.
+struct LiveSubscription {
+    sub: PulledSubscription<Held>,
+    _live: Arc<Consumers>,
+}
+
+#[async_trait]
+impl Subscription for LiveSubscription {
+    async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Delivery>>, BrokerError> {
+        self.sub.next_batch(max).await
+    }
+
+    async fn unsubscribe(&mut self) -> Result<(), BrokerError> {
+        self.sub.unsubscribe().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_names_keep_distinct_texts_apart() {
+        assert_eq!(safe_name("Payment", 64), "Payment");
+        let a = safe_name("a.b", 64);
+        let b = safe_name("a_b", 64);
+        assert_ne!(a, b);
+        assert!(a.starts_with("a_b_"));
+        assert!(safe_name(&"x".repeat(100), 10).starts_with("xxxxxxxxxx_"));
+    }
+
+    #[test]
+    fn names_on_the_server() {
+        assert_eq!(
+            NatsBroker::stream_name("Ecommerce.OrderPlaced"),
+            "Ecommerce"
+        );
+        assert_eq!(
+            NatsBroker::stream_name("Ecommerce.OrderPlaced.dlq"),
+            "Ecommerce"
+        );
+        assert_ne!(
+            consumer_name("Payment", "Ecommerce.OrderPlaced"),
+            consumer_name("Payment", "Ecommerce.StockReserved")
+        );
+        assert!(consumer_name("a.b", "x.y").starts_with("a_b_"));
+        assert!(check_subject("a.b").is_ok());
+        for bad in ["", "a..b", "a.*", "a.>", "a b", ".a"] {
+            assert!(check_subject(bad).is_err(), "{bad:?}");
+        }
+    }
+}

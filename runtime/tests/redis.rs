@@ -1,0 +1,77 @@
+//! The Redis Streams adapter against a real server: the conformance suite
+//! on the shared server (127.0.0.1:6379), a restart of a server of the
+//! test's own in the middle of a stream of publishes, a durable consumer
+//! that was offline, a message that is not an envelope, a bad URL.
+//!
+//! Without a reachable server (or the `redis-server` binary) these tests
+//! skip with a message, unless `CHOREO_REQUIRE_BROKERS=1`, when they fail.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use choreo_runtime::broker::{IntoSharedBroker, RedisBroker, RedisOptions};
+use choreo_runtime::SharedBroker;
+use common::brokers::{self, redis};
+
+choreo_runtime::conformance_suite!(redis_conformance, if_available: async {
+    crate::redis::shared().await.map(|b| -> choreo_runtime::SharedBroker { std::sync::Arc::new(b) })
+});
+
+#[tokio::test]
+async fn redis_restart_mid_stream_loses_no_confirmed_publish() {
+    let Some(mut server) = redis::own_server() else {
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    let options = RedisOptions {
+        response_timeout: Duration::from_secs(2),
+        ..redis::options()
+    };
+    let broker = RedisBroker::connect_with(&url, options).await.unwrap();
+    brokers::restart_mid_stream(&mut server, broker.into_shared(), "restart.events").await;
+}
+
+#[tokio::test]
+async fn redis_offline_durable_consumer_gets_what_it_missed() {
+    let Some(admin) = redis::shared().await else {
+        return;
+    };
+    let prefix = brokers::test_prefix();
+    brokers::offline_consumer_catches_up(
+        || async { redis::shared().await.unwrap().into_shared() },
+        &prefix,
+    )
+    .await;
+    redis::delete_streams(&admin, &prefix).await;
+}
+
+#[tokio::test]
+async fn redis_message_that_is_not_an_envelope_is_dead_lettered() {
+    let Some(broker) = redis::shared().await else {
+        return;
+    };
+    let prefix = brokers::test_prefix();
+    let topic = format!("{prefix}.raw");
+    let mut conn = broker.connection();
+    let key = broker.stream_key(&topic);
+    let shared: SharedBroker = broker.clone().into_shared();
+    brokers::undecodable_is_dead_lettered(shared, &topic, async move {
+        let _: String = ::redis::cmd("XADD")
+            .arg(&key)
+            .arg("*")
+            .arg("event")
+            .arg(brokers::RAW)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    })
+    .await;
+    redis::delete_streams(&broker, &prefix).await;
+}
+
+#[tokio::test]
+async fn redis_unreachable_server_is_a_clear_error() {
+    brokers::unreachable_url_is_a_clear_error("redis").await;
+}
