@@ -1,6 +1,10 @@
 //! Times parse and check of a synthetic spec:
 //! `cargo run --release -p choreo-compiler --example time_check -- 100000 [parse|check]`.
 use choreo_compiler::testing::synthetic_spec;
+
+// The allocator choreoc uses, so the figures are choreoc's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use choreo_compiler::{check, SourceFile};
 use std::time::Instant;
 

@@ -11,6 +11,12 @@ mod new;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+// Checking a large spec allocates millions of small nodes; mimalloc keeps
+// freed memory for reuse where glibc's malloc returns it to the kernel and
+// page-faults it back in (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The choreo compiler: checks event-driven choreographies and derives
 /// typed Rust services, diagrams and exports from them.
 #[derive(Debug, Parser)]
