@@ -18,6 +18,22 @@ pub(super) fn from_pest(text: &str, err: &pest::error::Error<Rule>) -> Diagnosti
         expected.extend(positives.iter().filter_map(|r| describe(*r)));
     }
     expected.extend(expected_tokens(text, at));
+    // Where any item may start, say so once rather than list seven keywords.
+    const ITEM_KEYWORDS: &[&str] = &[
+        "`version`",
+        "`key`",
+        "`type`",
+        "`enum`",
+        "`command`",
+        "`event`",
+        "`participant`",
+    ];
+    if ITEM_KEYWORDS.iter().all(|k| expected.contains(*k)) {
+        for k in ITEM_KEYWORDS {
+            expected.remove(*k);
+        }
+        expected.insert("an item".to_string());
+    }
     let found = found(text, at);
     let message = match expected.len() {
         0 => format!("unexpected {found}"),
@@ -76,7 +92,7 @@ fn expected_tokens(text: &str, at: usize) -> Vec<String> {
 /// implementation detail.
 fn describe(rule: Rule) -> Option<String> {
     let s = match rule {
-        Rule::ident | Rule::named_type => "an identifier",
+        Rule::ident => "an identifier",
         Rule::doc | Rule::doc_text => return None,
         Rule::attribute => return None,
         Rule::attr_args => "`(`",
@@ -94,9 +110,6 @@ fn describe(rule: Rule) -> Option<String> {
         Rule::kw_participant | Rule::participant_item => "`participant`",
         Rule::kw_on | Rule::reaction => "`on`",
         Rule::kw_compensates | Rule::compensates => "`compensates`",
-        Rule::member => "an item",
-        Rule::fields => "`{`",
-        Rule::variants => "`{`",
         Rule::field => "a field",
         Rule::variant => "a variant",
         Rule::comma => "`,`",
@@ -106,7 +119,7 @@ fn describe(rule: Rule) -> Option<String> {
         Rule::trigger => "an event or command name",
         Rule::any_tail => "`|`",
         Rule::all_tail => "`&`",
-        Rule::outcomes | Rule::outcome => "an outcome",
+        Rule::outcome => "an outcome",
         Rule::EOI => "end of file",
         _ => return None,
     };

@@ -219,33 +219,34 @@ impl Lower<'_> {
             return Err(Diagnostic::new(Code::E0001, Span::default(), "empty parse").into());
         };
         let mut piece = Piece::default();
-        let mut inside = false;
+        // Docs and attributes wait for what follows: an item takes them as
+        // its own; the closing brace leaves them qualifying nothing.
+        let mut pending = Prefix::default();
         for pair in top.into_inner() {
             match pair.as_rule() {
-                Rule::doc | Rule::attribute => {
-                    let target = match (inside, piece.end) {
-                        (_, Some(_)) => &mut piece.after,
-                        (true, None) => &mut piece.inside,
-                        (false, None) if piece.start.is_some() || !piece.items.is_empty() => {
-                            &mut piece.inside
-                        }
-                        (false, None) => &mut piece.before,
-                    };
-                    self.push_prefix(target, pair)?;
+                Rule::doc | Rule::attribute if piece.end.is_some() => {
+                    self.push_prefix(&mut piece.after, pair)?
                 }
+                Rule::doc | Rule::attribute => self.push_prefix(&mut pending, pair)?,
                 Rule::kw_choreography => {
                     piece.start = Some(self.span(&pair).start);
-                    inside = true;
+                    piece.before = std::mem::take(&mut pending);
                 }
                 Rule::ident => piece.name = Some(self.ident(pair)),
-                Rule::member => {
-                    inside = true;
-                    piece.items.push(self.member(pair)?);
+                Rule::close => {
+                    piece.end = Some(self.span(&pair).end);
+                    piece.inside = std::mem::take(&mut pending);
                 }
-                Rule::close => piece.end = Some(self.span(&pair).end),
                 Rule::EOI => {}
-                _ => return Err(self.internal(&pair).into()),
+                _ => piece
+                    .items
+                    .push(self.item(std::mem::take(&mut pending), pair)?),
             }
+        }
+        if piece.end.is_none() {
+            // A head piece: docs after its last item belong to the tail's
+            // first item, which the split never separates from them.
+            piece.inside = pending;
         }
         Ok(piece)
     }
@@ -254,16 +255,16 @@ impl Lower<'_> {
         let whole = self.span(&pair);
         let mut name = None;
         let mut items = Vec::new();
-        let mut trailing = Prefix::default();
+        let mut pending = Prefix::default();
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::kw_choreography => {}
                 Rule::ident => name = Some(self.ident(p)),
-                Rule::member => items.push(self.member(p)?),
-                Rule::doc | Rule::attribute => self.push_prefix(&mut trailing, p)?,
-                _ => return Err(self.internal(&p).into()),
+                Rule::doc | Rule::attribute => self.push_prefix(&mut pending, p)?,
+                _ => items.push(self.item(std::mem::take(&mut pending), p)?),
             }
         }
+        let trailing = pending;
         let name = name.ok_or_else(|| Diagnostic::new(Code::E0001, whole, "expected a name"))?;
         Ok(Choreography {
             prefix,
@@ -274,18 +275,8 @@ impl Lower<'_> {
         })
     }
 
-    fn member(&self, pair: Pair<'_, Rule>) -> Result<Item> {
-        let mut prefix = Prefix::default();
-        let mut item = None;
-        for p in pair.into_inner() {
-            match p.as_rule() {
-                Rule::doc | Rule::attribute => self.push_prefix(&mut prefix, p)?,
-                _ => item = Some(p),
-            }
-        }
-        let Some(item) = item else {
-            return Err(Diagnostic::new(Code::E0001, Span::default(), "expected an item").into());
-        };
+    /// Lowers an item pair, with the docs and attributes written before it.
+    fn item(&self, prefix: Prefix, item: Pair<'_, Rule>) -> Result<Item> {
         let whole = self.span(&item);
         let rule = item.as_rule();
         let mut inner = item.clone().into_inner();
@@ -305,8 +296,7 @@ impl Lower<'_> {
             }
             Rule::type_item | Rule::command_item | Rule::event_item => {
                 let name = inner.next().ok_or_else(|| self.internal(&item))?;
-                let fields = inner.next().ok_or_else(|| self.internal(&item))?;
-                let (fields, trailing_attrs) = self.field_list(fields)?;
+                let (fields, trailing_attrs) = self.field_list(inner)?;
                 let record = Record {
                     name: self.ident(name),
                     fields,
@@ -320,8 +310,7 @@ impl Lower<'_> {
             }
             Rule::enum_item => {
                 let name = inner.next().ok_or_else(|| self.internal(&item))?;
-                let variants = inner.next().ok_or_else(|| self.internal(&item))?;
-                let (variants, trailing_attrs) = self.variant_list(variants)?;
+                let (variants, trailing_attrs) = self.variant_list(inner)?;
                 ItemKind::Enum {
                     name: self.ident(name),
                     variants,
@@ -373,11 +362,12 @@ impl Lower<'_> {
         Ok(())
     }
 
-    fn field_list(&self, pair: Pair<'_, Rule>) -> Result<(Vec<Field>, Vec<Attribute>)> {
+    /// Lowers the fields of a record (the pairs after its name).
+    fn field_list(&self, pairs: Pairs<'_, Rule>) -> Result<(Vec<Field>, Vec<Attribute>)> {
         let mut fields: Vec<Field> = Vec::new();
         let mut prev: Option<(usize, bool)> = None;
         let mut trailing = Prefix::default();
-        for p in pair.into_inner() {
+        for p in pairs {
             match p.as_rule() {
                 Rule::field => {
                     let whole = self.span(&p);
@@ -416,11 +406,12 @@ impl Lower<'_> {
         Ok((fields, trailing.attrs))
     }
 
-    fn variant_list(&self, pair: Pair<'_, Rule>) -> Result<(Vec<Variant>, Vec<Attribute>)> {
+    /// Lowers the variants of an enum (the pairs after its name).
+    fn variant_list(&self, pairs: Pairs<'_, Rule>) -> Result<(Vec<Variant>, Vec<Attribute>)> {
         let mut variants: Vec<Variant> = Vec::new();
         let mut prev: Option<(usize, bool)> = None;
         let mut trailing = Prefix::default();
-        for p in pair.into_inner() {
+        for p in pairs {
             match p.as_rule() {
                 Rule::variant => {
                     let whole = self.span(&p);
@@ -461,14 +452,7 @@ impl Lower<'_> {
         let mut optional = false;
         for p in pair.clone().into_inner() {
             match p.as_rule() {
-                Rule::named_type => {
-                    let id = p
-                        .clone()
-                        .into_inner()
-                        .next()
-                        .ok_or_else(|| self.internal(&p))?;
-                    name = Some(self.ident(id));
-                }
+                Rule::ident => name = Some(self.ident(p)),
                 Rule::type_args => {
                     let sp = self.span(&p);
                     let inner = p
@@ -549,13 +533,7 @@ impl Lower<'_> {
                 Rule::doc | Rule::attribute => self.push_prefix(&mut prefix, p)?,
                 Rule::kw_on => start = self.span(&p).start,
                 Rule::trigger => trigger = Some(self.lower_trigger(p)?),
-                Rule::outcomes => {
-                    outcomes = Some(
-                        p.into_inner()
-                            .map(|p| self.outcome(p))
-                            .collect::<Result<Vec<_>>>()?,
-                    )
-                }
+                Rule::outcome => outcomes.get_or_insert_with(Vec::new).push(self.outcome(p)?),
                 Rule::compensates => {
                     let name = p
                         .clone()
