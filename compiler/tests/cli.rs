@@ -251,9 +251,17 @@ fn generate_writes_a_crate_and_never_overwrites_an_edited_file() {
         "// mine\n"
     );
     assert_eq!(run(&["--force"]).status.code(), Some(0));
-    assert!(std::fs::read_to_string(out.join("src/lib.rs"))
-        .unwrap()
-        .contains("pub mod ecommerce"));
+    let lib = std::fs::read_to_string(out.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("pub mod ecommerce"));
+    assert!(!lib.contains("pub mod http"));
+
+    // `--http` adds the ingress, and the runtime feature it needs.
+    assert_eq!(run(&["--http"]).status.code(), Some(0));
+    let lib = std::fs::read_to_string(out.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("pub mod http"));
+    assert!(lib.contains(".route(\"/orders\""), "{lib}");
+    let manifest = std::fs::read_to_string(out.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("features = [\"http\"]"), "{manifest}");
 }
 
 #[test]

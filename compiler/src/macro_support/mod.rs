@@ -12,6 +12,8 @@
 //!   `include_str!` so that cargo rebuilds when it changes, and errors come
 //!   as one `compile_error!` at the path, holding the text `choreoc check`
 //!   prints (file, line, column, code, the source line, help).
+//!   `choreo!(file = "…", http = true)` adds the HTTP ingress of the `@http`
+//!   commands, as `choreoc generate --http` and `Builder::http` do.
 //!
 //! Warnings do not fail the build and are not shown: `choreoc check` shows
 //! them. The expansion does not panic; should a bug make it, the panic is
@@ -59,7 +61,11 @@ pub fn expand_in(input: TokenStream, manifest_dir: Option<&Path>) -> TokenStream
 fn expand_unguarded(input: TokenStream, manifest_dir: Option<&Path>) -> TokenStream {
     match parse_input(input) {
         Ok(Input::Inline(tokens)) => inline(tokens),
-        Ok(Input::File { path, literal }) => from_file(&path, literal.span(), manifest_dir),
+        Ok(Input::File {
+            path,
+            literal,
+            options,
+        }) => from_file(&path, literal.span(), options, manifest_dir),
         Err(error) => error,
     }
 }
@@ -68,11 +74,15 @@ fn expand_unguarded(input: TokenStream, manifest_dir: Option<&Path>) -> TokenStr
 enum Input {
     /// The spec itself.
     Inline(TokenStream),
-    /// `file = "path"`.
-    File { path: String, literal: Literal },
+    /// `file = "path"`, and the options after it.
+    File {
+        path: String,
+        literal: Literal,
+        options: crate::codegen::Options,
+    },
 }
 
-const USAGE: &str = "`choreo!` takes a spec, `choreo! { choreography Name { … } }`, or the path of one relative to the crate's Cargo.toml, `choreo!(file = \"specs/name.choreo\")`";
+const USAGE: &str = "`choreo!` takes a spec, `choreo! { choreography Name { … } }`, or the path of one relative to the crate's Cargo.toml, `choreo!(file = \"specs/name.choreo\")`, optionally followed by `, http = true` for the HTTP ingress";
 
 /// Tells the file form from an inline spec. A spec always starts with
 /// `choreography`, a doc comment or an attribute, never with `name =`.
@@ -85,16 +95,7 @@ fn parse_input(input: TokenStream) -> Result<Input, TokenStream> {
     let is_eq =
         |t: Option<&TokenTree>| matches!(t, Some(TokenTree::Punct(p)) if p.as_char() == '=');
     match first {
-        TokenTree::Ident(name) if is_eq(second) => {
-            if name != "file" {
-                return Err(error_at(
-                    name.span(),
-                    name.span(),
-                    &format!("unknown argument `{name}`: {USAGE}"),
-                ));
-            }
-            file_argument(&tokens)
-        }
+        TokenTree::Ident(_) if is_eq(second) => file_argument(&tokens),
         TokenTree::Literal(literal) => Err(error_at(
             literal.span(),
             literal.span(),
@@ -104,35 +105,88 @@ fn parse_input(input: TokenStream) -> Result<Input, TokenStream> {
     }
 }
 
-/// `file = "path"`, with an optional trailing comma.
+/// `file = "path"` and then, comma-separated, the options (`http = true`),
+/// with an optional trailing comma.
 fn file_argument(tokens: &[TokenTree]) -> Result<Input, TokenStream> {
-    let expected = "expected the spec's path as a string literal: `file = \"specs/name.choreo\"`";
-    let Some(value) = tokens.get(2) else {
-        let eq = tokens.get(1).map_or_else(Span::call_site, TokenTree::span);
-        return Err(error_at(eq, eq, expected));
-    };
-    let path = match value {
-        TokenTree::Literal(literal) => syn::parse2::<syn::LitStr>(value.clone().into())
-            .ok()
-            .map(|s| (s.value(), literal.clone())),
-        _ => None,
-    };
-    let Some((path, literal)) = path else {
-        return Err(error_at(value.span(), value.span(), expected));
-    };
-    let rest = match tokens.get(3) {
-        Some(TokenTree::Punct(p)) if p.as_char() == ',' => &tokens[4..],
-        _ => &tokens[3..],
-    };
-    if let Some(extra) = rest.first() {
-        let last = rest.last().unwrap_or(extra);
-        return Err(error_at(
-            extra.span(),
-            last.span(),
-            &format!("unexpected tokens after the path: {USAGE}"),
-        ));
+    let mut file: Option<(String, Literal)> = None;
+    let mut options = crate::codegen::Options::default();
+    let mut seen: Vec<String> = Vec::new();
+    let mut rest = tokens;
+    while let Some(first) = rest.first() {
+        let TokenTree::Ident(name) = first else {
+            return Err(error_at(
+                first.span(),
+                first.span(),
+                &format!("expected an argument such as `http = true`: {USAGE}"),
+            ));
+        };
+        let key = name.to_string();
+        let is_eq = matches!(rest.get(1), Some(TokenTree::Punct(p)) if p.as_char() == '=');
+        let value = rest.get(2).filter(|_| is_eq);
+        let expected = match key.as_str() {
+            "file" => {
+                "expected the spec's path as a string literal: `file = \"specs/name.choreo\"`"
+            }
+            "http" => "expected `http = true` or `http = false`",
+            _ => {
+                return Err(error_at(
+                    name.span(),
+                    name.span(),
+                    &format!("unknown argument `{key}`: {USAGE}"),
+                ))
+            }
+        };
+        let Some(value) = value else {
+            let at = rest.get(1).map_or_else(|| name.span(), TokenTree::span);
+            return Err(error_at(at, at, expected));
+        };
+        if seen.contains(&key) {
+            return Err(error_at(
+                name.span(),
+                name.span(),
+                &format!("`{key}` is given twice"),
+            ));
+        }
+        seen.push(key.clone());
+        match (key.as_str(), value) {
+            ("file", TokenTree::Literal(literal)) => {
+                let Ok(s) = syn::parse2::<syn::LitStr>(value.clone().into()) else {
+                    return Err(error_at(value.span(), value.span(), expected));
+                };
+                file = Some((s.value(), literal.clone()));
+            }
+            ("http", TokenTree::Ident(b)) if b == "true" || b == "false" => {
+                options.http = b == "true";
+            }
+            _ => return Err(error_at(value.span(), value.span(), expected)),
+        }
+        rest = &rest[3..];
+        match rest.first() {
+            Some(TokenTree::Punct(p)) if p.as_char() == ',' => rest = &rest[1..],
+            None => {}
+            Some(extra) => {
+                let last = rest.last().unwrap_or(extra);
+                return Err(error_at(
+                    extra.span(),
+                    last.span(),
+                    &format!("unexpected tokens after `{key} = …`: {USAGE}"),
+                ));
+            }
+        }
     }
-    Ok(Input::File { path, literal })
+    let Some((path, literal)) = file else {
+        let at = tokens.first().map_or_else(Span::call_site, TokenTree::span);
+        return Err(error_at(
+            at,
+            at,
+            &format!("the spec's file is missing: {USAGE}"),
+        ));
+    };
+    Ok(Input::File {
+        path,
+        literal,
+        options,
+    })
 }
 
 /// The inline form: errors at the tokens they are about.
@@ -200,7 +254,12 @@ fn inline_message(spec: &SpecText, d: &Diagnostic) -> String {
 }
 
 /// The file form.
-fn from_file(path: &str, at: Span, manifest_dir: Option<&Path>) -> TokenStream {
+fn from_file(
+    path: &str,
+    at: Span,
+    options: crate::codegen::Options,
+    manifest_dir: Option<&Path>,
+) -> TokenStream {
     let resolved = match manifest_dir {
         Some(dir) => dir.join(path),
         None if Path::new(path).is_absolute() => PathBuf::from(path),
@@ -240,7 +299,7 @@ fn from_file(path: &str, at: Span, manifest_dir: Option<&Path>) -> TokenStream {
     let diagnostics = report.diagnostics.clone();
     match report.into_checked() {
         Ok((checked, _warnings)) => {
-            let module = crate::codegen::module(&checked);
+            let module = crate::codegen::module_with(&checked, options);
             quote!(#tracked #module)
         }
         Err(_) => {

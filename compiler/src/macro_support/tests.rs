@@ -173,6 +173,26 @@ fn secondary_places_are_named_by_line_and_column() {
 }
 
 #[test]
+fn http_true_adds_the_ingress_as_the_build_script_does() {
+    let path = EXAMPLES[1];
+    for (flag, http) in [(quote!(true), true), (quote!(false), false)] {
+        let mut items = items(expand_in(
+            quote!(file = #path, http = #flag,),
+            Some(compiler_dir()),
+        ));
+        items.remove(0);
+        assert_eq!(
+            quote!(#(#items)*).to_string(),
+            codegen::module_with(&checked(path), codegen::Options { http }).to_string()
+        );
+        assert_eq!(
+            quote!(#(#items)*).to_string().contains("pub mod http"),
+            http
+        );
+    }
+}
+
+#[test]
 fn an_error_without_a_token_falls_back_to_the_call_site() {
     // Only a doc comment: the parser wants `choreography` after it.
     let messages = errors(expand_in(tokens("/// Nothing else."), None));
@@ -242,7 +262,25 @@ fn other_arguments_are_explained() {
         ("file = ", "expected the spec's path as a string literal"),
         ("file = 5", "expected the spec's path as a string literal"),
         ("file = x", "expected the spec's path as a string literal"),
-        ("file = \"x\" y", "unexpected tokens after the path"),
+        ("file = \"x\" y", "unexpected tokens after `file = …`"),
+        ("http = true", "the spec's file is missing"),
+        (
+            "file = \"x\", http = yes",
+            "expected `http = true` or `http = false`",
+        ),
+        (
+            "file = \"x\", http = \"true\"",
+            "expected `http = true` or `http = false`",
+        ),
+        (
+            "file = \"x\", http = true, http = false",
+            "`http` is given twice",
+        ),
+        (
+            "file = \"x\", 5",
+            "expected an argument such as `http = true`",
+        ),
+        ("file = \"x\", colour = true", "unknown argument `colour`"),
     ] {
         let messages = errors(expand_in(tokens(input), None));
         assert_eq!(messages.len(), 1, "{input}");

@@ -36,6 +36,11 @@ pub struct Args {
     /// `runtime/` directory) instead of the published version.
     #[arg(long, value_name = "PATH")]
     runtime_path: Option<PathBuf>,
+    /// Also generate the HTTP ingress of the spec's `@http` commands
+    /// (`pub mod http`, an axum router; the crate then uses choreo-runtime's
+    /// `http` feature).
+    #[arg(long)]
+    http: bool,
     /// Overwrite files even if they were changed since they were generated.
     #[arg(long)]
     force: bool,
@@ -56,7 +61,8 @@ pub fn run(args: Args) -> u8 {
             return status::FAILURE;
         }
     };
-    let files = codegen::crate_files(&spec, &runtime);
+    let options = codegen::Options { http: args.http };
+    let files = codegen::crate_files_with(&spec, &runtime, options);
     report(output::write(&args.out, &files, args.force), &args.out)
 }
 

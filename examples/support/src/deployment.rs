@@ -1,0 +1,169 @@
+//! The options every example binary takes, and what they make: the
+//! broker, the topic names and the service options.
+
+use choreo_runtime::broker::memory::MemoryBroker;
+use choreo_runtime::service::{ServiceOptions, Topics};
+use choreo_runtime::SharedBroker;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Where and how an example runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Deployment {
+    /// The broker: `memory://` runs every participant in this process;
+    /// `nats://127.0.0.1:4222` or `redis://127.0.0.1:6379` share a real
+    /// broker between processes.
+    #[arg(long, default_value = "memory://", value_name = "URL")]
+    pub broker: String,
+    /// Run only this participant (one process per participant, against a
+    /// shared broker). Without it every participant runs here.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// A prefix for every topic, so that several deployments share one
+    /// broker without seeing each other's events.
+    #[arg(long, default_value = "", value_name = "PREFIX")]
+    pub prefix: String,
+    /// Deliver every event twice (the memory broker only): shows that no
+    /// handler acts twice on one event.
+    #[arg(long)]
+    pub duplicates: bool,
+    /// The address of the HTTP ingress (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    pub listen: SocketAddr,
+}
+
+/// A deployment that cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum DeploymentError {
+    /// The broker URL or server.
+    #[error(transparent)]
+    Connect(#[from] choreo_runtime::broker::ConnectError),
+    /// Options that do not go together.
+    #[error("{0}")]
+    Options(String),
+    /// `--service` names no participant.
+    #[error("there is no service `{given}`; the services are: {}", .known.join(", "))]
+    UnknownService {
+        /// What was asked for.
+        given: String,
+        /// What there is.
+        known: Vec<String>,
+    },
+}
+
+impl Deployment {
+    /// Whether everything runs in this process.
+    pub fn in_process(&self) -> bool {
+        self.service.is_none()
+    }
+
+    /// The service this process runs, checked against `known` (compared
+    /// without regard to case, `-` and `_`); `None` for all of them.
+    pub fn service<'a>(&self, known: &[&'a str]) -> Result<Option<&'a str>, DeploymentError> {
+        let Some(given) = &self.service else {
+            return Ok(None);
+        };
+        let norm = |s: &str| {
+            s.chars()
+                .filter(|c| *c != '-' && *c != '_')
+                .flat_map(char::to_lowercase)
+                .collect::<String>()
+        };
+        known
+            .iter()
+            .find(|k| norm(k) == norm(given))
+            .map(|k| Some(*k))
+            .ok_or_else(|| DeploymentError::UnknownService {
+                given: given.clone(),
+                known: known.iter().map(|k| k.to_string()).collect(),
+            })
+    }
+
+    /// Connects to the broker (`--duplicates` on the memory broker makes
+    /// it deliver every event twice).
+    pub async fn broker(&self) -> Result<SharedBroker, DeploymentError> {
+        let memory = matches!(
+            self.broker
+                .split_once("://")
+                .map_or(self.broker.as_str(), |(s, _)| s),
+            "" | "memory"
+        );
+        if self.duplicates {
+            if !memory {
+                return Err(DeploymentError::Options(format!(
+                    "--duplicates works on the memory broker only, not on `{}`",
+                    self.broker
+                )));
+            }
+            return Ok(Arc::new(MemoryBroker::with_duplicates()));
+        }
+        if memory && self.service.is_some() {
+            return Err(DeploymentError::Options(
+                "--service runs one participant against a shared broker; \
+                 with the memory broker nothing else would see its events \
+                 (give --broker nats://… or redis://…)"
+                    .into(),
+            ));
+        }
+        Ok(choreo_runtime::connect(&self.broker).await?)
+    }
+
+    /// The topic names of this deployment.
+    pub fn topics(&self) -> Topics {
+        Topics::new(self.prefix.clone())
+    }
+
+    /// Service options with this deployment's topics.
+    pub fn service_options(&self) -> ServiceOptions {
+        ServiceOptions {
+            topics: self.topics(),
+            ..ServiceOptions::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        d: Deployment,
+    }
+
+    fn parse(args: &[&str]) -> Deployment {
+        Cli::try_parse_from(std::iter::once("x").chain(args.iter().copied()))
+            .unwrap()
+            .d
+    }
+
+    #[test]
+    fn service_names_match_loosely_and_unknown_ones_are_listed() {
+        let d = parse(&["--service", "drone-scheduler", "--broker", "nats://x"]);
+        assert_eq!(
+            d.service(&["Delivery", "DroneScheduler"]).unwrap(),
+            Some("DroneScheduler")
+        );
+        let d = parse(&["--service", "paymnt"]);
+        let e = d.service(&["Orders", "Payment"]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "there is no service `paymnt`; the services are: Orders, Payment"
+        );
+    }
+
+    #[tokio::test]
+    async fn duplicates_need_the_memory_broker_and_service_needs_a_shared_one() {
+        let d = parse(&["--duplicates", "--broker", "nats://127.0.0.1:1"]);
+        let e = d.broker().await.err().unwrap().to_string();
+        assert!(e.contains("memory broker only"), "{e}");
+        let d = parse(&["--service", "Payment"]);
+        let e = d.broker().await.err().unwrap().to_string();
+        assert!(e.contains("shared broker"), "{e}");
+        let d = parse(&["--duplicates"]);
+        assert!(d.broker().await.is_ok());
+    }
+}

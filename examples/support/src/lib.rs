@@ -1,0 +1,17 @@
+//! What the example services share, so that each example holds only its
+//! domain: the deployment options every binary takes (`--broker`,
+//! `--service`, `--prefix`, `--duplicates`, `--listen`), serving and
+//! calling the generated HTTP ingress, following instances until they
+//! settle with a progress bar, the summary the runs print, and helpers for
+//! tests that run one process per participant.
+
+pub mod client;
+pub mod deployment;
+pub mod server;
+pub mod settle;
+pub mod testing;
+
+pub use client::{Accepted, HttpClient};
+pub use deployment::{Deployment, DeploymentError};
+pub use server::{serve, shutdown_signal, Server};
+pub use settle::{Settler, Summary};

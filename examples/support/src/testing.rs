@@ -1,0 +1,180 @@
+//! Helpers for the examples' end-to-end tests: finding the broker, a
+//! prefix of the test's own, and service processes that are stopped the
+//! way a supervisor stops them (SIGTERM) and killed if a test fails.
+
+use std::fs::File;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The shared NATS server of the test machines.
+pub const NATS_URL: &str = "nats://127.0.0.1:4222";
+
+/// Whether the server of `url` answers on TCP. When it does not, says so
+/// on standard error and returns `false` (the test skips), or panics when
+/// `CHOREO_REQUIRE_BROKERS=1` (CI must never pass without the test).
+pub fn broker_available(url: &str) -> bool {
+    let hostport = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .trim_end_matches('/');
+    let up = hostport
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok());
+    if up {
+        return true;
+    }
+    let required = std::env::var("CHOREO_REQUIRE_BROKERS").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "no broker answers at {url}, and CHOREO_REQUIRE_BROKERS=1 requires it"
+    );
+    eprintln!(
+        "skipping: no broker answers at {url} (set CHOREO_REQUIRE_BROKERS=1 to fail instead)"
+    );
+    false
+}
+
+/// A topic prefix of this test's own (`choreotest-…`, a name the runtime's
+/// broker tests sweep when left over).
+pub fn unique_prefix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("choreotest-{:x}{:08x}.", std::process::id(), nanos)
+}
+
+/// Deletes the JetStream stream that holds the topics under `prefix`.
+pub async fn delete_nats_stream(url: &str, prefix: &str) {
+    use choreo_runtime::broker::NatsBroker;
+    if let Ok(b) = NatsBroker::connect(url).await {
+        let _ = b
+            .jetstream()
+            .delete_stream(NatsBroker::stream_name(prefix))
+            .await;
+    }
+}
+
+/// A child process, killed when dropped. Its output goes to files, so
+/// that a chatty service never blocks on a full pipe.
+pub struct ServiceProcess {
+    name: String,
+    child: Option<Child>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+/// What a stopped process printed.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// Its exit status was success.
+    pub success: bool,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl ServiceProcess {
+    /// Starts `bin args…` with its output captured.
+    pub fn spawn(name: &str, bin: &Path, args: &[&str]) -> std::io::Result<Self> {
+        let base = std::env::temp_dir().join(format!(
+            "choreo-example-{}-{}-{name}",
+            std::process::id(),
+            unique_prefix().trim_end_matches('.')
+        ));
+        let stdout = base.with_extension("out");
+        let stderr = base.with_extension("err");
+        let child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout)?)
+            .stderr(File::create(&stderr)?)
+            .spawn()?;
+        Ok(ServiceProcess {
+            name: name.to_string(),
+            child: Some(child),
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// What it has written to standard output so far.
+    pub fn stdout_so_far(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// Waits for it to exit by itself (up to `timeout`, then kills it).
+    pub fn wait(mut self, timeout: Duration) -> std::io::Result<Finished> {
+        self.finish(timeout)
+    }
+
+    /// Asks it to stop with SIGTERM (as a supervisor would), waits up to
+    /// `timeout` for it to drain and exit, then kills it.
+    pub fn stop(mut self, timeout: Duration) -> std::io::Result<Finished> {
+        if let Some(child) = &self.child {
+            // The workspace forbids `unsafe`, so no libc::kill: the `kill`
+            // command sends the signal.
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        self.finish(timeout)
+    }
+
+    fn finish(&mut self, timeout: Duration) -> std::io::Result<Finished> {
+        let mut child = self
+            .child
+            .take()
+            .ok_or_else(|| std::io::Error::other("the process was already stopped"))?;
+        let deadline = Instant::now() + timeout;
+        while matches!(child.try_wait(), Ok(None)) {
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let status = child.wait()?;
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        Ok(Finished {
+            success: status.success(),
+            stdout: read(&self.stdout),
+            stderr: read(&self.stderr),
+        })
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            // Left for a failed test to be looked into.
+            eprintln!(
+                "service `{}` killed; its output: {} and {}",
+                self.name,
+                self.stdout.display(),
+                self.stderr.display()
+            );
+            return;
+        }
+        let _ = std::fs::remove_file(&self.stdout);
+        let _ = std::fs::remove_file(&self.stderr);
+    }
+}
