@@ -1,32 +1,222 @@
-//! The ecommerce example. Until the runtime and the code generator land,
-//! it checks its spec and shows what the choreography holds.
+//! `ecommerce`: the shop of `ecommerce.choreo`, in one process on the
+//! memory broker (the default), or one process per participant on NATS.
+//!
+//! ```text
+//! cargo run --release -p ecommerce                          # 1,000 orders, in one process
+//! cargo run --release -p ecommerce -- --orders 10000 --users 1000 --products 500
+//! ecommerce --broker nats://127.0.0.1:4222 --service payment  # one participant
+//! ecommerce --broker nats://127.0.0.1:4222 --service ingress --orders 500
+//! ```
 
-use choreo_compiler::render::{render_text, ColorMode};
-use choreo_compiler::{check, SourceFile};
+use clap::Parser;
+use ecommerce::{verify, Catalogue, DataOptions, Error, Finals, Role, System};
+use example_support::{shutdown_signal, Deployment};
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-const SPEC: &str = include_str!("../ecommerce.choreo");
+/// The ecommerce example: orders placed over HTTP, stock reserved, credit
+/// charged or declined, stock given back, parcels shipped — by six
+/// participants that only exchange events.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ecommerce",
+    version,
+    max_term_width = 100,
+    after_help = "Services (--service): Orders, Inventory, Payment, Seller, Logistics, \
+                  Notifications, and ingress (the HTTP ingress and the tracker; with --orders \
+                  it places them and prints the summary). See examples/ecommerce/README.md."
+)]
+struct Cli {
+    /// Orders to place through the HTTP ingress, then print a summary and
+    /// exit [default: 1000 in one process; none with --serve or
+    /// `--service ingress`, which then serve until stopped]
+    #[arg(long, value_name = "N")]
+    orders: Option<usize>,
+    /// Orders in flight at once (concurrent HTTP requests).
+    #[arg(long, default_value_t = 64, value_name = "C", value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// Seconds to wait for every order to settle.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    timeout: u64,
+    /// Keep serving the HTTP ingress (on --listen) until Ctrl-C, after the
+    /// orders if any.
+    #[arg(long)]
+    serve: bool,
+    /// Write every order placed and how it ended to FILE as JSON.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataOptions,
+    #[command(flatten)]
+    deployment: Deployment,
+}
 
-fn main() -> ExitCode {
-    let file = SourceFile::new("examples/ecommerce/ecommerce.choreo", SPEC);
-    let report = check(&file);
-    eprint!(
-        "{}",
-        render_text(&file, &report.diagnostics, ColorMode::Never)
-    );
-    let Ok((spec, _)) = report.into_checked() else {
-        return ExitCode::FAILURE;
+/// What `--service` takes: the participants, and the ingress.
+const SERVICES: [&str; 7] = [
+    "Orders",
+    "Inventory",
+    "Payment",
+    "Seller",
+    "Logistics",
+    "Notifications",
+    "ingress",
+];
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ecommerce: {e}");
+            match e {
+                Error::Deployment(_) | Error::Broker(_) | Error::Io(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let d = &cli.deployment;
+    match d.service(&SERVICES)? {
+        None => everything(&cli).await,
+        Some("ingress") => ingress(&cli).await,
+        Some(participant) => {
+            let system = System::start(d, cli.data, Role::Participant(participant)).await?;
+            println!(
+                "{participant} running on {} (prefix `{}`); SIGTERM or Ctrl-C stops it",
+                d.broker, d.prefix
+            );
+            flush();
+            shutdown_signal().await;
+            let shop = system.shop.clone();
+            system.stop().await?;
+            // One JSON line, the last of the output: what a test or an
+            // operator checks the run against.
+            let state = shop.final_state(participant);
+            println!("{}", serde_json::to_string(&state).unwrap_or_default());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn everything(cli: &Cli) -> Result<ExitCode, Error> {
+    let d = &cli.deployment;
+    let n = cli.orders.unwrap_or(if cli.serve { 0 } else { 1000 });
+    let system = System::start(d, cli.data, Role::Everything).await?;
+    let mut code = ExitCode::SUCCESS;
+    if n > 0 {
+        println!(
+            "{}",
+            headline(n, &system.catalogue, &d.broker, d.duplicates)
+        );
+        let (summary, records) = system
+            .drive(n, cli.concurrency.into(), Duration::from_secs(cli.timeout))
+            .await?;
+        write_report(cli, &records)?;
+        let (inventory, payment) = (system.shop.inventory.report(), system.shop.payment.report());
+        let (orders, notifications) = (
+            system.shop.orders.report(),
+            system.shop.notifications.report(),
+        );
+        let verdict = verify(
+            &system.catalogue,
+            &records,
+            &Finals {
+                inventory: Some(&inventory),
+                payment: Some(&payment),
+                orders: Some(&orders),
+                notifications: Some(&notifications),
+            },
+        );
+        for line in &verdict.lines {
+            println!("{line}");
+        }
+        println!(
+            "failed: {} declined for credit, {} out of stock",
+            verdict.declined, verdict.out_of_stock
+        );
+        for p in &verdict.problems {
+            println!("PROBLEM: {p}");
+        }
+        println!("{summary}");
+        if !summary.complete() || !verdict.ok() {
+            code = ExitCode::FAILURE;
+        }
+    }
+    if cli.serve {
+        serve_until_stopped(&system);
+        shutdown_signal().await;
+    }
+    system.stop().await?;
+    Ok(code)
+}
+
+async fn ingress(cli: &Cli) -> Result<ExitCode, Error> {
+    let d = &cli.deployment;
+    let system = System::start(d, cli.data, Role::Ingress).await?;
+    let Some(n) = cli.orders else {
+        serve_until_stopped(&system);
+        shutdown_signal().await;
+        system.stop().await?;
+        return Ok(ExitCode::SUCCESS);
     };
     println!(
-        "choreography {}: {} commands, {} events, {} participants, {} reactions; checks clean",
-        spec.name.text,
-        spec.commands().count(),
-        spec.events().count(),
-        spec.participants.len(),
-        spec.reactions.len()
+        "{}",
+        headline(n, &system.catalogue, &d.broker, d.duplicates)
     );
-    for p in &spec.participants {
-        println!("  {}: {} reactions", p.name.text, p.reactions.len());
+    let (summary, records) = system
+        .drive(n, cli.concurrency.into(), Duration::from_secs(cli.timeout))
+        .await?;
+    write_report(cli, &records)?;
+    println!("{summary}");
+    if cli.serve {
+        serve_until_stopped(&system);
+        shutdown_signal().await;
     }
-    ExitCode::SUCCESS
+    system.stop().await?;
+    Ok(if summary.complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn headline(n: usize, c: &Catalogue, broker: &str, duplicates: bool) -> String {
+    let o = c.options;
+    format!(
+        "ecommerce: {n} orders by {} customers of {} products (seed {}) on {broker}{}",
+        o.users,
+        o.products,
+        o.seed,
+        if duplicates {
+            ", every event delivered twice"
+        } else {
+            ""
+        }
+    )
+}
+
+fn serve_until_stopped(system: &System) {
+    if let Some(url) = system.base_url() {
+        println!("HTTP ingress on {url}: POST /orders, GET /orders/{{id}}; Ctrl-C stops it");
+        flush();
+    }
+}
+
+fn write_report(cli: &Cli, records: &[ecommerce::OrderRecord]) -> Result<(), Error> {
+    if let Some(path) = &cli.report {
+        let json = serde_json::to_vec(records).map_err(std::io::Error::other)?;
+        std::fs::write(path, json).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+        })?;
+    }
+    Ok(())
+}
+
+fn flush() {
+    let _ = std::io::stdout().flush();
 }

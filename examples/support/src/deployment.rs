@@ -88,14 +88,11 @@ impl Deployment {
                 .map_or(self.broker.as_str(), |(s, _)| s),
             "" | "memory"
         );
-        if self.duplicates {
-            if !memory {
-                return Err(DeploymentError::Options(format!(
-                    "--duplicates works on the memory broker only, not on `{}`",
-                    self.broker
-                )));
-            }
-            return Ok(Arc::new(MemoryBroker::with_duplicates()));
+        if self.duplicates && !memory {
+            return Err(DeploymentError::Options(format!(
+                "--duplicates works on the memory broker only, not on `{}`",
+                self.broker
+            )));
         }
         if memory && self.service.is_some() {
             return Err(DeploymentError::Options(
@@ -104,6 +101,9 @@ impl Deployment {
                  (give --broker nats://… or redis://…)"
                     .into(),
             ));
+        }
+        if self.duplicates {
+            return Ok(Arc::new(MemoryBroker::with_duplicates()));
         }
         Ok(choreo_runtime::connect(&self.broker).await?)
     }
@@ -161,6 +161,11 @@ mod tests {
         let e = d.broker().await.err().unwrap().to_string();
         assert!(e.contains("memory broker only"), "{e}");
         let d = parse(&["--service", "Payment"]);
+        let e = d.broker().await.err().unwrap().to_string();
+        assert!(e.contains("shared broker"), "{e}");
+        // Duplicates or not, one participant alone on a memory broker
+        // would wait forever.
+        let d = parse(&["--duplicates", "--service", "Payment"]);
         let e = d.broker().await.err().unwrap().to_string();
         assert!(e.contains("shared broker"), "{e}");
         let d = parse(&["--duplicates"]);

@@ -1,0 +1,21 @@
+//! The ecommerce example of choreo: an online shop whose order process no
+//! service coordinates, built from `ecommerce.choreo`.
+//!
+//! The build script generates `ecommerce` (the typed events, a trait per
+//! participant, the wiring, and the HTTP ingress) from the spec; this crate
+//! adds the shop: [`data`] derives products, stock, customers and credit
+//! from a seed, [`participants`] holds the six participants' logic,
+//! [`run`] starts them with the ingress and drives orders through it, and
+//! [`verify`](mod@verify) checks the end of a run against the data.
+
+include!(concat!(env!("OUT_DIR"), "/ecommerce.rs"));
+
+pub mod data;
+pub mod participants;
+pub mod run;
+pub mod verify;
+
+pub use data::{Catalogue, DataOptions};
+pub use participants::{FinalState, Shop, PARTICIPANTS};
+pub use run::{ingress, Error, Role, System};
+pub use verify::{verify, Finals, OrderRecord, Verdict};
