@@ -1,0 +1,38 @@
+//! The drone delivery application of seed 000, built with choreo.
+//!
+//! The services are generated from `drone-delivery.choreo` by the
+//! [`choreo!`](choreo_runtime::choreo) macro, HTTP ingress included
+//! ([`drone_delivery::http::router`]); this crate holds their logic:
+//!
+//! - [`packages`]: the package service (operation CreatePackage) keeps a
+//!   store of packages, rejects those over its weight limit and deletes
+//!   the packages of deliveries that will not happen;
+//! - [`fleet`]: the drone scheduler (operation GetDrone) assigns drones of
+//!   a fleet derived from a seed, never one drone to two deliveries at
+//!   once, and takes them back when a delivery completes, is withdrawn or
+//!   returns;
+//! - [`delivery`]: the delivery service follows each delivery from the
+//!   request to its end (operations ScheduleDelivery, RescheduleDelivery,
+//!   CancelDelivery);
+//! - [`flight`]: flights as cancellable, reschedulable timers;
+//! - [`system`]: the participants together, started all in one process or
+//!   one per process, and what each reports when it stops;
+//! - [`driver`]: drives deliveries through the HTTP ingress, some
+//!   rescheduled and some cancelled at random moments, and sums up.
+
+choreo_runtime::choreo!(file = "drone-delivery.choreo", http = true);
+
+pub mod delivery;
+pub mod driver;
+pub mod fleet;
+pub mod flight;
+pub mod packages;
+pub mod system;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks `m`, carrying on with the data of a holder that panicked (every
+/// critical section here leaves the data consistent at each step).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
