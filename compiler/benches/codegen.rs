@@ -5,6 +5,10 @@
 #![allow(missing_docs)]
 
 use choreo_compiler::testing::synthetic_spec;
+
+// The allocator choreoc uses, so the figures are choreoc's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use choreo_compiler::{check, codegen, SourceFile};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 

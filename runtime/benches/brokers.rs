@@ -361,7 +361,7 @@ fn cpu_of(pid: &str) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-fn main() {
+pub fn main() {
     // `cargo test --benches` runs this binary with no work to do.
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;

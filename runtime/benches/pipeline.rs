@@ -256,7 +256,7 @@ fn measure(
     (times, cpu_ns_per_handling)
 }
 
-fn main() {
+pub fn main() {
     // `cargo test --benches` runs this binary with no work to do.
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;

@@ -27,17 +27,32 @@ pub(super) struct Piece {
 }
 
 impl Piece {
-    /// The file made of a head and a tail piece.
-    pub(super) fn join(head: Piece, tail: Piece) -> Result<File> {
-        let (Some(start), Some(name), Some(end)) = (head.start, head.name, tail.end) else {
-            return Err(Diagnostic::new(
+    /// The file made of a head piece, the middle pieces in order, and a
+    /// tail piece. A middle piece holds items only; one that holds anything
+    /// else (it never does: splits fall between members) is refused.
+    pub(super) fn join(head: Piece, middles: Vec<Piece>, tail: Piece) -> Result<File> {
+        let internal = || {
+            Box::new(Diagnostic::new(
                 Code::E0001,
                 Span::default(),
                 "internal error: pieces do not make a file",
-            )
-            .into());
+            ))
+        };
+        let (Some(start), Some(name), Some(end)) = (head.start, head.name, tail.end) else {
+            return Err(internal());
         };
         let mut items = head.items;
+        items.reserve(middles.iter().map(|m| m.items.len()).sum::<usize>() + tail.items.len());
+        for middle in middles {
+            if middle.start.is_some()
+                || middle.end.is_some()
+                || !middle.inside.docs.is_empty()
+                || !middle.inside.attrs.is_empty()
+            {
+                return Err(internal());
+            }
+            items.extend(middle.items);
+        }
         items.extend(tail.items);
         Ok(File {
             choreography: Choreography {
@@ -244,8 +259,9 @@ impl Lower<'_> {
             }
         }
         if piece.end.is_none() {
-            // A head piece: docs after its last item belong to the tail's
-            // first item, which the split never separates from them.
+            // A head or middle piece: docs after its last item would belong
+            // to the next piece's first item, which the split never
+            // separates from them; `join` refuses a piece that has some.
             piece.inside = pending;
         }
         Ok(piece)

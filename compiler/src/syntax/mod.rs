@@ -25,8 +25,15 @@ mod grammar {
 
 pub(crate) use grammar::{Grammar, Rule};
 
-/// Files at least this large are parsed in two pieces on two threads.
+/// Files at least this large are parsed in pieces on two threads.
 const PARALLEL_FROM_BYTES: usize = 256 * 1024;
+
+/// About how large each piece of a large file is. Small enough that each
+/// piece's parse tree (pest's token queue, tens of bytes per token) stays
+/// a few megabytes that the next piece reuses, instead of one queue of
+/// hundreds of megabytes grown by copying into freshly mapped memory,
+/// which costs more than the parse itself on large files.
+const PIECE_BYTES: usize = 512 * 1024;
 
 /// Parses one file. On failure, every diagnostic is E0001.
 pub fn parse(file: &SourceFile) -> Result<ast::File, Vec<Diagnostic>> {
@@ -36,8 +43,10 @@ pub fn parse(file: &SourceFile) -> Result<ast::File, Vec<Diagnostic>> {
         blanked.replace_range(0..3, "   ");
     }
     if blanked.len() >= PARALLEL_FROM_BYTES {
-        if let Some(split) = scan::member_boundary_near_middle(&blanked) {
-            if let Some(file) = parse_in_pieces(&blanked, split) {
+        let pieces = (blanked.len() / PIECE_BYTES).max(2);
+        let bounds = scan::member_boundaries(&blanked, pieces);
+        if !bounds.is_empty() {
+            if let Some(file) = parse_in_pieces(&blanked, &bounds) {
                 return Ok(file);
             }
         }
@@ -54,21 +63,43 @@ pub fn parse(file: &SourceFile) -> Result<ast::File, Vec<Diagnostic>> {
     .map_err(|d| vec![*d])
 }
 
-/// Parses the text before and after `split` on two threads. `None` when
-/// either piece fails: the caller then parses the whole text, so that a
+/// Parses the pieces of `text` between the offsets `bounds` (increasing,
+/// at least one) on two threads, each taking half of them in order. `None`
+/// when any piece fails: the caller then parses the whole text, so that a
 /// syntax error is reported exactly as a sequential parse would.
-fn parse_in_pieces(text: &str, split: usize) -> Option<ast::File> {
-    let (head_text, tail_text) = text.split_at(split);
-    let piece = |rule: Rule, piece_text: &str, offset: usize| {
-        let pairs = Grammar::parse(rule, piece_text).ok()?;
-        Lower { text, offset }.piece(pairs).ok()
+fn parse_in_pieces(text: &str, bounds: &[usize]) -> Option<ast::File> {
+    let mut starts = vec![0];
+    starts.extend_from_slice(bounds);
+    let last = starts.len() - 1;
+    let piece = |index: usize| {
+        let start = starts[index];
+        let end = starts.get(index + 1).copied().unwrap_or(text.len());
+        let rule = match index {
+            0 => Rule::head,
+            i if i == last => Rule::tail,
+            _ => Rule::middle,
+        };
+        let pairs = Grammar::parse(rule, &text[start..end]).ok()?;
+        Lower {
+            text,
+            offset: start,
+        }
+        .piece(pairs)
+        .ok()
     };
-    let (head, tail) = std::thread::scope(|scope| {
-        let tail = scope.spawn(|| piece(Rule::tail, tail_text, split));
-        let head = piece(Rule::head, head_text, 0);
-        (head, tail.join().ok().flatten())
+    let pieces_of = |range: std::ops::Range<usize>| range.map(piece).collect::<Vec<_>>();
+    let half = starts.len().div_ceil(2);
+    let (mut first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| pieces_of(half..starts.len()));
+        let first = pieces_of(0..half);
+        (first, second.join().ok())
     });
-    Piece::join(head?, tail?).ok()
+    first.extend(second?);
+    let mut pieces: Vec<Piece> = first.into_iter().collect::<Option<_>>()?;
+    let tail = pieces.pop()?;
+    let mut rest = pieces.into_iter();
+    let head = rest.next()?;
+    Piece::join(head, rest.collect(), tail).ok()
 }
 
 #[cfg(test)]
@@ -95,16 +126,23 @@ mod tests {
         );
         assert!(text.len() >= PARALLEL_FROM_BYTES);
         let blanked = scan::blank_comments(&text).unwrap();
-        let split = scan::member_boundary_near_middle(&blanked).unwrap();
-        let pieces = parse_in_pieces(&blanked, split).expect("both pieces parse");
-        assert_eq!(pieces, sequential(&text));
-        assert_eq!(pieces.trailing_attrs.len(), 1);
+        let expected = sequential(&text);
+        for pieces in [2, 3, 7, 40] {
+            let bounds = scan::member_boundaries(&blanked, pieces);
+            assert_eq!(bounds.len(), pieces - 1);
+            assert!(bounds.windows(2).all(|w| w[0] < w[1]));
+            let parsed = parse_in_pieces(&blanked, &bounds).expect("every piece parses");
+            assert_eq!(parsed, expected, "{pieces} pieces");
+            assert_eq!(parsed.trailing_attrs.len(), 1);
+        }
     }
 
     #[test]
     fn a_syntax_error_in_a_large_file_is_reported_as_in_a_small_one() {
-        let good = synthetic_spec(3_000);
-        let at = good.len() * 3 / 4;
+        // Large enough for three pieces; the error sits in the middle one.
+        let good = synthetic_spec(12_000);
+        assert!(good.len() / PIECE_BYTES >= 3);
+        let at = good.len() / 2;
         let line_start = good[..at].rfind('\n').unwrap() + 1;
         let mut bad = good.clone();
         bad.insert_str(line_start, "    oops\n");

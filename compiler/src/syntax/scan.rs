@@ -80,15 +80,19 @@ pub fn blank_comments(text: &str) -> Result<String, Box<Diagnostic>> {
     })
 }
 
-/// A byte offset near the middle of a comment-free text where one member of
-/// the choreography ends and the next begins: just after a `}` that closes a
-/// top-level item. `None` when there is none in the second half.
-pub fn member_boundary_near_middle(text: &str) -> Option<usize> {
+/// Up to `pieces - 1` offsets that cut a comment-free `text` into about
+/// `pieces` pieces of equal size, each just after the `}` that closes a
+/// member of the choreography (depth 1), in increasing order. Fewer when
+/// the members are too few or too large.
+pub fn member_boundaries(text: &str, pieces: usize) -> Vec<usize> {
     let bytes = text.as_bytes();
-    let middle = bytes.len() / 2;
+    let pieces = pieces.max(1);
+    let mut bounds = Vec::with_capacity(pieces - 1);
+    let target = |k: usize| bytes.len() / pieces * k;
+    let mut next = target(1);
     let mut depth = 0usize;
     let mut i = 0;
-    while i < bytes.len() {
+    while i < bytes.len() && bounds.len() + 1 < pieces {
         match bytes[i] {
             b'/' if bytes.get(i + 1) == Some(&b'/') => i = line_end(bytes, i),
             b'"' => i = string_end(bytes, i),
@@ -99,14 +103,15 @@ pub fn member_boundary_near_middle(text: &str) -> Option<usize> {
             b'}' => {
                 depth = depth.saturating_sub(1);
                 i += 1;
-                if depth == 1 && i >= middle {
-                    return Some(i);
+                if depth == 1 && i >= next {
+                    bounds.push(i);
+                    next = target(bounds.len() + 1).max(i + 1);
                 }
             }
             _ => i += 1,
         }
     }
-    None
+    bounds
 }
 
 fn line_end(bytes: &[u8], from: usize) -> usize {
@@ -187,13 +192,21 @@ mod tests {
     #[test]
     fn member_boundary_is_after_a_top_level_item() {
         let text = "choreography X { type A { a: u32 } /// {\n event B { s: string } event C { } }";
-        let at = member_boundary_near_middle(text).unwrap();
+        let at = member_boundaries(text, 2);
+        assert_eq!(at.len(), 1);
         assert!(
-            text[..at].ends_with("event B { s: string }"),
+            text[..at[0]].ends_with("event B { s: string }"),
             "{}",
-            &text[..at]
+            &text[..at[0]]
         );
-        assert_eq!(member_boundary_near_middle("choreography X { }"), None);
+        assert!(member_boundaries("choreography X { }", 2).is_empty());
+        // Three pieces: one cut after each of the first two items that end
+        // past a third and two thirds of the text; never two cuts at once.
+        let three = member_boundaries(text, 3);
+        assert_eq!(three.len(), 2, "{three:?}");
+        assert!(text[..three[0]].ends_with("type A { a: u32 }"));
+        assert!(text[..three[1]].ends_with("event B { s: string }"));
+        assert_eq!(member_boundaries(text, 50).len(), 3);
     }
 
     #[test]
