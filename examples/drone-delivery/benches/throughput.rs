@@ -12,9 +12,10 @@
 use choreo_runtime::broker::memory::MemoryBroker;
 use choreo_runtime::service::Topics;
 use drone_delivery::driver::{plans, DriveOptions};
-use drone_delivery::system::{Node, Settings};
+use drone_delivery::system::{Node, Settings, PARTICIPANTS};
 use example_support::testing::{
-    broker_available, delete_nats_stream, unique_prefix, ServiceProcess, NATS_URL,
+    broker_available, delete_nats_stream, spawn_until_ready, unique_prefix, ServiceProcess,
+    NATS_URL,
 };
 use example_support::HttpClient;
 use std::path::Path;
@@ -130,25 +131,14 @@ fn nats(n: usize) -> f64 {
         ]);
         a
     };
-    let mut services = Vec::new();
-    for s in [
-        "ingestion",
-        "package",
-        "drone-scheduler",
-        "delivery",
-        "flight",
-        "notifications",
-    ] {
-        let a = args(s);
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        services.push(ServiceProcess::spawn(s, bin, &a).unwrap());
-    }
-    for p in &mut services {
-        while !p.stdout_so_far().contains("\"ready\":true") {
-            assert!(p.running(), "{} exited", p.name());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    let services = spawn_until_ready(
+        bin,
+        &PARTICIPANTS,
+        args,
+        "\"ready\":true",
+        Duration::from_secs(60),
+    )
+    .unwrap();
     // The consumers are created; give the pullers a moment to start, as
     // services that have been up a while would have.
     std::thread::sleep(Duration::from_secs(1));

@@ -10,8 +10,8 @@
 
 use clap::Parser;
 use drone_delivery::driver::DriveOptions;
-use drone_delivery::system::{Node, Settings, SERVICES};
-use example_support::{shutdown_signal, Deployment};
+use drone_delivery::system::{Node, Settings, PARTICIPANTS};
+use example_support::{shutdown_signal, Deployment, INGRESS};
 use serde_json::json;
 use std::io::Write;
 use std::process::ExitCode;
@@ -93,8 +93,8 @@ fn print_line(v: &serde_json::Value) {
 async fn run(cli: Cli) -> Result<(), Failure> {
     let setup = |e: &dyn std::fmt::Display| Failure::Setup(e.to_string());
     let d = &cli.deployment;
-    let service = d.service(&SERVICES).map_err(|e| setup(&e))?;
-    if cli.deliveries.is_some() && !matches!(service, None | Some("ingress")) {
+    let service = d.service_or_ingress(&PARTICIPANTS).map_err(|e| setup(&e))?;
+    if cli.deliveries.is_some() && !matches!(service, None | Some(INGRESS)) {
         return Err(Failure::Setup(
             "--deliveries drives the HTTP ingress: run it without --service, or with --service ingress"
                 .into(),

@@ -15,7 +15,7 @@ use choreo_runtime::service::{
     HandlerError, ServiceError, ServiceHandle, ServiceOptions, Stores, Topics,
 };
 use choreo_runtime::SharedBroker;
-use example_support::{serve, Server};
+use example_support::{serve, Server, INGRESS};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -24,16 +24,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The participants of the spec, and `ingress` (the HTTP ingress, its
-/// instance tracker, and the driver): what `--service` takes.
-pub const SERVICES: [&str; 7] = [
+/// The participants of the spec: what `--service` takes, with
+/// [`INGRESS`] (the HTTP ingress, its instance tracker, and the driver).
+pub const PARTICIPANTS: [&str; 6] = [
     "Ingestion",
     "Package",
     "DroneScheduler",
     "Delivery",
     "Flight",
     "Notifications",
-    "ingress",
 ];
 
 /// What every process of a deployment must agree on.
@@ -177,7 +176,7 @@ impl Participants {
         }
     }
 
-    /// Starts `service` (a name of [`SERVICES`] but `ingress`), or every
+    /// Starts `service` (a name of [`PARTICIPANTS`]), or every
     /// participant for `None`.
     pub async fn start(
         &self,
@@ -189,7 +188,7 @@ impl Participants {
             Some(name) => self.start_one(name, broker, options).await,
             None => {
                 let mut handles = Vec::new();
-                for name in &SERVICES[..6] {
+                for name in &PARTICIPANTS {
                     handles.extend(
                         self.start_one(name, broker.clone(), options.clone())
                             .await?,
@@ -232,7 +231,7 @@ impl Participants {
         match service {
             None => {
                 let mut all = serde_json::Map::new();
-                for name in &SERVICES[..6] {
+                for name in &PARTICIPANTS {
                     all.insert((*name).to_string(), self.report(Some(name)));
                 }
                 Value::Object(all)
@@ -325,7 +324,7 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts `service` of [`SERVICES`] (`None`: every participant and
+    /// Starts `service` of [`PARTICIPANTS`] or [`INGRESS`] (`None`: every participant and
     /// the ingress) on `broker`, under `topics`; the ingress listens on
     /// `listen`. Participants start before the ingress takes requests.
     pub async fn start(
@@ -341,7 +340,7 @@ impl Node {
             ..ServiceOptions::default()
         };
         let handles = participants.start(service, broker.clone(), options).await?;
-        let (tracker, server) = if matches!(service, None | Some("ingress")) {
+        let (tracker, server) = if matches!(service, None | Some(INGRESS)) {
             let tracker = Arc::new(
                 InstanceTracker::start(
                     dd::topology(),
@@ -453,7 +452,7 @@ impl Node {
             }
         }
         match self.service.as_deref() {
-            Some("ingress") => ingress,
+            Some(INGRESS) => ingress,
             s => self.participants.report(s),
         }
     }

@@ -2,14 +2,14 @@
 //! state of an instance.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use choreo_runtime::broker::memory::MemoryBroker;
 use choreo_runtime::http::axum::http::Method;
-use choreo_runtime::service::Topics;
 use drone_delivery::drone_delivery::{
     CancelDelivery, Location, PackageInfo, PackageSize, RescheduleDelivery, ScheduleDelivery,
 };
-use drone_delivery::system::{Node, Settings};
-use example_support::testing::unique_prefix;
+use drone_delivery::system::Settings;
 use example_support::HttpClient;
 use serde_json::Value;
 use std::sync::Arc;
@@ -65,19 +65,12 @@ async fn wait_for_event(client: &HttpClient, state: &str, ty: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ingress_sends_good_commands_refuses_bad_ones_and_shows_state() {
-    let node = Node::start(
-        &Settings {
-            drones: 3,
-            flight_time: Duration::from_millis(1500),
-            ..Settings::default()
-        },
-        None,
-        Arc::new(MemoryBroker::new()),
-        Topics::new(unique_prefix()),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let settings = Settings {
+        drones: 3,
+        flight_time: Duration::from_millis(1500),
+        ..Settings::default()
+    };
+    let node = common::start_in_process(&settings, Arc::new(MemoryBroker::new())).await;
     let client = HttpClient::new(node.base_url().unwrap());
 
     // Bad bodies: 400 with the reason, nothing sent.

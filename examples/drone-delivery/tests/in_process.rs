@@ -5,10 +5,8 @@
 mod common;
 
 use choreo_runtime::broker::memory::MemoryBroker;
-use choreo_runtime::service::Topics;
 use choreo_runtime::SharedBroker;
 use drone_delivery::system::{Node, Settings};
-use example_support::testing::unique_prefix;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,15 +23,7 @@ fn settings() -> Settings {
 }
 
 async fn start(broker: SharedBroker) -> Node {
-    Node::start(
-        &settings(),
-        None,
-        broker,
-        Topics::new(unique_prefix()),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap()
+    common::start_in_process(&settings(), broker).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,15 +74,7 @@ async fn a_busy_fleet_makes_requests_wait_then_fail() {
         flight_time: Duration::from_millis(1500),
         ..Settings::default()
     };
-    let node = Node::start(
-        &settings,
-        None,
-        Arc::new(MemoryBroker::new()),
-        Topics::new(unique_prefix()),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let node = common::start_in_process(&settings, Arc::new(MemoryBroker::new())).await;
     let mut options = common::drive_options(30, settings.flight_time, 3);
     options.cancel_share = 0.0;
     options.reschedule_share = 0.0;

@@ -3,23 +3,18 @@
 //! stopped with SIGTERM and its final state checked against the outcomes.
 #![allow(clippy::unwrap_used)]
 
-use drone_delivery::system::{fleet_of, flights_of, packages_of, DeliveryReport, FinalState};
+use drone_delivery::system::{
+    fleet_of, flights_of, packages_of, DeliveryReport, FinalState, PARTICIPANTS,
+};
 use example_support::testing::{
-    broker_available, delete_nats_stream, unique_prefix, ServiceProcess, NATS_URL,
+    broker_available, delete_nats_stream, spawn_until_ready, unique_prefix, ServiceProcess,
+    NATS_URL,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_drone-delivery");
-const SERVICES: [&str; 6] = [
-    "ingestion",
-    "package",
-    "drone-scheduler",
-    "delivery",
-    "flight",
-    "notifications",
-];
 const DRONES: usize = 10;
 const N: usize = 120;
 
@@ -77,21 +72,15 @@ fn one_process_per_participant_on_nats() {
         .map(|s| s.to_string())
         .collect()
     };
-    let mut services = Vec::new();
-    for s in SERVICES {
-        let args = common(s);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        services.push(ServiceProcess::spawn(s, Path::new(BIN), &args).unwrap());
-    }
     // Every participant has joined its group before a request is sent.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for p in &mut services {
-        while !p.stdout_so_far().contains("\"ready\":true") {
-            assert!(p.running(), "{} exited early", p.name());
-            assert!(Instant::now() < deadline, "{} not ready", p.name());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    let services = spawn_until_ready(
+        Path::new(BIN),
+        &PARTICIPANTS,
+        common,
+        "\"ready\":true",
+        Duration::from_secs(60),
+    )
+    .unwrap();
     let mut args = common("ingress");
     args.extend(
         [

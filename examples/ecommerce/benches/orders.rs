@@ -16,7 +16,8 @@ use choreo_runtime::progress::{InstanceTracker, TrackerOptions};
 use ecommerce::run::place;
 use ecommerce::{ecommerce as spec, ingress, Catalogue, DataOptions, Role, System};
 use example_support::testing::{
-    broker_available, delete_nats_stream, unique_prefix, ServiceProcess, NATS_URL,
+    broker_available, delete_nats_stream, spawn_until_ready, unique_prefix, ServiceProcess,
+    NATS_URL,
 };
 use example_support::{serve, Deployment, HttpClient};
 use std::path::Path;
@@ -111,18 +112,21 @@ fn nats_multi_process(orders: usize) -> f64 {
         "--products",
         &products,
     ];
-    let mut services = Vec::new();
-    for p in ecommerce::PARTICIPANTS {
-        let mut args = common.to_vec();
-        args.extend(["--service", p]);
-        services.push(ServiceProcess::spawn(p, bin, &args).unwrap());
-    }
-    for s in &mut services {
-        while !s.stdout_so_far().contains("running on") {
-            assert!(s.running(), "{} exited", s.name());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    let services = spawn_until_ready(
+        bin,
+        &ecommerce::PARTICIPANTS,
+        |p| {
+            common
+                .iter()
+                .copied()
+                .chain(["--service", p])
+                .map(String::from)
+                .collect()
+        },
+        "running on",
+        Duration::from_secs(60),
+    )
+    .unwrap();
     let n = orders.to_string();
     let mut args = common.to_vec();
     args.extend(["--service", "ingress", "--orders", &n]);

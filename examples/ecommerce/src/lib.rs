@@ -18,4 +18,4 @@ pub mod verify;
 pub use data::{Catalogue, DataOptions};
 pub use participants::{FinalState, Shop, PARTICIPANTS};
 pub use run::{ingress, Error, Role, System};
-pub use verify::{verify, Finals, OrderRecord, Verdict};
+pub use verify::{verify, verify_shop, Finals, OrderRecord, Verdict};

@@ -7,7 +7,7 @@
 use crate::data::Catalogue;
 use crate::ecommerce::{Key, PlaceOrder};
 use crate::participants::{
-    InventoryReport, NotificationsReport, OrdersReport, PaymentDecision, PaymentReport,
+    InventoryReport, NotificationsReport, OrdersReport, PaymentDecision, PaymentReport, Shop,
     StockDecision,
 };
 use choreo_runtime::types::Decimal;
@@ -71,6 +71,23 @@ impl Verdict {
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
     }
+}
+
+/// [`verify`] against the final state of every participant of `shop`, a
+/// shop that ran in this process.
+pub fn verify_shop(shop: &Shop, records: &[OrderRecord]) -> Verdict {
+    let (inventory, payment) = (shop.inventory.report(), shop.payment.report());
+    let (orders, notifications) = (shop.orders.report(), shop.notifications.report());
+    verify(
+        &shop.catalogue,
+        records,
+        &Finals {
+            inventory: Some(&inventory),
+            payment: Some(&payment),
+            orders: Some(&orders),
+            notifications: Some(&notifications),
+        },
+    )
 }
 
 /// Checks `records` (every order of the run) and the participants' final

@@ -15,9 +15,13 @@ use ecommerce::ecommerce::{
 use ecommerce::participants::{
     InventoryReport, PaymentDecision, PaymentReport, StockDecision, Stockroom,
 };
-use ecommerce::{verify, Catalogue, DataOptions, FinalState, Finals, OrderRecord, Role, System};
+use ecommerce::{
+    verify, verify_shop, Catalogue, DataOptions, FinalState, Finals, OrderRecord, Role, System,
+    PARTICIPANTS,
+};
 use example_support::testing::{
-    broker_available, delete_nats_stream, unique_prefix, ServiceProcess, NATS_URL,
+    broker_available, delete_nats_stream, spawn_until_ready, unique_prefix, ServiceProcess,
+    NATS_URL,
 };
 use example_support::{Deployment, HttpClient};
 use std::collections::BTreeMap;
@@ -157,19 +161,10 @@ async fn in_process(duplicates: bool) {
     if duplicates {
         assert!(duplicates_seen > 0, "the broker delivered duplicates");
     }
-    let (inventory, payment) = (shop.inventory.report(), shop.payment.report());
-    let (orders, notifications) = (shop.orders.report(), shop.notifications.report());
-    let verdict = verify(
-        &shop.catalogue,
-        &records,
-        &Finals {
-            inventory: Some(&inventory),
-            payment: Some(&payment),
-            orders: Some(&orders),
-            notifications: Some(&notifications),
-        },
-    );
+    let verdict = verify_shop(&shop, &records);
     assert!(verdict.ok(), "{:#?}", verdict.problems);
+    let (inventory, payment) = (shop.inventory.report(), shop.payment.report());
+    let notifications = shop.notifications.report();
     assert_eq!(
         summary.count("OrderFailed"),
         verdict.declined + verdict.out_of_stock
@@ -403,15 +398,6 @@ async fn an_order_reaching_a_participant_twice_is_decided_once() {
     pay.shutdown().await;
 }
 
-const PARTICIPANTS: [&str; 6] = [
-    "Orders",
-    "Inventory",
-    "Payment",
-    "Seller",
-    "Logistics",
-    "Notifications",
-];
-
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_ecommerce"))
 }
@@ -435,25 +421,22 @@ fn one_process_per_participant_on_nats() {
         "--products",
         &products,
     ];
-    let mut services = Vec::new();
-    for p in PARTICIPANTS {
-        let mut args = common.to_vec();
-        args.extend(["--service", p]);
-        services.push(ServiceProcess::spawn(p, bin(), &args).unwrap());
-    }
     // Each says when its consumer group is there.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    for s in &mut services {
-        while !s.stdout_so_far().contains("running on") {
-            assert!(s.running(), "{} exited", s.name());
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{} did not start",
-                s.name()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    let services = spawn_until_ready(
+        bin(),
+        &PARTICIPANTS,
+        |p| {
+            common
+                .iter()
+                .copied()
+                .chain(["--service", p])
+                .map(String::from)
+                .collect()
+        },
+        "running on",
+        Duration::from_secs(60),
+    )
+    .unwrap();
     let report = std::env::temp_dir().join(format!("{}report.json", prefix));
     let report_arg = report.display().to_string();
     let mut args = common.to_vec();

@@ -7,6 +7,10 @@ use choreo_runtime::SharedBroker;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// What `--service` takes besides a participant's name: the HTTP ingress,
+/// with its instance tracker (and the driver, where a run drives one).
+pub const INGRESS: &str = "ingress";
+
 /// Where and how an example runs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Deployment {
@@ -77,6 +81,16 @@ impl Deployment {
                 given: given.clone(),
                 known: known.iter().map(|k| k.to_string()).collect(),
             })
+    }
+
+    /// [`Deployment::service`] over the `participants` and [`INGRESS`].
+    pub fn service_or_ingress<'a>(
+        &self,
+        participants: &[&'a str],
+    ) -> Result<Option<&'a str>, DeploymentError> {
+        let mut known = participants.to_vec();
+        known.push(INGRESS);
+        self.service(&known)
     }
 
     /// Connects to the broker (`--duplicates` on the memory broker makes
@@ -153,6 +167,12 @@ mod tests {
             e,
             "there is no service `paymnt`; the services are: Orders, Payment"
         );
+        // The ingress is one of the services too, and listed with them.
+        let d = parse(&["--service", "Ingress"]);
+        assert_eq!(d.service_or_ingress(&["Orders"]).unwrap(), Some(INGRESS));
+        let d = parse(&["--service", "shipping"]);
+        let e = d.service_or_ingress(&["Orders"]).unwrap_err().to_string();
+        assert!(e.ends_with("the services are: Orders, ingress"), "{e}");
     }
 
     #[tokio::test]

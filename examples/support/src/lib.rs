@@ -12,6 +12,6 @@ pub mod settle;
 pub mod testing;
 
 pub use client::{Accepted, HttpClient};
-pub use deployment::{Deployment, DeploymentError};
+pub use deployment::{Deployment, DeploymentError, INGRESS};
 pub use server::{serve, shutdown_signal, Server};
 pub use settle::{Settler, Summary};

@@ -58,6 +58,45 @@ pub async fn delete_nats_stream(url: &str, prefix: &str) {
     }
 }
 
+/// Starts `bin` once per name of `services`, with the arguments `args`
+/// gives for that name, and waits until each has written `ready` to its
+/// standard output (the examples print it once their consumer groups
+/// exist). An error names the service that exited or was not ready within
+/// `timeout`; the processes started are then killed as they are dropped.
+pub fn spawn_until_ready(
+    bin: &Path,
+    services: &[&str],
+    args: impl Fn(&str) -> Vec<String>,
+    ready: &str,
+    timeout: Duration,
+) -> std::io::Result<Vec<ServiceProcess>> {
+    let mut started = Vec::with_capacity(services.len());
+    for name in services {
+        let a = args(name);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        started.push(ServiceProcess::spawn(name, bin, &a)?);
+    }
+    let deadline = Instant::now() + timeout;
+    for p in &mut started {
+        while !p.stdout_so_far().contains(ready) {
+            if !p.running() {
+                return Err(std::io::Error::other(format!(
+                    "service `{}` exited before it was ready",
+                    p.name()
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(std::io::Error::other(format!(
+                    "service `{}` was not ready within {timeout:?}",
+                    p.name()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(started)
+}
+
 /// A child process, killed when dropped. Its output goes to files, so
 /// that a chatty service never blocks on a full pipe.
 pub struct ServiceProcess {

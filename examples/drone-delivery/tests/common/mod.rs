@@ -1,15 +1,32 @@
 //! What the end-to-end tests check after a run.
 #![allow(clippy::unwrap_used, dead_code)]
 
+use choreo_runtime::service::Topics;
+use choreo_runtime::SharedBroker;
 use drone_delivery::delivery::Ending;
 use drone_delivery::driver::{DriveOptions, Fate, Report};
-use drone_delivery::system::Participants;
+use drone_delivery::system::{Node, Participants, Settings};
+use example_support::testing::unique_prefix;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// The reactions that may refuse a command, dead-lettering it: a cancel
 /// or a reschedule that came too late for its delivery.
 pub const REFUSING: [&str; 2] = ["on_cancel_delivery", "on_reschedule_delivery"];
+
+/// Every participant and the ingress in this process on `broker`, under a
+/// prefix of the test's own, the ingress on a free port.
+pub async fn start_in_process(settings: &Settings, broker: SharedBroker) -> Node {
+    Node::start(
+        settings,
+        None,
+        broker,
+        Topics::new(unique_prefix()),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap()
+}
 
 /// A run small enough for `cargo test`, with a visible mix.
 pub fn drive_options(deliveries: usize, flight: Duration, drones: usize) -> DriveOptions {
