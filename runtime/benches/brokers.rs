@@ -22,6 +22,10 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::cpu_of;
+
 use async_nats::jetstream::{self, consumer, stream};
 use choreo_runtime::broker::{
     settle_all, NatsBroker, NatsOptions, RedisBroker, RedisOptions, Settlement, SubscribeOptions,
@@ -350,15 +354,6 @@ fn server_cpu(name: &str) -> Option<Duration> {
         }
     }
     Some(total)
-}
-
-fn cpu_of(pid: &str) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = stat.get(stat.rfind(')')? + 2..)?;
-    let mut fields = after_name.split_whitespace().skip(11);
-    let ticks: u64 = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
-    // USER_HZ is 100 on Linux.
-    Some(Duration::from_millis(ticks * 10))
 }
 
 pub fn main() {

@@ -18,6 +18,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::cpu_of;
+
 use choreo_runtime::service::{
     Client, Emit, HandlerError, Reaction, ServiceDefinition, ServiceOptions, Stores, Topics,
     Trigger,
@@ -226,18 +230,6 @@ async fn broker_pipeline(n: u64, notices: bool) -> Duration {
     took
 }
 
-/// CPU time this process has used (user + system), from /proc/self/stat,
-/// in clock ticks of 10 ms; `None` off Linux.
-fn cpu_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
 /// Runs `rounds` rounds; returns the best wall time and the CPU time per
 /// handling over all rounds (a figure that other load on the machine
 /// disturbs much less than throughput).
@@ -247,10 +239,10 @@ fn measure(
     n: u64,
     run: impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = Duration>>>,
 ) -> (Vec<Duration>, Option<f64>) {
-    let before = cpu_ticks();
+    let before = cpu_of("self");
     let times: Vec<Duration> = (0..rounds).map(|_| rt.block_on(run(n))).collect();
-    let cpu_ns_per_handling = match (before, cpu_ticks()) {
-        (Some(a), Some(b)) => Some((b - a) as f64 * 1e7 / (rounds as f64 * 2.0 * n as f64)),
+    let cpu_ns_per_handling = match (before, cpu_of("self")) {
+        (Some(a), Some(b)) => Some((b - a).as_nanos() as f64 / (rounds as f64 * 2.0 * n as f64)),
         _ => None,
     };
     (times, cpu_ns_per_handling)
