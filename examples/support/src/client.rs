@@ -42,16 +42,6 @@ pub enum ClientError {
     },
 }
 
-impl ClientError {
-    /// The HTTP status, when there was an answer.
-    pub fn status(&self) -> Option<reqwest::StatusCode> {
-        match self {
-            ClientError::Status { status, .. } => Some(*status),
-            ClientError::Transport { .. } => None,
-        }
-    }
-}
-
 /// A JSON client of one ingress.
 #[derive(Debug, Clone)]
 pub struct HttpClient {

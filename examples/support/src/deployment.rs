@@ -56,11 +56,6 @@ pub enum DeploymentError {
 }
 
 impl Deployment {
-    /// Whether everything runs in this process.
-    pub fn in_process(&self) -> bool {
-        self.service.is_none()
-    }
-
     /// The service this process runs, checked against `known` (compared
     /// without regard to case, `-` and `_`); `None` for all of them.
     pub fn service<'a>(&self, known: &[&'a str]) -> Result<Option<&'a str>, DeploymentError> {

@@ -77,11 +77,6 @@ impl Settler {
         }
     }
 
-    /// How many instances have settled so far.
-    pub fn settled_count(&self) -> usize {
-        lock(&self.seen).endings.len()
-    }
-
     /// How `key` ended, if it has settled.
     pub fn ending(&self, key: &str) -> Option<Ending> {
         lock(&self.seen).endings.get(key).cloned()
