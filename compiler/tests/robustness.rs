@@ -62,7 +62,7 @@ fn binary_garbage_and_invalid_utf8_are_syntax_errors() {
     assert_eq!(report.diagnostics[0].code, Code::E0001);
     assert!(report.diagnostics[0].message.contains("UTF-8"));
     assert_eq!(
-        file.line_col(report.diagnostics[0].primary.span.start)
+        file.line_col(report.diagnostics[0].primary.span.start())
             .column,
         17
     );
@@ -185,7 +185,7 @@ proptest! {
         let (file, report) = check_bytes("mutated.choreo", bytes);
         // Every diagnostic points inside the file and renders.
         for d in &report.diagnostics {
-            prop_assert!(d.primary.span.start <= file.text().len());
+            prop_assert!(d.primary.span.start() <= file.text().len());
             prop_assert!(!d.message.is_empty());
         }
         let _ = choreo_compiler::render::render_text(&file, &report.diagnostics, choreo_compiler::render::ColorMode::Never);

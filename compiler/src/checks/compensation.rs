@@ -100,7 +100,7 @@ pub(crate) fn check_missing(
         let comps = &compensations[&x];
         let forbidden: HashSet<MessageId> = comps
             .iter()
-            .flat_map(|&r| spec.reaction(r).trigger.ids().collect::<Vec<_>>())
+            .flat_map(|&r| spec.flow.trigger(r).iter().copied())
             .collect();
         let mut warned_for: Vec<MessageId> = Vec::new();
         for &i in runs_with.get(&x).map_or(&[][..], Vec::as_slice) {
@@ -191,8 +191,8 @@ fn run_can_fail_uncompensated(
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, obligations) in run.obligations.iter().enumerate() {
         for &rid in obligations {
-            for e in spec.reaction(rid).emitted() {
-                if let Some(&j) = run.local.get(&e) {
+            for e in spec.flow.emitted(rid) {
+                if let Some(&j) = run.local.get(e) {
                     dependents[j].push(i);
                 }
             }
@@ -209,13 +209,14 @@ fn run_can_fail_uncompensated(
         }
         let mut acc = own(m);
         for &rid in &run.obligations[i] {
-            let r = spec.reaction(rid);
-            let options = if r.is_sink() {
+            let outcomes = spec.flow.outcomes(rid);
+            // A sink's only option is emitting nothing.
+            let options = if outcomes.len() == 0 {
                 1
             } else {
-                r.outcomes().iter().fold(0u8, |opts, o| {
-                    let combined = o.ids().fold(1u8, |c, e| {
-                        let f = run.local.get(&e).map_or(0, |&j| family[j]);
+                outcomes.fold(0u8, |opts, o| {
+                    let combined = o.iter().fold(1u8, |c, e| {
+                        let f = run.local.get(e).map_or(0, |&j| family[j]);
                         product(c, f)
                     });
                     opts | combined

@@ -40,10 +40,9 @@ pub(crate) fn check(runs: &Runs<'_>, run: &CommandRun, diags: &mut Vec<Diagnosti
             waiters.entry(rid).or_default().push(i);
             missing[i] += 1;
             reactions.entry(rid).or_insert_with(|| {
-                spec.reaction(rid)
-                    .outcomes()
-                    .iter()
-                    .map(|o| distinct(o.ids()).len())
+                spec.flow
+                    .outcomes(rid)
+                    .map(|o| distinct(o).count())
                     .collect()
             });
         }
@@ -51,8 +50,8 @@ pub(crate) fn check(runs: &Runs<'_>, run: &CommandRun, diags: &mut Vec<Diagnosti
     // Where each message appears in an outcome of an obligation reaction.
     let mut appears: HashMap<MessageId, Vec<(ReactionId, usize)>> = HashMap::default();
     for &rid in reactions.keys() {
-        for (o, outcome) in spec.reaction(rid).outcomes().iter().enumerate() {
-            for e in distinct(outcome.ids()) {
+        for (o, outcome) in spec.flow.outcomes(rid).enumerate() {
+            for e in distinct(outcome) {
                 appears.entry(e).or_default().push((rid, o));
             }
         }
@@ -65,7 +64,7 @@ pub(crate) fn check(runs: &Runs<'_>, run: &CommandRun, diags: &mut Vec<Diagnosti
     // Reactions that can end right away: sinks, and `none` outcomes.
     let mut ready: Vec<ReactionId> = Vec::new();
     for (&rid, counts) in &reactions {
-        if spec.reaction(rid).is_sink() {
+        if spec.flow.outcomes(rid).len() == 0 {
             chosen.insert(rid, None);
             ready.push(rid);
         } else if let Some(o) = counts.iter().position(|&c| c == 0) {
@@ -122,11 +121,12 @@ pub(crate) fn check(runs: &Runs<'_>, run: &CommandRun, diags: &mut Vec<Diagnosti
     report(runs, run, &avoidable, &chosen, diags);
 }
 
-fn distinct(ids: impl Iterator<Item = MessageId>) -> Vec<MessageId> {
-    let mut v: Vec<MessageId> = ids.collect();
-    v.sort();
-    v.dedup();
-    v
+/// The events of an outcome, each once: outcomes are a few events long.
+fn distinct(ids: &[MessageId]) -> impl Iterator<Item = MessageId> + '_ {
+    ids.iter()
+        .enumerate()
+        .filter(|&(i, e)| !ids[..i].contains(e))
+        .map(|(_, &e)| e)
 }
 
 /// Follows the choices from the command and reports the deepest place the

@@ -12,7 +12,6 @@ use super::dominance::DominatorTree;
 use super::runs::Runs;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{MessageId, ReactionId, Spec};
-use petgraph::graph::{DiGraph, NodeIndex};
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::VecDeque;
 
@@ -21,16 +20,34 @@ use std::collections::VecDeque;
 const MAX_MEMBERS: usize = 16;
 
 /// A set of subsets of a join's events: bit `mask` set when subset `mask`
-/// is achievable.
+/// is achievable. Joins on up to six events, nearly all of them, fit in
+/// one word and allocate nothing.
 #[derive(Clone, PartialEq, Eq)]
-struct Family {
-    bits: Vec<u64>,
+enum Family {
+    Word(u64),
+    Words(Vec<u64>),
 }
 
 impl Family {
     fn empty(k: usize) -> Self {
-        Family {
-            bits: vec![0; (1usize << k).div_ceil(64)],
+        if k <= 6 {
+            Family::Word(0)
+        } else {
+            Family::Words(vec![0; (1usize << k).div_ceil(64)])
+        }
+    }
+
+    fn words(&self) -> &[u64] {
+        match self {
+            Family::Word(w) => std::slice::from_ref(w),
+            Family::Words(ws) => ws,
+        }
+    }
+
+    fn words_mut(&mut self) -> &mut [u64] {
+        match self {
+            Family::Word(w) => std::slice::from_mut(w),
+            Family::Words(ws) => ws,
         }
     }
 
@@ -41,15 +58,15 @@ impl Family {
     }
 
     fn insert(&mut self, mask: usize) {
-        self.bits[mask / 64] |= 1 << (mask % 64);
+        self.words_mut()[mask / 64] |= 1 << (mask % 64);
     }
 
     fn contains(&self, mask: usize) -> bool {
-        self.bits[mask / 64] & (1 << (mask % 64)) != 0
+        self.words()[mask / 64] & (1 << (mask % 64)) != 0
     }
 
     fn masks(&self) -> impl Iterator<Item = usize> + '_ {
-        self.bits.iter().enumerate().flat_map(|(w, &word)| {
+        self.words().iter().enumerate().flat_map(|(w, &word)| {
             (0..64)
                 .filter(move |b| word & (1 << b) != 0)
                 .map(move |b| w * 64 + b)
@@ -57,7 +74,7 @@ impl Family {
     }
 
     fn union_with(&mut self, other: &Family) {
-        for (a, b) in self.bits.iter_mut().zip(&other.bits) {
+        for (a, b) in self.words_mut().iter_mut().zip(other.words()) {
             *a |= *b;
         }
     }
@@ -84,11 +101,12 @@ pub(crate) enum Verdict {
     Exclusive(MessageId, MessageId),
 }
 
-/// Decides for every join whether it can fire; `None` for other reactions.
-pub(crate) fn feasibility(spec: &Spec) -> Vec<Option<Verdict>> {
+/// Decides for every join whether it can fire (`None` for other
+/// reactions), with the run facts given those verdicts.
+pub(crate) fn feasibility(spec: &Spec) -> (Vec<Option<Verdict>>, Runs<'_>) {
     let mut verdicts: Vec<Option<Verdict>> = spec
         .reaction_ids()
-        .map(|r| spec.reaction(r).trigger.is_join().then_some(Verdict::Fires))
+        .map(|r| spec.flow.is_join(r).then_some(Verdict::Fires))
         .collect();
     // A join downstream of a join that cannot fire may itself become
     // unable to fire, so iterate until nothing changes; each round only
@@ -102,7 +120,7 @@ pub(crate) fn feasibility(spec: &Spec) -> Vec<Option<Verdict>> {
         let scope = Scope::new(&runs);
         let mut changed = false;
         for rid in spec.reaction_ids() {
-            if !fires[rid.index()] || !spec.reaction(rid).trigger.is_join() {
+            if !fires[rid.index()] || !spec.flow.is_join(rid) {
                 continue;
             }
             let verdict = judge(&runs, &scope, rid);
@@ -112,7 +130,7 @@ pub(crate) fn feasibility(spec: &Spec) -> Vec<Option<Verdict>> {
             }
         }
         if !changed {
-            return verdicts;
+            return (verdicts, runs);
         }
     }
 }
@@ -137,19 +155,15 @@ impl Scope {
     fn new(runs: &Runs<'_>) -> Self {
         let spec = runs.spec;
         let n = spec.messages.len();
-        let mut graph: DiGraph<(), ()> = DiGraph::with_capacity(n + 1, n);
-        for _ in 0..=n {
-            graph.add_node(());
-        }
+        let root = n as u32;
+        let mut edges: Vec<(u32, u32)> = Vec::with_capacity(2 * n);
         for x in spec.message_ids() {
             if runs.is_source(x) {
-                graph.add_edge(NodeIndex::new(n), NodeIndex::new(x.index()), ());
+                edges.push((root, x.0));
             }
-            for e in runs.successors(x) {
-                graph.add_edge(NodeIndex::new(x.index()), NodeIndex::new(e.index()), ());
-            }
+            edges.extend(runs.successors(x).map(|e| (x.0, e.0)));
         }
-        let dominators = DominatorTree::new(&graph, n);
+        let dominators = DominatorTree::new(n + 1, n, edges.iter().copied());
 
         // Upper bounds on occurrences per instance, saturating at 2: each
         // source arrives once, a plain reaction fires once per occurrence of
@@ -163,11 +177,11 @@ impl Scope {
             }
         }
         let firings = |occ: &[u8], rid: ReactionId| -> u8 {
-            let t = &spec.reaction(rid).trigger;
-            if t.is_join() {
-                u8::from(t.ids().all(|m| occ[m.index()] > 0))
+            let t = spec.flow.trigger(rid);
+            if spec.flow.is_join(rid) {
+                u8::from(t.iter().all(|m| occ[m.index()] > 0))
             } else {
-                t.ids().map(|m| occ[m.index()]).sum::<u8>().min(2)
+                t.iter().map(|m| occ[m.index()]).sum::<u8>().min(2)
             }
         };
         while let Some(x) = queue.pop_front() {
@@ -175,10 +189,7 @@ impl Scope {
                 if !runs.fires[rid.index()] {
                     continue;
                 }
-                let mut emitted: Vec<MessageId> = spec.reaction(rid).emitted().collect();
-                emitted.sort();
-                emitted.dedup();
-                for e in emitted {
+                for &e in spec.flow.emitted(rid) {
                     let total = spec
                         .flow
                         .producers(e)
@@ -213,7 +224,7 @@ impl Scope {
 
 fn judge(runs: &Runs<'_>, scope: &Scope, join: ReactionId) -> Verdict {
     let spec = runs.spec;
-    let members: Vec<MessageId> = spec.reaction(join).trigger.ids().collect();
+    let members = spec.flow.trigger(join);
     let k = members.len();
     if k > MAX_MEMBERS {
         return Verdict::Fires;
@@ -230,11 +241,11 @@ fn judge(runs: &Runs<'_>, scope: &Scope, join: ReactionId) -> Verdict {
             .position(|&x| x == m)
             .map_or(0, |i| 1usize << i)
     };
-    let anchor = scope.anchor(&members);
+    let anchor = scope.anchor(members);
 
     // Only messages that can lead to a member matter, and with an anchor
     // only those after it.
-    let order = runs.backward_to(&members, anchor);
+    let order = runs.backward_to(members, anchor);
     let relevant: HashMap<MessageId, usize> =
         order.iter().enumerate().map(|(i, &m)| (m, i)).collect();
     let mut family: Vec<Family> = order.iter().map(|&x| Family::single(k, bit(x))).collect();
@@ -251,10 +262,10 @@ fn judge(runs: &Runs<'_>, scope: &Scope, join: ReactionId) -> Verdict {
             // A consumer may not have finished yet: the empty choice is
             // always possible, which keeps this a "may occur together".
             let mut options = Family::single(k, 0);
-            for outcome in spec.reaction(rid).outcomes() {
+            for outcome in spec.flow.outcomes(rid) {
                 let mut acc = Family::single(k, 0);
-                for e in outcome.ids() {
-                    if let Some(&j) = relevant.get(&e) {
+                for e in outcome {
+                    if let Some(&j) = relevant.get(e) {
                         acc = acc.product(&family[j], k);
                     }
                 }
@@ -272,8 +283,8 @@ fn judge(runs: &Runs<'_>, scope: &Scope, join: ReactionId) -> Verdict {
                 if !runs.fires[rid.index()] {
                     continue;
                 }
-                for t in spec.reaction(rid).trigger.ids() {
-                    if let Some(&j) = relevant.get(&t) {
+                for t in spec.flow.trigger(rid) {
+                    if let Some(&j) = relevant.get(t) {
                         if !queued[j] {
                             queued[j] = true;
                             queue.push_back(j);
@@ -326,6 +337,10 @@ fn judge(runs: &Runs<'_>, scope: &Scope, join: ReactionId) -> Verdict {
 pub(crate) fn check(spec: &Spec, verdicts: &[Option<Verdict>], diags: &mut Vec<Diagnostic>) {
     for rid in spec.reaction_ids() {
         let r = spec.reaction(rid);
+        let verdict = match &verdicts[rid.index()] {
+            Some(v @ (Verdict::NeverOccurs(_) | Verdict::Exclusive(..))) => v,
+            _ => continue,
+        };
         let participant = &spec.reaction_participant(rid).name.text;
         let joined = r
             .trigger
@@ -333,8 +348,9 @@ pub(crate) fn check(spec: &Spec, verdicts: &[Option<Verdict>], diags: &mut Vec<D
             .map(|m| format!("`{}`", spec.message_name(m)))
             .collect::<Vec<_>>()
             .join(" & ");
-        let d = match &verdicts[rid.index()] {
-            Some(Verdict::NeverOccurs(m)) => Diagnostic::new(
+        let d = match verdict {
+            Verdict::Fires => continue,
+            Verdict::NeverOccurs(m) => Diagnostic::new(
                 Code::E0205,
                 r.trigger.span,
                 format!("the join {joined} of `{participant}` can never fire"),
@@ -344,7 +360,7 @@ pub(crate) fn check(spec: &Spec, verdicts: &[Option<Verdict>], diags: &mut Vec<D
                 "no run emits `{}`, so the join waits forever; make a reaction emit it or mark it `@external`",
                 spec.message_name(*m)
             )),
-            Some(Verdict::Exclusive(a, b)) => {
+            Verdict::Exclusive(a, b) => {
                 let mut d = Diagnostic::new(
                     Code::E0205,
                     r.trigger.span,
@@ -367,7 +383,6 @@ pub(crate) fn check(spec: &Spec, verdicts: &[Option<Verdict>], diags: &mut Vec<D
                 }
                 d
             }
-            _ => continue,
         };
         diags.push(d);
     }

@@ -38,19 +38,11 @@ pub fn run(spec: &Spec, declarations_ok: bool) -> Vec<Diagnostic> {
     }
     cycles::check(spec, &mut diags);
     handling::check(spec, &mut diags);
-    let verdicts = joins::feasibility(spec);
+    // The run facts come from the last round of the join analysis, which
+    // judged with exactly the joins that can fire.
+    let (verdicts, runs) = joins::feasibility(spec);
     joins::check(spec, &verdicts, &mut diags);
     reach::check(spec, &verdicts, &referenced, &mut diags);
-    let fires = verdicts
-        .iter()
-        .map(|v| {
-            !matches!(
-                v,
-                Some(joins::Verdict::NeverOccurs(_) | joins::Verdict::Exclusive(..))
-            )
-        })
-        .collect();
-    let runs = runs::Runs::new(spec, fires);
     let commands: Vec<_> = spec.commands().collect();
     // Each command's run is analysed on its own: on a large spec, half of
     // them on another thread.

@@ -20,9 +20,8 @@ pub(crate) fn check(
     let mut waiting: Vec<usize> = spec
         .reaction_ids()
         .map(|r| {
-            let t = &spec.reaction(r).trigger;
-            if t.is_join() {
-                t.messages.len()
+            if spec.flow.is_join(r) {
+                spec.flow.trigger(r).len()
             } else {
                 1
             }
@@ -42,17 +41,17 @@ pub(crate) fn check(
                 continue;
             }
             waiting[rid.index()] -= 1;
-            let r = spec.reaction(rid);
-            let fires = !r.trigger.is_join() || waiting[rid.index()] == 0;
+            let join = spec.flow.is_join(rid);
+            let fires = !join || waiting[rid.index()] == 0;
             let blocked = matches!(
                 verdicts[rid.index()],
                 Some(Verdict::NeverOccurs(_) | Verdict::Exclusive(..))
             );
-            if !r.trigger.is_join() {
+            if !join {
                 waiting[rid.index()] = 0;
             }
             if fires && !blocked {
-                for e in r.emitted() {
+                for &e in spec.flow.emitted(rid) {
                     if !reachable[e.index()] {
                         reachable[e.index()] = true;
                         queue.push_back(e);
@@ -62,9 +61,12 @@ pub(crate) fn check(
         }
     }
 
-    for id in spec.events() {
-        let m = spec.message(id);
+    for id in spec.message_ids() {
         if reachable[id.index()] || !referenced[id.index()] {
+            continue;
+        }
+        let m = spec.message(id);
+        if !m.is_event() {
             continue;
         }
         // Consumed but never produced is E0202's; saying it again as
@@ -92,19 +94,20 @@ pub(crate) fn check(
     }
 
     for rid in spec.reaction_ids() {
-        let r = spec.reaction(rid);
-        if verdicts[rid.index()].is_some() || r.trigger.messages.is_empty() {
+        let trigger = spec.flow.trigger(rid);
+        if verdicts[rid.index()].is_some() || trigger.is_empty() {
             // Joins are E0205's to judge (rule 5).
             continue;
         }
-        let any_reachable = r.trigger.ids().any(|t| reachable[t.index()]);
+        let any_reachable = trigger.iter().any(|t| reachable[t.index()]);
         if any_reachable {
             continue;
         }
         // When every trigger is never produced at all, E0202 already says so.
-        if r.trigger.ids().all(|t| spec.flow.producers(t).is_empty()) {
+        if trigger.iter().all(|&t| spec.flow.producers(t).is_empty()) {
             continue;
         }
+        let r = spec.reaction(rid);
         diags.push(
             Diagnostic::new(
                 Code::E0203,

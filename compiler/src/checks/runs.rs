@@ -8,7 +8,6 @@
 
 use super::dominance::DominatorTree;
 use crate::model::{MessageId, ReactionId, Settlement, Spec};
-use petgraph::graph::{DiGraph, NodeIndex};
 use rustc_hash::FxHashMap as HashMap;
 use rustc_hash::FxHashSet as HashSet;
 use std::collections::VecDeque;
@@ -68,6 +67,10 @@ pub(crate) struct Runs<'a> {
     pub reaches_terminal: Vec<bool>,
     /// Per message: where it can occur from.
     pub sources: Vec<Sources>,
+    /// Per message: how it settles, if it is a terminal event.
+    settles: Vec<Option<Settlement>>,
+    /// Per message: whether runs or arrivals start at it.
+    starts: Vec<bool>,
     /// Per message: the messages whose occurrence implies it, one step
     /// away (every outcome of a consumer of theirs emits it, or every
     /// outcome that emits them emits it too).
@@ -93,7 +96,17 @@ impl<'a> Runs<'a> {
     /// The facts about a spec, given which reactions can fire.
     pub fn new(spec: &'a Spec, fires: Vec<bool>) -> Self {
         let n = spec.messages.len();
-        let terminal: Vec<bool> = spec.messages.iter().map(|m| m.terminal.is_some()).collect();
+        let settles: Vec<Option<Settlement>> = spec
+            .messages
+            .iter()
+            .map(|m| m.terminal.map(|(s, _)| s))
+            .collect();
+        let starts: Vec<bool> = spec
+            .messages
+            .iter()
+            .map(|m| m.is_command() || m.external.is_some())
+            .collect();
+        let terminal: Vec<bool> = settles.iter().map(Option::is_some).collect();
 
         // Backwards from terminal events over reactions that can fire.
         let mut reaches_terminal = terminal.clone();
@@ -106,7 +119,7 @@ impl<'a> Runs<'a> {
                 if !fires[rid.index()] {
                     continue;
                 }
-                for t in spec.reaction(rid).trigger.ids() {
+                for &t in spec.flow.trigger(rid) {
                     if !reaches_terminal[t.index()] {
                         reaches_terminal[t.index()] = true;
                         queue.push_back(t);
@@ -118,13 +131,13 @@ impl<'a> Runs<'a> {
         let mut forced: Vec<Vec<MessageId>> = vec![Vec::new(); n];
         for x in spec.message_ids() {
             for &rid in spec.flow.consumers(x) {
-                let r = spec.reaction(rid);
-                if r.trigger.is_join() || !fires[rid.index()] {
+                if spec.flow.is_join(rid) || !fires[rid.index()] {
                     continue;
                 }
-                if let Some((first, rest)) = r.outcomes().split_first() {
-                    for e in first.ids() {
-                        if rest.iter().all(|o| o.ids().any(|f| f == e)) {
+                let mut outcomes = spec.flow.outcomes(rid);
+                if let Some(first) = outcomes.next() {
+                    for &e in first {
+                        if outcomes.clone().all(|o| o.contains(&e)) {
                             forced[x.index()].push(e);
                         }
                     }
@@ -139,15 +152,14 @@ impl<'a> Runs<'a> {
                 if !fires[rid.index()] {
                     continue;
                 }
-                for o in spec.reaction(rid).outcomes() {
-                    if !o.ids().any(|e| e == a) {
+                for o in spec.flow.outcomes(rid) {
+                    if !o.contains(&a) {
                         continue;
                     }
-                    let here: Vec<MessageId> = o.ids().filter(|&e| e != a).collect();
-                    common = Some(match common {
-                        None => here,
-                        Some(prev) => prev.into_iter().filter(|e| here.contains(e)).collect(),
-                    });
+                    match &mut common {
+                        None => common = Some(o.iter().copied().filter(|&e| e != a).collect()),
+                        Some(prev) => prev.retain(|e| o.contains(e)),
+                    }
                 }
             }
             forced[a.index()].extend(common.unwrap_or_default());
@@ -165,6 +177,8 @@ impl<'a> Runs<'a> {
             spec,
             fires,
             reaches_terminal,
+            settles,
+            starts,
             sources: vec![Sources::None; n],
             forced_rev,
         };
@@ -198,13 +212,12 @@ impl<'a> Runs<'a> {
 
     /// Whether a message is a terminal event, and how it settles.
     pub fn terminal(&self, id: MessageId) -> Option<Settlement> {
-        self.spec.message(id).terminal.map(|(s, _)| s)
+        self.settles[id.index()]
     }
 
     /// Whether runs or arrivals start at this message.
     pub fn is_source(&self, id: MessageId) -> bool {
-        let m = self.spec.message(id);
-        m.is_command() || m.external.is_some()
+        self.starts[id.index()]
     }
 
     /// Messages one step after `x` over reactions that can fire.
@@ -214,7 +227,7 @@ impl<'a> Runs<'a> {
             .consumers(x)
             .iter()
             .filter(|r| self.fires[r.index()])
-            .flat_map(|&r| self.spec.reaction(r).emitted())
+            .flat_map(|&r| self.spec.flow.emitted(r).iter().copied())
     }
 
     /// Messages from which `target` can be reached, `target` included, over
@@ -234,7 +247,7 @@ impl<'a> Runs<'a> {
                 if !self.fires[rid.index()] {
                     continue;
                 }
-                for t in self.spec.reaction(rid).trigger.ids() {
+                for &t in self.spec.flow.trigger(rid) {
                     if seen.insert(t) {
                         order.push(t);
                     }
@@ -296,7 +309,7 @@ impl<'a> Runs<'a> {
                 if !self.fires[rid.index()] {
                     continue;
                 }
-                if spec.reaction(rid).trigger.is_join() {
+                if spec.flow.is_join(rid) {
                     if !joins.contains(&rid) {
                         joins.push(rid);
                     }
@@ -308,8 +321,8 @@ impl<'a> Runs<'a> {
         if !joins.is_empty() {
             let dominators = self.region_dominators(&region, &local);
             for rid in joins {
-                let members: Vec<MessageId> = spec.reaction(rid).trigger.ids().collect();
-                for &m in &members {
+                let members = spec.flow.trigger(rid);
+                for &m in members {
                     let Some(&mi) = local.get(&m) else { continue };
                     let completes = members
                         .iter()
@@ -373,18 +386,15 @@ impl<'a> Runs<'a> {
         region: &[MessageId],
         local: &HashMap<MessageId, usize>,
     ) -> DominatorTree {
-        let mut graph: DiGraph<(), ()> = DiGraph::with_capacity(region.len(), region.len());
-        for _ in region {
-            graph.add_node(());
-        }
+        let mut edges: Vec<(u32, u32)> = Vec::with_capacity(region.len());
         for (i, &x) in region.iter().enumerate() {
             for e in self.successors(x) {
                 if let Some(&j) = local.get(&e) {
-                    graph.add_edge(NodeIndex::new(i), NodeIndex::new(j), ());
+                    edges.push((index(i), index(j)));
                 }
             }
         }
-        DominatorTree::new(&graph, 0)
+        DominatorTree::new(region.len(), 0, edges.iter().copied())
     }
 }
 
@@ -405,4 +415,10 @@ pub(crate) fn path_text(spec: &Spec, steps: &[(MessageId, Option<ReactionId>)]) 
         out.push('`');
     }
     out
+}
+
+/// A region index as the dominator tree takes it; regions are far smaller
+/// than 4 billion messages.
+fn index(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
 }

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The `http` module, or nothing when the spec has no `@http` command.
 pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
-    let key_name = spec.key().name.text.clone();
+    let key_name = spec.key().name.text.to_string();
     let placeholder = format!("{{{key_name}}}");
     let commands_ty = &names.commands;
     let key_ty = &names.key;

@@ -141,7 +141,7 @@ pub fn module_with(spec: &CheckedSpec, options: Options) -> TokenStream {
     });
 
     let choreography = &names.choreography;
-    let chor_name = &spec.name.text;
+    let chor_name = spec.name.text.as_str();
     let version = names
         .version
         .as_ref()
@@ -367,7 +367,7 @@ fn topology(
 ) -> TokenStream {
     let choreography = &names.choreography;
     let reactions = plans.iter().flat_map(|p| {
-        let pname = spec.participant(p.id).name.text.clone();
+        let pname = spec.participant(p.id).name.text.to_string();
         p.reactions.iter().map(move |rp| {
             let r = spec.reaction(rp.id);
             let name = &rp.name;

@@ -281,7 +281,7 @@ pub(crate) fn participant_module(
     let module = &plan.module;
     let trait_name = &plan.trait_name;
     let key = &names.key;
-    let pname = &p.name.text;
+    let pname = p.name.text.as_str();
     let mdoc = format!(" Types and wiring of the `{pname}` participant.");
 
     let mut enums = Vec::new();
@@ -632,7 +632,7 @@ pub(crate) fn sketches(spec: &CheckedSpec, names: &mut Names, m: &str) -> Vec<Pa
                 })
                 .collect();
             ParticipantSketch {
-                name: spec.participant(p.id).name.text.clone(),
+                name: spec.participant(p.id).name.text.to_string(),
                 trait_path: format!("{m}::{}", p.trait_name),
                 module_path: module,
                 handlers,

@@ -124,7 +124,7 @@ fn fields(
             let ty = rust_type(spec, names, &f.ty, &quote!(), owner);
             let doc = docs(&f.docs, &format!("The `{}` field.", f.name.text));
             let rename = renamed.then(|| {
-                let wire = &f.name.text;
+                let wire = f.name.text.as_str();
                 quote!(#[serde(rename = #wire)])
             });
             quote! {
@@ -194,7 +194,7 @@ pub(crate) fn enums(spec: &CheckedSpec) -> Vec<TokenStream> {
                 let (vname, renamed) = ident(&v.name.text);
                 let vdoc = docs(&v.docs, &format!("`{}`.", v.name.text));
                 let rename = renamed.then(|| {
-                    let wire = &v.name.text;
+                    let wire = v.name.text.as_str();
                     quote!(#[serde(rename = #wire)])
                 });
                 quote! { #vdoc #rename #vname }

@@ -254,7 +254,7 @@ impl Builder<'_> {
             };
             (format!("e_{}", m.name.text), NodeKind::Event(style))
         };
-        let n = self.node(node_id, kind, m.name.text.clone());
+        let n = self.node(node_id, kind, m.name.text.to_string());
         let node = &mut self.graph.nodes[n];
         if let Some(route) = &m.http {
             node.details
@@ -279,7 +279,7 @@ impl Builder<'_> {
                 participant: r.participant.index(),
                 compensation: r.compensates.is_some(),
             },
-            participant.name.text.clone(),
+            participant.name.text.to_string(),
         );
         let mut details = attributes(r);
         if let Some(c) = r.compensates {
@@ -421,7 +421,7 @@ impl Builder<'_> {
             let n = self.node(
                 format!("{side}_{}", participant.name.text),
                 NodeKind::Peer,
-                participant.name.text.clone(),
+                participant.name.text.to_string(),
             );
             self.graph.nodes[n].docs = docs_text(&participant.docs);
             nodes[q] = Some(n);
@@ -434,7 +434,7 @@ impl Builder<'_> {
 pub(super) fn title(spec: &Spec) -> String {
     match &spec.version {
         Some(version) => format!("{} {}", spec.name.text, version.value),
-        None => spec.name.text.clone(),
+        None => spec.name.text.to_string(),
     }
 }
 

@@ -185,7 +185,7 @@ fn find_participant(
         let known: Vec<String> = spec
             .participants
             .iter()
-            .map(|p| p.name.text.clone())
+            .map(|p| p.name.text.to_string())
             .collect();
         let suggestion =
             crate::suggest::closest(name, known.iter().map(String::as_str)).map(str::to_owned);

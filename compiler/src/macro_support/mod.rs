@@ -192,15 +192,16 @@ fn file_argument(tokens: &[TokenTree]) -> Result<Input, TokenStream> {
 /// The inline form: errors at the tokens they are about.
 fn inline(tokens: TokenStream) -> TokenStream {
     let spec = SpecText::new(tokens);
-    let file = SourceFile::new("choreo! input", spec.text.clone());
+    let file = SourceFile::new("choreo! input", spec.text.to_string());
     match crate::check(&file).into_checked() {
         Ok((checked, _warnings)) => crate::codegen::module(&checked),
         Err(diagnostics) => {
             let errors = diagnostics.iter().filter(|d| d.is_error()).map(|d| {
-                let (start, end) = match spec.tokens_at(d.primary.span.start, d.primary.span.end) {
-                    Some((first, last)) => (first.span, last.span),
-                    None => (Span::call_site(), Span::call_site()),
-                };
+                let (start, end) =
+                    match spec.tokens_at(d.primary.span.start(), d.primary.span.end()) {
+                        Some((first, last)) => (first.span, last.span),
+                        None => (Span::call_site(), Span::call_site()),
+                    };
                 error_at(start, end, &inline_message(&spec, d))
             });
             let errors: TokenStream = errors.collect();
@@ -229,7 +230,7 @@ fn inline_message(spec: &SpecText, d: &Diagnostic) -> String {
         message.push_str(&format!("\n  {}", d.primary.message));
     }
     for label in &d.labels {
-        match spec.tokens_at(label.span.start, label.span.end) {
+        match spec.tokens_at(label.span.start(), label.span.end()) {
             Some((token, _)) if token.position().is_some() => {
                 let at = token.span.start();
                 message.push_str(&format!(

@@ -1,62 +1,222 @@
 //! The flow graph: a node per command and event, an edge X → Y where a
 //! reaction triggered by X (alone, as an alternative or inside a join) can
 //! emit Y.
+//!
+//! Besides the graph, the flow keeps what the checks read over and over (who
+//! consumes and who emits each message; each reaction's trigger, outcomes
+//! and emitted events) as flat id tables. On a spec of 100,000 reactions
+//! the model no longer fits in the processor's caches, and following each
+//! reaction's boxed lists there cost the checks most of their time.
 
 use super::{MessageId, ReactionId, Spec};
 use petgraph::graph::{DiGraph, NodeIndex};
 
-/// The flow graph with per-message indexes of who consumes and who emits.
+/// Lists of items, one per index, stored in two flat vectors.
+#[derive(Debug, Clone)]
+struct Lists<T> {
+    /// List `i` is `items[starts[i]..starts[i + 1]]`.
+    starts: Vec<u32>,
+    items: Vec<T>,
+}
+
+impl<T> Default for Lists<T> {
+    fn default() -> Self {
+        Lists {
+            starts: vec![0],
+            items: Vec::new(),
+        }
+    }
+}
+
+impl<T: Copy> Lists<T> {
+    fn with_capacity(lists: usize, items: usize) -> Self {
+        let mut starts = Vec::with_capacity(lists + 1);
+        starts.push(0);
+        Lists {
+            starts,
+            items: Vec::with_capacity(items),
+        }
+    }
+
+    /// Appends the next list.
+    fn push(&mut self, items: impl IntoIterator<Item = T>) {
+        self.items.extend(items);
+        self.starts.push(offset(self.items.len()));
+    }
+
+    /// `n` lists filled from `(list, item)` pairs, each list keeping its
+    /// items in the order given.
+    fn grouped(n: usize, pairs: &[(usize, T)]) -> Self {
+        let mut starts = vec![0u32; n + 1];
+        for &(list, _) in pairs {
+            starts[list + 1] += 1;
+        }
+        for i in 0..n {
+            starts[i + 1] += starts[i];
+        }
+        let Some(&(_, filler)) = pairs.first() else {
+            return Lists {
+                starts,
+                items: Vec::new(),
+            };
+        };
+        let mut next: Vec<u32> = starts[..n].to_vec();
+        let mut items = vec![filler; pairs.len()];
+        for &(list, item) in pairs {
+            items[next[list] as usize] = item;
+            next[list] += 1;
+        }
+        Lists { starts, items }
+    }
+
+    fn get(&self, i: usize) -> &[T] {
+        match (self.starts.get(i), self.starts.get(i + 1)) {
+            (Some(&a), Some(&b)) => &self.items[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+}
+
+/// A table position as stored: specs are far smaller than 4 billion ids.
+fn offset(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// The flow graph with per-message indexes of who consumes and who emits,
+/// and each reaction's messages.
 #[derive(Debug, Clone, Default)]
 pub struct Flow {
     /// Node `i` is message `i`; each edge carries the reaction behind it.
     pub graph: DiGraph<MessageId, ReactionId>,
-    consumers: Vec<Vec<ReactionId>>,
-    producers: Vec<Vec<ReactionId>>,
+    consumers: Lists<ReactionId>,
+    producers: Lists<ReactionId>,
+    triggers: Lists<MessageId>,
+    joins: Vec<bool>,
+    /// Per reaction: its outcomes' numbers in `outcome_events`.
+    outcomes: Lists<u32>,
+    outcome_events: Lists<MessageId>,
+    emitted: Lists<MessageId>,
 }
 
 impl Flow {
     pub(super) fn build(spec: &Spec) -> Flow {
         let n = spec.messages.len();
-        let mut graph = DiGraph::with_capacity(n, spec.reactions.len());
+        let reactions = spec.reactions.len();
+        let mut graph = DiGraph::with_capacity(n, reactions);
         for id in spec.message_ids() {
             graph.add_node(id);
         }
-        let mut consumers = vec![Vec::new(); n];
-        let mut producers = vec![Vec::new(); n];
+        let mut consumed = Vec::with_capacity(reactions * 2);
+        let mut produced = Vec::with_capacity(reactions * 2);
+        let mut triggers = Lists::with_capacity(reactions, reactions * 2);
+        let mut joins = Vec::with_capacity(reactions);
+        let mut outcomes = Lists::with_capacity(reactions, reactions * 2);
+        let mut outcome_events = Lists::with_capacity(reactions * 2, reactions * 2);
+        let mut emitted_lists = Lists::with_capacity(reactions, reactions * 2);
+        let mut emitted: Vec<MessageId> = Vec::new();
         for rid in spec.reaction_ids() {
             let r = spec.reaction(rid);
-            let mut emitted: Vec<MessageId> = r.emitted().collect();
+            emitted.clear();
+            emitted.extend(r.emitted());
             emitted.sort();
             emitted.dedup();
             for t in r.trigger.ids() {
-                consumers[t.index()].push(rid);
+                consumed.push((t.index(), rid));
                 for &e in &emitted {
                     graph.add_edge(node(t), node(e), rid);
                 }
             }
             for &e in &emitted {
-                producers[e.index()].push(rid);
+                produced.push((e.index(), rid));
             }
+            triggers.push(r.trigger.ids());
+            joins.push(r.trigger.is_join());
+            let first = outcome_events.starts.len() - 1;
+            for o in r.outcomes() {
+                outcome_events.push(o.ids());
+            }
+            let last = outcome_events.starts.len() - 1;
+            outcomes.push((first..last).map(offset));
+            emitted_lists.push(emitted.iter().copied());
         }
         Flow {
             graph,
-            consumers,
-            producers,
+            consumers: Lists::grouped(n, &consumed),
+            producers: Lists::grouped(n, &produced),
+            triggers,
+            joins,
+            outcomes,
+            outcome_events,
+            emitted: emitted_lists,
         }
     }
 
     /// Reactions whose trigger names `id` (as an alternative or in a join).
     pub fn consumers(&self, id: MessageId) -> &[ReactionId] {
-        self.consumers.get(id.index()).map_or(&[], Vec::as_slice)
+        self.consumers.get(id.index())
     }
 
     /// Reactions that can emit `id`.
     pub fn producers(&self, id: MessageId) -> &[ReactionId] {
-        self.producers.get(id.index()).map_or(&[], Vec::as_slice)
+        self.producers.get(id.index())
+    }
+
+    /// The messages a reaction's trigger names, in the order written.
+    pub fn trigger(&self, id: ReactionId) -> &[MessageId] {
+        self.triggers.get(id.index())
+    }
+
+    /// Whether a reaction is a join (`A & B`).
+    pub fn is_join(&self, id: ReactionId) -> bool {
+        self.joins.get(id.index()).copied().unwrap_or(false)
+    }
+
+    /// A reaction's outcomes, each the events it emits in the order
+    /// written; a sink has none, `none` is an empty one.
+    pub fn outcomes(
+        &self,
+        id: ReactionId,
+    ) -> impl ExactSizeIterator<Item = &[MessageId]> + Clone + '_ {
+        self.outcomes
+            .get(id.index())
+            .iter()
+            .map(|&o| self.outcome_events.get(o as usize))
+    }
+
+    /// Every event some outcome of a reaction emits, each once, in id order.
+    pub fn emitted(&self, id: ReactionId) -> &[MessageId] {
+        self.emitted.get(id.index())
     }
 }
 
 /// The graph node of a message.
 pub fn node(id: MessageId) -> NodeIndex {
     NodeIndex::new(id.index())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouped_lists_keep_the_order_given() {
+        let lists = Lists::grouped(4, &[(2, 'a'), (0, 'b'), (2, 'c'), (3, 'd'), (2, 'e')]);
+        assert_eq!(lists.get(0), &['b']);
+        assert!(lists.get(1).is_empty());
+        assert_eq!(lists.get(2), &['a', 'c', 'e']);
+        assert_eq!(lists.get(3), &['d']);
+        assert!(lists.get(4).is_empty());
+    }
+
+    #[test]
+    fn pushed_lists_and_the_empty_default() {
+        let mut lists = Lists::with_capacity(3, 3);
+        lists.push([1, 2]);
+        lists.push([]);
+        lists.push([3]);
+        assert_eq!(lists.get(0), &[1, 2]);
+        assert!(lists.get(1).is_empty());
+        assert_eq!(lists.get(2), &[3]);
+        assert!(Lists::<u8>::default().get(0).is_empty());
+    }
 }

@@ -8,6 +8,7 @@
 
 mod attributes;
 mod flow;
+mod namespace;
 mod resolve;
 
 use crate::diagnostic::Diagnostic;
@@ -15,7 +16,7 @@ use crate::source::Span;
 use crate::syntax::ast;
 use std::time::Duration;
 
-pub use crate::syntax::ast::{Docs, TriggerKind};
+pub use crate::syntax::ast::{CompactString, Docs, TriggerKind};
 pub use flow::Flow;
 
 /// Builds the model of a parsed file, with the diagnostics found on the way.
@@ -60,8 +61,8 @@ ids! {
 /// A declared name and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Name {
-    /// The name.
-    pub text: String,
+    /// The name, stored in place when short, as most are.
+    pub text: CompactString,
     /// Where.
     pub span: Span,
 }

@@ -7,26 +7,40 @@ use crate::suggest;
 use crate::syntax::ast::{self, ItemKind, LiteralKind, TypeExpr};
 use rustc_hash::FxHashMap as HashMap;
 
-/// What a name in the shared namespace stands for.
-#[derive(Debug, Clone, Copy)]
-enum Decl {
-    Record(RecordId),
-    Enum(EnumId),
-    Message(MessageId),
-    Participant(ParticipantId),
-}
+use super::namespace::{Decl, Namespace};
 
-struct Builder<'a> {
+struct Builder {
     diags: Vec<Diagnostic>,
-    names: HashMap<&'a str, (Decl, Span)>,
+    names: Namespace,
+    /// Each message's kind, apart from the large `Message`s: every
+    /// reference checks it.
+    kinds: Vec<MessageKind>,
+    /// Whether any message is `@external`.
+    any_external: bool,
     spec: Spec,
 }
 
 pub(super) fn build(file: &ast::File) -> (Spec, Vec<Diagnostic>) {
     let chor = &file.choreography;
+    // Sized up front: on a large spec, growing these tables by doubling
+    // copies them into fresh memory several times over.
+    let (mut messages, mut participants, mut reactions) = (0, 0, 0);
+    for item in &chor.items {
+        match &item.kind {
+            ItemKind::Command(_) | ItemKind::Event(_) => messages += 1,
+            ItemKind::Participant { reactions: r, .. } => {
+                participants += 1;
+                reactions += r.len();
+            }
+            _ => {}
+        }
+    }
+    let names = Namespace::with_capacity(chor.items.len());
     let mut b = Builder {
         diags: Vec::new(),
-        names: HashMap::default(),
+        names,
+        kinds: Vec::with_capacity(messages),
+        any_external: false,
         spec: Spec {
             name: Name::from_ident(&chor.name),
             docs: chor.prefix.docs.clone(),
@@ -34,9 +48,9 @@ pub(super) fn build(file: &ast::File) -> (Spec, Vec<Diagnostic>) {
             key: None,
             records: Vec::new(),
             enums: Vec::new(),
-            messages: Vec::new(),
-            participants: Vec::new(),
-            reactions: Vec::new(),
+            messages: Vec::with_capacity(messages),
+            participants: Vec::with_capacity(participants),
+            reactions: Vec::with_capacity(reactions),
             flow: Flow::default(),
             span: chor.span,
         },
@@ -62,9 +76,9 @@ fn docs(prefix: &ast::Prefix) -> Docs {
     prefix.docs.clone()
 }
 
-impl<'a> Builder<'a> {
+impl Builder {
     /// Declares every named item and interprets item attributes.
-    fn declare(&mut self, chor: &'a ast::Choreography) {
+    fn declare(&mut self, chor: &ast::Choreography) {
         let mut version_span: Option<Span> = None;
         for item in &chor.items {
             let (name, target) = match &item.kind {
@@ -113,7 +127,7 @@ impl<'a> Builder<'a> {
                         format!("`{}` is defined more than once", name.name),
                     )
                     .with_primary_message("defined again here")
-                    .with_label(*first, "first defined here")
+                    .with_label(first, "first defined here")
                     .with_help(
                         "types, enums, commands, events and participants share one namespace; rename one of them",
                     ),
@@ -177,6 +191,8 @@ impl<'a> Builder<'a> {
                         MessageKind::Event
                     };
                     let id = MessageId::from_index(self.spec.messages.len());
+                    self.kinds.push(kind);
+                    self.any_external |= attrs.external.is_some();
                     self.spec.messages.push(Message {
                         kind,
                         name: Name::from_ident(name),
@@ -207,7 +223,7 @@ impl<'a> Builder<'a> {
                 }
                 ItemKind::Version(_) | ItemKind::Key { .. } => continue,
             };
-            self.names.insert(&name.name, (decl, name.span));
+            self.names.insert(&name.name, decl, name.span);
         }
     }
 
@@ -235,10 +251,10 @@ impl<'a> Builder<'a> {
     }
 
     fn decl(&self, name: &str) -> Option<Decl> {
-        self.names.get(name).map(|(d, _)| *d)
+        self.names.get(name).map(|(d, _)| d)
     }
 
-    fn resolve_fields(&mut self, chor: &'a ast::Choreography) {
+    fn resolve_fields(&mut self, chor: &ast::Choreography) {
         for item in &chor.items {
             let (rec, trailing) = match &item.kind {
                 ItemKind::Type(rec) | ItemKind::Command(rec) | ItemKind::Event(rec) => {
@@ -248,7 +264,7 @@ impl<'a> Builder<'a> {
             };
             attributes::interpret(trailing, Target::Nothing, &mut self.diags);
             // Only the first declaration of a name is in the model.
-            let Some((decl, span)) = self.names.get(rec.name.name.as_str()).copied() else {
+            let Some((decl, span)) = self.names.get(&rec.name.name) else {
                 continue;
             };
             if span != rec.name.span {
@@ -264,12 +280,23 @@ impl<'a> Builder<'a> {
     }
 
     fn fields(&mut self, fields: &[ast::Field]) -> Vec<Field> {
+        // Records have a handful of fields, and scanning those kept so far
+        // beats a hash map per record; long records get one.
+        const SCAN_UP_TO: usize = 16;
         let mut seen: HashMap<&str, Span> = HashMap::default();
-        let mut out = Vec::new();
+        let mut out: Vec<Field> = Vec::with_capacity(fields.len());
         for f in fields {
             attributes::interpret(&f.prefix.attrs, Target::Field, &mut self.diags);
             let ty = self.resolve_type(&f.ty);
-            if let Some(first) = seen.get(f.name.name.as_str()) {
+            let name = f.name.name.as_str();
+            let first = if fields.len() <= SCAN_UP_TO {
+                out.iter()
+                    .find(|k| k.name.text == name)
+                    .map(|k| k.name.span)
+            } else {
+                seen.get(name).copied()
+            };
+            if let Some(first) = first {
                 self.diags.push(
                     Diagnostic::new(
                         Code::E0100,
@@ -277,13 +304,13 @@ impl<'a> Builder<'a> {
                         format!("field `{}` is declared twice", f.name.name),
                     )
                     .with_primary_message("declared again here")
-                    .with_label(*first, "first declared here"),
+                    .with_label(first, "first declared here"),
                 );
                 continue;
             }
-            // Field names live in their own record's scope, so the borrow is
-            // only needed for the duration of this loop.
-            seen.insert(f.name.name.as_str(), f.name.span);
+            if fields.len() > SCAN_UP_TO {
+                seen.insert(name, f.name.span);
+            }
             out.push(Field {
                 name: Name::from_ident(&f.name),
                 docs: docs(&f.prefix),
@@ -351,7 +378,7 @@ impl<'a> Builder<'a> {
         match decl {
             Decl::Record(_) => "a type",
             Decl::Enum(_) => "an enum",
-            Decl::Message(id) => match self.spec.messages[id.index()].kind {
+            Decl::Message(id) => match self.kinds[id.index()] {
                 MessageKind::Command => "a command",
                 MessageKind::Event => "an event",
             },
@@ -435,7 +462,7 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn resolve_reactions(&mut self, chor: &'a ast::Choreography) {
+    fn resolve_reactions(&mut self, chor: &ast::Choreography) {
         for item in &chor.items {
             let ItemKind::Participant {
                 name,
@@ -446,8 +473,7 @@ impl<'a> Builder<'a> {
                 continue;
             };
             attributes::interpret(trailing_attrs, Target::Nothing, &mut self.diags);
-            let Some((Decl::Participant(pid), span)) = self.names.get(name.name.as_str()).copied()
-            else {
+            let Some((Decl::Participant(pid), span)) = self.names.get(&name.name) else {
                 continue;
             };
             if span != name.span {
@@ -479,7 +505,7 @@ impl<'a> Builder<'a> {
     fn message_ref(&mut self, ident: &ast::Ident, role: Role) -> Option<Ref<MessageId>> {
         match self.decl(&ident.name) {
             Some(Decl::Message(id)) => {
-                let kind = self.spec.messages[id.index()].kind;
+                let kind = self.kinds[id.index()];
                 if kind == MessageKind::Command && role != Role::Trigger {
                     let (message, help) = match role {
                         Role::Outcome => (
@@ -708,6 +734,9 @@ impl<'a> Builder<'a> {
             vec![Vec::new(); self.spec.messages.len()];
         for r in &self.spec.reactions {
             for t in &r.trigger.messages {
+                if self.kinds[t.id.index()] != MessageKind::Command {
+                    continue;
+                }
                 let list = &mut handlers[t.id.index()];
                 if !list.iter().any(|(p, _)| *p == r.participant) {
                     list.push((r.participant, t.span));
@@ -774,6 +803,9 @@ impl<'a> Builder<'a> {
     }
 
     fn check_external_emitted(&mut self) {
+        if !self.any_external {
+            return;
+        }
         let mut found = Vec::new();
         for r in &self.spec.reactions {
             for o in r.outcomes() {

@@ -88,8 +88,8 @@ impl JsonDiagnostic {
 }
 
 fn position(file: &SourceFile, span: Span) -> (usize, usize, usize, usize) {
-    let start = file.line_col(span.start);
-    let end = file.line_col(span.end.max(span.start));
+    let start = file.line_col(span.start());
+    let end = file.line_col(span.end().max(span.start()));
     (start.line, start.column, end.line, end.column)
 }
 

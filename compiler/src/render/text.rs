@@ -39,8 +39,8 @@ pub fn render_text(file: &SourceFile, diagnostics: &[Diagnostic], color: ColorMo
 
 fn clamp(file: &SourceFile, span: crate::Span) -> std::ops::Range<usize> {
     let len = file.text().len();
-    let mut start = span.start.min(len);
-    let mut end = span.end.clamp(start, len);
+    let mut start = span.start().min(len);
+    let mut end = span.end().clamp(start, len);
     while start > 0 && !file.text().is_char_boundary(start) {
         start -= 1;
     }

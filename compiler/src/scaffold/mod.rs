@@ -177,7 +177,7 @@ pub fn files(
     }
     let base = context! {
         tool_version => env!("CARGO_PKG_VERSION"),
-        choreography => spec.name.text.clone(),
+        choreography => spec.name.text.to_string(),
         package => package.clone(),
         crate_name => crate_name.clone(),
         module => module.clone(),

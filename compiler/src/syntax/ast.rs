@@ -4,12 +4,15 @@
 //! binds them.
 
 use crate::source::Span;
+pub use compact_str::CompactString;
 
 /// An identifier and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ident {
-    /// The identifier.
-    pub name: String,
+    /// The identifier. Most identifiers are short enough to be stored in
+    /// place: a large spec holds a million of them, and a heap string each
+    /// cost lowering, resolving and freeing the tree more than the parse.
+    pub name: CompactString,
     /// Where.
     pub span: Span,
 }

@@ -99,7 +99,7 @@ impl Lower<'_> {
 
     fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
         Ident {
-            name: pair.as_str().to_string(),
+            name: CompactString::new(pair.as_str()),
             span: self.span(&pair),
         }
     }
@@ -244,12 +244,12 @@ impl Lower<'_> {
                 }
                 Rule::doc | Rule::attribute => self.push_prefix(&mut pending, pair)?,
                 Rule::kw_choreography => {
-                    piece.start = Some(self.span(&pair).start);
+                    piece.start = Some(self.span(&pair).start());
                     piece.before = std::mem::take(&mut pending);
                 }
                 Rule::ident => piece.name = Some(self.ident(pair)),
                 Rule::close => {
-                    piece.end = Some(self.span(&pair).end);
+                    piece.end = Some(self.span(&pair).end());
                     piece.inside = std::mem::take(&mut pending);
                 }
                 Rule::EOI => {}
@@ -363,7 +363,7 @@ impl Lower<'_> {
     /// Checks that two list entries are separated by a comma or a newline.
     fn check_separated(&self, prev_end: Option<(usize, bool)>, next: Span) -> Result<()> {
         if let Some((end, had_comma)) = prev_end {
-            let between = self.text.get(end..next.start).unwrap_or("");
+            let between = self.text.get(end..next.start()).unwrap_or("");
             if !had_comma && !between.contains('\n') {
                 return Err(Diagnostic::new(
                     Code::E0001,
@@ -402,7 +402,7 @@ impl Lower<'_> {
                         return Err(Diagnostic::new(Code::E0001, whole, "expected a field").into());
                     };
                     self.check_separated(prev, name.span)?;
-                    prev = Some((whole.end, false));
+                    prev = Some((whole.end(), false));
                     fields.push(Field {
                         prefix,
                         name,
@@ -446,7 +446,7 @@ impl Lower<'_> {
                         );
                     };
                     self.check_separated(prev, name.span)?;
-                    prev = Some((whole.end, false));
+                    prev = Some((whole.end(), false));
                     variants.push(Variant { prefix, name });
                 }
                 Rule::comma => {
@@ -568,7 +568,10 @@ impl Lower<'_> {
             trigger,
             outcomes,
             compensates,
-            span: Span::new(start, whole.end),
+            span: Span {
+                start,
+                end: whole.end,
+            },
         })
     }
 

@@ -37,6 +37,17 @@ const PIECE_BYTES: usize = 512 * 1024;
 
 /// Parses one file. On failure, every diagnostic is E0001.
 pub fn parse(file: &SourceFile) -> Result<ast::File, Vec<Diagnostic>> {
+    if file.text().len() > crate::source::MAX_SOURCE_BYTES {
+        return Err(vec![Diagnostic::new(
+            crate::diagnostic::Code::E0001,
+            crate::Span::default(),
+            format!(
+                "the file is {} bytes long; specs are limited to {} bytes",
+                file.text().len(),
+                crate::source::MAX_SOURCE_BYTES
+            ),
+        )]);
+    }
     let mut blanked = scan::blank_comments(file.text()).map_err(|d| vec![*d])?;
     if blanked.starts_with('\u{feff}') {
         // Keep offsets intact: the byte order mark becomes three spaces.
@@ -148,7 +159,7 @@ mod tests {
         bad.insert_str(line_start, "    oops\n");
         let errors = parse(&SourceFile::new("big.choreo", bad.clone())).unwrap_err();
         assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].primary.span.start, line_start + 4);
+        assert_eq!(errors[0].primary.span.start(), line_start + 4);
         assert!(
             errors[0].message.contains("found `oops`"),
             "{}",

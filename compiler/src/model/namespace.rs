@@ -1,0 +1,118 @@
+//! The shared namespace of types, enums, commands, events and participants.
+//!
+//! Names are interned into one string, and the hash table holds only `u32`
+//! indexes. Every reference in a spec is looked up here; on a large spec a
+//! table of full entries no longer fits the processor's caches next to the
+//! syntax tree streaming through them, and lookups went to main memory.
+
+use super::{EnumId, MessageId, ParticipantId, RecordId};
+use crate::source::Span;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
+
+/// What a name in the shared namespace stands for.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Decl {
+    Record(RecordId),
+    Enum(EnumId),
+    Message(MessageId),
+    Participant(ParticipantId),
+}
+
+struct Entry {
+    /// The name is `text[start..start + len]`.
+    start: u32,
+    len: u32,
+    decl: Decl,
+    span: Span,
+}
+
+/// Declared names, each bound once.
+#[derive(Default)]
+pub(super) struct Namespace {
+    table: HashTable<u32>,
+    text: String,
+    entries: Vec<Entry>,
+}
+
+fn hash(name: &str) -> u64 {
+    rustc_hash::FxBuildHasher.hash_one(name)
+}
+
+impl Namespace {
+    /// Room for about `names` names.
+    pub fn with_capacity(names: usize) -> Self {
+        Namespace {
+            table: HashTable::with_capacity(names),
+            text: String::with_capacity(names * 12),
+            entries: Vec::with_capacity(names),
+        }
+    }
+
+    fn name(&self, index: u32) -> &str {
+        let e = &self.entries[index as usize];
+        let start = e.start as usize;
+        &self.text[start..start + e.len as usize]
+    }
+
+    /// What `name` stands for, and where it was declared.
+    pub fn get(&self, name: &str) -> Option<(Decl, Span)> {
+        let &index = self.table.find(hash(name), |&i| self.name(i) == name)?;
+        let e = &self.entries[index as usize];
+        Some((e.decl, e.span))
+    }
+
+    /// Binds `name`, which must not be bound yet.
+    pub fn insert(&mut self, name: &str, decl: Decl, span: Span) {
+        let index = offset(self.entries.len());
+        self.entries.push(Entry {
+            start: offset(self.text.len()),
+            len: offset(name.len()),
+            decl,
+            span,
+        });
+        self.text.push_str(name);
+        let Namespace {
+            table,
+            text,
+            entries,
+        } = self;
+        table.insert_unique(hash(name), index, |&i| {
+            let e = &entries[i as usize];
+            let start = e.start as usize;
+            hash(&text[start..start + e.len as usize])
+        });
+    }
+}
+
+/// Names and counts are far below 4 GiB: the parser limits files to that.
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_and_finds_names() {
+        let mut ns = Namespace::with_capacity(1);
+        for i in 0..1_000u32 {
+            ns.insert(
+                &format!("Name{i}"),
+                Decl::Message(MessageId(i)),
+                Span::new(i as usize, i as usize + 1),
+            );
+        }
+        for i in 0..1_000u32 {
+            let Some((Decl::Message(id), span)) = ns.get(&format!("Name{i}")) else {
+                panic!("`Name{i}` not found");
+            };
+            assert_eq!(id, MessageId(i));
+            assert_eq!(span.start, i);
+        }
+        assert!(ns.get("Name1000").is_none());
+        assert!(ns.get("Name").is_none());
+        assert!(ns.get("").is_none());
+    }
+}
