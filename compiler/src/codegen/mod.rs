@@ -128,7 +128,7 @@ pub fn module_with(spec: &CheckedSpec, options: Options) -> TokenStream {
     let mut module_doc = if spec.docs.is_empty() {
         vec![format!("The `{}` choreography.", spec.name.text)]
     } else {
-        spec.docs.lines.clone()
+        spec.docs.lines.to_vec()
     };
     module_doc.push(String::new());
     module_doc.push(format!(

@@ -5,6 +5,7 @@
 
 use crate::source::Span;
 pub use compact_str::CompactString;
+pub use thin_vec::ThinVec;
 
 /// An identifier and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +23,7 @@ pub struct Ident {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Docs {
     /// The lines.
-    pub lines: Vec<String>,
+    pub lines: ThinVec<String>,
 }
 
 impl Docs {
@@ -142,7 +143,7 @@ pub struct Prefix {
     /// Doc comment lines.
     pub docs: Docs,
     /// Attributes, in order.
-    pub attrs: Vec<Attribute>,
+    pub attrs: ThinVec<Attribute>,
 }
 
 /// A parsed file: one choreography.
@@ -151,7 +152,7 @@ pub struct File {
     /// The choreography.
     pub choreography: Choreography,
     /// Attributes after the choreography, which qualify nothing.
-    pub trailing_attrs: Vec<Attribute>,
+    pub trailing_attrs: ThinVec<Attribute>,
 }
 
 /// `choreography Name { … }`.
@@ -164,7 +165,7 @@ pub struct Choreography {
     /// Its items, in order.
     pub items: Vec<Item>,
     /// Attributes before the closing brace, which qualify nothing.
-    pub trailing_attrs: Vec<Attribute>,
+    pub trailing_attrs: ThinVec<Attribute>,
     /// The whole choreography.
     pub span: Span,
 }
@@ -203,7 +204,7 @@ pub enum ItemKind {
         /// Its variants.
         variants: Vec<Variant>,
         /// Attributes before the closing brace, which qualify nothing.
-        trailing_attrs: Vec<Attribute>,
+        trailing_attrs: ThinVec<Attribute>,
     },
     /// `command Name { fields }`.
     Command(Record),
@@ -216,7 +217,7 @@ pub enum ItemKind {
         /// Its reactions.
         reactions: Vec<Reaction>,
         /// Attributes before the closing brace, which qualify nothing.
-        trailing_attrs: Vec<Attribute>,
+        trailing_attrs: ThinVec<Attribute>,
     },
 }
 
@@ -228,7 +229,7 @@ pub struct Record {
     /// The fields.
     pub fields: Vec<Field>,
     /// Attributes before the closing brace, which qualify nothing.
-    pub trailing_attrs: Vec<Attribute>,
+    pub trailing_attrs: ThinVec<Attribute>,
 }
 
 /// `name: Type`.
@@ -306,7 +307,7 @@ pub struct Trigger {
     /// `|` or `&`.
     pub kind: TriggerKind,
     /// The names, in order.
-    pub names: Vec<Ident>,
+    pub names: ThinVec<Ident>,
     /// The whole trigger.
     pub span: Span,
 }
@@ -317,7 +318,7 @@ pub enum Outcome {
     /// `none`.
     None(Span),
     /// `A + B`: these events together.
-    Emit(Vec<Ident>, Span),
+    Emit(ThinVec<Ident>, Span),
 }
 
 impl Outcome {

@@ -379,7 +379,7 @@ impl Lower<'_> {
     }
 
     /// Lowers the fields of a record (the pairs after its name).
-    fn field_list(&self, pairs: Pairs<'_, Rule>) -> Result<(Vec<Field>, Vec<Attribute>)> {
+    fn field_list(&self, pairs: Pairs<'_, Rule>) -> Result<(Vec<Field>, ThinVec<Attribute>)> {
         let mut fields: Vec<Field> = Vec::new();
         let mut prev: Option<(usize, bool)> = None;
         let mut trailing = Prefix::default();
@@ -423,7 +423,7 @@ impl Lower<'_> {
     }
 
     /// Lowers the variants of an enum (the pairs after its name).
-    fn variant_list(&self, pairs: Pairs<'_, Rule>) -> Result<(Vec<Variant>, Vec<Attribute>)> {
+    fn variant_list(&self, pairs: Pairs<'_, Rule>) -> Result<(Vec<Variant>, ThinVec<Attribute>)> {
         let mut variants: Vec<Variant> = Vec::new();
         let mut prev: Option<(usize, bool)> = None;
         let mut trailing = Prefix::default();
@@ -577,7 +577,7 @@ impl Lower<'_> {
 
     fn lower_trigger(&self, pair: Pair<'_, Rule>) -> Result<Trigger> {
         let whole = self.span(&pair);
-        let mut names = Vec::new();
+        let mut names = ThinVec::new();
         let mut kind = TriggerKind::Any;
         for p in pair.into_inner() {
             match p.as_rule() {
@@ -599,7 +599,7 @@ impl Lower<'_> {
 
     fn outcome(&self, pair: Pair<'_, Rule>) -> Result<Outcome> {
         let whole = self.span(&pair);
-        let names: Vec<Ident> = pair.into_inner().map(|p| self.ident(p)).collect();
+        let names: ThinVec<Ident> = pair.into_inner().map(|p| self.ident(p)).collect();
         if let Some(none) = names.iter().find(|n| n.name == "none") {
             if names.len() > 1 {
                 return Err(Diagnostic::new(
