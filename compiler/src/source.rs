@@ -1,6 +1,7 @@
 //! Source text, byte spans and line/column lookup.
 
 use std::ops::Range;
+use std::sync::OnceLock;
 
 /// A byte range `start..end` in one source file.
 ///
@@ -80,21 +81,28 @@ pub struct LineCol {
 pub struct SourceFile {
     name: String,
     text: String,
-    line_starts: Vec<usize>,
+    line_starts: OnceLock<Vec<u32>>,
 }
 
 impl SourceFile {
     /// A file with the given display name and text.
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
-        let text = text.into();
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
         SourceFile {
             name: name.into(),
-            text,
-            line_starts,
+            text: text.into(),
+            line_starts: OnceLock::new(),
         }
+    }
+
+    /// Where each line starts, indexed on first use: a file that checks
+    /// clean never needs it, and on a large one it is megabytes.
+    fn line_starts(&self) -> &[u32] {
+        self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .map(|start| u32::try_from(start).unwrap_or(u32::MAX))
+                .collect()
+        })
     }
 
     /// The name shown in diagnostics (usually the path as given).
@@ -115,8 +123,9 @@ impl SourceFile {
     /// Line and column of a byte offset; offsets past the end clamp to the end.
     pub fn line_col(&self, offset: usize) -> LineCol {
         let offset = self.floor_char_boundary(offset.min(self.text.len()));
-        let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
-        let start = self.line_starts[line];
+        let line_starts = self.line_starts();
+        let line = line_starts.partition_point(|&start| start as usize <= offset) - 1;
+        let start = line_starts[line] as usize;
         let column = self.text[start..offset].chars().count() + 1;
         LineCol {
             line: line + 1,

@@ -44,9 +44,15 @@ pub(crate) fn check<'s>(
             }
         }
     }
+    // Deprecated messages are rare: when there are none, a reference need
+    // not read its message (on a large spec, a trip to memory each).
+    let any_deprecated = spec.messages.iter().any(|m| m.deprecated.is_some());
     let mut use_message =
         |id: MessageId, span: Span, uses: &mut Vec<(Span, String, &'s Deprecation)>| {
             message_used[id.index()] = true;
+            if !any_deprecated {
+                return;
+            }
             let m = spec.message(id);
             if let Some(dep) = &m.deprecated {
                 uses.push((span, format!("{} `{}`", m.kind.as_str(), m.name.text), dep));

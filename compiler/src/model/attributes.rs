@@ -83,6 +83,9 @@ pub(super) struct Attrs {
 /// Interprets `attrs` standing before `target`.
 pub(super) fn interpret(attrs: &[Attribute], target: Target, diags: &mut Vec<Diagnostic>) -> Attrs {
     let mut out = Attrs::default();
+    if attrs.is_empty() {
+        return out;
+    }
     let mut seen: Vec<&Attribute> = Vec::new();
     for attr in attrs {
         let name = attr.name.name.as_str();

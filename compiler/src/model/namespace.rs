@@ -1,12 +1,16 @@
 //! The shared namespace of types, enums, commands, events and participants.
 //!
-//! Names are interned into one string, and the hash table holds only `u32`
-//! indexes. Every reference in a spec is looked up here; on a large spec a
-//! table of full entries no longer fits the processor's caches next to the
-//! syntax tree streaming through them, and lookups went to main memory.
+//! The hash table holds only `u32` indexes into a list of entries, and an
+//! entry holds its name in place (short names, nearly all of them, need no
+//! heap string): confirming a match reads one entry. Every reference in a
+//! spec is looked up here; on a large spec a table of full entries, or one
+//! whose keys point elsewhere, no longer fits the processor's caches next
+//! to the syntax tree streaming through them, and lookups went to main
+//! memory.
 
 use super::{EnumId, MessageId, ParticipantId, RecordId};
 use crate::source::Span;
+use compact_str::CompactString;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
@@ -20,9 +24,7 @@ pub(super) enum Decl {
 }
 
 struct Entry {
-    /// The name is `text[start..start + len]`.
-    start: u32,
-    len: u32,
+    name: CompactString,
     decl: Decl,
     span: Span,
 }
@@ -31,7 +33,6 @@ struct Entry {
 #[derive(Default)]
 pub(super) struct Namespace {
     table: HashTable<u32>,
-    text: String,
     entries: Vec<Entry>,
 }
 
@@ -44,15 +45,12 @@ impl Namespace {
     pub fn with_capacity(names: usize) -> Self {
         Namespace {
             table: HashTable::with_capacity(names),
-            text: String::with_capacity(names * 12),
             entries: Vec::with_capacity(names),
         }
     }
 
     fn name(&self, index: u32) -> &str {
-        let e = &self.entries[index as usize];
-        let start = e.start as usize;
-        &self.text[start..start + e.len as usize]
+        &self.entries[index as usize].name
     }
 
     /// What `name` stands for, and where it was declared.
@@ -66,26 +64,16 @@ impl Namespace {
     pub fn insert(&mut self, name: &str, decl: Decl, span: Span) {
         let index = offset(self.entries.len());
         self.entries.push(Entry {
-            start: offset(self.text.len()),
-            len: offset(name.len()),
+            name: CompactString::new(name),
             decl,
             span,
         });
-        self.text.push_str(name);
-        let Namespace {
-            table,
-            text,
-            entries,
-        } = self;
-        table.insert_unique(hash(name), index, |&i| {
-            let e = &entries[i as usize];
-            let start = e.start as usize;
-            hash(&text[start..start + e.len as usize])
-        });
+        let Namespace { table, entries } = self;
+        table.insert_unique(hash(name), index, |&i| hash(&entries[i as usize].name));
     }
 }
 
-/// Names and counts are far below 4 GiB: the parser limits files to that.
+/// Counts are far below 4 billion: the parser limits files to 4 GiB.
 fn offset(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }

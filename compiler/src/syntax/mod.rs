@@ -51,7 +51,7 @@ pub fn parse(file: &SourceFile) -> Result<ast::File, Vec<Diagnostic>> {
     let mut blanked = scan::blank_comments(file.text()).map_err(|d| vec![*d])?;
     if blanked.starts_with('\u{feff}') {
         // Keep offsets intact: the byte order mark becomes three spaces.
-        blanked.replace_range(0..3, "   ");
+        blanked.to_mut().replace_range(0..3, "   ");
     }
     if blanked.len() >= PARALLEL_FROM_BYTES {
         let pieces = (blanked.len() / PIECE_BYTES).max(2);

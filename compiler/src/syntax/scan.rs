@@ -4,6 +4,8 @@
 //! and line number stays what the user sees), and nesting that would make the
 //! recursive-descent parser recurse without bound is refused up front.
 
+use std::borrow::Cow;
+
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::Span;
 
@@ -11,9 +13,11 @@ use crate::source::Span;
 pub const MAX_TYPE_NESTING: usize = 64;
 
 /// The text with plain comments blanked out, or the first lexical error.
-pub fn blank_comments(text: &str) -> Result<String, Box<Diagnostic>> {
+/// A text without plain comments is returned as it is, not copied.
+pub fn blank_comments(text: &str) -> Result<Cow<'_, str>, Box<Diagnostic>> {
     let bytes = text.as_bytes();
-    let mut out = bytes.to_vec();
+    // Copied when the first comment is found.
+    let mut copy: Option<Vec<u8>> = None;
     let mut i = 0;
     let mut angle_depth = 0usize;
     while i < bytes.len() {
@@ -22,7 +26,7 @@ pub fn blank_comments(text: &str) -> Result<String, Box<Diagnostic>> {
                 let end = line_end(bytes, i);
                 let is_doc = bytes.get(i + 2) == Some(&b'/') && bytes.get(i + 3) != Some(&b'/');
                 if !is_doc {
-                    blank(&mut out, i, end);
+                    blank(out(&mut copy, bytes), i, end);
                 }
                 i = end;
             }
@@ -36,7 +40,7 @@ pub fn blank_comments(text: &str) -> Result<String, Box<Diagnostic>> {
                     .with_primary_message("this comment is never closed")
                     .with_help("close it with `*/`; block comments nest, so every `/*` needs its own `*/`"))
                 })?;
-                blank(&mut out, i, end);
+                blank(out(&mut copy, bytes), i, end);
                 i = end;
             }
             b'"' => i = string_end(bytes, i),
@@ -70,7 +74,10 @@ pub fn blank_comments(text: &str) -> Result<String, Box<Diagnostic>> {
     // Only ASCII bytes were written over ASCII-delimited comment bodies, and
     // multi-byte characters inside comments were replaced byte by byte with
     // spaces, so the result is valid UTF-8 again.
-    String::from_utf8(out).map_err(|e| {
+    let Some(copy) = copy else {
+        return Ok(Cow::Borrowed(text));
+    };
+    String::from_utf8(copy).map(Cow::Owned).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         Box::new(Diagnostic::new(
             Code::E0001,
@@ -156,6 +163,11 @@ fn string_end(bytes: &[u8], start: usize) -> usize {
         }
     }
     bytes.len()
+}
+
+/// The copy of `bytes` to blank comments in, made on first use.
+fn out<'c>(copy: &'c mut Option<Vec<u8>>, bytes: &[u8]) -> &'c mut Vec<u8> {
+    copy.get_or_insert_with(|| bytes.to_vec())
 }
 
 fn blank(out: &mut [u8], start: usize, end: usize) {
