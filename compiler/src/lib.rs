@@ -20,6 +20,7 @@ pub mod codegen;
 pub mod diagnostic;
 pub mod diagram;
 pub mod explain;
+mod lists;
 pub mod macro_support;
 pub mod model;
 pub mod output;

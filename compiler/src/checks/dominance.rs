@@ -10,6 +10,8 @@
 //! containment, which keeps the flow checks linear on long pipelines where
 //! walking dominator chains would be quadratic.
 
+use crate::lists::Lists;
+
 const UNDEFINED: u32 = u32::MAX;
 
 /// The dominator tree of a graph's nodes reachable from a root.
@@ -20,38 +22,9 @@ pub(crate) struct DominatorTree {
     depth: Vec<usize>,
 }
 
-/// Adjacency lists of `n` nodes from `(from, to)` edges, stored flat.
-struct Adjacency {
-    starts: Vec<u32>,
-    targets: Vec<u32>,
-}
-
-impl Adjacency {
-    fn new(n: usize, edges: impl Iterator<Item = (u32, u32)> + Clone) -> Self {
-        let mut starts = vec![0u32; n + 1];
-        for (from, _) in edges.clone() {
-            starts[from as usize + 1] += 1;
-        }
-        for i in 0..n {
-            starts[i + 1] += starts[i];
-        }
-        let mut next: Vec<u32> = starts[..n].to_vec();
-        let mut targets = vec![0u32; starts[n] as usize];
-        for (from, to) in edges {
-            targets[next[from as usize] as usize] = to;
-            next[from as usize] += 1;
-        }
-        Adjacency { starts, targets }
-    }
-
-    fn of(&self, node: usize) -> &[u32] {
-        &self.targets[self.starts[node] as usize..self.starts[node + 1] as usize]
-    }
-}
-
 /// Immediate dominators of the nodes reachable from `root` (`root` maps to
 /// itself), `UNDEFINED` for the others.
-fn immediate_dominators(n: usize, root: usize, successors: &Adjacency) -> Vec<u32> {
+fn immediate_dominators(n: usize, root: usize, successors: &Lists<u32>) -> Vec<u32> {
     // Post-order of the nodes reachable from the root, iteratively: graphs
     // can be as deep as the spec is long.
     let mut order: Vec<u32> = Vec::with_capacity(n);
@@ -60,7 +33,7 @@ fn immediate_dominators(n: usize, root: usize, successors: &Adjacency) -> Vec<u3
     let mut stack: Vec<(u32, u32)> = vec![(root as u32, 0)];
     visited[root] = true;
     while let Some(&mut (x, ref mut next)) = stack.last_mut() {
-        let succ = successors.of(x as usize);
+        let succ = successors.get(x as usize);
         if let Some(&y) = succ.get(*next as usize) {
             *next += 1;
             if !visited[y as usize] {
@@ -76,14 +49,14 @@ fn immediate_dominators(n: usize, root: usize, successors: &Adjacency) -> Vec<u3
     let len = order.len();
     // Predecessors, by post-order number.
     let number = &number;
-    let predecessors = Adjacency::new(
+    let predecessors = Lists::grouped(
         len,
         order.iter().flat_map(|&x| {
             let from = number[x as usize];
             successors
-                .of(x as usize)
+                .get(x as usize)
                 .iter()
-                .map(move |&y| (number[y as usize], from))
+                .map(move |&y| (number[y as usize] as usize, from))
         }),
     );
     let mut doms = vec![UNDEFINED; len];
@@ -104,7 +77,7 @@ fn immediate_dominators(n: usize, root: usize, successors: &Adjacency) -> Vec<u3
         changed = false;
         for i in (0..len - 1).rev() {
             let mut new = UNDEFINED;
-            for &p in predecessors.of(i) {
+            for &p in predecessors.get(i) {
                 if doms[p as usize] == UNDEFINED {
                     continue;
                 }
@@ -131,7 +104,7 @@ impl DominatorTree {
     /// Dominators from `root` in a graph of `n` nodes with these edges;
     /// nodes unreachable from the root are not in the tree.
     pub fn new(n: usize, root: usize, edges: impl Iterator<Item = (u32, u32)> + Clone) -> Self {
-        let successors = Adjacency::new(n, edges);
+        let successors = Lists::grouped(n, edges.map(|(from, to)| (from as usize, to)));
         let doms = immediate_dominators(n, root, &successors);
         let mut idom = vec![None; n];
         let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];

@@ -9,78 +9,8 @@
 //! reaction's boxed lists there cost the checks most of their time.
 
 use super::{MessageId, ReactionId, Spec};
+use crate::lists::{offset, Lists};
 use petgraph::graph::{DiGraph, NodeIndex};
-
-/// Lists of items, one per index, stored in two flat vectors.
-#[derive(Debug, Clone)]
-struct Lists<T> {
-    /// List `i` is `items[starts[i]..starts[i + 1]]`.
-    starts: Vec<u32>,
-    items: Vec<T>,
-}
-
-impl<T> Default for Lists<T> {
-    fn default() -> Self {
-        Lists {
-            starts: vec![0],
-            items: Vec::new(),
-        }
-    }
-}
-
-impl<T: Copy> Lists<T> {
-    fn with_capacity(lists: usize, items: usize) -> Self {
-        let mut starts = Vec::with_capacity(lists + 1);
-        starts.push(0);
-        Lists {
-            starts,
-            items: Vec::with_capacity(items),
-        }
-    }
-
-    /// Appends the next list.
-    fn push(&mut self, items: impl IntoIterator<Item = T>) {
-        self.items.extend(items);
-        self.starts.push(offset(self.items.len()));
-    }
-
-    /// `n` lists filled from `(list, item)` pairs, each list keeping its
-    /// items in the order given.
-    fn grouped(n: usize, pairs: &[(usize, T)]) -> Self {
-        let mut starts = vec![0u32; n + 1];
-        for &(list, _) in pairs {
-            starts[list + 1] += 1;
-        }
-        for i in 0..n {
-            starts[i + 1] += starts[i];
-        }
-        let Some(&(_, filler)) = pairs.first() else {
-            return Lists {
-                starts,
-                items: Vec::new(),
-            };
-        };
-        let mut next: Vec<u32> = starts[..n].to_vec();
-        let mut items = vec![filler; pairs.len()];
-        for &(list, item) in pairs {
-            items[next[list] as usize] = item;
-            next[list] += 1;
-        }
-        Lists { starts, items }
-    }
-
-    fn get(&self, i: usize) -> &[T] {
-        match (self.starts.get(i), self.starts.get(i + 1)) {
-            (Some(&a), Some(&b)) => &self.items[a as usize..b as usize],
-            _ => &[],
-        }
-    }
-}
-
-/// A table position as stored: specs are far smaller than 4 billion ids.
-fn offset(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
-}
 
 /// The flow graph with per-message indexes of who consumes and who emits,
 /// and each reaction's messages.
@@ -131,18 +61,18 @@ impl Flow {
             }
             triggers.push(r.trigger.ids());
             joins.push(r.trigger.is_join());
-            let first = outcome_events.starts.len() - 1;
+            let first = outcome_events.len();
             for o in r.outcomes() {
                 outcome_events.push(o.ids());
             }
-            let last = outcome_events.starts.len() - 1;
+            let last = outcome_events.len();
             outcomes.push((first..last).map(offset));
             emitted_lists.push(emitted.iter().copied());
         }
         Flow {
             graph,
-            consumers: Lists::grouped(n, &consumed),
-            producers: Lists::grouped(n, &produced),
+            consumers: Lists::grouped(n, consumed.iter().copied()),
+            producers: Lists::grouped(n, produced.iter().copied()),
             triggers,
             joins,
             outcomes,
@@ -192,31 +122,4 @@ impl Flow {
 /// The graph node of a message.
 pub fn node(id: MessageId) -> NodeIndex {
     NodeIndex::new(id.index())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grouped_lists_keep_the_order_given() {
-        let lists = Lists::grouped(4, &[(2, 'a'), (0, 'b'), (2, 'c'), (3, 'd'), (2, 'e')]);
-        assert_eq!(lists.get(0), &['b']);
-        assert!(lists.get(1).is_empty());
-        assert_eq!(lists.get(2), &['a', 'c', 'e']);
-        assert_eq!(lists.get(3), &['d']);
-        assert!(lists.get(4).is_empty());
-    }
-
-    #[test]
-    fn pushed_lists_and_the_empty_default() {
-        let mut lists = Lists::with_capacity(3, 3);
-        lists.push([1, 2]);
-        lists.push([]);
-        lists.push([3]);
-        assert_eq!(lists.get(0), &[1, 2]);
-        assert!(lists.get(1).is_empty());
-        assert_eq!(lists.get(2), &[3]);
-        assert!(Lists::<u8>::default().get(0).is_empty());
-    }
 }
