@@ -73,52 +73,74 @@ pub(crate) fn check_order(runs: &Runs<'_>, diags: &mut Vec<Diagnostic>) {
 /// compensation's trigger events are forbidden. A join that compensates
 /// counts as triggered as soon as any of its events occurs, which may miss
 /// a warning but never invents one.
-pub(crate) fn check_missing(
-    runs: &Runs<'_>,
-    command_runs: &[CommandRun],
-    diags: &mut Vec<Diagnostic>,
-) {
-    let spec = runs.spec;
-    let mut compensations: HashMap<MessageId, Vec<ReactionId>> = HashMap::default();
-    for rid in spec.reaction_ids() {
-        if let Some(x) = spec.reaction(rid).compensates {
-            compensations.entry(x.id).or_default().push(rid);
-        }
-    }
-    let mut xs: Vec<MessageId> = compensations.keys().copied().collect();
-    xs.sort();
-    // Which command runs can reach each compensated event.
-    let mut runs_with: HashMap<MessageId, Vec<usize>> = HashMap::default();
-    for (i, run) in command_runs.iter().enumerate() {
-        for &m in &run.region {
-            if compensations.contains_key(&m) {
-                runs_with.entry(m).or_default().push(i);
+///
+/// Each command's run is judged by [`Compensations::failing_in`] right
+/// after it is built, while it is in cache and on the thread that built
+/// it; [`report_missing`] then reports per event.
+pub(crate) struct Compensations {
+    /// Per compensated event: its compensations, and the events that
+    /// trigger them (forbidden in the runs judged).
+    by_event: HashMap<MessageId, (Vec<ReactionId>, HashSet<MessageId>)>,
+}
+
+impl Compensations {
+    pub fn new(spec: &crate::model::Spec) -> Self {
+        let mut by_event: HashMap<MessageId, (Vec<ReactionId>, HashSet<MessageId>)> =
+            HashMap::default();
+        for rid in spec.reaction_ids() {
+            if let Some(x) = spec.reaction(rid).compensates {
+                let (comps, forbidden) = by_event.entry(x.id).or_default();
+                comps.push(rid);
+                forbidden.extend(spec.flow.trigger(rid).iter().copied());
             }
         }
+        Compensations { by_event }
     }
-    for x in xs {
-        let comps = &compensations[&x];
-        let forbidden: HashSet<MessageId> = comps
-            .iter()
-            .flat_map(|&r| spec.flow.trigger(r).iter().copied())
-            .collect();
-        let mut warned_for: Vec<MessageId> = Vec::new();
-        for &i in runs_with.get(&x).map_or(&[][..], Vec::as_slice) {
-            let run = &command_runs[i];
-            if !run
+
+    /// Adds `(X, command)` to `found` for every compensated event X that
+    /// the command's run can emit and then fail without compensating.
+    pub fn failing_in(
+        &self,
+        runs: &Runs<'_>,
+        run: &CommandRun,
+        found: &mut Vec<(MessageId, MessageId)>,
+    ) {
+        if self.by_event.is_empty()
+            || !run
                 .region
                 .iter()
                 .any(|&m| runs.terminal(m) == Some(Settlement::Failure))
-            {
-                continue;
-            }
-            if run_can_fail_uncompensated(runs, run, x, &forbidden) {
-                warned_for.push(run.start);
+        {
+            return;
+        }
+        for &x in &run.region {
+            if let Some((_, forbidden)) = self.by_event.get(&x) {
+                if run_can_fail_uncompensated(runs, run, x, forbidden) {
+                    found.push((x, run.start));
+                }
             }
         }
-        if warned_for.is_empty() {
+    }
+}
+
+/// Reports W0207 from what [`Compensations::failing_in`] found, given in
+/// the order of the commands: one warning per event, in id order, naming
+/// the commands in that order.
+pub(crate) fn report_missing(
+    runs: &Runs<'_>,
+    compensations: &Compensations,
+    mut found: Vec<(MessageId, MessageId)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let spec = runs.spec;
+    // Stable: the commands stay in order within each event.
+    found.sort_by_key(|&(x, _)| x);
+    for group in found.chunk_by(|a, b| a.0 == b.0) {
+        let x = group[0].0;
+        let warned_for: Vec<MessageId> = group.iter().map(|&(_, c)| c).collect();
+        let Some((comps, _)) = compensations.by_event.get(&x) else {
             continue;
-        }
+        };
         let m = spec.message(x);
         let starters = warned_for
             .iter()

@@ -44,39 +44,38 @@ pub fn run(spec: &Spec, declarations_ok: bool) -> Vec<Diagnostic> {
     joins::check(spec, &verdicts, &mut diags);
     reach::check(spec, &verdicts, &referenced, &mut diags);
     let commands: Vec<_> = spec.commands().collect();
+    let compensations = compensation::Compensations::new(spec);
     // Each command's run is analysed on its own: on a large spec, half of
     // them on another thread.
     let analyse = |commands: &[crate::model::MessageId]| {
-        let mut found = Vec::new();
-        let command_runs: Vec<runs::CommandRun> = commands
-            .iter()
-            .map(|&c| {
-                let run = runs.command_run(c);
-                dead_ends::check(&runs, &run, &mut found);
-                run
-            })
-            .collect();
-        (command_runs, found)
+        let mut dead_ends = Vec::new();
+        let mut uncompensated = Vec::new();
+        for &c in commands {
+            let run = runs.command_run(c);
+            dead_ends::check(&runs, &run, &mut dead_ends);
+            compensations.failing_in(&runs, &run, &mut uncompensated);
+        }
+        (dead_ends, uncompensated)
     };
-    let (command_runs, found) = if commands.len() >= PARALLEL_FROM_COMMANDS {
+    let (dead_ends, uncompensated) = if commands.len() >= PARALLEL_FROM_COMMANDS {
         let (first, second) = commands.split_at(commands.len() / 2);
         std::thread::scope(|scope| {
             let other = scope.spawn(|| analyse(second));
-            let (mut runs_a, mut found_a) = analyse(first);
-            let (runs_b, found_b) = match other.join() {
+            let (mut dead_a, mut uncompensated_a) = analyse(first);
+            let (dead_b, uncompensated_b) = match other.join() {
                 Ok(done) => done,
                 // A panic there is a bug: let it surface as one here.
                 Err(panic) => std::panic::resume_unwind(panic),
             };
-            runs_a.extend(runs_b);
-            found_a.extend(found_b);
-            (runs_a, found_a)
+            dead_a.extend(dead_b);
+            uncompensated_a.extend(uncompensated_b);
+            (dead_a, uncompensated_a)
         })
     } else {
         analyse(&commands)
     };
-    diags.extend(found);
+    diags.extend(dead_ends);
     compensation::check_order(&runs, &mut diags);
-    compensation::check_missing(&runs, &command_runs, &mut diags);
+    compensation::report_missing(&runs, &compensations, uncompensated, &mut diags);
     diags
 }
