@@ -109,32 +109,23 @@ async fn in_process(n: usize) -> f64 {
 fn nats(n: usize) -> f64 {
     let bin = Path::new(env!("CARGO_BIN_EXE_drone-delivery"));
     let prefix = unique_prefix();
-    let args = |service: &str| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "--broker",
-            NATS_URL,
-            "--prefix",
-            &prefix,
-            "--service",
-            service,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        a.extend([
-            "--drones".into(),
-            DRONES.to_string(),
-            "--flight-ms".into(),
-            FLIGHT_MS.to_string(),
-            "--seed".into(),
-            "8".into(),
-        ]);
-        a
-    };
+    let (drones, flight_ms) = (DRONES.to_string(), FLIGHT_MS.to_string());
+    let common = [
+        "--broker",
+        NATS_URL,
+        "--prefix",
+        &prefix,
+        "--drones",
+        &drones,
+        "--flight-ms",
+        &flight_ms,
+        "--seed",
+        "8",
+    ];
     let services = spawn_until_ready(
         bin,
         &PARTICIPANTS,
-        args,
+        &common,
         "\"ready\":true",
         Duration::from_secs(60),
     )
@@ -142,14 +133,16 @@ fn nats(n: usize) -> f64 {
     // The consumers are created; give the pullers a moment to start, as
     // services that have been up a while would have.
     std::thread::sleep(Duration::from_secs(1));
-    let mut a = args("ingress");
+    let (n, concurrency) = (n.to_string(), CONCURRENCY.to_string());
+    let mut a = common.to_vec();
     a.extend([
-        "--deliveries".into(),
-        n.to_string(),
-        "--concurrency".into(),
-        CONCURRENCY.to_string(),
+        "--service",
+        "ingress",
+        "--deliveries",
+        &n,
+        "--concurrency",
+        &concurrency,
     ]);
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let done = ServiceProcess::spawn("ingress", bin, &a)
         .unwrap()
         .wait(Duration::from_secs(600))

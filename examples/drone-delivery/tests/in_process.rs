@@ -26,10 +26,9 @@ async fn start(broker: SharedBroker) -> Node {
     common::start_in_process(&settings(), broker).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_delivery_settles_and_the_fleet_and_the_packages_agree() {
-    let node = start(Arc::new(MemoryBroker::new())).await;
-    let n = 150;
+/// Drives `n` deliveries through `node`, then checks that each settled and
+/// that the participants' final state agrees with the report.
+async fn drive_and_check(node: &Node, n: usize) {
     let report = node
         .drive(&common::drive_options(n, FLIGHT, DRONES))
         .await
@@ -37,6 +36,12 @@ async fn every_delivery_settles_and_the_fleet_and_the_packages_agree() {
     println!("{report}");
     common::check_report(&report, n);
     common::check_state(&report, &node.participants, DRONES);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_delivery_settles_and_the_fleet_and_the_packages_agree() {
+    let node = start(Arc::new(MemoryBroker::new())).await;
+    drive_and_check(&node, 150).await;
     let flights = node.participants.flights.stats();
     assert!(flights.turned_back > 0, "{flights:?}");
     assert!(flights.course_changes > 0, "{flights:?}");
@@ -51,16 +56,9 @@ async fn every_delivery_settles_and_the_fleet_and_the_packages_agree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_every_event_delivered_twice_nothing_is_done_twice() {
     let node = start(Arc::new(MemoryBroker::with_duplicates())).await;
-    let n = 120;
-    let report = node
-        .drive(&common::drive_options(n, FLIGHT, DRONES))
-        .await
-        .unwrap();
-    println!("{report}");
-    common::check_report(&report, n);
     // Among others: no drone assigned twice, every drone back, one
     // package per delivery, deleted once.
-    common::check_state(&report, &node.participants, DRONES);
+    drive_and_check(&node, 120).await;
     node.stop().await;
 }
 

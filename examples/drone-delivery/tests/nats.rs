@@ -53,50 +53,41 @@ fn one_process_per_participant_on_nats() {
         return;
     }
     let prefix = unique_prefix();
-    let common = |service: &str| -> Vec<String> {
-        [
-            "--broker",
-            NATS_URL,
-            "--prefix",
-            &prefix,
-            "--service",
-            service,
-            "--drones",
-            "10",
-            "--seed",
-            "5",
-            "--flight-ms",
-            "80",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
+    let common = [
+        "--broker",
+        NATS_URL,
+        "--prefix",
+        &prefix,
+        "--drones",
+        "10",
+        "--seed",
+        "5",
+        "--flight-ms",
+        "80",
+    ];
     // Every participant has joined its group before a request is sent.
     let services = spawn_until_ready(
         Path::new(BIN),
         &PARTICIPANTS,
-        common,
+        &common,
         "\"ready\":true",
         Duration::from_secs(60),
     )
     .unwrap();
-    let mut args = common("ingress");
-    args.extend(
-        [
-            "--deliveries",
-            &N.to_string(),
-            "--cancel-share",
-            "0.3",
-            "--reschedule-share",
-            "0.3",
-            "--timeout",
-            "240",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let n = N.to_string();
+    let mut args = common.to_vec();
+    args.extend([
+        "--service",
+        "ingress",
+        "--deliveries",
+        &n,
+        "--cancel-share",
+        "0.3",
+        "--reschedule-share",
+        "0.3",
+        "--timeout",
+        "240",
+    ]);
     let driver = ServiceProcess::spawn("ingress", Path::new(BIN), &args)
         .unwrap()
         .wait(Duration::from_secs(300))

@@ -115,14 +115,7 @@ fn nats_multi_process(orders: usize) -> f64 {
     let services = spawn_until_ready(
         bin,
         &ecommerce::PARTICIPANTS,
-        |p| {
-            common
-                .iter()
-                .copied()
-                .chain(["--service", p])
-                .map(String::from)
-                .collect()
-        },
+        &common,
         "running on",
         Duration::from_secs(60),
     )

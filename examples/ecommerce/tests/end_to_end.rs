@@ -425,14 +425,7 @@ fn one_process_per_participant_on_nats() {
     let services = spawn_until_ready(
         bin(),
         &PARTICIPANTS,
-        |p| {
-            common
-                .iter()
-                .copied()
-                .chain(["--service", p])
-                .map(String::from)
-                .collect()
-        },
+        &common,
         "running on",
         Duration::from_secs(60),
     )

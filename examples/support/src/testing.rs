@@ -58,23 +58,24 @@ pub async fn delete_nats_stream(url: &str, prefix: &str) {
     }
 }
 
-/// Starts `bin` once per name of `services`, with the arguments `args`
-/// gives for that name, and waits until each has written `ready` to its
-/// standard output (the examples print it once their consumer groups
-/// exist). An error names the service that exited or was not ready within
-/// `timeout`; the processes started are then killed as they are dropped.
+/// Starts `bin` once per name of `services`, with the arguments `common`
+/// followed by `--service <name>`, and waits until each has written `ready`
+/// to its standard output (the examples print it once their consumer
+/// groups exist). An error names the service that exited or was not ready
+/// within `timeout`; the processes started are then killed as they are
+/// dropped.
 pub fn spawn_until_ready(
     bin: &Path,
     services: &[&str],
-    args: impl Fn(&str) -> Vec<String>,
+    common: &[&str],
     ready: &str,
     timeout: Duration,
 ) -> std::io::Result<Vec<ServiceProcess>> {
     let mut started = Vec::with_capacity(services.len());
     for name in services {
-        let a = args(name);
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        started.push(ServiceProcess::spawn(name, bin, &a)?);
+        let mut args = common.to_vec();
+        args.extend(["--service", name]);
+        started.push(ServiceProcess::spawn(name, bin, &args)?);
     }
     let deadline = Instant::now() + timeout;
     for p in &mut started {
