@@ -337,36 +337,34 @@ fn judge(runs: &Runs<'_>, scope: &Scope, join: ReactionId) -> Verdict {
 pub(crate) fn check(spec: &Spec, verdicts: &[Option<Verdict>], diags: &mut Vec<Diagnostic>) {
     for rid in spec.reaction_ids() {
         let r = spec.reaction(rid);
-        let verdict = match &verdicts[rid.index()] {
-            Some(v @ (Verdict::NeverOccurs(_) | Verdict::Exclusive(..))) => v,
-            _ => continue,
+        let Some(verdict) = &verdicts[rid.index()] else {
+            continue;
         };
-        let participant = &spec.reaction_participant(rid).name.text;
-        let joined = r
-            .trigger
-            .ids()
-            .map(|m| format!("`{}`", spec.message_name(m)))
-            .collect::<Vec<_>>()
-            .join(" & ");
-        let d = match verdict {
-            Verdict::Fires => continue,
-            Verdict::NeverOccurs(m) => Diagnostic::new(
+        // Built only for the joins that fail.
+        let cannot_fire = || {
+            let participant = &spec.reaction_participant(rid).name.text;
+            let joined = r
+                .trigger
+                .ids()
+                .map(|m| format!("`{}`", spec.message_name(m)))
+                .collect::<Vec<_>>()
+                .join(" & ");
+            Diagnostic::new(
                 Code::E0205,
                 r.trigger.span,
                 format!("the join {joined} of `{participant}` can never fire"),
             )
+        };
+        let d = match verdict {
+            Verdict::Fires => continue,
+            Verdict::NeverOccurs(m) => cannot_fire()
             .with_primary_message(format!("`{}` never occurs", spec.message_name(*m)))
             .with_help(format!(
                 "no run emits `{}`, so the join waits forever; make a reaction emit it or mark it `@external`",
                 spec.message_name(*m)
             )),
             Verdict::Exclusive(a, b) => {
-                let mut d = Diagnostic::new(
-                    Code::E0205,
-                    r.trigger.span,
-                    format!("the join {joined} of `{participant}` can never fire"),
-                )
-                .with_primary_message(format!(
+                let mut d = cannot_fire().with_primary_message(format!(
                     "`{}` and `{}` never occur in the same instance",
                     spec.message_name(*a),
                     spec.message_name(*b)
