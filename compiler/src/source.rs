@@ -51,16 +51,6 @@ impl Span {
     pub fn end(self) -> usize {
         self.end as usize
     }
-
-    /// Length in bytes.
-    pub fn len(self) -> usize {
-        self.end().saturating_sub(self.start())
-    }
-
-    /// Whether the span covers no byte.
-    pub fn is_empty(self) -> bool {
-        self.end <= self.start
-    }
 }
 
 fn clamp(offset: usize) -> u32 {
