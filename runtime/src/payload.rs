@@ -52,6 +52,7 @@ enum Repr {
 trait TypedValue: Send + Sync {
     fn as_any(&self) -> &dyn Any;
     fn json(&self) -> Result<Bytes, EncodeError>;
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), EncodeError>;
     fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
 }
 
@@ -75,6 +76,19 @@ impl<T: Message> TypedValue for Typed<T> {
                     .map_err(|e| EncodeError(e.to_string()))
             })
             .clone()
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        // Written in place, not cached: an envelope is mostly encoded once,
+        // and the cache would cost a buffer of its own and a copy.
+        match self.json.get() {
+            Some(Ok(b)) => {
+                out.extend_from_slice(b);
+                Ok(())
+            }
+            Some(Err(e)) => Err(e.clone()),
+            None => serde_json::to_writer(out, &self.value).map_err(|e| EncodeError(e.to_string())),
+        }
     }
 
     fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -151,6 +165,22 @@ impl Payload {
     }
 }
 
+impl Payload {
+    /// Appends this payload's JSON to `out` (nothing for an empty payload)
+    /// without caching it or making a buffer of its own: what envelope
+    /// encoding uses.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        match &self.0 {
+            Repr::Empty => Ok(()),
+            Repr::Json(b) => {
+                out.extend_from_slice(b);
+                Ok(())
+            }
+            Repr::Typed(v) => v.write_json(out),
+        }
+    }
+}
+
 impl Default for Payload {
     fn default() -> Self {
         Payload::empty()
@@ -210,6 +240,13 @@ mod tests {
         // Another type with the same shape decodes through JSON.
         assert_eq!(p.decode::<Pong>().unwrap(), Pong { n: 7 });
         assert_eq!(&p.to_json().unwrap()[..], br#"{"n":7}"#);
+        // Written in place, before and after the cache is filled.
+        let fresh = Payload::typed(Ping { n: 8 });
+        let mut out = b"x".to_vec();
+        fresh.write_json(&mut out).unwrap();
+        p.write_json(&mut out).unwrap();
+        Payload::empty().write_json(&mut out).unwrap();
+        assert_eq!(&out[..], br#"x{"n":8}{"n":7}"#);
     }
 
     #[test]

@@ -252,7 +252,7 @@ impl Inner {
         &self,
         topic: &str,
         payload: Bytes,
-        msg_id: &str,
+        msg_id: String,
     ) -> Result<jetstream::context::PublishAckFuture, BrokerError> {
         let known = self
             .streams
@@ -270,9 +270,10 @@ impl Inner {
         self.js
             .send_publish(
                 subject,
+                // The id moves into the header (`message_id` would copy it).
                 jetstream::message::PublishMessage::build()
                     .payload(payload)
-                    .message_id(msg_id),
+                    .header(async_nats::header::NATS_MESSAGE_ID, msg_id),
             )
             .await
             .map_err(|e| unavailable("publish", e))
@@ -284,9 +285,9 @@ impl Inner {
         &self,
         topic: &str,
         payload: Bytes,
-        msg_id: &str,
+        msg_id: String,
     ) -> Result<(), BrokerError> {
-        let ack = self.send(topic, payload.clone(), msg_id).await?;
+        let ack = self.send(topic, payload.clone(), msg_id.clone()).await?;
         match ack.await {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
@@ -320,7 +321,7 @@ impl Inner {
         for (reply, topic, env) in items {
             let dedup = pull::dead_letter_dedup_id(&pull::id_text(&env), group);
             let fut = match pull::encode(&env) {
-                Ok(body) => self.send(&dead_letter_topic(&topic), body, &dedup).await,
+                Ok(body) => self.send(&dead_letter_topic(&topic), body, dedup).await,
                 Err(e) => Err(e),
             };
             sent.push((reply, env, fut));
@@ -437,6 +438,7 @@ impl MemberCtx {
         tx: mpsc::UnboundedSender<Delivery>,
     ) {
         let settler: Arc<dyn Settler> = self.clone();
+        let mut recent = json::Recent::default();
         let mut want = 1;
         loop {
             let Some(reserved) = self.member.reserve(want).await else {
@@ -476,7 +478,7 @@ impl MemberCtx {
                         break;
                     }
                 };
-                if let Some(h) = self.receive(msg, &topic).await {
+                if let Some(h) = self.receive(msg, &topic, &mut recent).await {
                     if self.member.stop.is_stopped() {
                         self.give_back(vec![h]).await;
                         continue;
@@ -501,11 +503,15 @@ impl MemberCtx {
 
     /// Turns a message into what the member holds, or dead-letters it
     /// (not an envelope, or delivered too often) and returns `None`.
-    async fn receive(&self, msg: jetstream::Message, topic: &SharedStr) -> Option<Held> {
-        let (delivered, stream, seq) = match msg.info() {
+    async fn receive(
+        &self,
+        msg: jetstream::Message,
+        topic: &SharedStr,
+        recent: &mut json::Recent,
+    ) -> Option<Held> {
+        let (delivered, seq) = match msg.info() {
             Ok(i) => (
                 u32::try_from(i.delivered).unwrap_or(u32::MAX),
-                i.stream.to_owned(),
                 i.stream_sequence,
             ),
             Err(e) => {
@@ -514,9 +520,10 @@ impl MemberCtx {
             }
         };
         let reply = msg.message.reply.clone()?;
-        let envelope = match json::decode_bytes(&msg.message.payload) {
+        let envelope = match json::decode_bytes_in(&msg.message.payload, recent) {
             Ok(env) => env,
             Err(e) => {
+                let stream = msg.info().map(|i| i.stream.to_owned()).unwrap_or_default();
                 let id = msg
                     .message
                     .headers
@@ -614,7 +621,7 @@ impl Broker for NatsBroker {
         self.inner.life.check_open()?;
         let body = pull::encode(&envelope)?;
         self.inner
-            .publish_one(topic, body, &pull::id_text(&envelope))
+            .publish_one(topic, body, pull::id_text(&envelope))
             .await
     }
 
@@ -622,9 +629,9 @@ impl Broker for NatsBroker {
         self.inner.life.check_open()?;
         // Send everything, then wait for the acknowledgements together.
         let mut acks = Vec::with_capacity(messages.len());
-        for (topic, env) in &messages {
-            let body = pull::encode(env)?;
-            acks.push(self.inner.send(topic, body, &pull::id_text(env)).await?);
+        let bodies = pull::encode_all(messages.iter().map(|(_, env)| env))?;
+        for ((topic, env), body) in messages.iter().zip(bodies) {
+            acks.push(self.inner.send(topic, body, pull::id_text(env)).await?);
         }
         let mut retry = Vec::new();
         for (ack, (topic, env)) in acks.into_iter().zip(&messages) {
@@ -637,7 +644,7 @@ impl Broker for NatsBroker {
         for (topic, env) in retry {
             self.inner.forget_stream(topic);
             self.inner
-                .publish_one(topic, pull::encode(env)?, &pull::id_text(env))
+                .publish_one(topic, pull::encode(env)?, pull::id_text(env))
                 .await?;
         }
         Ok(())

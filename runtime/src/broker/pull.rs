@@ -70,14 +70,32 @@ pub(crate) fn encode(env: &Envelope) -> Result<Bytes, BrokerError> {
     Ok(Bytes::from(json::encode(env)?))
 }
 
-/// The envelope's id as text, in one allocation (`to_string` grows its
-/// buffer several times for a UUID).
+/// Encodes envelopes for the wire into one buffer, each message a slice of
+/// it: a batch costs one allocation, not one or two per message.
+pub(crate) fn encode_all<'a>(
+    envs: impl ExactSizeIterator<Item = &'a Envelope>,
+) -> Result<Vec<Bytes>, BrokerError> {
+    let mut buf = Vec::with_capacity(envs.len() * json::ENCODED_GUESS);
+    let mut ends = Vec::with_capacity(envs.len());
+    for env in envs {
+        json::encode_into(env, &mut buf)?;
+        ends.push(buf.len());
+    }
+    let all = Bytes::from(buf);
+    let mut start = 0;
+    Ok(ends
+        .into_iter()
+        .map(|end| {
+            let one = all.slice(start..end);
+            start = end;
+            one
+        })
+        .collect())
+}
+
+/// The envelope's id as text.
 pub(crate) fn id_text(env: &Envelope) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(40);
-    // Writing to a String cannot fail.
-    let _ = write!(s, "{}", env.id());
-    s
+    env.id().text()
 }
 
 /// The id under which a dead letter is deduplicated: one dead letter per
@@ -508,6 +526,24 @@ impl<H: Send + 'static> Drop for PulledSubscription<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_encodes_to_the_bytes_of_each_message() {
+        let envs: Vec<Envelope> = (0..5)
+            .map(|i| {
+                Envelope::builder("Shop.Placed", format!("order-{i}"))
+                    .payload(Payload::json(format!("{{\"n\":{i}}}")))
+                    .build()
+            })
+            .collect();
+        let bodies = encode_all(envs.iter()).unwrap();
+        assert_eq!(bodies.len(), envs.len());
+        for (body, env) in bodies.iter().zip(&envs) {
+            assert_eq!(body, &encode(env).unwrap());
+            assert_eq!(&json::decode(body).unwrap(), env);
+        }
+        assert!(encode_all([].iter()).unwrap().is_empty());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn credit_is_held_until_settled_or_expired() {

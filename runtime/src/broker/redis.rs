@@ -250,6 +250,25 @@ fn is_noscript(e: &RedisError) -> bool {
     e.code() == Some("NOSCRIPT")
 }
 
+/// The stream and dedup-prefix keys of the topic published to last.
+#[derive(Default)]
+struct RunKeys {
+    topic: String,
+    stream: String,
+    dedup: String,
+}
+
+impl RunKeys {
+    fn of(&mut self, inner: &Inner, topic: &str) -> (&String, &String) {
+        if self.stream.is_empty() || self.topic != topic {
+            topic.clone_into(&mut self.topic);
+            self.stream = inner.key(topic);
+            self.dedup = format!("{}dedup:{topic}:", inner.options.key_prefix);
+        }
+        (&self.stream, &self.dedup)
+    }
+}
+
 impl Inner {
     fn key(&self, topic: &str) -> String {
         format!("{}{topic}", self.options.key_prefix)
@@ -263,10 +282,13 @@ impl Inner {
             return Ok(());
         }
         let mut conn = self.conn.clone();
+        // Batches mostly go to one topic: its keys are made once per run of
+        // it (arguments are copied into the command as they are added).
+        let mut keys = RunKeys::default();
         let Some(window) = self.options.dedup_window else {
             let mut pipe = ::redis::pipe();
             for (topic, body, _) in items {
-                let cmd = pipe.cmd("XADD").arg(self.key(topic));
+                let cmd = pipe.cmd("XADD").arg(keys.of(self, topic).0);
                 if let Some(max) = self.options.max_len {
                     cmd.arg("MAXLEN").arg("~").arg(max);
                 }
@@ -280,8 +302,8 @@ impl Inner {
         let mut call = ::redis::cmd("EVALSHA");
         call.arg(self.publish.get_hash()).arg(2 * items.len());
         for (topic, _, _) in items {
-            call.arg(self.key(topic))
-                .arg(format!("{}dedup:{topic}:", self.options.key_prefix));
+            let (stream, dedup) = keys.of(self, topic);
+            call.arg(stream).arg(dedup);
         }
         call.arg(ms(window).max(1))
             .arg(self.options.max_len.unwrap_or(0));
@@ -540,6 +562,7 @@ impl MemberCtx {
         let mut reader_id = None;
         let mut cursors = vec!["0-0".to_owned(); self.streams.len()];
         let mut first = 0;
+        let mut recent = json::Recent::default();
         loop {
             let Some(reserved) = self.member.reserve(usize::MAX).await else {
                 return;
@@ -593,7 +616,7 @@ impl MemberCtx {
                     failed = Some(e);
                 }
             }
-            let used = self.hand_out(got, &tx, &settler).await;
+            let used = self.hand_out(got, &tx, &settler, &mut recent).await;
             self.member.release(reserved - used.min(reserved));
             if let Some(e) = failed {
                 // Maybe a new connection (a new id) after this.
@@ -692,7 +715,9 @@ impl MemberCtx {
                 };
                 got.push(Entry {
                     stream: i,
-                    id: String::from_utf8_lossy(&id).into_owned(),
+                    // Valid UTF-8 (what Redis makes) moves without a copy.
+                    id: String::from_utf8(id)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
                     raw: fields.and_then(event_field),
                     attempt: 1,
                 });
@@ -770,6 +795,7 @@ impl MemberCtx {
         got: Vec<Entry>,
         tx: &mpsc::UnboundedSender<Delivery>,
         settler: &Arc<dyn Settler>,
+        recent: &mut json::Recent,
     ) -> usize {
         let mut used = 0;
         let mut dead = Vec::new();
@@ -784,7 +810,7 @@ impl MemberCtx {
             let topic = &self.streams[stream].1;
             let raw = raw.map(Bytes::from);
             let decoded = match &raw {
-                Some(b) => json::decode_bytes(b),
+                Some(b) => json::decode_bytes_in(b, recent),
                 None => Err(crate::envelope::EnvelopeError::Malformed(format!(
                     "the stream entry has no field {FIELD:?}"
                 ))),
@@ -906,10 +932,21 @@ impl Broker for RedisBroker {
 
     async fn publish_batch(&self, messages: Vec<(SharedStr, Envelope)>) -> Result<(), BrokerError> {
         self.inner.life.check_open()?;
-        let mut items = Vec::with_capacity(messages.len());
-        for (topic, env) in &messages {
-            items.push((topic.as_str(), pull::encode(env)?, pull::id_text(env)));
-        }
+        let bodies = pull::encode_all(messages.iter().map(|(_, env)| env))?;
+        // Ids are only sent when the broker deduplicates.
+        let dedup = self.inner.options.dedup_window.is_some();
+        let items: Vec<_> = messages
+            .iter()
+            .zip(bodies)
+            .map(|((topic, env), body)| {
+                let id = if dedup {
+                    pull::id_text(env)
+                } else {
+                    String::new()
+                };
+                (topic.as_str(), body, id)
+            })
+            .collect();
         self.inner.publish_raw(&items).await
     }
 

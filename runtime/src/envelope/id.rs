@@ -77,6 +77,20 @@ impl EventId {
         ))
     }
 
+    /// Calls `f` with the id's text, formatted on the stack: the adapters'
+    /// hot paths write ids without `fmt` or an allocation.
+    pub(crate) fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        match &self.0 {
+            Repr::Uuid(u) => f(u.hyphenated().encode_lower(&mut Uuid::encode_buffer())),
+            Repr::Text(t) => f(t),
+        }
+    }
+
+    /// The id's text in a `String` of its own.
+    pub(crate) fn text(&self) -> String {
+        self.with_text(|t| t.to_owned())
+    }
+
     /// The id as a UUID, when it is one.
     pub fn as_uuid(&self) -> Option<Uuid> {
         match &self.0 {
@@ -181,6 +195,7 @@ mod tests {
             "",
         ] {
             assert_eq!(EventId::from(s).to_string(), s);
+            assert_eq!(EventId::from(s).text(), s);
         }
         assert!(EventId::from("0190b6f2-7c3a-7d2e-9f00-123456789abc")
             .as_uuid()

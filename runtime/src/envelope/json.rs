@@ -8,7 +8,9 @@ use base64::Engine as _;
 use bytes::Bytes;
 use jiff::Timestamp;
 use serde_json::Value;
+use smallvec::SmallVec;
 
+pub use super::intern::Recent;
 use super::{
     check_extension_name, Envelope, EnvelopeError, EventId, Inner, SharedStr, TraceParent,
     CLOUDEVENTS_VERSION,
@@ -67,6 +69,20 @@ where
     K: AsRef<str>,
     V: AsRef<str>,
 {
+    from_attributes_in(attrs, payload, &mut Recent::default())
+}
+
+/// [`from_attributes`], sharing the texts that repeat from event to event
+/// (`type`, `source`, `datacontenttype`, `choreoversion`) through `recent`.
+fn from_attributes_in<K, V>(
+    attrs: impl IntoIterator<Item = (K, V)>,
+    payload: Payload,
+    recent: &mut Recent,
+) -> Result<Envelope, EnvelopeError>
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
     let mut id = None;
     let mut source = None;
     let mut ty = None;
@@ -83,8 +99,8 @@ where
             // `None` inside: the right version; else the wrong one.
             "specversion" => spec = Some((v != CLOUDEVENTS_VERSION).then(|| v.to_owned())),
             "id" => id = Some(EventId::from(v)),
-            "source" => source = Some(shared(v)),
-            "type" => ty = Some(shared(v)),
+            "source" => source = Some(recent.shared(v)),
+            "type" => ty = Some(recent.shared(v)),
             "time" => {
                 time = Some(v.parse::<Timestamp>().map_err(|e| EnvelopeError::Invalid {
                     name: "time".into(),
@@ -92,14 +108,14 @@ where
                 })?)
             }
             "correlationid" => correlation = Some(shared(v)),
-            "datacontenttype" => inner_opt.datacontenttype = Some(shared(v)),
+            "datacontenttype" => inner_opt.datacontenttype = Some(recent.shared(v)),
             "causationid" => inner_opt.causation_id = Some(EventId::from(v)),
             "traceparent" => match v.parse::<TraceParent>() {
                 Ok(tp) => inner_opt.traceparent = Some(tp),
                 Err(e) => tracing::warn!(error = %e, "dropping invalid traceparent"),
             },
             "tracestate" => inner_opt.tracestate = Some(shared(v)),
-            "choreoversion" => inner_opt.choreo_version = Some(shared(v)),
+            "choreoversion" => inner_opt.choreo_version = Some(recent.shared(v)),
             // Attributes this runtime does not use are kept as extensions
             // when their names are valid ones.
             other => {
@@ -152,74 +168,108 @@ struct OptionalAttrs {
 /// malformed payload on its way to a dead-letter topic, say) go in
 /// `data_base64`, so nothing is lost or altered.
 pub fn encode(env: &Envelope) -> Result<Vec<u8>, EncodeError> {
-    let data = env.payload().to_json()?;
-    let mut buf = Vec::with_capacity(320 + data.len());
+    let mut buf = Vec::with_capacity(ENCODED_GUESS);
+    encode_into(env, &mut buf)?;
+    Ok(buf)
+}
+
+/// About how many bytes an envelope with a small payload encodes to.
+pub(crate) const ENCODED_GUESS: usize = 512;
+
+/// [`encode`], appending to `buf` (the adapters encode a whole batch into
+/// one buffer). On an error `buf` is left as it was.
+pub fn encode_into(env: &Envelope, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let start = buf.len();
+    let written = write_structured(env, buf);
+    if written.is_err() {
+        buf.truncate(start);
+    }
+    written
+}
+
+fn write_structured(env: &Envelope, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
     buf.push(b'{');
-    // The attributes in the order of `attributes`, written as they come
-    // (no list of owned strings in between: this is the adapters' hot path).
+    // The attributes in the order of `attributes`, written as they come:
+    // no owned strings in between, ids and times formatted on the stack or
+    // straight into the buffer (this is the adapters' hot path).
     let i = &env.0;
-    let mut text = String::with_capacity(64);
-    let field = |buf: &mut Vec<u8>, k: &str, v: &str| -> Result<(), EncodeError> {
-        if buf.len() > 1 {
+    let mut first = true;
+    let mut key = |buf: &mut Vec<u8>, k: &str| -> Result<(), EncodeError> {
+        if !std::mem::take(&mut first) {
             buf.push(b',');
         }
         write_json_string(buf, k)?;
         buf.push(b':');
-        write_json_string(buf, v)
+        Ok(())
     };
-    field(&mut buf, "specversion", CLOUDEVENTS_VERSION)?;
-    text.clear();
-    write_display(&mut text, &i.id);
-    field(&mut buf, "id", &text)?;
-    field(&mut buf, "source", &i.source)?;
-    field(&mut buf, "type", &i.ty)?;
-    text.clear();
-    write_display(&mut text, &i.time);
-    field(&mut buf, "time", &text)?;
-    field(&mut buf, "correlationid", &i.correlation_id)?;
+    key(buf, "specversion")?;
+    write_json_string(buf, CLOUDEVENTS_VERSION)?;
+    key(buf, "id")?;
+    i.id.with_text(|t| write_json_string(buf, t))?;
+    key(buf, "source")?;
+    write_json_string(buf, &i.source)?;
+    key(buf, "type")?;
+    write_json_string(buf, &i.ty)?;
+    // RFC 3339: digits and `-:.TZ`, nothing to escape.
+    key(buf, "time")?;
+    write_plain(buf, &i.time);
+    key(buf, "correlationid")?;
+    write_json_string(buf, &i.correlation_id)?;
     if let Some(v) = &i.datacontenttype {
-        field(&mut buf, "datacontenttype", v)?;
+        key(buf, "datacontenttype")?;
+        write_json_string(buf, v)?;
     }
     if let Some(v) = &i.causation_id {
-        text.clear();
-        write_display(&mut text, v);
-        field(&mut buf, "causationid", &text)?;
+        key(buf, "causationid")?;
+        v.with_text(|t| write_json_string(buf, t))?;
     }
     if let Some(v) = &i.traceparent {
-        text.clear();
-        write_display(&mut text, v);
-        field(&mut buf, "traceparent", &text)?;
+        // Lower-case hex and dashes.
+        key(buf, "traceparent")?;
+        write_plain(buf, v);
     }
     if let Some(v) = &i.tracestate {
-        field(&mut buf, "tracestate", v)?;
+        key(buf, "tracestate")?;
+        write_json_string(buf, v)?;
     }
     if let Some(v) = &i.choreo_version {
-        field(&mut buf, "choreoversion", v)?;
+        key(buf, "choreoversion")?;
+        write_json_string(buf, v)?;
     }
     for (k, v) in &i.extensions {
-        field(&mut buf, k, v)?;
+        key(buf, k)?;
+        write_json_string(buf, v)?;
     }
-    if !data.is_empty() {
-        // A typed payload was encoded by serde_json: valid by construction.
-        if env.payload().is_typed()
-            || serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok()
-        {
+    let payload = env.payload();
+    if payload.is_typed() {
+        // Encoded by serde_json into the buffer: valid by construction.
+        buf.extend_from_slice(b",\"data\":");
+        payload.write_json(buf)?;
+    } else {
+        let data = payload.to_json()?;
+        let valid = || serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok();
+        if data.is_empty() {
+            // No data: no member.
+        } else if valid() {
             buf.extend_from_slice(b",\"data\":");
             buf.extend_from_slice(&data);
         } else {
             buf.extend_from_slice(b",\"data_base64\":");
             let b64 = base64::engine::general_purpose::STANDARD.encode(&data);
-            write_json_string(&mut buf, &b64)?;
+            write_json_string(buf, &b64)?;
         }
     }
     buf.push(b'}');
-    Ok(buf)
+    Ok(())
 }
 
-fn write_display(out: &mut String, v: &impl std::fmt::Display) {
-    use std::fmt::Write as _;
-    // Writing to a String cannot fail.
-    let _ = write!(out, "{v}");
+/// Writes `v` between quotes, as it displays: only for values whose text
+/// never needs escaping.
+fn write_plain(buf: &mut Vec<u8>, v: &impl std::fmt::Display) {
+    buf.push(b'"');
+    // Writing to a Vec cannot fail.
+    let _ = std::io::Write::write_fmt(buf, format_args!("{v}"));
+    buf.push(b'"');
 }
 
 fn write_json_string(buf: &mut Vec<u8>, s: &str) -> Result<(), EncodeError> {
@@ -228,21 +278,40 @@ fn write_json_string(buf: &mut Vec<u8>, s: &str) -> Result<(), EncodeError> {
 
 /// Decodes one structured-mode JSON object into an envelope.
 pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
-    decode_with(bytes, |data| Bytes::copy_from_slice(data.as_bytes()))
+    decode_with(
+        bytes,
+        |data| Bytes::copy_from_slice(data.as_bytes()),
+        &mut Recent::default(),
+    )
 }
 
 /// [`decode`] of bytes already shared: the payload's data is a slice of
 /// them, not a copy.
 pub fn decode_bytes(bytes: &Bytes) -> Result<Envelope, EnvelopeError> {
-    decode_with(bytes, |data| bytes.slice_ref(data.as_bytes()))
+    decode_bytes_in(bytes, &mut Recent::default())
 }
 
-fn decode_with(bytes: &[u8], data: impl Fn(&str) -> Bytes) -> Result<Envelope, EnvelopeError> {
+/// [`decode_bytes`] for a receiving loop that decodes event after event:
+/// `recent` keeps the texts that repeat from event to event (`type`,
+/// `source`, `datacontenttype`, `choreoversion`), so that envelopes share
+/// them instead of allocating each its own.
+pub fn decode_bytes_in(bytes: &Bytes, recent: &mut Recent) -> Result<Envelope, EnvelopeError> {
+    decode_with(bytes, |data| bytes.slice_ref(data.as_bytes()), recent)
+}
+
+/// Members an envelope mostly has at most: kept on the stack.
+const USUAL_MEMBERS: usize = 12;
+
+fn decode_with(
+    bytes: &[u8],
+    data: impl Fn(&str) -> Bytes,
+    recent: &mut Recent,
+) -> Result<Envelope, EnvelopeError> {
     // Each member's value is kept as its raw text: `data` is taken as it
     // is (no tree built and written again), attributes parse one by one.
     let members: Members<'_> =
         serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-    let mut attrs = Vec::with_capacity(members.0.len());
+    let mut attrs: SmallVec<[(Cow<'_, str>, Cow<'_, str>); USUAL_MEMBERS]> = SmallVec::new();
     let mut payload = Payload::empty();
     for (k, raw) in members.0 {
         let text = raw.get();
@@ -284,11 +353,11 @@ fn decode_with(bytes: &[u8], data: impl Fn(&str) -> Bytes) -> Result<Envelope, E
             }
         }
     }
-    from_attributes(attrs, payload)
+    from_attributes_in(attrs, payload, recent)
 }
 
 /// The members of a JSON object, each value as its raw text, in order.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a serde_json::value::RawValue)>);
+struct Members<'a>(SmallVec<[(Cow<'a, str>, &'a serde_json::value::RawValue); USUAL_MEMBERS]>);
 
 impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -302,7 +371,7 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
                 self,
                 mut map: A,
             ) -> Result<Members<'a>, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(12));
+                let mut out = SmallVec::new();
                 while let Some(k) = map.next_key::<CowStr<'de>>()? {
                     out.push((k.0, map.next_value::<&'de serde_json::value::RawValue>()?));
                 }
@@ -385,6 +454,46 @@ mod tests {
         );
         assert_eq!(back.traceparent(), env.traceparent());
         assert_eq!(encode(&back).unwrap(), bytes);
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    struct Unencodable {
+        // serde_json refuses keys that are not strings.
+        by_bytes: std::collections::BTreeMap<Vec<u8>, u8>,
+    }
+    impl Message for Unencodable {
+        const TYPE: &'static str = "Shop.Unencodable";
+    }
+
+    #[test]
+    fn encoding_appends_and_leaves_the_buffer_as_it_was_on_an_error() {
+        let env = sample();
+        let mut buf = b"[".to_vec();
+        encode_into(&env, &mut buf).unwrap();
+        assert_eq!(&buf[1..], &encode(&env).unwrap()[..]);
+        let bad = Envelope::of(
+            "order-1",
+            Unencodable {
+                by_bytes: [(vec![1], 1)].into(),
+            },
+        )
+        .build();
+        let before = buf.clone();
+        assert!(encode_into(&bad, &mut buf).is_err());
+        assert_eq!(buf, before);
+    }
+
+    #[test]
+    fn decoders_share_repeated_texts_and_keep_the_rest_exact() {
+        let env = sample();
+        let bytes = Bytes::from(encode(&env).unwrap());
+        let mut recent = Recent::default();
+        let a = decode_bytes_in(&bytes, &mut recent).unwrap();
+        let b = decode_bytes_in(&bytes, &mut recent).unwrap();
+        assert_eq!(a, env);
+        assert_eq!(b, env);
+        assert!(a.ty_shared().same_ptr(b.ty_shared()));
+        assert!(!a.correlation_shared().same_ptr(b.correlation_shared()));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! atomic increment.
 
 mod id;
+mod intern;
 pub mod json;
 mod text;
 mod trace;
