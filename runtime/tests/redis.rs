@@ -19,6 +19,14 @@ choreo_runtime::conformance_suite!(redis_conformance, if_available: async {
     crate::redis::shared().await.map(|b| -> choreo_runtime::SharedBroker { std::sync::Arc::new(b) })
 });
 
+// Once more with the broker's deduplication on (`?dedup=2m`), which
+// changes what a duplicate publish delivers.
+choreo_runtime::conformance_suite!(redis_deduplicating_conformance, if_available: async {
+    crate::redis::shared_deduplicating()
+        .await
+        .map(|b| -> choreo_runtime::SharedBroker { std::sync::Arc::new(b) })
+});
+
 #[tokio::test]
 async fn redis_restart_mid_stream_loses_no_confirmed_publish() {
     let Some(mut server) = redis::own_server() else {

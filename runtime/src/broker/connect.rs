@@ -32,7 +32,9 @@ pub enum ConnectError {
 /// is a new embedded [`MemoryBroker`]; `nats://host:port` is NATS JetStream
 /// (feature `nats`), `redis://host:port` Redis Streams (feature `redis`;
 /// `rediss://` reaches the adapter too, which answers that TLS is not
-/// built in), each with its default options. An unreachable server
+/// built in), each with its default options but for what the URL sets
+/// (see [`RedisBroker::connect_with`](super::RedisBroker::connect_with)
+/// for Redis' `?dedup=`). An unreachable server
 /// is an error naming the URL, after at most the adapter's connect timeout
 /// (5 s).
 pub async fn connect(url: &str) -> Result<SharedBroker, ConnectError> {

@@ -10,12 +10,14 @@
 //! - **Groups**: a consumer group per group and stream (`XGROUP CREATE … 0`
 //!   for [`StartPosition::Earliest`], `$` for `Latest`); each member is a
 //!   consumer of its own name in it.
-//! - **Publishing** runs a script that appends each structured-mode event
-//!   (field `event`) with `XADD` unless its id was published to the topic
-//!   within [`RedisOptions::dedup_window`], remembered in a hash per topic
-//!   and time bucket (`choreo:dedup:<topic>:<bucket>`) that expires as a
-//!   whole: Redis 7 has no deduplication of its own. A batch is one call of the script.
-//!   Without a window, publishing is plain pipelined `XADD`s.
+//! - **Publishing**: pipelined `XADD`s of structured-mode events (field
+//!   `event`), one round trip per batch. Redis 7 has no deduplication of
+//!   its own: the services' inboxes deduplicate. With
+//!   [`RedisOptions::dedup_window`] (URL `?dedup=2m`) a script appends each
+//!   event unless its id was published to the topic within the window,
+//!   remembered in a hash per topic and time bucket
+//!   (`choreo:dedup:<topic>:<bucket>`) that expires as a whole; a batch is
+//!   one call of the script.
 //! - **Receiving**: each member reads with `XREADGROUP … BLOCK` on a
 //!   connection of its own (blocking commands would stall a shared one),
 //!   whose response timeout is longer than the block time.
@@ -24,8 +26,8 @@
 //!   comes from `XPENDING`. A nack with a delay sets the entry's idle time
 //!   to `ack_wait - delay` (`XCLAIM … IDLE … JUSTID`), so that it becomes
 //!   claimable after the delay; delays longer than `ack_wait` are cut to it.
-//! - **Dead letters**: published (deduplicated by `<id>/dlq/<group>`) to
-//!   the dead-letter stream, then the entry is acked.
+//! - **Dead letters**: published to the dead-letter stream (with the
+//!   window, deduplicated by `<id>/dlq/<group>`), then the entry is acked.
 //! - **Reconnecting**: the connections reconnect by themselves; what a
 //!   member had read stays in its group's pending list and is claimed
 //!   again after the ack wait.
@@ -56,9 +58,11 @@ pub struct RedisOptions {
     /// Put in front of every key this adapter uses.
     pub key_prefix: String,
     /// How long a published id is remembered, at least (at most twice
-    /// this), to drop a second publish of it on the same topic (`None`: no
-    /// deduplication by the broker; the services' inboxes still
-    /// deduplicate).
+    /// this), to drop a second publish of it on the same topic. `None`, the
+    /// default: no deduplication by the broker, whose script costs the
+    /// server about twice the CPU of a plain `XADD` per message; the
+    /// services' inboxes deduplicate whatever the broker. The URL setting
+    /// `?dedup=2m` turns it on (see [`RedisBroker::connect_with`]).
     pub dedup_window: Option<Duration>,
     /// Trim each stream to about this many entries on publish (`None`:
     /// keep everything). Trimming drops entries whether or not every group
@@ -79,7 +83,7 @@ impl Default for RedisOptions {
     fn default() -> Self {
         RedisOptions {
             key_prefix: "choreo:".into(),
-            dedup_window: Some(Duration::from_secs(120)),
+            dedup_window: None,
             max_len: None,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(5),
@@ -164,6 +168,51 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> BrokerError {
     BrokerError::Unavailable(format!("Redis {what}: {e}"))
 }
 
+/// The URL without choreo's own settings (for the Redis client, which
+/// ignores what it does not know), and `options` with them applied.
+fn url_settings(
+    url: &str,
+    mut options: RedisOptions,
+) -> Result<(String, RedisOptions), BrokerError> {
+    let bad = |reason: String| BrokerError::Other(format!("Redis URL `{url}`: {reason}"));
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        // Not a URL this code can read: the client says what is wrong.
+        return Ok((url.to_owned(), options));
+    };
+    let mut kept = Vec::new();
+    let mut dedup = None;
+    for (k, v) in parsed.query_pairs() {
+        if k == "dedup" {
+            dedup = Some(v.into_owned());
+        } else {
+            kept.push((k.into_owned(), v.into_owned()));
+        }
+    }
+    let Some(dedup) = dedup else {
+        return Ok((url.to_owned(), options));
+    };
+    options.dedup_window = if dedup == "off" {
+        None
+    } else {
+        let window: jiff::SignedDuration = dedup.parse().map_err(|e| {
+            bad(format!(
+                "`dedup={dedup}` is neither `off` nor a duration such as `2m` ({e})"
+            ))
+        })?;
+        let window = Duration::try_from(window)
+            .ok()
+            .filter(|w| *w >= Duration::from_millis(1))
+            .ok_or_else(|| bad(format!("`dedup={dedup}` is not a positive duration")))?;
+        Some(window)
+    };
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    Ok((parsed.into(), options))
+}
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -174,12 +223,18 @@ impl RedisBroker {
         RedisBroker::connect_with(url, RedisOptions::default()).await
     }
 
-    /// Connects to `url` (`redis://[user:password@]host:port[/db]`) and
-    /// checks that the server answers, within `options.connect_timeout`.
+    /// Connects to `url` (`redis://[user:password@]host:port[/db][?dedup=…]`)
+    /// and checks that the server answers, within `options.connect_timeout`.
+    ///
+    /// The URL's `dedup` setting overrides `options.dedup_window`: a
+    /// duration (`dedup=2m`, `dedup=90s`, `dedup=PT2M`) turns deduplication
+    /// by the broker on with that window, `dedup=off` turns it off.
     pub async fn connect_with(
         url: &str,
         options: RedisOptions,
     ) -> Result<RedisBroker, BrokerError> {
+        let (server_url, options) = url_settings(url, options)?;
+        let url = server_url.as_str();
         let client = Client::open(url).map_err(|e| unavailable("URL", e))?;
         let attempt = async {
             let conn = connection(&client, &options, options.response_timeout).await?;
@@ -1069,5 +1124,58 @@ impl Subscription for RedisSubscription {
         self.sub.unsubscribe().await?;
         self.forget_consumer().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str) -> Result<(String, Option<Duration>), BrokerError> {
+        url_settings(url, RedisOptions::default()).map(|(u, o)| (u, o.dedup_window))
+    }
+
+    #[test]
+    fn the_url_turns_broker_deduplication_on_and_off() {
+        assert_eq!(
+            settings("redis://127.0.0.1:6379").unwrap(),
+            ("redis://127.0.0.1:6379".into(), None),
+            "off by default, the URL untouched"
+        );
+        assert_eq!(
+            settings("redis://127.0.0.1:6379/2?dedup=2m").unwrap(),
+            (
+                "redis://127.0.0.1:6379/2".into(),
+                Some(Duration::from_secs(120))
+            )
+        );
+        assert_eq!(
+            settings("redis://h:1?protocol=resp3&dedup=PT90S").unwrap(),
+            (
+                "redis://h:1?protocol=resp3".into(),
+                Some(Duration::from_secs(90))
+            ),
+            "the client's own settings stay"
+        );
+        let on = RedisOptions {
+            dedup_window: Some(Duration::from_secs(5)),
+            ..RedisOptions::default()
+        };
+        assert_eq!(
+            url_settings("redis://h:1?dedup=off", on)
+                .unwrap()
+                .1
+                .dedup_window,
+            None
+        );
+    }
+
+    #[test]
+    fn a_bad_dedup_setting_is_a_clear_error() {
+        for bad in ["soon", "-5s", "0s", ""] {
+            let err = settings(&format!("redis://h:1?dedup={bad}")).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(&format!("`dedup={bad}`")), "{text}");
+        }
     }
 }

@@ -127,7 +127,7 @@ pub mod nats {
 #[cfg(feature = "redis")]
 pub mod redis {
     use super::*;
-    use choreo_runtime::broker::{RedisBroker, RedisOptions};
+    use choreo_runtime::broker::{Broker, RedisBroker, RedisOptions};
 
     /// What the tests use: keys under `choreo-test:`.
     pub fn options() -> RedisOptions {
@@ -139,8 +139,19 @@ pub mod redis {
 
     /// A broker on the shared server, or `None` (skip) when it is down.
     pub async fn shared() -> Option<RedisBroker> {
+        shared_at(REDIS_URL).await
+    }
+
+    /// [`shared`] with the broker's own deduplication on, set by the URL.
+    pub async fn shared_deduplicating() -> Option<RedisBroker> {
+        let b = shared_at(&format!("{REDIS_URL}?dedup=2m")).await?;
+        assert!(b.capabilities().native_dedup, "`?dedup=2m` turns it on");
+        Some(b)
+    }
+
+    async fn shared_at(url: &str) -> Option<RedisBroker> {
         static SWEPT: AtomicBool = AtomicBool::new(false);
-        let connected = RedisBroker::connect_with(REDIS_URL, options()).await;
+        let connected = RedisBroker::connect_with(url, options()).await;
         let b = reachable(&format!("Redis at {REDIS_URL}"), connected)?;
         if first_time(&SWEPT) {
             sweep(&b).await;
