@@ -224,9 +224,11 @@ fn write_structured(env: &Envelope, buf: &mut Vec<u8>) -> Result<(), EncodeError
         v.with_text(|t| write_json_string(buf, t))?;
     }
     if let Some(v) = &i.traceparent {
-        // Lower-case hex and dashes.
+        // Lower-case hex and dashes: nothing to escape.
         key(buf, "traceparent")?;
-        write_plain(buf, v);
+        buf.push(b'"');
+        buf.extend_from_slice(&v.to_text());
+        buf.push(b'"');
     }
     if let Some(v) = &i.tracestate {
         key(buf, "tracestate")?;

@@ -49,13 +49,47 @@ impl TraceParent {
     }
 }
 
+impl TraceParent {
+    /// The W3C text form, `00-<trace id>-<parent id>-<flags>`, made without
+    /// `fmt` (every envelope on the wire carries one).
+    pub(crate) fn to_text(self) -> [u8; TEXT_LEN] {
+        let mut out = [b'-'; TEXT_LEN];
+        out[..2].copy_from_slice(b"00");
+        write_hex(&mut out[3..35], self.trace_id);
+        write_hex(&mut out[36..52], u128::from(self.parent_id));
+        write_hex(&mut out[53..55], u128::from(self.flags));
+        out
+    }
+}
+
+/// The length of a version-00 `traceparent`.
+const TEXT_LEN: usize = 55;
+
+/// Writes the low `out.len()` hex digits of `v`, lower case.
+fn write_hex(out: &mut [u8], mut v: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in out.iter_mut().rev() {
+        *b = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
+    }
+}
+
+/// The value of lower-case hex digits (at most 32), or `None`.
+fn read_hex(text: &[u8]) -> Option<u128> {
+    text.iter().try_fold(0u128, |acc, b| {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        Some(acc << 4 | u128::from(d))
+    })
+}
+
 impl fmt::Display for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id, self.parent_id, self.flags
-        )
+        // The text is ASCII by construction.
+        f.write_str(std::str::from_utf8(&self.to_text()).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -70,34 +104,25 @@ impl FromStr for TraceParent {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || TraceParentError(s.to_owned());
-        let lower_hex = |p: &str, len: usize| {
-            p.len() == len
-                && p.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        };
-        let mut parts = s.split('-');
-        let (Some(v), Some(t), Some(p), Some(fl), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
+        let b = s.as_bytes();
+        if b.len() != TEXT_LEN || &b[..3] != b"00-" || b[35] != b'-' || b[52] != b'-' {
+            return Err(err());
+        }
+        let (Some(trace_id), Some(parent_id), Some(flags)) = (
+            read_hex(&b[3..35]),
+            read_hex(&b[36..52]),
+            read_hex(&b[53..55]),
         ) else {
             return Err(err());
         };
-        if v != "00" || !lower_hex(t, 32) || !lower_hex(p, 16) || !lower_hex(fl, 2) {
-            return Err(err());
-        }
-        let trace_id = u128::from_str_radix(t, 16).map_err(|_| err())?;
-        let parent_id = u64::from_str_radix(p, 16).map_err(|_| err())?;
-        let flags = u8::from_str_radix(fl, 16).map_err(|_| err())?;
         if trace_id == 0 || parent_id == 0 {
             return Err(err());
         }
+        // 16 and 2 hex digits fit their types.
         Ok(TraceParent {
             trace_id,
-            parent_id,
-            flags,
+            parent_id: parent_id as u64,
+            flags: flags as u8,
         })
     }
 }
@@ -114,6 +139,23 @@ mod tests {
         let child = tp.child();
         assert_eq!(child.trace_id, tp.trace_id);
         assert_ne!(child.parent_id, tp.parent_id);
+        // The text form agrees with `{:x}` for any ids, small ones included.
+        for _ in 0..1000 {
+            let t = TraceParent {
+                trace_id: (fastrand::u128(1..) >> fastrand::u32(0..128)).max(1),
+                parent_id: (fastrand::u64(1..) >> fastrand::u32(0..64)).max(1),
+                flags: fastrand::u8(..),
+            };
+            let text = t.to_string();
+            assert_eq!(
+                text,
+                format!(
+                    "00-{:032x}-{:016x}-{:02x}",
+                    t.trace_id, t.parent_id, t.flags
+                )
+            );
+            assert_eq!(text.parse::<TraceParent>().unwrap(), t);
+        }
         for bad in [
             "",
             "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
@@ -121,6 +163,10 @@ mod tests {
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+            "00+4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0é",
         ] {
             assert!(bad.parse::<TraceParent>().is_err(), "{bad}");
         }
