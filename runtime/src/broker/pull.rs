@@ -95,7 +95,7 @@ pub(crate) fn encode_all<'a>(
 
 /// The envelope's id as text.
 pub(crate) fn id_text(env: &Envelope) -> String {
-    env.id().text()
+    env.id().with_text(|t| t.to_owned())
 }
 
 /// The id under which a dead letter is deduplicated: one dead letter per

@@ -86,11 +86,6 @@ impl EventId {
         }
     }
 
-    /// The id's text in a `String` of its own.
-    pub(crate) fn text(&self) -> String {
-        self.with_text(|t| t.to_owned())
-    }
-
     /// The id as a UUID, when it is one.
     pub fn as_uuid(&self) -> Option<Uuid> {
         match &self.0 {
@@ -195,7 +190,7 @@ mod tests {
             "",
         ] {
             assert_eq!(EventId::from(s).to_string(), s);
-            assert_eq!(EventId::from(s).text(), s);
+            assert_eq!(EventId::from(s).with_text(|t| t.to_owned()), s);
         }
         assert!(EventId::from("0190b6f2-7c3a-7d2e-9f00-123456789abc")
             .as_uuid()
