@@ -81,6 +81,14 @@ impl Default for NatsOptions {
     }
 }
 
+/// How long past its expiry a pull request may stay open without the
+/// server ending it before the puller stops waiting and asks again. The
+/// server's `408` comes within milliseconds of the expiry, but now and then
+/// it never comes (seen with nats-server 2.9.10 after a request was mostly
+/// filled), and async-nats waits 5 s more on its own: seconds in which the
+/// topic's pending messages wait too.
+const REQUEST_GRACE: Duration = Duration::from_millis(500);
+
 /// A broker on a NATS server with JetStream. Cloning gives another handle
 /// on the same connection.
 #[derive(Clone)]
@@ -444,10 +452,10 @@ impl MemberCtx {
             let Some(reserved) = self.member.reserve(want).await else {
                 return;
             };
+            let request_end = Instant::now() + self.broker.options.pull_expires;
             {
-                let end = Instant::now() + self.broker.options.pull_expires;
                 let mut last = self.requests_end.lock().unwrap_or_else(|p| p.into_inner());
-                *last = Some(last.map_or(end, |l| l.max(end)));
+                *last = Some(last.map_or(request_end, |l| l.max(request_end)));
             }
             let batch = consumer
                 .batch()
@@ -470,7 +478,20 @@ impl MemberCtx {
             let mut used = 0;
             // Stopped or not, read the request to its end: what it brings
             // after a stop is given back below.
-            while let Some(next) = batch.next().await {
+            let give_up = request_end + REQUEST_GRACE;
+            loop {
+                let next = tokio::select! {
+                    // Whatever has arrived is taken before giving up.
+                    biased;
+                    next = batch.next() => next,
+                    () = tokio::time::sleep_until(give_up) => {
+                        tracing::debug!(topic = %topic, "the server did not end a pull request at its expiry; asking again");
+                        None
+                    }
+                };
+                let Some(next) = next else {
+                    break;
+                };
                 let msg = match next {
                     Ok(m) => m,
                     Err(e) => {
