@@ -130,9 +130,6 @@ fn nats(n: usize) -> f64 {
         Duration::from_secs(60),
     )
     .unwrap();
-    // The consumers are created; give the pullers a moment to start, as
-    // services that have been up a while would have.
-    std::thread::sleep(Duration::from_secs(1));
     let (n, concurrency) = (n.to_string(), CONCURRENCY.to_string());
     let mut a = common.to_vec();
     a.extend([
