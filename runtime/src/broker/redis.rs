@@ -325,6 +325,16 @@ impl RunKeys {
 }
 
 impl Inner {
+    /// The id `publish_raw` deduplicates `env` by: its id when the broker
+    /// deduplicates, else nothing (it would not be sent).
+    fn dedup_id(&self, env: &Envelope) -> String {
+        if self.options.dedup_window.is_some() {
+            pull::id_text(env)
+        } else {
+            String::new()
+        }
+    }
+
     fn key(&self, topic: &str) -> String {
         format!("{}{topic}", self.options.key_prefix)
     }
@@ -981,26 +991,17 @@ impl Broker for RedisBroker {
         self.inner.life.check_open()?;
         let body = pull::encode(&envelope)?;
         self.inner
-            .publish_raw(&[(topic, body, pull::id_text(&envelope))])
+            .publish_raw(&[(topic, body, self.inner.dedup_id(&envelope))])
             .await
     }
 
     async fn publish_batch(&self, messages: Vec<(SharedStr, Envelope)>) -> Result<(), BrokerError> {
         self.inner.life.check_open()?;
         let bodies = pull::encode_all(messages.iter().map(|(_, env)| env))?;
-        // Ids are only sent when the broker deduplicates.
-        let dedup = self.inner.options.dedup_window.is_some();
         let items: Vec<_> = messages
             .iter()
             .zip(bodies)
-            .map(|((topic, env), body)| {
-                let id = if dedup {
-                    pull::id_text(env)
-                } else {
-                    String::new()
-                };
-                (topic.as_str(), body, id)
-            })
+            .map(|((topic, env), body)| (topic.as_str(), body, self.inner.dedup_id(env)))
             .collect();
         self.inner.publish_raw(&items).await
     }
