@@ -14,6 +14,10 @@
 //! assert!(report.has_errors()); // E0107: no command
 //! ```
 
+// The parser pest derives without its `std` feature (see the workspace
+// manifest) names `::alloc`.
+extern crate alloc;
+
 pub mod build;
 pub mod checks;
 pub mod codegen;

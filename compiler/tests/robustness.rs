@@ -98,6 +98,25 @@ fn ten_thousand_nested_brackets_are_syntax_errors_not_stack_overflows() {
     assert_eq!(on_small_stack(move || codes(&text)), [Code::E0001]);
 }
 
+/// pest runs without its native stack probe (see the workspace manifest):
+/// the deepest nesting `scan` lets through must parse, lower and check on
+/// a small stack, and one level more must be refused before pest runs.
+#[test]
+fn the_deepest_type_nesting_accepted_fits_a_small_stack() {
+    let nested = |depth: usize| {
+        format!(
+            "choreography X {{ key k: uuid type T {{ f: {}string{} }} }}",
+            "list<".repeat(depth),
+            ">".repeat(depth)
+        )
+    };
+    let deepest = nested(choreo_compiler::syntax::MAX_TYPE_NESTING);
+    let got = on_small_stack(move || codes(&deepest));
+    assert!(!got.contains(&Code::E0001), "{got:?}");
+    let deeper = nested(choreo_compiler::syntax::MAX_TYPE_NESTING + 1);
+    assert_eq!(on_small_stack(move || codes(&deeper)), [Code::E0001]);
+}
+
 #[test]
 fn very_long_identifiers_work() {
     let long = format!("E{}", "x".repeat(1_000_000));
