@@ -20,6 +20,15 @@ pub trait Message:
 {
     /// The wire type (the CloudEvents `type` attribute), e.g. `Ecommerce.OrderPlaced`.
     const TYPE: &'static str;
+
+    /// How many messages this one stands for: one, unless it batches
+    /// several (a [`ProgressNotice`](crate::progress::ProgressNotice)
+    /// carries one completion per handling). The in-memory broker's
+    /// bounded retention counts by it, so that what a topic keeps for
+    /// late groups does not grow with the size of its batches.
+    fn batch_len(&self) -> usize {
+        1
+    }
 }
 
 /// A payload did not decode into the requested type.
@@ -54,6 +63,7 @@ trait TypedValue: Send + Sync {
     fn json(&self) -> Result<Bytes, EncodeError>;
     fn write_json(&self, out: &mut Vec<u8>) -> Result<(), EncodeError>;
     fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+    fn batch_len(&self) -> usize;
 }
 
 struct Typed<T> {
@@ -94,6 +104,10 @@ impl<T: Message> TypedValue for Typed<T> {
     fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.value, f)
     }
+
+    fn batch_len(&self) -> usize {
+        self.value.batch_len()
+    }
 }
 
 impl Payload {
@@ -118,6 +132,15 @@ impl Payload {
     /// Whether there is no data.
     pub fn is_empty(&self) -> bool {
         matches!(self.0, Repr::Empty)
+    }
+
+    /// How many messages this payload stands for ([`Message::batch_len`]
+    /// of a typed value, at least one; one for bytes).
+    pub(crate) fn batch_len(&self) -> usize {
+        match &self.0 {
+            Repr::Typed(v) => v.batch_len().max(1),
+            Repr::Empty | Repr::Json(_) => 1,
+        }
     }
 
     /// Whether this is a typed value (so its JSON, made by `serde_json`,

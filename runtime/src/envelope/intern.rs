@@ -57,6 +57,16 @@ fn intern(text: &str) -> Option<&'static str> {
     Some(leaked)
 }
 
+/// `text` as a [`SharedStr`] that costs nothing to clone or drop: the
+/// table's copy, or a counted one past the table's bounds. For names a
+/// process repeats on every event (a service's source, its scopes).
+pub(crate) fn shared(text: &str) -> SharedStr {
+    match intern(text) {
+        Some(t) => SharedStr::from_static(t),
+        None => SharedStr::from(Arc::<str>::from(text)),
+    }
+}
+
 /// The texts one decoder (one subscription's receiving loop) saw last, in
 /// front of the shared table: a hit takes no lock.
 #[derive(Default)]

@@ -14,6 +14,7 @@
 
 mod id;
 mod intern;
+pub(crate) use intern::shared as interned;
 pub mod json;
 mod text;
 mod trace;

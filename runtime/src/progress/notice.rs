@@ -20,6 +20,10 @@ pub struct ProgressNotice {
 
 impl Message for ProgressNotice {
     const TYPE: &'static str = "choreo.ProgressNotice";
+
+    fn batch_len(&self) -> usize {
+        self.completions.len()
+    }
 }
 
 /// One reaction finished with one event (for good: retries pending are not

@@ -18,7 +18,7 @@ use super::options::{bump, Counters, ServiceError, ServiceOptions, ServiceStats,
 use crate::broker::{
     settle_all, Delivery, Settlement, SharedBroker, SubscribeOptions, Subscription,
 };
-use crate::envelope::{Envelope, EventId, SharedStr};
+use crate::envelope::{interned, Envelope, EventId, SharedStr};
 use crate::progress::notice::{Completion, ProgressNotice};
 use crate::store::{Claim, StoreError};
 
@@ -344,11 +344,12 @@ impl Runner {
                 by_type.entry(t.clone()).or_default().push(i);
             }
         }
-        let source = SharedStr::from(
-            opts.source
-                .clone()
-                .unwrap_or_else(|| format!("{}/{}", def.choreography, def.participant)),
-        );
+        // Every emitted envelope carries the source: a counted copy would
+        // have both cores update one reference count on every event.
+        let source = match &opts.source {
+            Some(s) => interned(s),
+            None => interned(&format!("{}/{}", def.choreography, def.participant)),
+        };
         let progress_topic = SharedStr::from(opts.topics.progress(&def.choreography));
         let types: Vec<(SharedStr, Vec<usize>)> = by_type.into_iter().collect();
         Runner {

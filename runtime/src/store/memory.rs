@@ -133,18 +133,21 @@ impl ScopeInbox {
             return;
         }
         let cutoff = self.completed.saturating_sub(capacity as u64);
-        let keep = |e: &mut Entry| {
-            if *e & CLAIM == 0 {
+        // The done entries kept are counted in the same pass: a second
+        // walk over a table this size costs as much as the sweep.
+        let mut done = 0usize;
+        let mut keep = |e: &mut Entry| {
+            let kept = if *e & CLAIM == 0 {
                 *e >= cutoff
             } else {
                 *e & !CLAIM > now_ms
-            }
+            };
+            done += usize::from(kept && *e & CLAIM == 0);
+            kept
         };
         self.uuids.retain(|_, e| keep(e));
         self.texts.retain(|_, e| keep(e));
-        let done = |e: &&Entry| **e & CLAIM == 0;
-        self.done =
-            self.uuids.values().filter(done).count() + self.texts.values().filter(done).count();
+        self.done = done;
     }
 }
 
@@ -342,6 +345,14 @@ mod tests {
         );
         let held = inbox.with_scope("s", |s| s.len());
         assert!(held <= 100 + 100 / 8 + 7 + 1, "{held} ids held");
+        // The sweep's running count of done entries is what the table holds.
+        let (counted, actual) = inbox.with_scope("s", |s| {
+            let done = |e: &&Entry| **e & CLAIM == 0;
+            let actual =
+                s.uuids.values().filter(done).count() + s.texts.values().filter(done).count();
+            (s.done, actual)
+        });
+        assert_eq!(counted, actual);
     }
 
     #[tokio::test]

@@ -7,8 +7,9 @@
 //!
 //! Each topic fans a published message out to one queue per consumer
 //! group; members of a group take from its queue in batches. A topic also
-//! retains its last messages ([`MemoryOptions::retained_per_topic`]) so that
-//! a group created later with [`StartPosition::Earliest`] still sees them.
+//! retains its last messages ([`MemoryOptions::retained_per_topic`], batches
+//! counted by what they carry) so that a group created later with
+//! [`StartPosition::Earliest`] still sees them.
 //! Nothing survives the process: the broker is not durable.
 
 mod group;
@@ -38,8 +39,12 @@ pub struct MemoryOptions {
     /// to prove that consumers deduplicate.
     pub duplicate_deliveries: bool,
     /// How many of its latest messages a topic keeps for groups created
-    /// later from the earliest position (0: none). Groups that exist keep
-    /// everything published after they were created, whatever this says.
+    /// later from the earliest position (0: none). A message that batches
+    /// others counts for what it carries
+    /// ([`Message::batch_len`](crate::Message::batch_len): a progress
+    /// notice of 200 completions counts 200), and the latest message is
+    /// kept whatever it counts. Groups that exist keep everything
+    /// published after they were created, whatever this says.
     pub retained_per_topic: usize,
 }
 
@@ -69,7 +74,13 @@ struct Topic {
 
 #[derive(Default)]
 struct TopicState {
-    retained: VecDeque<Envelope>,
+    /// The latest messages, each with how many it stands for
+    /// ([`Message::batch_len`](crate::Message::batch_len)), read once
+    /// when it comes: evicting then touches nothing of the message but
+    /// its reference count.
+    retained: VecDeque<(Envelope, usize)>,
+    /// What `retained` stands for, in all.
+    retained_len: usize,
     groups: Vec<Arc<Group>>,
 }
 
@@ -159,11 +170,18 @@ impl Shared {
         let mut st = lock(&topic.state);
         let keep = self.options.retained_per_topic;
         if keep > 0 {
-            let kept = &envs[envs.len().saturating_sub(keep)..];
-            while !st.retained.is_empty() && st.retained.len() + kept.len() > keep {
-                st.retained.pop_front();
+            // A batch longer than the window leaves only its end in it.
+            for env in &envs[envs.len().saturating_sub(keep)..] {
+                let len = env.payload().batch_len();
+                st.retained.push_back((env.clone(), len));
+                st.retained_len += len;
+                // The latest message stays, whatever it stands for.
+                while st.retained_len > keep && st.retained.len() > 1 {
+                    if let Some((_, gone)) = st.retained.pop_front() {
+                        st.retained_len -= gone;
+                    }
+                }
             }
-            st.retained.extend(kept.iter().cloned());
         }
         for g in &st.groups {
             g.push(envs, copies);
@@ -262,7 +280,9 @@ impl Broker for MemoryBroker {
             // settings, as a durable consumer does on a real broker.
             let group = existing.unwrap_or_else(|| {
                 let backlog: Vec<Envelope> = match options.start {
-                    StartPosition::Earliest => st.retained.iter().cloned().collect(),
+                    StartPosition::Earliest => {
+                        st.retained.iter().map(|(env, _)| env.clone()).collect()
+                    }
                     StartPosition::Latest => Vec::new(),
                 };
                 let g = Group::new(
@@ -481,6 +501,50 @@ mod tests {
         broker.publish("t", env(3)).await.unwrap();
         assert_eq!(ids(&mut late, 1).await, ["e3"]);
         assert_eq!(ids(&mut early, 1).await, ["e3"]);
+    }
+
+    /// A message that stands for several, as a progress notice does.
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    struct Batched(Vec<u32>);
+    impl crate::Message for Batched {
+        const TYPE: &'static str = "Test.Batched";
+        fn batch_len(&self) -> usize {
+            self.0.len()
+        }
+    }
+
+    #[tokio::test]
+    async fn retention_counts_a_batch_by_what_it_carries() {
+        let broker = MemoryBroker::with_options(MemoryOptions {
+            retained_per_topic: 4,
+            ..MemoryOptions::default()
+        });
+        let batch = |n: u32, len: u32| {
+            Envelope::of("k", Batched((0..len).collect()))
+                .id(format!("b{n}"))
+                .build()
+        };
+        // What a group created now from the earliest position gets first.
+        let retained = |group: &'static str, n: usize| {
+            let broker = broker.clone();
+            async move {
+                let o = SubscribeOptions::new(group, ["t"]);
+                ids(&mut broker.subscribe(o).await.unwrap(), n).await
+            }
+        };
+        // 3 + 3 is more than 4: only the second batch stays.
+        broker.publish("t", batch(0, 3)).await.unwrap();
+        broker.publish("t", batch(1, 3)).await.unwrap();
+        assert_eq!(retained("a", 1).await, ["b1"]);
+        // A batch bigger than the window is kept, alone, as the latest.
+        broker.publish("t", batch(2, 9)).await.unwrap();
+        assert_eq!(retained("b", 1).await, ["b2"]);
+        // Plain messages count one each again, next to an empty batch.
+        broker.publish("t", batch(3, 0)).await.unwrap();
+        for n in 0..3 {
+            broker.publish("t", env(n)).await.unwrap();
+        }
+        assert_eq!(retained("c", 4).await, ["b3", "e0", "e1", "e2"]);
     }
 
     #[tokio::test]
