@@ -479,6 +479,9 @@ impl Builder {
             if span != name.span {
                 continue;
             }
+            self.spec.participants[pid.index()]
+                .reactions
+                .reserve_exact(reactions.len());
             for r in reactions {
                 let attrs =
                     attributes::interpret(&r.prefix.attrs, Target::Reaction, &mut self.diags);
@@ -575,7 +578,9 @@ impl Builder {
     }
 
     fn trigger(&mut self, t: &ast::Trigger) -> Trigger {
-        let mut messages: Vec<Ref<MessageId>> = Vec::new();
+        // Sized exactly: a large spec holds one list per reaction, and a
+        // growing vector starts at four.
+        let mut messages: Vec<Ref<MessageId>> = Vec::with_capacity(t.names.len());
         for ident in &t.names {
             let Some(r) = self.message_ref(ident, Role::Trigger) else {
                 continue;
@@ -602,7 +607,7 @@ impl Builder {
     }
 
     fn outcomes(&mut self, outs: &[ast::Outcome]) -> Vec<Outcome> {
-        let mut result: Vec<Outcome> = Vec::new();
+        let mut result: Vec<Outcome> = Vec::with_capacity(outs.len());
         for o in outs {
             let outcome = match o {
                 ast::Outcome::None(span) => Outcome {
@@ -610,7 +615,7 @@ impl Builder {
                     span: *span,
                 },
                 ast::Outcome::Emit(names, span) => {
-                    let mut events: Vec<Ref<MessageId>> = Vec::new();
+                    let mut events: Vec<Ref<MessageId>> = Vec::with_capacity(names.len());
                     let mut complete = true;
                     for ident in names {
                         let Some(r) = self.message_ref(ident, Role::Outcome) else {

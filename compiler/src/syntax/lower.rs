@@ -67,6 +67,13 @@ impl Piece {
     }
 }
 
+/// How many of `pairs` are `rule`s: lists are sized exactly, since a
+/// large spec holds hundreds of thousands of short ones, and a vector
+/// that grows starts with room for four.
+fn count(pairs: &Pairs<'_, Rule>, rule: Rule) -> usize {
+    pairs.clone().filter(|p| p.as_rule() == rule).count()
+}
+
 /// Lowers the parse tree of a text, or of a piece of it that starts at
 /// byte `offset` (pest's positions are relative to the piece it parsed).
 pub(super) struct Lower<'t> {
@@ -147,7 +154,16 @@ impl Lower<'_> {
                 let line = line.strip_prefix(' ').unwrap_or(line);
                 prefix.docs.lines.push(line.trim_end().to_string());
             }
-            Rule::attribute => prefix.attrs.push(self.attribute(pair)?),
+            Rule::attribute => {
+                let attr = self.attribute(pair)?;
+                // Mostly one attribute: room for exactly that many, where a
+                // growing list would start at four.
+                let len = prefix.attrs.len();
+                if len == prefix.attrs.capacity() {
+                    prefix.attrs.reserve_exact(len.max(1));
+                }
+                prefix.attrs.push(attr);
+            }
             _ => return Err(self.internal(&pair).into()),
         }
         Ok(())
@@ -167,9 +183,11 @@ impl Lower<'_> {
         };
         let args = match inner.next() {
             None => None,
-            Some(args) => Some(
-                args.into_inner()
-                    .map(|arg| match arg.as_rule() {
+            Some(args) => Some({
+                let args = args.into_inner();
+                let mut out = Vec::with_capacity(args.len());
+                for arg in args {
+                    out.push(match arg.as_rule() {
                         Rule::named_arg => {
                             let mut parts = arg.clone().into_inner();
                             match (parts.next(), parts.next()) {
@@ -181,9 +199,10 @@ impl Lower<'_> {
                             }
                         }
                         _ => self.literal(arg).map(AttrArg::Positional),
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-            ),
+                    }?);
+                }
+                out
+            }),
         };
         Ok(Attribute {
             name,
@@ -335,7 +354,7 @@ impl Lower<'_> {
             }
             Rule::participant_item => {
                 let name = inner.next().ok_or_else(|| self.internal(&item))?;
-                let mut reactions = Vec::new();
+                let mut reactions = Vec::with_capacity(count(&inner, Rule::reaction));
                 let mut trailing = Prefix::default();
                 for p in inner {
                     match p.as_rule() {
@@ -380,7 +399,7 @@ impl Lower<'_> {
 
     /// Lowers the fields of a record (the pairs after its name).
     fn field_list(&self, pairs: Pairs<'_, Rule>) -> Result<(Vec<Field>, ThinVec<Attribute>)> {
-        let mut fields: Vec<Field> = Vec::new();
+        let mut fields: Vec<Field> = Vec::with_capacity(count(&pairs, Rule::field));
         let mut prev: Option<(usize, bool)> = None;
         let mut trailing = Prefix::default();
         for p in pairs {
@@ -424,7 +443,7 @@ impl Lower<'_> {
 
     /// Lowers the variants of an enum (the pairs after its name).
     fn variant_list(&self, pairs: Pairs<'_, Rule>) -> Result<(Vec<Variant>, ThinVec<Attribute>)> {
-        let mut variants: Vec<Variant> = Vec::new();
+        let mut variants: Vec<Variant> = Vec::with_capacity(count(&pairs, Rule::variant));
         let mut prev: Option<(usize, bool)> = None;
         let mut trailing = Prefix::default();
         for p in pairs {
@@ -544,12 +563,16 @@ impl Lower<'_> {
         let mut outcomes = None;
         let mut compensates = None;
         let mut start = whole.start;
-        for p in pair.into_inner() {
+        let inner = pair.into_inner();
+        let outcome_count = count(&inner, Rule::outcome);
+        for p in inner {
             match p.as_rule() {
                 Rule::doc | Rule::attribute => self.push_prefix(&mut prefix, p)?,
                 Rule::kw_on => start = self.span(&p).start,
                 Rule::trigger => trigger = Some(self.lower_trigger(p)?),
-                Rule::outcome => outcomes.get_or_insert_with(Vec::new).push(self.outcome(p)?),
+                Rule::outcome => outcomes
+                    .get_or_insert_with(|| Vec::with_capacity(outcome_count))
+                    .push(self.outcome(p)?),
                 Rule::compensates => {
                     let name = p
                         .clone()
@@ -577,9 +600,17 @@ impl Lower<'_> {
 
     fn lower_trigger(&self, pair: Pair<'_, Rule>) -> Result<Trigger> {
         let whole = self.span(&pair);
-        let mut names = ThinVec::new();
+        let inner = pair.into_inner();
+        let named = inner
+            .clone()
+            .map(|p| match p.as_rule() {
+                Rule::any_tail | Rule::all_tail => p.into_inner().len(),
+                _ => 1,
+            })
+            .sum();
+        let mut names = ThinVec::with_capacity(named);
         let mut kind = TriggerKind::Any;
-        for p in pair.into_inner() {
+        for p in inner {
             match p.as_rule() {
                 Rule::ident => names.push(self.ident(p)),
                 Rule::any_tail => names.extend(p.into_inner().map(|p| self.ident(p))),
