@@ -59,7 +59,7 @@ fn intern(text: &str) -> Option<&'static str> {
 
 /// `text` as a [`SharedStr`] that costs nothing to clone or drop: the
 /// table's copy, or a counted one past the table's bounds. For names a
-/// process repeats on every event (a service's source, its scopes).
+/// process repeats on every event (a service's source).
 pub(crate) fn shared(text: &str) -> SharedStr {
     match intern(text) {
         Some(t) => SharedStr::from_static(t),

@@ -172,7 +172,10 @@ impl Shared {
         if keep > 0 {
             // A batch longer than the window leaves only its end in it.
             for env in &envs[envs.len().saturating_sub(keep)..] {
-                let len = env.payload().batch_len();
+                // Counted at most as the whole window: what a message
+                // says it stands for is the user's code, and the sum must
+                // not overflow.
+                let len = env.payload().batch_len().min(keep);
                 st.retained.push_back((env.clone(), len));
                 st.retained_len += len;
                 // The latest message stays, whatever it stands for.
@@ -513,6 +516,16 @@ mod tests {
         }
     }
 
+    /// A message that claims to stand for more than can be counted.
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    struct Boastful;
+    impl crate::Message for Boastful {
+        const TYPE: &'static str = "Test.Boastful";
+        fn batch_len(&self) -> usize {
+            usize::MAX
+        }
+    }
+
     #[tokio::test]
     async fn retention_counts_a_batch_by_what_it_carries() {
         let broker = MemoryBroker::with_options(MemoryOptions {
@@ -545,6 +558,12 @@ mod tests {
             broker.publish("t", env(n)).await.unwrap();
         }
         assert_eq!(retained("c", 4).await, ["b3", "e0", "e1", "e2"]);
+        // Whatever a message claims to carry, the count cannot overflow.
+        for n in 4..6 {
+            let env = Envelope::of("k", Boastful).id(format!("b{n}")).build();
+            broker.publish("t", env).await.unwrap();
+        }
+        assert_eq!(retained("d", 1).await, ["b5"]);
     }
 
     #[tokio::test]
