@@ -17,6 +17,11 @@ struct Builder {
     kinds: Vec<MessageKind>,
     /// Whether any message is `@external`.
     any_external: bool,
+    /// Per item of the choreography, what it declared when it is the
+    /// declaration its name is bound to: the later passes read this
+    /// instead of looking every item's name up again (on a large spec
+    /// each lookup is a trip to memory).
+    declared: Vec<Option<Decl>>,
     spec: Spec,
 }
 
@@ -41,6 +46,7 @@ pub(super) fn build(file: &ast::File) -> (Spec, Vec<Diagnostic>) {
         names,
         kinds: Vec::with_capacity(messages),
         any_external: false,
+        declared: vec![None; chor.items.len()],
         spec: Spec {
             name: Name::from_ident(&chor.name),
             docs: chor.prefix.docs.clone(),
@@ -80,7 +86,7 @@ impl Builder {
     /// Declares every named item and interprets item attributes.
     fn declare(&mut self, chor: &ast::Choreography) {
         let mut version_span: Option<Span> = None;
-        for item in &chor.items {
+        for (at, item) in chor.items.iter().enumerate() {
             let (name, target) = match &item.kind {
                 ItemKind::Version(lit) => {
                     attributes::interpret(&item.prefix.attrs, Target::Version, &mut self.diags);
@@ -224,6 +230,9 @@ impl Builder {
                 ItemKind::Version(_) | ItemKind::Key { .. } => continue,
             };
             self.names.insert(&name.name, decl, name.span);
+            if let Some(slot) = self.declared.get_mut(at) {
+                *slot = Some(decl);
+            }
         }
     }
 
@@ -255,7 +264,7 @@ impl Builder {
     }
 
     fn resolve_fields(&mut self, chor: &ast::Choreography) {
-        for item in &chor.items {
+        for (at, item) in chor.items.iter().enumerate() {
             let (rec, trailing) = match &item.kind {
                 ItemKind::Type(rec) | ItemKind::Command(rec) | ItemKind::Event(rec) => {
                     (rec, &rec.trailing_attrs)
@@ -264,12 +273,9 @@ impl Builder {
             };
             attributes::interpret(trailing, Target::Nothing, &mut self.diags);
             // Only the first declaration of a name is in the model.
-            let Some((decl, span)) = self.names.get(&rec.name.name) else {
+            let Some(decl) = self.declared.get(at).copied().flatten() else {
                 continue;
             };
-            if span != rec.name.span {
-                continue;
-            }
             let fields = self.fields(&rec.fields);
             match decl {
                 Decl::Record(id) => self.spec.records[id.index()].fields = fields,
@@ -463,22 +469,20 @@ impl Builder {
     }
 
     fn resolve_reactions(&mut self, chor: &ast::Choreography) {
-        for item in &chor.items {
+        for (at, item) in chor.items.iter().enumerate() {
             let ItemKind::Participant {
-                name,
                 reactions,
                 trailing_attrs,
+                ..
             } = &item.kind
             else {
                 continue;
             };
             attributes::interpret(trailing_attrs, Target::Nothing, &mut self.diags);
-            let Some((Decl::Participant(pid), span)) = self.names.get(&name.name) else {
+            // Only the first declaration of a name is in the model.
+            let Some(Some(Decl::Participant(pid))) = self.declared.get(at).copied() else {
                 continue;
             };
-            if span != name.span {
-                continue;
-            }
             self.spec.participants[pid.index()]
                 .reactions
                 .reserve_exact(reactions.len());
