@@ -65,9 +65,12 @@ impl TraceParent {
 /// The length of a version-00 `traceparent`.
 const TEXT_LEN: usize = 55;
 
+/// The lower-case hex digits, by value: what `write_hex` writes and
+/// `HEX_VALUE` reads back.
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// Writes the low `out.len()` hex digits of `v`, lower case.
 fn write_hex(out: &mut [u8], mut v: u128) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in out.iter_mut().rev() {
         *b = DIGITS[(v & 0xf) as usize];
         v >>= 4;
@@ -79,7 +82,7 @@ static HEX_VALUE: [u8; 256] = {
     let mut t = [0xff; 256];
     let mut i = 0;
     while i < 16 {
-        t[b"0123456789abcdef"[i] as usize] = i as u8;
+        t[DIGITS[i] as usize] = i as u8;
         i += 1;
     }
     t
