@@ -231,16 +231,16 @@ pub(crate) fn participant_trait(
             lines.extend(r.docs.lines.iter().cloned());
         }
         let mut notes = Vec::new();
-        if let Some(retry) = r.retry {
+        if let Some(retry) = r.retry.as_deref() {
             notes.push(format!(
                 "retried up to {} times from {:?}",
                 retry.max, retry.backoff
             ));
         }
-        if let Some((t, _)) = r.timeout {
+        if let Some(&(t, _)) = r.timeout.as_deref() {
             notes.push(format!("times out after {t:?}"));
         }
-        if let Some((n, _)) = r.bounded {
+        if let Some(&(n, _)) = r.bounded.as_deref() {
             notes.push(format!("fires at most {n} times per instance"));
         }
         if !notes.is_empty() {
@@ -521,16 +521,16 @@ fn wiring(
             )
         }
     };
-    if let Some(retry) = r.retry {
+    if let Some(retry) = r.retry.as_deref() {
         let max = retry.max;
         let ms = u64::try_from(retry.backoff.as_millis()).unwrap_or(u64::MAX);
         reaction = quote!(#reaction.retry(::choreo_runtime::service::RetryPolicy::new(#max, ::std::time::Duration::from_millis(#ms))));
     }
-    if let Some((t, _)) = r.timeout {
+    if let Some(&(t, _)) = r.timeout.as_deref() {
         let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
         reaction = quote!(#reaction.timeout(::std::time::Duration::from_millis(#ms)));
     }
-    if let Some((n, _)) = r.bounded {
+    if let Some(&(n, _)) = r.bounded.as_deref() {
         reaction = quote!(#reaction.bounded(#n));
     }
     reaction

@@ -168,7 +168,7 @@ pub(crate) fn records(spec: &CheckedSpec, names: &Names) -> Vec<TokenStream> {
         .map(|(i, r)| {
             let name = id(&r.name.text);
             let doc = docs(&r.docs, &format!("The `{}` type.", r.name.text));
-            let deprecated = r.deprecated.as_ref().map(deprecated);
+            let deprecated = r.deprecated.as_deref().map(deprecated);
             let attrs = data_attrs(false);
             let fields = fields(spec, names, &r.fields, Some(i));
             quote! {
@@ -188,7 +188,7 @@ pub(crate) fn enums(spec: &CheckedSpec) -> Vec<TokenStream> {
         .map(|e| {
             let name = id(&e.name.text);
             let doc = docs(&e.docs, &format!("The `{}` enum.", e.name.text));
-            let deprecated = e.deprecated.as_ref().map(deprecated);
+            let deprecated = e.deprecated.as_deref().map(deprecated);
             let attrs = data_attrs(true);
             let variants = e.variants.iter().map(|v| {
                 let (vname, renamed) = ident(&v.name.text);
@@ -228,7 +228,7 @@ pub(crate) fn messages(spec: &CheckedSpec, names: &Names) -> Vec<TokenStream> {
                 });
             }
             let doc = docs(&m.docs, &summary);
-            let deprecated = m.deprecated.as_ref().map(deprecated);
+            let deprecated = m.deprecated.as_deref().map(deprecated);
             let attrs = data_attrs(false);
             let fields = fields(spec, names, &m.fields, None);
             let wire = names.wire_type(&m.name.text);

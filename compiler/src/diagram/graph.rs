@@ -462,17 +462,17 @@ pub(super) fn summary(docs: &Docs) -> String {
 /// The reaction's attributes, as short lines.
 pub(super) fn attributes(r: &Reaction) -> Vec<String> {
     let mut lines = Vec::new();
-    if let Some(retry) = r.retry {
+    if let Some(retry) = r.retry.as_deref() {
         lines.push(format!(
             "retry {}x from {}",
             retry.max,
             duration(retry.backoff)
         ));
     }
-    if let Some((timeout, _)) = r.timeout {
+    if let Some(&(timeout, _)) = r.timeout.as_deref() {
         lines.push(format!("timeout {}", duration(timeout)));
     }
-    if let Some((bound, _)) = r.bounded {
+    if let Some(&(bound, _)) = r.bounded.as_deref() {
         lines.push(format!("bounded {bound}"));
     }
     lines

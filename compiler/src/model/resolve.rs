@@ -147,7 +147,7 @@ impl Builder {
                         name: Name::from_ident(name),
                         docs: docs(&item.prefix),
                         fields: Vec::new(),
-                        deprecated: attrs.deprecated,
+                        deprecated: attrs.deprecated.map(Box::new),
                         span: item.span,
                     });
                     Decl::Record(id)
@@ -185,7 +185,7 @@ impl Builder {
                         name: Name::from_ident(name),
                         docs: docs(&item.prefix),
                         variants: out,
-                        deprecated: attrs.deprecated,
+                        deprecated: attrs.deprecated.map(Box::new),
                         span: item.span,
                     });
                     Decl::Enum(id)
@@ -206,12 +206,10 @@ impl Builder {
                         fields: Vec::new(),
                         terminal: attrs.terminal,
                         external: attrs.external,
-                        http: attrs.http.map(|(method, path, _, span)| HttpRoute {
-                            method,
-                            path,
-                            span,
+                        http: attrs.http.map(|(method, path, _, span)| {
+                            Box::new(HttpRoute { method, path, span })
                         }),
-                        deprecated: attrs.deprecated,
+                        deprecated: attrs.deprecated.map(Box::new),
                         span: item.span,
                     });
                     Decl::Message(id)
@@ -222,7 +220,7 @@ impl Builder {
                         name: Name::from_ident(name),
                         docs: docs(&item.prefix),
                         reactions: Vec::new(),
-                        deprecated: attrs.deprecated,
+                        deprecated: attrs.deprecated.map(Box::new),
                         span: item.span,
                     });
                     Decl::Participant(id)
@@ -499,9 +497,9 @@ impl Builder {
                     trigger,
                     outcomes,
                     compensates,
-                    retry: attrs.retry,
-                    timeout: attrs.timeout,
-                    bounded: attrs.bounded,
+                    retry: attrs.retry.map(Box::new),
+                    timeout: attrs.timeout.map(Box::new),
+                    bounded: attrs.bounded.map(Box::new),
                     span: r.span,
                 });
                 self.spec.participants[pid.index()].reactions.push(id);
