@@ -1,7 +1,7 @@
 //! The resolved semantic model of a spec: names bound, types resolved,
 //! attributes interpreted, and the flow graph built.
 //!
-//! [`build`] turns an [`ast::File`](crate::syntax::ast::File) into a [`Spec`]
+//! [`build`] turns an [`ast::File`] into a [`Spec`]
 //! and the diagnostics of name resolution (E0100–E0107). The model is built
 //! even when there are errors, with whatever failed to resolve left out, so
 //! that later stages can still look at the rest.
