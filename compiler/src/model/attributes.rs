@@ -67,17 +67,17 @@ const KNOWN: &[(&str, &[Target], &str)] = &[
     ),
 ];
 
-/// The attributes of one node, interpreted.
+/// The attributes of one node, interpreted, boxed as the model keeps them.
 #[derive(Debug, Default)]
 pub(super) struct Attrs {
     pub terminal: Option<(Settlement, Span)>,
     pub external: Option<Span>,
-    pub retry: Option<Retry>,
-    pub timeout: Option<(Duration, Span)>,
-    pub bounded: Option<(u32, Span)>,
+    pub retry: Option<Box<Retry>>,
+    pub timeout: Option<Box<(Duration, Span)>>,
+    pub bounded: Option<Box<(u32, Span)>>,
     /// Method, raw path and span; the path is checked once the key is known.
     pub http: Option<(HttpMethod, String, Span, Span)>,
-    pub deprecated: Option<Deprecation>,
+    pub deprecated: Option<Box<Deprecation>>,
 }
 
 /// Interprets `attrs` standing before `target`.
@@ -156,11 +156,11 @@ pub(super) fn interpret(attrs: &[Attribute], target: Target, diags: &mut Vec<Dia
                     if let (Some(Value::Count(max)), Some(Value::Duration(backoff))) =
                         (max, backoff)
                     {
-                        out.retry = Some(Retry {
+                        out.retry = Some(Box::new(Retry {
                             max,
                             backoff,
                             span: attr.span,
-                        });
+                        }));
                     }
                 }
             }
@@ -168,7 +168,7 @@ pub(super) fn interpret(attrs: &[Attribute], target: Target, diags: &mut Vec<Dia
                 let d = args.positional(Kind::Duration, "the time limit, e.g. `@timeout(30s)`");
                 if args.finish() {
                     if let Some(Value::Duration(d)) = d {
-                        out.timeout = Some((d, attr.span));
+                        out.timeout = Some(Box::new((d, attr.span)));
                     }
                 }
             }
@@ -176,7 +176,7 @@ pub(super) fn interpret(attrs: &[Attribute], target: Target, diags: &mut Vec<Dia
                 let n = args.positional(Kind::Bound, "the number of firings, e.g. `@bounded(3)`");
                 if args.finish() {
                     if let Some(Value::Count(n)) = n {
-                        out.bounded = Some((n, attr.span));
+                        out.bounded = Some(Box::new((n, attr.span)));
                     }
                 }
             }
@@ -193,10 +193,10 @@ pub(super) fn interpret(attrs: &[Attribute], target: Target, diags: &mut Vec<Dia
             "deprecated" => {
                 let reason = args.optional_positional_string();
                 if args.finish() {
-                    out.deprecated = Some(Deprecation {
+                    out.deprecated = Some(Box::new(Deprecation {
                         reason,
                         span: attr.span,
-                    });
+                    }));
                 }
             }
             _ => {}

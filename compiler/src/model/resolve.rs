@@ -147,7 +147,7 @@ impl Builder {
                         name: Name::from_ident(name),
                         docs: docs(&item.prefix),
                         fields: Vec::new(),
-                        deprecated: attrs.deprecated.map(Box::new),
+                        deprecated: attrs.deprecated,
                         span: item.span,
                     });
                     Decl::Record(id)
@@ -185,7 +185,7 @@ impl Builder {
                         name: Name::from_ident(name),
                         docs: docs(&item.prefix),
                         variants: out,
-                        deprecated: attrs.deprecated.map(Box::new),
+                        deprecated: attrs.deprecated,
                         span: item.span,
                     });
                     Decl::Enum(id)
@@ -209,7 +209,7 @@ impl Builder {
                         http: attrs.http.map(|(method, path, _, span)| {
                             Box::new(HttpRoute { method, path, span })
                         }),
-                        deprecated: attrs.deprecated.map(Box::new),
+                        deprecated: attrs.deprecated,
                         span: item.span,
                     });
                     Decl::Message(id)
@@ -220,7 +220,7 @@ impl Builder {
                         name: Name::from_ident(name),
                         docs: docs(&item.prefix),
                         reactions: Vec::new(),
-                        deprecated: attrs.deprecated.map(Box::new),
+                        deprecated: attrs.deprecated,
                         span: item.span,
                     });
                     Decl::Participant(id)
@@ -497,9 +497,9 @@ impl Builder {
                     trigger,
                     outcomes,
                     compensates,
-                    retry: attrs.retry.map(Box::new),
-                    timeout: attrs.timeout.map(Box::new),
-                    bounded: attrs.bounded.map(Box::new),
+                    retry: attrs.retry,
+                    timeout: attrs.timeout,
+                    bounded: attrs.bounded,
                     span: r.span,
                 });
                 self.spec.participants[pid.index()].reactions.push(id);
