@@ -10,6 +10,7 @@ use crate::diagnostic::Diagnostic;
 use crate::source::SourceFile;
 use lower::{Lower, Piece};
 use pest::Parser as _;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 pub use scan::MAX_TYPE_NESTING;
 
@@ -48,18 +49,23 @@ pub fn parse(file: &SourceFile) -> Result<ast::File, Vec<Diagnostic>> {
             ),
         )]);
     }
-    let mut blanked = scan::blank_comments(file.text()).map_err(|d| vec![*d])?;
+    let len = file.text().len();
+    let pieces = if len >= PARALLEL_FROM_BYTES {
+        (len / PIECE_BYTES).max(2)
+    } else {
+        1
+    };
+    let scan::Scanned {
+        text: mut blanked,
+        bounds,
+    } = scan::scan(file.text(), pieces).map_err(|d| vec![*d])?;
     if blanked.starts_with('\u{feff}') {
         // Keep offsets intact: the byte order mark becomes three spaces.
         blanked.to_mut().replace_range(0..3, "   ");
     }
-    if blanked.len() >= PARALLEL_FROM_BYTES {
-        let pieces = (blanked.len() / PIECE_BYTES).max(2);
-        let bounds = scan::member_boundaries(&blanked, pieces);
-        if !bounds.is_empty() {
-            if let Some(file) = parse_in_pieces(&blanked, &bounds) {
-                return Ok(file);
-            }
+    if !bounds.is_empty() {
+        if let Some(file) = parse_in_pieces(&blanked, &bounds) {
+            return Ok(file);
         }
     }
     let pairs = match Grammar::parse(Rule::file, &blanked) {
@@ -75,9 +81,12 @@ pub fn parse(file: &SourceFile) -> Result<ast::File, Vec<Diagnostic>> {
 }
 
 /// Parses the pieces of `text` between the offsets `bounds` (increasing,
-/// at least one) on two threads, each taking half of them in order. `None`
-/// when any piece fails: the caller then parses the whole text, so that a
-/// syntax error is reported exactly as a sequential parse would.
+/// at least one) on two threads, each taking the next piece not yet taken
+/// until none is left: pieces differ in cost, and a busy host may slow one
+/// thread, so a fixed half each would leave one thread idle at the end.
+/// `None` when any piece fails (both threads then stop taking pieces): the
+/// caller parses the whole text, so that a syntax error is reported
+/// exactly as a sequential parse would.
 fn parse_in_pieces(text: &str, bounds: &[usize]) -> Option<ast::File> {
     let mut starts = vec![0];
     starts.extend_from_slice(bounds);
@@ -98,15 +107,36 @@ fn parse_in_pieces(text: &str, bounds: &[usize]) -> Option<ast::File> {
         .piece(pairs)
         .ok()
     };
-    let pieces_of = |range: std::ops::Range<usize>| range.map(piece).collect::<Vec<_>>();
-    let half = starts.len().div_ceil(2);
-    let (mut first, second) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| pieces_of(half..starts.len()));
-        let first = pieces_of(0..half);
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let take_pieces = || {
+        let mut done = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            if index >= starts.len() {
+                break;
+            }
+            match piece(index) {
+                Some(lowered) => done.push((index, lowered)),
+                None => failed.store(true, Ordering::Relaxed),
+            }
+        }
+        done
+    };
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(take_pieces);
+        let first = take_pieces();
         (first, second.join().ok())
     });
-    first.extend(second?);
-    let mut pieces: Vec<Piece> = first.into_iter().collect::<Option<_>>()?;
+    if failed.into_inner() {
+        return None;
+    }
+    let mut slots: Vec<Option<Piece>> =
+        std::iter::repeat_with(|| None).take(starts.len()).collect();
+    for (index, lowered) in first.into_iter().chain(second?) {
+        slots[index] = Some(lowered);
+    }
+    let mut pieces: Vec<Piece> = slots.into_iter().collect::<Option<_>>()?;
     let tail = pieces.pop()?;
     let mut rest = pieces.into_iter();
     let head = rest.next()?;
@@ -119,7 +149,7 @@ mod tests {
     use crate::testing::synthetic_spec;
 
     fn sequential(text: &str) -> ast::File {
-        let blanked = scan::blank_comments(text).unwrap();
+        let blanked = scan::scan(text, 1).unwrap().text;
         let pairs = Grammar::parse(Rule::file, &blanked).unwrap();
         Lower {
             text: &blanked,
@@ -136,10 +166,12 @@ mod tests {
             synthetic_spec(3_000).replace("\n}\n", "\n    /// inner dangling\n}\n")
         );
         assert!(text.len() >= PARALLEL_FROM_BYTES);
-        let blanked = scan::blank_comments(&text).unwrap();
         let expected = sequential(&text);
         for pieces in [2, 3, 7, 40] {
-            let bounds = scan::member_boundaries(&blanked, pieces);
+            let scan::Scanned {
+                text: blanked,
+                bounds,
+            } = scan::scan(&text, pieces).unwrap();
             assert_eq!(bounds.len(), pieces - 1);
             assert!(bounds.windows(2).all(|w| w[0] < w[1]));
             let parsed = parse_in_pieces(&blanked, &bounds).expect("every piece parses");

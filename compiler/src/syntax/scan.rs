@@ -1,8 +1,10 @@
 //! A pass over the raw text before the grammar sees it.
 //!
 //! Plain comments are replaced by spaces (newlines kept, so every byte offset
-//! and line number stays what the user sees), and nesting that would make the
-//! recursive-descent parser recurse without bound is refused up front.
+//! and line number stays what the user sees), nesting that would make the
+//! recursive-descent parser recurse without bound is refused up front, and
+//! a large file's cuts between members, where its pieces are parsed on two
+//! threads, are found.
 
 use std::borrow::Cow;
 
@@ -12,15 +14,53 @@ use crate::source::Span;
 /// Deepest `<…>` nesting of types accepted; real specs need two or three.
 pub const MAX_TYPE_NESTING: usize = 64;
 
-/// The text with plain comments blanked out, or the first lexical error.
-/// A text without plain comments is returned as it is, not copied.
-pub fn blank_comments(text: &str) -> Result<Cow<'_, str>, Box<Diagnostic>> {
+/// What [`scan`] found.
+#[derive(Debug)]
+pub struct Scanned<'t> {
+    /// The text with plain comments blanked out. A text without plain
+    /// comments is returned as it is, not copied.
+    pub text: Cow<'t, str>,
+    /// Up to `pieces - 1` offsets that cut the text into about `pieces`
+    /// pieces of equal size, each just after the `}` that closes a member
+    /// of the choreography (depth 1), in increasing order. Fewer when the
+    /// members are too few or too large.
+    pub bounds: Vec<usize>,
+}
+
+/// The bytes the scan stops at; it skips every other byte in a tight loop,
+/// which is most of the pass on real text.
+const STOPS: [bool; 256] = {
+    let mut stops = [false; 256];
+    let mut k = 0;
+    let special = *b"/\"<>{}";
+    while k < special.len() {
+        stops[special[k] as usize] = true;
+        k += 1;
+    }
+    stops
+};
+
+/// One pass over `text`: blanks plain comments, finds where to cut it
+/// into `pieces` for parsing in parallel, and refuses the first lexical
+/// error. The cuts come from the same pass because a large spec is read
+/// here before any thread can start on it: a second pass over the text
+/// would be time both threads spend waiting.
+pub fn scan(text: &str, pieces: usize) -> Result<Scanned<'_>, Box<Diagnostic>> {
     let bytes = text.as_bytes();
     // Copied when the first comment is found.
     let mut copy: Option<Vec<u8>> = None;
+    let pieces = pieces.max(1);
+    let mut bounds = Vec::with_capacity(pieces - 1);
+    let target = |k: usize| bytes.len() / pieces * k;
+    let mut next_cut = target(1);
+    let mut depth = 0usize;
     let mut i = 0;
     let mut angle_depth = 0usize;
     while i < bytes.len() {
+        match bytes[i..].iter().position(|&b| STOPS[usize::from(b)]) {
+            Some(skipped) => i += skipped,
+            None => break,
+        }
         match bytes[i] {
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
                 let end = line_end(bytes, i);
@@ -63,10 +103,20 @@ pub fn blank_comments(text: &str) -> Result<Cow<'_, str>, Box<Diagnostic>> {
                 angle_depth = angle_depth.saturating_sub(1);
                 i += 1;
             }
-            b'{' | b'}' => {
+            b'{' => {
                 // Types never span a brace, so a brace ends any nesting.
                 angle_depth = 0;
+                depth += 1;
                 i += 1;
+            }
+            b'}' => {
+                angle_depth = 0;
+                depth = depth.saturating_sub(1);
+                i += 1;
+                if depth == 1 && i >= next_cut && bounds.len() + 1 < pieces {
+                    bounds.push(i);
+                    next_cut = target(bounds.len() + 1).max(i + 1);
+                }
             }
             _ => i += 1,
         }
@@ -74,51 +124,18 @@ pub fn blank_comments(text: &str) -> Result<Cow<'_, str>, Box<Diagnostic>> {
     // Only ASCII bytes were written over ASCII-delimited comment bodies, and
     // multi-byte characters inside comments were replaced byte by byte with
     // spaces, so the result is valid UTF-8 again.
-    let Some(copy) = copy else {
-        return Ok(Cow::Borrowed(text));
+    let text = match copy {
+        None => Cow::Borrowed(text),
+        Some(copy) => String::from_utf8(copy).map(Cow::Owned).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            Box::new(Diagnostic::new(
+                Code::E0001,
+                Span::new(at, at + 1),
+                "invalid UTF-8",
+            ))
+        })?,
     };
-    String::from_utf8(copy).map(Cow::Owned).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        Box::new(Diagnostic::new(
-            Code::E0001,
-            Span::new(at, at + 1),
-            "invalid UTF-8",
-        ))
-    })
-}
-
-/// Up to `pieces - 1` offsets that cut a comment-free `text` into about
-/// `pieces` pieces of equal size, each just after the `}` that closes a
-/// member of the choreography (depth 1), in increasing order. Fewer when
-/// the members are too few or too large.
-pub fn member_boundaries(text: &str, pieces: usize) -> Vec<usize> {
-    let bytes = text.as_bytes();
-    let pieces = pieces.max(1);
-    let mut bounds = Vec::with_capacity(pieces - 1);
-    let target = |k: usize| bytes.len() / pieces * k;
-    let mut next = target(1);
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < bytes.len() && bounds.len() + 1 < pieces {
-        match bytes[i] {
-            b'/' if bytes.get(i + 1) == Some(&b'/') => i = line_end(bytes, i),
-            b'"' => i = string_end(bytes, i),
-            b'{' => {
-                depth += 1;
-                i += 1;
-            }
-            b'}' => {
-                depth = depth.saturating_sub(1);
-                i += 1;
-                if depth == 1 && i >= next {
-                    bounds.push(i);
-                    next = target(bounds.len() + 1).max(i + 1);
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    bounds
+    Ok(Scanned { text, bounds })
 }
 
 fn line_end(bytes: &[u8], from: usize) -> usize {
@@ -182,6 +199,14 @@ fn blank(out: &mut [u8], start: usize, end: usize) {
 mod tests {
     use super::*;
 
+    fn blank_comments(text: &str) -> Result<Cow<'_, str>, Box<Diagnostic>> {
+        scan(text, 1).map(|scanned| scanned.text)
+    }
+
+    fn member_boundaries(text: &str, pieces: usize) -> Vec<usize> {
+        scan(text, pieces).unwrap().bounds
+    }
+
     #[test]
     fn blanks_plain_comments_and_keeps_docs() {
         let text = "a // x\n/// doc\n//// plain\nb /* c /* d */ e */ f \"// s\"";
@@ -219,6 +244,19 @@ mod tests {
         assert!(text[..three[0]].ends_with("type A { a: u32 }"));
         assert!(text[..three[1]].ends_with("event B { s: string }"));
         assert_eq!(member_boundaries(text, 50).len(), 3);
+    }
+
+    #[test]
+    fn braces_in_comments_and_strings_are_not_cuts() {
+        let text = "choreography X { /* } } */ // }\n @a(\"}\") event A { } /* { */ event B { } }";
+        let Scanned {
+            text: blanked,
+            bounds,
+        } = scan(text, 2).unwrap();
+        assert_eq!(bounds.len(), 1);
+        assert!(blanked[..bounds[0]].ends_with("event A { }"), "{bounds:?}");
+        assert_eq!(blanked.len(), text.len());
+        assert!(!blanked.contains("/*") && !blanked.contains("// }"));
     }
 
     #[test]
