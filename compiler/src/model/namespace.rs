@@ -11,6 +11,7 @@
 use super::{EnumId, MessageId, ParticipantId, RecordId};
 use crate::source::Span;
 use compact_str::CompactString;
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
@@ -23,7 +24,7 @@ pub(super) enum Decl {
     Participant(ParticipantId),
 }
 
-struct Entry {
+struct Binding {
     name: CompactString,
     decl: Decl,
     span: Span,
@@ -33,7 +34,7 @@ struct Entry {
 #[derive(Default)]
 pub(super) struct Namespace {
     table: HashTable<u32>,
-    entries: Vec<Entry>,
+    entries: Vec<Binding>,
 }
 
 fn hash(name: &str) -> u64 {
@@ -60,16 +61,28 @@ impl Namespace {
         Some((e.decl, e.span))
     }
 
-    /// Binds `name`, which must not be bound yet.
-    pub fn insert(&mut self, name: &str, decl: Decl, span: Span) {
+    /// Binds `name` unless it is bound already; then it says where it was
+    /// declared first. One probe either way: every declaration asks.
+    pub fn bind(&mut self, name: &str, decl: Decl, span: Span) -> Result<(), Span> {
         let index = offset(self.entries.len());
-        self.entries.push(Entry {
-            name: CompactString::new(name),
-            decl,
-            span,
-        });
         let Namespace { table, entries } = self;
-        table.insert_unique(hash(name), index, |&i| hash(&entries[i as usize].name));
+        let found = table.entry(
+            hash(name),
+            |&i| entries[i as usize].name == name,
+            |&i| hash(&entries[i as usize].name),
+        );
+        match found {
+            Entry::Occupied(first) => Err(entries[*first.get() as usize].span),
+            Entry::Vacant(slot) => {
+                slot.insert(index);
+                entries.push(Binding {
+                    name: CompactString::new(name),
+                    decl,
+                    span,
+                });
+                Ok(())
+            }
+        }
     }
 }
 
@@ -86,12 +99,16 @@ mod tests {
     fn binds_and_finds_names() {
         let mut ns = Namespace::with_capacity(1);
         for i in 0..1_000u32 {
-            ns.insert(
+            let bound = ns.bind(
                 &format!("Name{i}"),
                 Decl::Message(MessageId(i)),
                 Span::new(i as usize, i as usize + 1),
             );
+            assert_eq!(bound, Ok(()));
         }
+        // A second binding is refused with where the first one was.
+        let again = ns.bind("Name7", Decl::Message(MessageId(5_000)), Span::new(9, 9));
+        assert_eq!(again, Err(Span::new(7, 8)));
         for i in 0..1_000u32 {
             let Some((Decl::Message(id), span)) = ns.get(&format!("Name{i}")) else {
                 panic!("`Name{i}` not found");

@@ -22,6 +22,9 @@ struct Builder {
     /// instead of looking every item's name up again (on a large spec
     /// each lookup is a trip to memory).
     declared: Vec<Option<Decl>>,
+    /// Where the `key` items are, noted while declaring, so that finding
+    /// them is not another pass over every item.
+    keys: Vec<usize>,
     spec: Spec,
 }
 
@@ -47,6 +50,7 @@ pub(super) fn build(file: &ast::File) -> (Spec, Vec<Diagnostic>) {
         kinds: Vec::with_capacity(messages),
         any_external: false,
         declared: vec![None; chor.items.len()],
+        keys: Vec::new(),
         spec: Spec {
             name: Name::from_ident(&chor.name),
             docs: chor.prefix.docs.clone(),
@@ -103,7 +107,10 @@ impl Builder {
                     self.version(lit);
                     continue;
                 }
-                ItemKind::Key { .. } => continue,
+                ItemKind::Key { .. } => {
+                    self.keys.push(at);
+                    continue;
+                }
                 ItemKind::Type(rec) => (&rec.name, Target::Type),
                 ItemKind::Enum { name, .. } => (name, Target::Enum),
                 ItemKind::Command(rec) => (&rec.name, Target::Command),
@@ -125,7 +132,20 @@ impl Builder {
                 );
                 continue;
             }
-            if let Some((_, first)) = self.names.get(name.name.as_str()) {
+            // The id the item gets if its name is free: each list grows by
+            // one for every item of its kind that is bound.
+            let decl = match &item.kind {
+                ItemKind::Type(_) => Decl::Record(RecordId::from_index(self.spec.records.len())),
+                ItemKind::Enum { .. } => Decl::Enum(EnumId::from_index(self.spec.enums.len())),
+                ItemKind::Command(_) | ItemKind::Event(_) => {
+                    Decl::Message(MessageId::from_index(self.spec.messages.len()))
+                }
+                ItemKind::Participant { .. } => {
+                    Decl::Participant(ParticipantId::from_index(self.spec.participants.len()))
+                }
+                ItemKind::Version(_) | ItemKind::Key { .. } => continue,
+            };
+            if let Err(first) = self.names.bind(&name.name, decl, name.span) {
                 self.diags.push(
                     Diagnostic::new(
                         Code::E0100,
@@ -140,9 +160,8 @@ impl Builder {
                 );
                 continue;
             }
-            let decl = match &item.kind {
+            match &item.kind {
                 ItemKind::Type(_) => {
-                    let id = RecordId::from_index(self.spec.records.len());
                     self.spec.records.push(Record {
                         name: Name::from_ident(name),
                         docs: docs(&item.prefix),
@@ -150,7 +169,6 @@ impl Builder {
                         deprecated: attrs.deprecated,
                         span: item.span,
                     });
-                    Decl::Record(id)
                 }
                 ItemKind::Enum {
                     variants,
@@ -158,7 +176,6 @@ impl Builder {
                     ..
                 } => {
                     attributes::interpret(trailing_attrs, Target::Nothing, &mut self.diags);
-                    let id = EnumId::from_index(self.spec.enums.len());
                     let mut seen: HashMap<&str, Span> = HashMap::default();
                     let mut out = Vec::new();
                     for v in variants {
@@ -188,7 +205,6 @@ impl Builder {
                         deprecated: attrs.deprecated,
                         span: item.span,
                     });
-                    Decl::Enum(id)
                 }
                 ItemKind::Command(_) | ItemKind::Event(_) => {
                     let kind = if target == Target::Command {
@@ -196,7 +212,6 @@ impl Builder {
                     } else {
                         MessageKind::Event
                     };
-                    let id = MessageId::from_index(self.spec.messages.len());
                     self.kinds.push(kind);
                     self.any_external |= attrs.external.is_some();
                     self.spec.messages.push(Message {
@@ -212,10 +227,8 @@ impl Builder {
                         deprecated: attrs.deprecated,
                         span: item.span,
                     });
-                    Decl::Message(id)
                 }
                 ItemKind::Participant { .. } => {
-                    let id = ParticipantId::from_index(self.spec.participants.len());
                     self.spec.participants.push(Participant {
                         name: Name::from_ident(name),
                         docs: docs(&item.prefix),
@@ -223,11 +236,9 @@ impl Builder {
                         deprecated: attrs.deprecated,
                         span: item.span,
                     });
-                    Decl::Participant(id)
                 }
-                ItemKind::Version(_) | ItemKind::Key { .. } => continue,
-            };
-            self.names.insert(&name.name, decl, name.span);
+                ItemKind::Version(_) | ItemKind::Key { .. } => {}
+            }
             if let Some(slot) = self.declared.get_mut(at) {
                 *slot = Some(decl);
             }
@@ -393,7 +404,10 @@ impl Builder {
     /// Resolves `key`; returns the span of its name.
     fn resolve_key(&mut self, chor: &ast::Choreography) -> Option<Span> {
         let mut first: Option<&ast::Item> = None;
-        for item in &chor.items {
+        for item in std::mem::take(&mut self.keys)
+            .into_iter()
+            .filter_map(|at| chor.items.get(at))
+        {
             let ItemKind::Key { name, ty } = &item.kind else {
                 continue;
             };
