@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn choreoc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_choreoc"))
@@ -144,6 +144,37 @@ fn bad_arguments_exit_2() {
     );
     assert_eq!(choreoc(&["frobnicate"]).status.code(), Some(2));
     assert_eq!(choreoc(&[]).status.code(), Some(2));
+}
+
+/// Runs choreoc with both output streams closed before it writes, as
+/// under `choreoc … 2>&1 | head -1`: its status must be the one it would
+/// have had, not a panic's.
+fn with_output_closed(args: &[&str]) -> Option<i32> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_choreoc"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run choreoc");
+    // Dropping the reading ends closes them: every write then fails.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    child.wait().expect("wait for choreoc").code()
+}
+
+#[test]
+fn a_closed_output_stream_is_not_a_crash() {
+    let spec = case("invalid/E0204_brief_mutation.choreo");
+    assert_eq!(with_output_closed(&["check", &spec]), Some(1));
+    assert_eq!(
+        with_output_closed(&["check", "--format", "json", &spec]),
+        Some(1)
+    );
+    let valid = example("ecommerce");
+    assert_eq!(with_output_closed(&["check", &valid]), Some(0));
+    assert_eq!(with_output_closed(&["diagram", &valid]), Some(0));
+    assert_eq!(with_output_closed(&["explain", "E0200"]), Some(0));
+    assert_eq!(with_output_closed(&["explain", "E9999"]), Some(2));
 }
 
 #[test]

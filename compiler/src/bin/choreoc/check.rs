@@ -71,16 +71,16 @@ fn plural(n: usize, what: &str) -> String {
 fn summary(files: usize, errors: usize, warnings: usize, deny_warnings: bool) {
     let checked = plural(files, "file");
     if errors == 0 && warnings == 0 {
-        eprintln!("checked {checked}: no problems found");
+        say!("checked {checked}: no problems found");
     } else if errors == 0 && !deny_warnings {
-        eprintln!("checked {checked}: {}", plural(warnings, "warning"));
+        say!("checked {checked}: {}", plural(warnings, "warning"));
     } else if errors == 0 {
-        eprintln!(
+        say!(
             "error: checked {checked}: {} (denied by --deny-warnings)",
             plural(warnings, "warning")
         );
     } else {
-        eprintln!(
+        say!(
             "error: checked {checked}: {}, {}",
             plural(errors, "error"),
             plural(warnings, "warning")

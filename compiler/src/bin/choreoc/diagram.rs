@@ -103,7 +103,7 @@ pub fn run(args: Args) -> u8 {
     match &args.output {
         Some(path) => match std::fs::write(path, text.as_bytes()) {
             Ok(()) => {
-                eprintln!("wrote {} ({view}, {format})", path.display());
+                say!("wrote {} ({view}, {format})", path.display());
                 status::OK
             }
             Err(err) => {

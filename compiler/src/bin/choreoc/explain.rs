@@ -15,12 +15,12 @@ pub struct Args {
 pub fn run(args: Args) -> u8 {
     match args.code.parse::<Code>() {
         Ok(code) => {
-            println!("{}", choreo_compiler::explain::explanation(code));
+            out!("{}", choreo_compiler::explain::explanation(code));
             status::OK
         }
         Err(()) => {
             let known: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
-            eprintln!(
+            say!(
                 "error: `{}` is not a choreo diagnostic code\n\nthe codes are: {}",
                 args.code,
                 known.join(", ")

@@ -94,9 +94,9 @@ pub fn report(
     match result {
         Ok(report) => {
             for kept in &report.kept {
-                eprintln!("kept {} (yours)", dir.join(kept).display());
+                say!("kept {} (yours)", dir.join(kept).display());
             }
-            eprintln!(
+            say!(
                 "wrote {} file{} to {} ({} unchanged)",
                 report.written.len(),
                 if report.written.len() == 1 { "" } else { "s" },

@@ -77,7 +77,7 @@ pub fn emit(file: &SourceFile, diagnostics: &[Diagnostic], format: Format, color
 
 /// `error: message` on standard error, for failures of the command itself.
 pub fn fail(message: &str) {
-    eprintln!("error: {message}");
+    say!("error: {message}");
 }
 
 /// Reads and checks a spec for a command that derives something from it:
@@ -97,7 +97,7 @@ pub fn checked_spec(path: &Path, color: Color, what: &str) -> Result<CheckedSpec
             emit(&file, &diagnostics, Format::Text, color);
             let errors = diagnostics.iter().filter(|d| d.is_error()).count();
             let plural = if errors == 1 { "error" } else { "errors" };
-            eprintln!("error: no {what}: the spec has {errors} {plural}");
+            say!("error: no {what}: the spec has {errors} {plural}");
             Err(crate::status::SPEC_ERRORS)
         }
     }

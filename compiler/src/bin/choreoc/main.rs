@@ -1,6 +1,25 @@
 //! `choreoc`, the choreo command-line tool: checks `.choreo` specs and
 //! derives code, diagrams and exports from them.
 
+/// `eprintln!` that drops the line when standard error is closed, as it is
+/// under `choreoc check … 2>&1 | head`: `eprintln!` would panic there, and a
+/// reader that stopped reading is no failure of the spec or of the command.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `println!` that drops the line when standard output is closed; see
+/// [`say!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod check;
 mod diagram;
 mod explain;

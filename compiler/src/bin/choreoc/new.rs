@@ -83,7 +83,7 @@ pub fn run(args: Args) -> u8 {
     };
     let code = generate::report(output::write(&args.dir, &files, args.force), &args.dir);
     if code == status::OK {
-        eprintln!("next: cd {} && cargo run", args.dir.display());
+        say!("next: cd {} && cargo run", args.dir.display());
     }
     code
 }
