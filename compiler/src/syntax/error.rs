@@ -9,15 +9,36 @@ use std::collections::BTreeSet;
 
 /// Builds the diagnostic for a failed parse of `text`.
 pub(super) fn from_pest(text: &str, err: &pest::error::Error<Rule>) -> Diagnostic {
-    let at = match err.location {
+    let mut at = match err.location {
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
     };
     let mut expected: BTreeSet<String> = BTreeSet::new();
-    if let ErrorVariant::ParsingError { positives, .. } = &err.variant {
-        expected.extend(positives.iter().filter_map(|r| describe(*r)));
+    let positives = || match &err.variant {
+        ErrorVariant::ParsingError { positives, .. } => {
+            positives.iter().filter_map(|r| describe(*r)).collect()
+        }
+        ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    match Detail::of(text) {
+        // pest's own error stands where the last rule failed; a literal
+        // token missing after part of a rule (`user_id u64` without its
+        // `:`) is further on, and only the detailed parse sees it. That
+        // is where the user's mistake is.
+        Some(detail) if detail.position > at && !detail.tokens.is_empty() => {
+            at = detail.position;
+            expected.extend(detail.tokens);
+        }
+        Some(detail) if detail.position == at => {
+            expected.extend(positives());
+            expected.extend(detail.tokens);
+        }
+        _ => expected.extend(positives()),
     }
-    expected.extend(expected_tokens(text, at));
+    // A string's opening quote is the string itself to a user.
+    if expected.contains("a string") {
+        expected.remove("`\"`");
+    }
     // Where any item may start, say so once rather than list seven keywords.
     const ITEM_KEYWORDS: &[&str] = &[
         "`version`",
@@ -52,40 +73,48 @@ pub(super) fn from_pest(text: &str, err: &pest::error::Error<Rule>) -> Diagnosti
     diagnostic
 }
 
-/// Literal tokens the grammar would have accepted at `at`, found by parsing
-/// again with pest's detailed error tracking (too slow to keep on always).
-fn expected_tokens(text: &str, at: usize) -> Vec<String> {
-    use pest::Parser as _;
-    pest::set_error_detail(true);
-    let result = Grammar::parse(Rule::file, text);
-    pest::set_error_detail(false);
-    let Err(err) = result else { return Vec::new() };
-    let Some(attempts) = err.parse_attempts() else {
-        return Vec::new();
-    };
-    if attempts.max_position != at {
-        return Vec::new();
-    }
-    attempts
-        .expected_tokens()
-        .into_iter()
-        .map(|token| token.to_string())
-        // Keywords are reported through their rules; ranges and built-ins
-        // (`'a'..'z'`, `ANY`) say nothing useful to a user.
-        .filter(|token| {
-            !token.is_empty()
-                && !token.chars().all(|c| c.is_ascii_alphabetic())
-                && !token.contains("..")
-                && token != "BUILTIN_RULE"
-                // Doc comments and attributes may precede almost anything;
-                // listing them in every message would only add noise.
-                && token != "///"
-                && token != "@"
-                && token != "_"
-                && !token.chars().all(char::is_whitespace)
+/// What the grammar would have accepted at the furthest position any
+/// attempt reached, found by parsing again with pest's detailed error
+/// tracking (too slow to keep on always).
+struct Detail {
+    position: usize,
+    /// The literal tokens expected there.
+    tokens: Vec<String>,
+}
+
+impl Detail {
+    fn of(text: &str) -> Option<Detail> {
+        use pest::Parser as _;
+        pest::set_error_detail(true);
+        let result = Grammar::parse(Rule::file, text);
+        pest::set_error_detail(false);
+        let err = result.err()?;
+        let attempts = err.parse_attempts()?;
+        let tokens = attempts
+            .expected_tokens()
+            .into_iter()
+            .map(|token| token.to_string())
+            // Keywords are reported through their rules; ranges and built-ins
+            // (`'a'..'z'`, `ANY`) say nothing useful to a user.
+            .filter(|token| {
+                !token.is_empty()
+                    && !token.chars().all(|c| c.is_ascii_alphabetic())
+                    && !token.contains("..")
+                    && token != "BUILTIN_RULE"
+                    // Doc comments and attributes may precede almost anything;
+                    // listing them in every message would only add noise.
+                    && token != "///"
+                    && token != "@"
+                    && token != "_"
+                    && !token.chars().all(char::is_whitespace)
+            })
+            .map(|token| format!("`{token}`"))
+            .collect();
+        Some(Detail {
+            position: attempts.max_position,
+            tokens,
         })
-        .map(|token| format!("`{token}`"))
-        .collect()
+    }
 }
 
 /// How a grammar rule is called in messages; `None` for rules that are
@@ -145,6 +174,8 @@ fn found(text: &str, at: usize) -> String {
     let token = &rest[..len];
     if c == '"' {
         "a string".to_string()
+    } else if rest.starts_with("///") {
+        "a doc comment".to_string()
     } else if c.is_control() || c == '\u{fffd}' {
         format!("character {}", c.escape_unicode())
     } else {
@@ -161,6 +192,8 @@ fn found_len(text: &str, at: usize) -> usize {
             .unwrap_or(rest.len())
     } else if rest.starts_with("->") {
         2
+    } else if rest.starts_with("///") {
+        3
     } else {
         c.len_utf8()
     }
@@ -174,6 +207,11 @@ fn help(text: &str, at: usize, expected: &BTreeSet<String>) -> Option<String> {
     }
     if rest.starts_with(';') {
         return Some("items and fields are not terminated by `;`".into());
+    }
+    let before = text.get(..at).unwrap_or("").trim_end();
+    if before.ends_with("version") && rest.starts_with(|c: char| c.is_ascii_digit()) {
+        let written = rest.split_whitespace().next().unwrap_or(rest);
+        return Some(format!("the version is a string: `version \"{written}\"`"));
     }
     let word = &rest[..found_len(text, at)];
     if expected.contains("an item") && word.starts_with(|c: char| c.is_ascii_alphabetic()) {
