@@ -63,6 +63,27 @@ fn corpus_is_not_empty_and_covers_every_code() {
             "no invalid case triggers {code}"
         );
     }
+    // And a near miss for every code: a valid spec that resembles a case
+    // of it and must not trigger it (its `// expect:` line says so).
+    for code in choreo_compiler::Code::ALL {
+        let prefix = format!("valid/{}_near_", code.as_str());
+        let near: Vec<&PathBuf> = all
+            .iter()
+            .filter(|path| name(path).starts_with(&prefix))
+            .collect();
+        assert!(
+            !near.is_empty(),
+            "no near miss for {code} (a `{prefix}….choreo`)"
+        );
+        for path in near {
+            let text = std::fs::read_to_string(path).unwrap();
+            assert!(
+                !expected_codes(&text).iter().any(|c| c == code.as_str()),
+                "{} is a near miss of {code} and must not expect it",
+                name(path)
+            );
+        }
+    }
 }
 
 #[test]
