@@ -35,6 +35,13 @@ pub(super) fn from_pest(text: &str, err: &pest::error::Error<Rule>) -> Diagnosti
         }
         _ => expected.extend(positives()),
     }
+    // An identifier is what the grammar sees; what it names is what the
+    // user wrote it for.
+    if expected.len() == 1 && expected.contains("an identifier") {
+        if let Some(role) = identifier_role(text, at) {
+            expected = BTreeSet::from([role.to_string()]);
+        }
+    }
     // A string's opening quote is the string itself to a user.
     if expected.contains("a string") {
         expected.remove("`\"`");
@@ -114,6 +121,28 @@ impl Detail {
             position: attempts.max_position,
             tokens,
         })
+    }
+}
+
+/// What an identifier expected at `at` would name, from the token before
+/// it; `None` where that does not say.
+fn identifier_role(text: &str, at: usize) -> Option<&'static str> {
+    let before = text.get(..at)?.trim_end();
+    let ends_with_word = |word: &str| {
+        before
+            .strip_suffix(word)
+            .is_some_and(|rest| !rest.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+    };
+    if before.ends_with(':') || before.ends_with('<') {
+        Some("a type")
+    } else if before.ends_with("->") {
+        Some("an event or `none`")
+    } else if before.ends_with('+') || ends_with_word("compensates") {
+        Some("an event")
+    } else if ends_with_word("on") {
+        Some("an event or command")
+    } else {
+        None
     }
 }
 
