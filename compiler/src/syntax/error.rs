@@ -128,11 +128,7 @@ impl Detail {
 /// it; `None` where that does not say.
 fn identifier_role(text: &str, at: usize) -> Option<&'static str> {
     let before = text.get(..at)?.trim_end();
-    let ends_with_word = |word: &str| {
-        before
-            .strip_suffix(word)
-            .is_some_and(|rest| !rest.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
-    };
+    let ends_with_word = |word: &str| ends_with_word(before, word);
     if before.ends_with(':') || before.ends_with('<') {
         Some("a type")
     } else if before.ends_with("->") {
@@ -144,6 +140,13 @@ fn identifier_role(text: &str, at: usize) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Whether `text` ends with the whole word `word`, not a longer
+/// identifier that ends with it.
+fn ends_with_word(text: &str, word: &str) -> bool {
+    text.strip_suffix(word)
+        .is_some_and(|rest| !rest.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 /// How a grammar rule is called in messages; `None` for rules that are
@@ -238,7 +241,7 @@ fn help(text: &str, at: usize, expected: &BTreeSet<String>) -> Option<String> {
         return Some("items and fields are not terminated by `;`".into());
     }
     let before = text.get(..at).unwrap_or("").trim_end();
-    if before.ends_with("version") && rest.starts_with(|c: char| c.is_ascii_digit()) {
+    if ends_with_word(before, "version") && rest.starts_with(|c: char| c.is_ascii_digit()) {
         let written = rest.split_whitespace().next().unwrap_or(rest);
         return Some(format!("the version is a string: `version \"{written}\"`"));
     }
@@ -265,4 +268,52 @@ fn help(text: &str, at: usize, expected: &BTreeSet<String>) -> Option<String> {
         return Some("a participant's body is a list of reactions: `on Event -> Outcome`".into());
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{syntax, SourceFile};
+
+    fn error(text: &str) -> crate::diagnostic::Diagnostic {
+        let file = SourceFile::new("t.choreo", text);
+        let mut errors = syntax::parse(&file).expect_err("a syntax error");
+        assert_eq!(errors.len(), 1);
+        errors.remove(0)
+    }
+
+    #[test]
+    fn the_version_help_is_for_the_version_keyword_only() {
+        let version = error("choreography S {\n    version 1.0.0\n}\n");
+        assert_eq!(
+            version.help.as_deref(),
+            Some("the version is a string: `version \"1.0.0\"`")
+        );
+        let field = error("choreography S {\n    command P { app_version 1 }\n}\n");
+        assert_eq!(field.message, "expected `:`, found `1`");
+        assert_eq!(field.help, None);
+    }
+
+    #[test]
+    fn a_missing_name_says_what_it_names() {
+        let cases = [
+            ("command P { a: }", "expected a type, found `}`"),
+            ("command P { a: list< }", "expected a type, found `}`"),
+            (
+                "participant Q { on -> X }",
+                "expected an event or command, found `->`",
+            ),
+            (
+                "participant Q { on P -> }",
+                "expected an event or `none`, found `}`",
+            ),
+            (
+                "participant Q { on P -> A + }",
+                "expected an event, found `}`",
+            ),
+        ];
+        for (item, message) in cases {
+            let text = format!("choreography S {{\n    {item}\n}}\n");
+            assert_eq!(error(&text).message, message, "{item}");
+        }
+    }
 }
