@@ -1,7 +1,7 @@
 //! Turning pest's parse errors into E0001 diagnostics that say what was
 //! expected, in the user's terms.
 
-use super::{Grammar, Rule};
+use super::{scan, Grammar, Rule};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::Span;
 use pest::error::{ErrorVariant, InputLocation};
@@ -74,10 +74,60 @@ pub(super) fn from_pest(text: &str, err: &pest::error::Error<Rule>) -> Diagnosti
             1 => format!("expected {}", join(&expected)),
             _ => "unexpected here".to_string(),
         });
+    if let Some(open) = unclosed_brace(text).filter(|&open| open < at) {
+        diagnostic = diagnostic.with_label(Span::new(open, open + 1), "unclosed delimiter");
+    }
     if let Some(help) = help(text, at, &expected) {
         diagnostic = diagnostic.with_help(help);
     }
     diagnostic
+}
+
+/// Where the `{` that is never closed probably is, when `text` (comments
+/// blanked) opens more braces than it closes: the first `{` whose `}`,
+/// paired by nesting, sits on a line indented differently (the pairing
+/// went wrong there, as it does after a forgotten `}`), or else the
+/// innermost left open at the end. `None` when nothing is left open.
+fn unclosed_brace(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut open: Vec<usize> = Vec::new();
+    let mut mispaired: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i = scan::string_end(bytes, i);
+                continue;
+            }
+            // Doc comments are all that is left of comments here.
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = scan::line_end(bytes, i);
+                continue;
+            }
+            b'{' => open.push(i),
+            b'}' => {
+                if let Some(o) = open.pop() {
+                    if mispaired.is_none() && indentation(text, o) != indentation(text, i) {
+                        mispaired = Some(o);
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let innermost = *open.last()?;
+    Some(mispaired.unwrap_or(innermost))
+}
+
+/// The leading whitespace of the line that holds byte `at`.
+fn indentation(text: &str, at: usize) -> &str {
+    let start = text
+        .get(..at)
+        .and_then(|t| t.rfind('\n'))
+        .map_or(0, |n| n + 1);
+    let line = text.get(start..).unwrap_or("");
+    &line[..line.len() - line.trim_start_matches([' ', '\t']).len()]
 }
 
 /// What the grammar would have accepted at the furthest position any
@@ -291,6 +341,21 @@ mod tests {
         let field = error("choreography S {\n    command P { app_version 1 }\n}\n");
         assert_eq!(field.message, "expected `:`, found `1`");
         assert_eq!(field.help, None);
+    }
+
+    #[test]
+    fn an_unclosed_brace_is_found_by_its_indentation() {
+        use super::unclosed_brace;
+        // Balanced, or closed once too often: nothing is left open.
+        assert_eq!(unclosed_brace("a {\n    b { }\n}\n"), None);
+        assert_eq!(unclosed_brace("a { } }"), None);
+        // Braces in strings and doc comments do not count.
+        assert_eq!(unclosed_brace("a {\n    /// {\n    @x(\"{\")\n}\n"), None);
+        // The enum's `{` pairs with the last `}`, indented differently.
+        let text = "c {\n    enum E {\n        A\n    event B { }\n}\n";
+        assert_eq!(unclosed_brace(text), text.find("E {").map(|at| at + 2));
+        // Nothing mispaired: the innermost brace left open.
+        assert_eq!(unclosed_brace("c {\n    event B { }\n"), Some(2));
     }
 
     #[test]

@@ -138,7 +138,7 @@ pub fn scan(text: &str, pieces: usize) -> Result<Scanned<'_>, Box<Diagnostic>> {
     Ok(Scanned { text, bounds })
 }
 
-fn line_end(bytes: &[u8], from: usize) -> usize {
+pub(super) fn line_end(bytes: &[u8], from: usize) -> usize {
     bytes[from..]
         .iter()
         .position(|&b| b == b'\n')
@@ -170,7 +170,7 @@ fn block_comment_end(bytes: &[u8], start: usize) -> Option<usize> {
 
 /// End (exclusive) of the string literal opening at `start`, or the end of
 /// the text when it is unterminated (the grammar reports that).
-fn string_end(bytes: &[u8], start: usize) -> usize {
+pub(super) fn string_end(bytes: &[u8], start: usize) -> usize {
     let mut i = start + 1;
     while i < bytes.len() {
         match bytes[i] {
