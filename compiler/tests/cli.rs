@@ -177,6 +177,39 @@ fn a_closed_output_stream_is_not_a_crash() {
     assert_eq!(with_output_closed(&["explain", "E9999"]), Some(2));
 }
 
+/// Runs choreoc with `input` on its standard input.
+fn choreoc_with_input(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_choreoc"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run choreoc");
+    let mut stdin = child.stdin.take().expect("a pipe to choreoc");
+    stdin.write_all(input).expect("write the spec");
+    drop(stdin);
+    child.wait_with_output().expect("wait for choreoc")
+}
+
+#[test]
+fn a_dash_reads_the_spec_from_standard_input() {
+    let valid = std::fs::read(example("ecommerce")).unwrap();
+    let out = choreoc_with_input(&["check", "-"], &valid);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let diagram = choreoc_with_input(&["diagram", "-"], &valid);
+    assert_eq!(diagram.status.code(), Some(0), "{}", stderr(&diagram));
+    assert!(String::from_utf8_lossy(&diagram.stdout).starts_with("flowchart"));
+
+    let invalid = std::fs::read(case("invalid/E0204_brief_mutation.choreo")).unwrap();
+    let out = choreoc_with_input(&["check", "-"], &invalid);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("<stdin>:"), "{}", stderr(&out));
+    let json = choreoc_with_input(&["check", "--format", "json", "-"], &invalid);
+    assert!(String::from_utf8_lossy(&json.stdout).contains(r#""file":"<stdin>""#));
+}
+
 #[test]
 fn invalid_utf8_and_binary_garbage_are_e0001() {
     let dir = temp_dir("bytes");

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 /// run (bad arguments, unreadable file).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The `.choreo` files to check.
+    /// The `.choreo` files to check; `-` reads one from standard input.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Output format: `text` (like rustc, on stderr) or `json` (one object

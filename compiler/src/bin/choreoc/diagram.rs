@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The `.choreo` file to draw.
+    /// The `.choreo` file to draw; `-` reads it from standard input.
     #[arg(value_name = "SPEC")]
     spec: PathBuf,
     /// Output format. Without it, the extension of `-o` decides (`.mmd`,

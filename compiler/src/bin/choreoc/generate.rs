@@ -26,7 +26,7 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The `.choreo` file to generate from.
+    /// The `.choreo` file to generate from; `-` reads it from standard input.
     #[arg(value_name = "SPEC")]
     spec: PathBuf,
     /// The directory of the crate to write (created if missing).

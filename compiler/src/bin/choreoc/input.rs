@@ -3,7 +3,7 @@
 use choreo_compiler::render::{self, ColorMode};
 use choreo_compiler::{CheckedSpec, Diagnostic, Report, SourceFile};
 use clap::ValueEnum;
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 
 /// How diagnostics are printed.
@@ -43,8 +43,20 @@ impl Color {
     }
 }
 
-/// Reads and checks one spec; an unreadable path is an error message.
+/// Reads and checks one spec; an unreadable path is an error message. The
+/// path `-` reads standard input, so that a spec can be piped in.
 pub fn check_path(path: &Path) -> Result<(SourceFile, Report), String> {
+    if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        // One byte past the limit is enough for the check to refuse it.
+        let limit = choreo_compiler::source::MAX_SOURCE_BYTES as u64 + 1;
+        std::io::stdin()
+            .lock()
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        return Ok(choreo_compiler::check_bytes("<stdin>", bytes));
+    }
     if path.is_dir() {
         return Err(format!(
             "cannot read `{}`: it is a directory",
