@@ -35,7 +35,6 @@ pub fn run(spec: &Spec, declarations_ok: bool) -> Vec<Diagnostic> {
 
 /// [`run`], on two threads when `parallel`, with the same result either way.
 fn run_on(spec: &Spec, declarations_ok: bool, parallel: bool) -> Vec<Diagnostic> {
-    let commands: Vec<_> = spec.commands().collect();
     let declarations = |diags: &mut Vec<Diagnostic>| {
         naming::check(spec, diags);
         let referenced = usage::check(spec, declarations_ok, diags);
@@ -73,6 +72,7 @@ fn run_on(spec: &Spec, declarations_ok: bool, parallel: bool) -> Vec<Diagnostic>
     reach::check(spec, &verdicts, &referenced, &mut diags);
     // Each command's run is analysed on its own: on a large spec, half of
     // them on another thread.
+    let commands: Vec<_> = spec.commands().collect();
     let analyse = |commands: &[crate::model::MessageId]| {
         let mut dead_ends = Vec::new();
         let mut uncompensated = Vec::new();

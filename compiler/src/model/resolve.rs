@@ -91,7 +91,9 @@ impl Builder {
     fn declare(&mut self, chor: &ast::Choreography) {
         let mut version_span: Option<Span> = None;
         for (at, item) in chor.items.iter().enumerate() {
-            let (name, target) = match &item.kind {
+            // With the id the item gets if its name is free: each list
+            // grows by one for every item of its kind that is bound.
+            let (name, target, decl) = match &item.kind {
                 ItemKind::Version(lit) => {
                     attributes::interpret(&item.prefix.attrs, Target::Version, &mut self.diags);
                     if let Some(first) = version_span {
@@ -111,11 +113,30 @@ impl Builder {
                     self.keys.push(at);
                     continue;
                 }
-                ItemKind::Type(rec) => (&rec.name, Target::Type),
-                ItemKind::Enum { name, .. } => (name, Target::Enum),
-                ItemKind::Command(rec) => (&rec.name, Target::Command),
-                ItemKind::Event(rec) => (&rec.name, Target::Event),
-                ItemKind::Participant { name, .. } => (name, Target::Participant),
+                ItemKind::Type(rec) => (
+                    &rec.name,
+                    Target::Type,
+                    Decl::Record(RecordId::from_index(self.spec.records.len())),
+                ),
+                ItemKind::Enum { name, .. } => (
+                    name,
+                    Target::Enum,
+                    Decl::Enum(EnumId::from_index(self.spec.enums.len())),
+                ),
+                ItemKind::Command(rec) | ItemKind::Event(rec) => (
+                    &rec.name,
+                    if matches!(item.kind, ItemKind::Command(_)) {
+                        Target::Command
+                    } else {
+                        Target::Event
+                    },
+                    Decl::Message(MessageId::from_index(self.spec.messages.len())),
+                ),
+                ItemKind::Participant { name, .. } => (
+                    name,
+                    Target::Participant,
+                    Decl::Participant(ParticipantId::from_index(self.spec.participants.len())),
+                ),
             };
             let attrs = attributes::interpret(&item.prefix.attrs, target, &mut self.diags);
             if matches!(target, Target::Type | Target::Enum)
@@ -132,19 +153,6 @@ impl Builder {
                 );
                 continue;
             }
-            // The id the item gets if its name is free: each list grows by
-            // one for every item of its kind that is bound.
-            let decl = match &item.kind {
-                ItemKind::Type(_) => Decl::Record(RecordId::from_index(self.spec.records.len())),
-                ItemKind::Enum { .. } => Decl::Enum(EnumId::from_index(self.spec.enums.len())),
-                ItemKind::Command(_) | ItemKind::Event(_) => {
-                    Decl::Message(MessageId::from_index(self.spec.messages.len()))
-                }
-                ItemKind::Participant { .. } => {
-                    Decl::Participant(ParticipantId::from_index(self.spec.participants.len()))
-                }
-                ItemKind::Version(_) | ItemKind::Key { .. } => continue,
-            };
             if let Err(first) = self.names.bind(&name.name, decl, name.span) {
                 self.diags.push(
                     Diagnostic::new(

@@ -178,14 +178,13 @@ impl Detail {
 /// it; `None` where that does not say.
 fn identifier_role(text: &str, at: usize) -> Option<&'static str> {
     let before = text.get(..at)?.trim_end();
-    let ends_with_word = |word: &str| ends_with_word(before, word);
     if before.ends_with(':') || before.ends_with('<') {
         Some("a type")
     } else if before.ends_with("->") {
         Some("an event or `none`")
-    } else if before.ends_with('+') || ends_with_word("compensates") {
+    } else if before.ends_with('+') || ends_with_word(before, "compensates") {
         Some("an event")
-    } else if ends_with_word("on") {
+    } else if ends_with_word(before, "on") {
         Some("an event or command")
     } else {
         None

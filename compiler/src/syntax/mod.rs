@@ -38,18 +38,17 @@ const PIECE_BYTES: usize = 512 * 1024;
 
 /// Parses one file. On failure, every diagnostic is E0001.
 pub fn parse(file: &SourceFile) -> Result<ast::File, Vec<Diagnostic>> {
-    if file.text().len() > crate::source::MAX_SOURCE_BYTES {
+    let len = file.text().len();
+    if len > crate::source::MAX_SOURCE_BYTES {
         return Err(vec![Diagnostic::new(
             crate::diagnostic::Code::E0001,
             crate::Span::default(),
             format!(
-                "the file is {} bytes long; specs are limited to {} bytes",
-                file.text().len(),
+                "the file is {len} bytes long; specs are limited to {} bytes",
                 crate::source::MAX_SOURCE_BYTES
             ),
         )]);
     }
-    let len = file.text().len();
     let pieces = if len >= PARALLEL_FROM_BYTES {
         (len / PIECE_BYTES).max(2)
     } else {
