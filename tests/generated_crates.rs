@@ -4,7 +4,7 @@
 // Tests fail by panicking; unwrapping is how they say what went wrong.
 #![allow(clippy::unwrap_used)]
 
-use choreo_compiler::codegen::{self, RuntimeDependency};
+use choreo_compiler::codegen::{self, CrateSource};
 use choreo_compiler::{check, output, SourceFile};
 use choreo_tests::build_crates::{cargo, copy_lock, repo, scratch};
 use std::path::PathBuf;
@@ -26,7 +26,7 @@ fn specs() -> Vec<PathBuf> {
 #[test]
 fn every_valid_spec_generates_a_crate_that_builds_warning_free() {
     let ws = scratch("generated-crates");
-    let runtime = RuntimeDependency::Path(repo().join("runtime").canonicalize().unwrap());
+    let runtime = CrateSource::checkout(repo()).unwrap();
     let mut members = Vec::new();
     for path in specs() {
         let text = std::fs::read_to_string(&path).unwrap();

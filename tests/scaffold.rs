@@ -4,16 +4,13 @@
 // Tests fail by panicking; unwrapping is how they say what went wrong.
 #![allow(clippy::unwrap_used)]
 
-use choreo_compiler::codegen::RuntimeDependency;
+use choreo_compiler::codegen::CrateSource;
 use choreo_compiler::output::{self, WriteError};
 use choreo_compiler::{check, scaffold, SourceFile};
 use choreo_tests::build_crates::{cargo, copy_lock, repo, scratch};
 
-fn deps() -> scaffold::Dependencies {
-    scaffold::Dependencies {
-        runtime: RuntimeDependency::Path(repo().join("runtime").canonicalize().unwrap()),
-        compiler: RuntimeDependency::Path(repo().join("compiler").canonicalize().unwrap()),
-    }
+fn deps() -> CrateSource {
+    CrateSource::checkout(repo()).unwrap()
 }
 
 fn files(text: &str) -> Vec<output::GeneratedFile> {

@@ -4,43 +4,11 @@
 // Tests fail by panicking; unwrapping is how they say what went wrong.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{case, choreoc, example, stderr, temp_dir};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-fn choreoc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_choreoc"))
-        .args(args)
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("run choreoc")
-}
-
-fn case(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/cases")
-        .join(path)
-        .display()
-        .to_string()
-}
-
-fn example(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .join(name)
-        .join(format!("{name}.choreo"))
-        .display()
-        .to_string()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("choreoc-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 #[test]
 fn a_clean_spec_exits_0() {
@@ -114,8 +82,9 @@ fn color_always_colours_and_never_does_not() {
 
 #[test]
 fn unreadable_inputs_exit_2_with_a_clear_message() {
+    // `check` takes a directory (tests/cli_habits.rs); the others do not.
     let dir = temp_dir("dir");
-    let out = choreoc(&["check", dir.to_str().unwrap()]);
+    let out = choreoc(&["diagram", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is a directory"), "{}", stderr(&out));
 
@@ -201,6 +170,15 @@ fn a_dash_reads_the_spec_from_standard_input() {
     let diagram = choreoc_with_input(&["diagram", "-"], &valid);
     assert_eq!(diagram.status.code(), Some(0), "{}", stderr(&diagram));
     assert!(String::from_utf8_lossy(&diagram.stdout).starts_with("flowchart"));
+    // `new` copies the spec it read into the scaffold: standard input is
+    // read once, so the copy is what was checked.
+    let dir = temp_dir("new-stdin").join("shop");
+    let new = choreoc_with_input(&["new", "-", dir.to_str().unwrap()], &valid);
+    assert_eq!(new.status.code(), Some(0), "{}", stderr(&new));
+    assert_eq!(
+        std::fs::read(dir.join("specs/ecommerce.choreo")).unwrap(),
+        valid
+    );
 
     let invalid = std::fs::read(case("invalid/E0204_brief_mutation.choreo")).unwrap();
     let out = choreoc_with_input(&["check", "-"], &invalid);
@@ -258,11 +236,11 @@ fn explain_prints_a_failing_and_a_fixed_example() {
     assert!(stderr(&out).contains("not a choreo diagnostic code"));
 }
 
-fn runtime_dir() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../runtime")
-        .display()
-        .to_string()
+fn repo_deps() -> String {
+    format!(
+        "path:{}",
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").display()
+    )
 }
 
 #[test]
@@ -276,8 +254,8 @@ fn generate_writes_a_crate_and_never_overwrites_an_edited_file() {
             example("ecommerce"),
             "--out".into(),
             out.display().to_string(),
-            "--runtime-path".into(),
-            runtime_dir(),
+            "--deps".into(),
+            repo_deps(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -379,17 +357,20 @@ fn new_scaffolds_a_workspace_and_explains_itself() {
     let help = choreoc(&["new", "--help"]);
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(
-        text.contains("--runtime-path")
-            && text.contains("--force")
-            && text.contains("TODO(choreo)"),
+        text.contains("--deps") && text.contains("--force") && text.contains("TODO(choreo)"),
         "{text}"
     );
     let bad = choreoc(&[
         "new",
         &example("ecommerce"),
         out.to_str().unwrap(),
-        "--runtime-path",
-        "/nowhere",
+        "--deps",
+        "path:/nowhere",
     ]);
     assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("cannot use `/nowhere`"),
+        "{}",
+        stderr(&bad)
+    );
 }

@@ -9,20 +9,15 @@
 
 mod samples;
 
-use crate::codegen::{self, OutcomeShape, RuntimeDependency};
+use crate::codegen::{self, CrateSource, OutcomeShape};
 use crate::model::CheckedSpec;
 use crate::output::GeneratedFile;
 use minijinja::{context, Environment};
 use serde::Serialize;
 
-/// How the scaffold depends on choreo's crates.
-#[derive(Debug, Clone)]
-pub struct Dependencies {
-    /// `choreo-runtime`.
-    pub runtime: RuntimeDependency,
-    /// `choreo-compiler` (a build dependency, for `build.rs`).
-    pub compiler: RuntimeDependency,
-}
+/// The runtime features a scaffold turns on: the brokers its binaries'
+/// `--broker` can name besides `memory://`, as its README shows them.
+pub const RUNTIME_FEATURES: &[&str] = &["nats", "redis"];
 
 #[derive(Serialize)]
 struct Param {
@@ -58,11 +53,12 @@ fn unused_name(name: &str) -> String {
 }
 
 /// Every file of the scaffold for `spec`, whose text is `spec_text` and
-/// which is written as `specs/<spec_file>`.
+/// which is written as `specs/<spec_file>`; choreo's crates come from
+/// `deps`.
 pub fn files(
     spec: &CheckedSpec,
     spec_text: &str,
-    deps: &Dependencies,
+    deps: &CrateSource,
 ) -> Result<Vec<GeneratedFile>, minijinja::Error> {
     let module = codegen::module_name(spec);
     let module_file = module.trim_start_matches("r#").to_string();
@@ -183,8 +179,9 @@ pub fn files(
         module => module.clone(),
         module_file => module_file.clone(),
         spec_file => spec_file.clone(),
-        runtime => deps.runtime.toml(),
-        compiler => deps.compiler.toml(),
+        deps_source => deps.to_string(),
+        runtime => deps.runtime_toml(RUNTIME_FEATURES),
+        compiler => deps.compiler_toml(),
         participants => &participants,
         context => names.context_name(),
         key => names.key_name(),
@@ -202,6 +199,7 @@ pub fn files(
         GeneratedFile::generated("build.rs", render("build.rs.j2", base.clone())?),
         GeneratedFile::generated(format!("specs/{spec_file}"), spec_text.to_string()),
         GeneratedFile::generated("src/lib.rs", render("lib.rs.j2", base.clone())?),
+        GeneratedFile::generated("src/cli.rs", render("cli.rs.j2", base.clone())?),
         GeneratedFile::generated("src/main.rs", render("main.rs.j2", base.clone())?),
         GeneratedFile::generated(
             "src/participants/mod.rs",
@@ -236,6 +234,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("Cargo.toml.j2", include_str!("templates/Cargo.toml.j2")),
     ("build.rs.j2", include_str!("templates/build.rs.j2")),
     ("lib.rs.j2", include_str!("templates/lib.rs.j2")),
+    ("cli.rs.j2", include_str!("templates/cli.rs.j2")),
     ("main.rs.j2", include_str!("templates/main.rs.j2")),
     (
         "participants_mod.rs.j2",

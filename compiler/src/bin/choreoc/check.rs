@@ -6,12 +6,17 @@ use std::path::PathBuf;
 
 /// Check specs and report problems with their exact place.
 ///
+/// Each FILE is a spec, `-` (standard input), or a directory: every
+/// `.choreo` file under it, in path order, skipping hidden and git-ignored
+/// files.
+///
 /// Exit status: 0 when no file has an error (warnings are fine unless
 /// --deny-warnings), 1 when a spec has errors, 2 when the command could not
-/// run (bad arguments, unreadable file).
+/// run (bad arguments, an unreadable file, a directory without specs).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The `.choreo` files to check; `-` reads one from standard input.
+    /// The `.choreo` files or directories to check; `-` reads one spec
+    /// from standard input.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Output format: `text` (like rustc, on stderr) or `json` (one object
@@ -21,35 +26,58 @@ pub struct Args {
     /// Treat warnings as errors (exit status 1 when there is any).
     #[arg(long)]
     deny_warnings: bool,
-    /// When to colour text output.
-    #[arg(long, value_enum, default_value_t = Color::Auto)]
-    color: Color,
 }
 
-pub fn run(args: Args) -> u8 {
+pub fn run(args: Args, color: Color) -> u8 {
     let mut failed = false;
     let mut rejected = false;
     let (mut errors, mut warnings, mut checked) = (0, 0, 0);
-    for path in &args.files {
-        let (file, report) = match input::check_path(path) {
-            Ok(checked) => checked,
-            Err(message) => {
-                input::fail(&message);
+    // The codes that made the check fail, for the closing hint.
+    let mut failing_codes: Vec<&'static str> = Vec::new();
+    for arg in &args.files {
+        let paths = if arg.is_dir() {
+            let (paths, problems) = input::expand_dir(arg);
+            for message in &problems {
+                input::fail(message);
                 failed = true;
-                continue;
             }
+            paths
+        } else {
+            vec![arg.clone()]
         };
-        input::emit(&file, &report.diagnostics, args.format, args.color);
-        checked += 1;
-        let (e, w) = report.counts();
-        errors += e;
-        warnings += w;
-        if e > 0 || (args.deny_warnings && w > 0) {
-            rejected = true;
+        for path in &paths {
+            let (file, report) = match input::check_path(path) {
+                Ok(checked) => checked,
+                Err(message) => {
+                    input::fail(&message);
+                    failed = true;
+                    continue;
+                }
+            };
+            input::emit(&file, &report.diagnostics, args.format, color);
+            checked += 1;
+            let (e, w) = report.counts();
+            errors += e;
+            warnings += w;
+            if e > 0 || (args.deny_warnings && w > 0) {
+                rejected = true;
+            }
+            failing_codes.extend(
+                report
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.is_error() || args.deny_warnings)
+                    .map(|d| d.code.as_str()),
+            );
         }
     }
     if args.format == Format::Text && checked > 0 {
         summary(checked, errors, warnings, args.deny_warnings);
+        if rejected {
+            if let Some(hint) = input::explain_hint(failing_codes) {
+                say!("{hint}");
+            }
+        }
     }
     if failed {
         status::FAILURE

@@ -6,7 +6,7 @@ use choreo_compiler::diagram::{self, Format, View};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Draw a spec as Mermaid, Graphviz DOT or a self-contained SVG.
+/// Draw a spec as Mermaid, Graphviz DOT or a self-contained SVG
 ///
 /// The spec is checked first: a spec with errors gets the same diagnostics
 /// as `choreoc check` and no diagram. Warnings are shown and the diagram
@@ -50,9 +50,6 @@ pub struct Args {
     /// Write the diagram to this file instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
-    /// When to colour diagnostics.
-    #[arg(long, value_enum, default_value_t = Color::Auto)]
-    color: Color,
 }
 
 /// The formats, as the command line names them.
@@ -76,7 +73,7 @@ impl From<FormatArg> for Format {
     }
 }
 
-pub fn run(args: Args) -> u8 {
+pub fn run(args: Args, color: Color) -> u8 {
     let view = match parse_view(&args.view) {
         Ok(view) => view,
         Err(message) => {
@@ -89,8 +86,8 @@ pub fn run(args: Args) -> u8 {
         .map(Format::from)
         .or_else(|| args.output.as_deref().and_then(format_of))
         .unwrap_or(Format::Mermaid);
-    let spec = match input::checked_spec(&args.spec, args.color, "diagram") {
-        Ok(spec) => spec,
+    let spec = match input::checked_spec(&args.spec, color, "diagram") {
+        Ok(accepted) => accepted.spec,
         Err(code) => return code,
     };
     let text = match diagram::render(&spec, format, &view) {

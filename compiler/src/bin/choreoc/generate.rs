@@ -1,12 +1,13 @@
 //! `choreoc generate`.
 
+use crate::deps::DepsArg;
 use crate::input::{self, Color};
 use crate::status;
-use choreo_compiler::codegen::{self, RuntimeDependency};
+use choreo_compiler::codegen;
 use choreo_compiler::output;
 use std::path::PathBuf;
 
-/// Generate a library crate of typed Rust services from a spec.
+/// Generate a library crate of typed Rust services from a spec
 ///
 /// The crate (`Cargo.toml` and `src/lib.rs`) holds one module named after
 /// the choreography in snake_case: a struct per type, command and event, an
@@ -20,6 +21,9 @@ use std::path::PathBuf;
 /// the files; a file changed since it was generated is never overwritten
 /// (the command refuses and names it) unless --force is given.
 ///
+/// choreo-runtime comes from the checkout choreoc was built from, if any,
+/// else from crates.io; --deps chooses (the choice is printed).
+///
 /// Exit status: 0 when the crate was written, 1 when the spec has errors,
 /// 2 when the command could not run (bad arguments, an unreadable spec,
 /// files it refuses to overwrite, an unwritable directory).
@@ -32,10 +36,8 @@ pub struct Args {
     /// The directory of the crate to write (created if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Depend on choreo-runtime at this path (a checkout of choreo's
-    /// `runtime/` directory) instead of the published version.
-    #[arg(long, value_name = "PATH")]
-    runtime_path: Option<PathBuf>,
+    #[command(flatten)]
+    deps: DepsArg,
     /// Also generate the HTTP ingress of the spec's `@http` commands
     /// (`pub mod http`, an axum router; the crate then uses choreo-runtime's
     /// `http` feature).
@@ -44,46 +46,17 @@ pub struct Args {
     /// Overwrite files even if they were changed since they were generated.
     #[arg(long)]
     force: bool,
-    /// When to colour diagnostics.
-    #[arg(long, value_enum, default_value_t = Color::Auto)]
-    color: Color,
 }
 
-pub fn run(args: Args) -> u8 {
-    let spec = match input::checked_spec(&args.spec, args.color, "crate written") {
-        Ok(spec) => spec,
+pub fn run(args: Args, color: Color) -> u8 {
+    let spec = match input::checked_spec(&args.spec, color, "crate written") {
+        Ok(accepted) => accepted.spec,
         Err(code) => return code,
     };
-    let runtime = match runtime_dependency(args.runtime_path.as_deref()) {
-        Ok(dep) => dep,
-        Err(message) => {
-            input::fail(&message);
-            return status::FAILURE;
-        }
-    };
+    let deps = args.deps.resolve();
     let options = codegen::Options { http: args.http };
-    let files = codegen::crate_files_with(&spec, &runtime, options);
+    let files = codegen::crate_files_with(&spec, &deps, options);
     report(output::write(&args.out, &files, args.force), &args.out)
-}
-
-/// The runtime dependency for `--runtime-path`, made absolute so that the
-/// generated `Cargo.toml` does not depend on where choreoc was run.
-pub fn runtime_dependency(path: Option<&std::path::Path>) -> Result<RuntimeDependency, String> {
-    match path {
-        None => Ok(RuntimeDependency::current()),
-        Some(p) => {
-            let abs = p
-                .canonicalize()
-                .map_err(|e| format!("cannot use `--runtime-path {}`: {e}", p.display()))?;
-            if !abs.join("Cargo.toml").is_file() {
-                return Err(format!(
-                    "`--runtime-path {}` has no Cargo.toml: point it at choreo's `runtime/` directory",
-                    p.display()
-                ));
-            }
-            Ok(RuntimeDependency::Path(abs))
-        }
-    }
 }
 
 /// Prints what a write did; the exit status.

@@ -21,13 +21,17 @@ macro_rules! out {
 }
 
 mod check;
+mod completions;
+mod deps;
 mod diagram;
 mod explain;
 mod generate;
 mod input;
+mod man;
 mod new;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use input::Color;
 use std::process::ExitCode;
 
 // Checking a large spec allocates millions of small nodes; mimalloc keeps
@@ -36,13 +40,55 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The choreo compiler: checks event-driven choreographies and derives
-/// typed Rust services, diagrams and exports from them.
+/// What `choreoc -h` says choreoc is for.
+const SUMMARY: &str = "The choreo compiler: checks an event-driven choreography and derives \
+typed services and diagrams from it.";
+
+/// What `choreoc --help` says choreoc is for, before the commands.
+const ABOUT: &str = "\
+The choreo compiler: checks an event-driven choreography and derives typed \
+services and diagrams from it.
+
+A `.choreo` spec lists the events with their payloads, the participants \
+(services) and how each reacts, the instance key, the outcomes, \
+compensations, retries and joins. choreoc checks it for what breaks such \
+systems in production (cycles between services, events nobody consumes, \
+instances that never finish, compensations in the wrong order) with \
+rustc-style diagnostics. From a checked spec it generates Rust services, \
+running on choreo-runtime, in which a handler cannot emit what the spec \
+forbids, and draws the flow as Mermaid, Graphviz DOT or SVG.";
+
+/// Typical uses, after the list of commands.
+const EXAMPLES: &str = "\
+Examples:
+  choreoc check shop.choreo                  check a spec (`-` reads standard input)
+  choreoc check specs/                       check every .choreo file under a directory
+  choreoc explain E0204                      what a diagnostic means, with a fix
+  choreoc new shop.choreo shop               a runnable workspace: cd shop && cargo run
+  choreoc generate shop.choreo --out types   a library crate of typed services
+  choreoc diagram shop.choreo -f svg -o shop.svg
+  choreoc completions bash > ~/.local/share/bash-completion/completions/choreoc
+
+Environment: NO_COLOR turns colour off when --color is auto.";
+
+/// The command line: a subcommand, and the options every subcommand takes.
 #[derive(Debug, Parser)]
-#[command(name = "choreoc", version, about, long_about = None, propagate_version = true)]
-struct Cli {
+#[command(
+    name = "choreoc",
+    version,
+    about = SUMMARY,
+    long_about = ABOUT,
+    after_help = EXAMPLES,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// When to colour output: `auto` colours a terminal unless NO_COLOR is
+    /// set.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto, value_name = "WHEN")]
+    color: Color,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,6 +98,16 @@ enum Command {
     Explain(explain::Args),
     Generate(generate::Args),
     New(new::Args),
+    Completions(completions::Args),
+    Man(man::Args),
+}
+
+/// Writes `bytes` to standard output; a closed stream drops them, as
+/// [`out!`] does.
+fn write_stdout(bytes: &[u8]) -> u8 {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(bytes);
+    status::OK
 }
 
 /// Exit statuses, as the design fixes them.
@@ -65,7 +121,19 @@ pub(crate) mod status {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // clap colours its own help and errors by the same choice as the
+    // diagnostics, which it can only learn from the arguments themselves;
+    // on `auto` it looks at the stream it writes to and at NO_COLOR.
+    let color = match input::color_in_args(std::env::args_os()) {
+        Color::Always => clap::ColorChoice::Always,
+        Color::Never => clap::ColorChoice::Never,
+        Color::Auto => clap::ColorChoice::Auto,
+    };
+    let parsed = Cli::command()
+        .color(color)
+        .try_get_matches()
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(err) => {
             // clap prints help and version to stdout with success, usage
@@ -79,12 +147,15 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let color = cli.color;
     let code = match cli.command {
-        Command::Check(args) => check::run(args),
-        Command::Diagram(args) => diagram::run(args),
+        Command::Check(args) => check::run(args, color),
+        Command::Diagram(args) => diagram::run(args, color),
         Command::Explain(args) => explain::run(args),
-        Command::Generate(args) => generate::run(args),
-        Command::New(args) => new::run(args),
+        Command::Generate(args) => generate::run(args, color),
+        Command::New(args) => new::run(args, color),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     };
     ExitCode::from(code)
 }
