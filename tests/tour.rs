@@ -127,9 +127,13 @@ fn the_readme_tour_works_as_written_from_a_fresh_checkout() {
         "{out}"
     );
     settled(&out, 3);
+    assert!(
+        out.contains("every participant is running on memory://, stores: memory"),
+        "{out}"
+    );
     let manifest = std::fs::read_to_string(work.join("shop/Cargo.toml")).unwrap();
     assert!(
-        manifest.contains("features = [\"nats\", \"redis\"]"),
+        manifest.contains("features = [\"nats\", \"redis\", \"postgres\"]"),
         "{manifest}"
     );
     assert!(manifest.contains("default-features = false"), "{manifest}");
@@ -158,7 +162,7 @@ fn the_readme_tour_works_as_written_from_a_fresh_checkout() {
         .block_on(delete_nats_stream(NATS_URL, &prefix));
     assert!(
         out.contains(&format!(
-            "every participant is running on {NATS_URL} (prefix `{prefix}`)"
+            "every participant is running on {NATS_URL} (prefix `{prefix}`), stores: NATS Key-Value at {NATS_URL}"
         )),
         "{out}"
     );
@@ -210,7 +214,7 @@ fn serve_until_terminated(shop: &Path, bin: &Path, prefix: &str) {
     }
     assert!(
         said.contains(&format!(
-            "Payment is running on {NATS_URL} (prefix `{prefix}`); Ctrl-C or SIGTERM stops it"
+            "Payment is running on {NATS_URL} (prefix `{prefix}`), stores: NATS Key-Value at {NATS_URL}"
         )),
         "{said}"
     );

@@ -466,7 +466,7 @@ fn new_and_generate_depend_on_the_checkout_choreoc_was_built_from_and_say_so() {
     );
     let manifest = std::fs::read_to_string(dir.join("shop/Cargo.toml")).unwrap();
     let runtime = format!(
-        "choreo-runtime = {{ path = {:?}, features = [\"nats\", \"redis\"] }}",
+        "choreo-runtime = {{ path = {:?}, features = [\"nats\", \"redis\", \"postgres\"] }}",
         root.join("runtime").display().to_string()
     );
     let compiler = format!(
@@ -502,20 +502,20 @@ fn deps_chooses_crates_io_a_path_or_git_and_refuses_anything_else() {
         (
             "crates-io",
             &format!("crates.io ({version}) (--deps)"),
-            &format!("choreo-runtime = {{ version = \"{version}\", features = [\"nats\", \"redis\"] }}"),
+            &format!("choreo-runtime = {{ version = \"{version}\", features = [\"nats\", \"redis\", \"postgres\"] }}"),
             &format!("choreo-compiler = {{ version = \"{version}\", default-features = false }}"),
         ),
         (
             "git:https://example.com/choreo.git#0123abc",
             "git https://example.com/choreo.git at 0123abc (--deps)",
-            "choreo-runtime = { git = \"https://example.com/choreo.git\", rev = \"0123abc\", features = [\"nats\", \"redis\"] }",
+            "choreo-runtime = { git = \"https://example.com/choreo.git\", rev = \"0123abc\", features = [\"nats\", \"redis\", \"postgres\"] }",
             "choreo-compiler = { git = \"https://example.com/choreo.git\", rev = \"0123abc\", default-features = false }",
         ),
         (
             &format!("path:{}", repo().join("compiler/..").display()),
             &format!("the checkout at {} (--deps)", repo().display()),
             &format!(
-                "choreo-runtime = {{ path = {:?}, features = [\"nats\", \"redis\"] }}",
+                "choreo-runtime = {{ path = {:?}, features = [\"nats\", \"redis\", \"postgres\"] }}",
                 repo().join("runtime").display().to_string()
             ),
             &format!(

@@ -134,6 +134,104 @@ async fn join_fires_once_when_everything_arrives_at_once_twice() {
     service.shutdown().await.unwrap();
 }
 
+/// A state store that keeps its joins in memory and remembers which
+/// instances' slots were removed.
+#[derive(Default)]
+struct ClearingStore {
+    inner: choreo_runtime::store::MemoryStateStore,
+    cleared: Mutex<Vec<String>>,
+    waiting: Mutex<std::collections::HashSet<String>>,
+}
+
+#[async_trait::async_trait]
+impl choreo_runtime::store::StateStore for ClearingStore {
+    async fn join_arrive(
+        &self,
+        scope: &str,
+        instance: &str,
+        slot: usize,
+        slots: usize,
+        envelope: &Envelope,
+    ) -> Result<Option<Vec<Envelope>>, choreo_runtime::store::StoreError> {
+        self.waiting.lock().unwrap().insert(instance.to_owned());
+        self.inner
+            .join_arrive(scope, instance, slot, slots, envelope)
+            .await
+    }
+    async fn join_clear(
+        &self,
+        scope: &str,
+        instance: &str,
+    ) -> Result<(), choreo_runtime::store::StoreError> {
+        self.cleared.lock().unwrap().push(instance.to_owned());
+        self.waiting.lock().unwrap().remove(instance);
+        self.inner.join_clear(scope, instance).await
+    }
+    async fn fired_count(
+        &self,
+        scope: &str,
+        instance: &str,
+    ) -> Result<u64, choreo_runtime::store::StoreError> {
+        self.inner.fired_count(scope, instance).await
+    }
+    async fn record_firing(
+        &self,
+        scope: &str,
+        instance: &str,
+    ) -> Result<u64, choreo_runtime::store::StoreError> {
+        self.inner.record_firing(scope, instance).await
+    }
+}
+
+#[tokio::test]
+async fn a_fired_join_leaves_no_slots_behind_and_a_waiting_one_keeps_them() {
+    let broker: SharedBroker = MemoryBroker::new().into_shared();
+    let state = Arc::new(ClearingStore::default());
+    let stores = Stores::new(
+        Arc::new(choreo_runtime::store::MemoryInbox::new()),
+        state.clone(),
+        "memory, recording",
+    );
+    let calls: Calls = Arc::default();
+    let service = shipping(calls.clone())
+        .start(broker.clone(), stores, ServiceOptions::default())
+        .await
+        .unwrap();
+    let client = client(&broker);
+    for n in 0..50 {
+        let key = format!("order-{n}");
+        client
+            .send_envelope(Envelope::of(key.clone(), PaymentApproved { amount: 5 }).build())
+            .await
+            .unwrap();
+        client
+            .send_envelope(Envelope::of(key, StockReserved { reservation: n }).build())
+            .await
+            .unwrap();
+    }
+    // One instance gets only half of its join: it must keep waiting.
+    client
+        .send_envelope(Envelope::of("half", PaymentApproved { amount: 1 }).build())
+        .await
+        .unwrap();
+    eventually("every delivery settled", || {
+        service.stats().deliveries >= 101
+    })
+    .await;
+    service.shutdown().await.unwrap();
+    let mut cleared = state.cleared.lock().unwrap().clone();
+    cleared.sort();
+    let mut expected: Vec<String> = (0..50).map(|n| format!("order-{n}")).collect();
+    expected.sort();
+    assert_eq!(cleared, expected, "each fired join cleared once");
+    let waiting = state.waiting.lock().unwrap().clone();
+    assert_eq!(
+        waiting,
+        ["half".to_string()].into_iter().collect(),
+        "only the half-filled join is kept"
+    );
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Charge {
     cents: u64,

@@ -16,8 +16,9 @@ use minijinja::{context, Environment};
 use serde::Serialize;
 
 /// The runtime features a scaffold turns on: the brokers its binaries'
-/// `--broker` can name besides `memory://`, as its README shows them.
-pub const RUNTIME_FEATURES: &[&str] = &["nats", "redis"];
+/// `--broker` and the stores their `--store` can name besides
+/// `memory://`, as its README shows them.
+pub const RUNTIME_FEATURES: &[&str] = &["nats", "redis", "postgres"];
 
 #[derive(Serialize)]
 struct Param {

@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use choreo_runtime::broker::memory::MemoryBroker;
-use choreo_runtime::service::Topics;
+use choreo_runtime::service::{Stores, Topics};
 use drone_delivery::driver::{plans, DriveOptions};
 use drone_delivery::system::{Node, Settings, PARTICIPANTS};
 use example_support::testing::{
@@ -65,6 +65,7 @@ async fn ingress_alone(n: usize) -> f64 {
         &settings(),
         Some("ingress"),
         Arc::new(MemoryBroker::new()),
+        Stores::memory(),
         Topics::new(unique_prefix()),
         "127.0.0.1:0".parse().unwrap(),
     )
@@ -93,6 +94,7 @@ async fn in_process(n: usize) -> f64 {
         &settings(),
         None,
         Arc::new(MemoryBroker::new()),
+        Stores::memory(),
         Topics::new(unique_prefix()),
         "127.0.0.1:0".parse().unwrap(),
     )

@@ -8,6 +8,7 @@
 //! drone-delivery --broker nats://127.0.0.1:4222 --service ingress --deliveries 300
 //! ```
 
+use choreo_runtime::service::Stores;
 use clap::Parser;
 use drone_delivery::driver::DriveOptions;
 use drone_delivery::system::{Node, Settings, PARTICIPANTS};
@@ -107,12 +108,32 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         ..Settings::default()
     };
     let broker = d.broker().await.map_err(|e| setup(&e))?;
-    let node = Node::start(&settings, service, broker.clone(), d.topics(), d.listen)
-        .await
-        .map_err(|e| setup(&e))?;
+    // The ingress alone keeps no inbox or joins.
+    let stores = if service == Some(INGRESS) {
+        Stores::memory()
+    } else {
+        d.stores().await.map_err(|e| setup(&e))?
+    };
+    let described = stores.description.clone();
+    let node = Node::start(
+        &settings,
+        service,
+        broker.clone(),
+        stores,
+        d.topics(),
+        d.listen,
+    )
+    .await
+    .map_err(|e| setup(&e))?;
     let name = service.unwrap_or("all");
-    let mut ready =
-        json!({ "service": name, "ready": true, "broker": d.broker, "prefix": d.prefix });
+    let shown = choreo_runtime::store::describe(&d.broker);
+    let mut ready = json!({
+        "service": name,
+        "ready": true,
+        "broker": shown,
+        "prefix": d.prefix,
+        "stores": described,
+    });
     if let Some(url) = node.base_url() {
         ready["url"] = json!(url);
     }
@@ -148,11 +169,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             print_line(&ready);
             match node.base_url() {
                 Some(url) => eprintln!(
-                    "drone delivery ({name}) on {}; the ingress: {url}/deliveries \
-                     (README.md has curl examples); Ctrl-C stops it",
-                    d.broker
+                    "drone delivery ({name}) on {shown}; the ingress: {url}/deliveries \
+                     (README.md has curl examples); Ctrl-C stops it"
                 ),
-                None => eprintln!("{name} running on {}; Ctrl-C stops it", d.broker),
+                None => {
+                    eprintln!("{name} running on {shown}, stores: {described}; Ctrl-C stops it")
+                }
             }
             shutdown_signal().await;
             let state = node.stop().await;

@@ -182,15 +182,16 @@ impl Participants {
         &self,
         service: Option<&str>,
         broker: SharedBroker,
+        stores: Stores,
         options: ServiceOptions,
     ) -> Result<Vec<ServiceHandle>, ServiceError> {
         match service {
-            Some(name) => self.start_one(name, broker, options).await,
+            Some(name) => self.start_one(name, broker, stores, options).await,
             None => {
                 let mut handles = Vec::new();
                 for name in &PARTICIPANTS {
                     handles.extend(
-                        self.start_one(name, broker.clone(), options.clone())
+                        self.start_one(name, broker.clone(), stores.clone(), options.clone())
                             .await?,
                     );
                 }
@@ -203,6 +204,7 @@ impl Participants {
         &self,
         service: &str,
         broker: SharedBroker,
+        stores: Stores,
         mut options: ServiceOptions,
     ) -> Result<Vec<ServiceHandle>, ServiceError> {
         let definition = match service {
@@ -220,9 +222,7 @@ impl Participants {
             // events they wait for.
             options.max_in_flight = options.max_in_flight.max(4096);
         }
-        Ok(vec![
-            definition.start(broker, Stores::memory(), options).await?,
-        ])
+        Ok(vec![definition.start(broker, stores, options).await?])
     }
 
     /// What `service` holds now, as one JSON object (every participant's
@@ -325,12 +325,14 @@ pub struct Node {
 
 impl Node {
     /// Starts `service` of [`PARTICIPANTS`] or [`INGRESS`] (`None`: every participant and
-    /// the ingress) on `broker`, under `topics`; the ingress listens on
-    /// `listen`. Participants start before the ingress takes requests.
+    /// the ingress) on `broker`, keeping their inbox and joins in `stores`,
+    /// under `topics`; the ingress listens on `listen`. Participants start
+    /// before the ingress takes requests.
     pub async fn start(
         settings: &Settings,
         service: Option<&str>,
         broker: SharedBroker,
+        stores: Stores,
         topics: Topics,
         listen: SocketAddr,
     ) -> Result<Node, StartError> {
@@ -339,7 +341,9 @@ impl Node {
             topics: topics.clone(),
             ..ServiceOptions::default()
         };
-        let handles = participants.start(service, broker.clone(), options).await?;
+        let handles = participants
+            .start(service, broker.clone(), stores, options)
+            .await?;
         let (tracker, server) = if matches!(service, None | Some(INGRESS)) {
             let tracker = Arc::new(
                 InstanceTracker::start(

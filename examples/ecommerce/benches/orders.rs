@@ -52,6 +52,7 @@ fn deployment(broker: &str) -> Deployment {
         prefix: unique_prefix(),
         duplicates: false,
         listen: "127.0.0.1:0".parse().unwrap(),
+        store: None,
     }
 }
 

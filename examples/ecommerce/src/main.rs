@@ -76,8 +76,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Some(participant) => {
             let system = System::start(d, cli.data, Role::Participant(participant)).await?;
             println!(
-                "{participant} running on {} (prefix `{}`); SIGTERM or Ctrl-C stops it",
-                d.broker, d.prefix
+                "{participant} running on {} (prefix `{}`), stores: {}; SIGTERM or Ctrl-C stops it",
+                choreo_runtime::store::describe(&d.broker),
+                d.prefix,
+                system.stores.as_deref().unwrap_or("none")
             );
             flush();
             shutdown_signal().await;

@@ -664,10 +664,10 @@ impl Shop {
     pub async fn start(
         &self,
         broker: SharedBroker,
+        stores: Stores,
         options: ServiceOptions,
         participant: Option<&str>,
     ) -> Result<Vec<ServiceHandle>, choreo_runtime::service::ServiceError> {
-        let stores = Stores::memory();
         let Some(name) = participant else {
             return ecommerce::start_all(
                 broker,

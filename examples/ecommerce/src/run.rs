@@ -92,6 +92,9 @@ pub struct System {
     pub shop: Shop,
     /// The broker.
     pub broker: SharedBroker,
+    /// What the participants here keep their inbox and joins in (`None`
+    /// when none runs here).
+    pub stores: Option<String>,
     handles: Vec<ServiceHandle>,
     gateway: Option<Gateway>,
 }
@@ -136,10 +139,18 @@ impl System {
         let options = deployment.service_options();
         // Participants first: their groups must exist before the first
         // command is published.
-        let handles = match role {
-            Role::Everything => shop.start(broker.clone(), options, None).await?,
-            Role::Participant(p) => shop.start(broker.clone(), options, Some(p)).await?,
-            Role::Ingress => Vec::new(),
+        let (handles, stores) = match role {
+            Role::Everything | Role::Participant(_) => {
+                let stores = deployment.stores().await?;
+                let described = stores.description.clone();
+                let only = match role {
+                    Role::Participant(p) => Some(p),
+                    _ => None,
+                };
+                let handles = shop.start(broker.clone(), stores, options, only).await?;
+                (handles, Some(described))
+            }
+            Role::Ingress => (Vec::new(), None),
         };
         let gateway = match role {
             Role::Participant(_) => None,
@@ -166,6 +177,7 @@ impl System {
             catalogue,
             shop,
             broker,
+            stores,
             handles,
             gateway,
         })

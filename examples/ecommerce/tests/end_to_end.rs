@@ -35,6 +35,7 @@ fn deployment(broker: &str, duplicates: bool) -> Deployment {
         prefix: unique_prefix(),
         duplicates,
         listen: "127.0.0.1:0".parse().unwrap(),
+        store: None,
     }
 }
 

@@ -2,7 +2,8 @@
 //! broker, the topic names and the service options.
 
 use choreo_runtime::broker::memory::MemoryBroker;
-use choreo_runtime::service::{ServiceOptions, Topics};
+use choreo_runtime::service::{ServiceOptions, Stores, Topics};
+use choreo_runtime::store::{StoreError, StoreOptions};
 use choreo_runtime::SharedBroker;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +35,13 @@ pub struct Deployment {
     /// The address of the HTTP ingress (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
     pub listen: SocketAddr,
+    /// Where the services keep their inbox, join slots and `@bounded`
+    /// counters: `memory://`, `nats://…` (JetStream Key-Value),
+    /// `redis://…` or `postgres://user@host/db` [default: the broker's own
+    /// server, so that a restarted or second process finds them; memory on
+    /// the memory broker]
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
 }
 
 /// A deployment that cannot start.
@@ -45,6 +53,9 @@ pub enum DeploymentError {
     /// Options that do not go together.
     #[error("{0}")]
     Options(String),
+    /// The stores' URL or server.
+    #[error("{0}")]
+    Stores(#[from] StoreError),
     /// `--service` names no participant.
     #[error("there is no service `{given}`; the services are: {}", .known.join(", "))]
     UnknownService {
@@ -115,6 +126,16 @@ impl Deployment {
             return Ok(Arc::new(MemoryBroker::with_duplicates()));
         }
         Ok(choreo_runtime::connect(&self.broker).await?)
+    }
+
+    /// The stores of `--store`, or of the broker's own server: a real
+    /// broker gets durable stores unless told otherwise.
+    pub async fn stores(&self) -> Result<Stores, DeploymentError> {
+        let options = StoreOptions::with_prefix(self.prefix.clone());
+        Ok(match &self.store {
+            Some(url) => Stores::connect(url, &options).await?,
+            None => Stores::for_broker(&self.broker, &options).await?,
+        })
     }
 
     /// The topic names of this deployment.

@@ -47,14 +47,17 @@ pub fn unique_prefix() -> String {
     format!("choreotest-{:x}{:08x}.", std::process::id(), nanos)
 }
 
-/// Deletes the JetStream stream that holds the topics under `prefix`.
+/// Deletes the JetStream stream that holds the topics under `prefix`, and
+/// the Key-Value buckets of the deployment's stores.
 pub async fn delete_nats_stream(url: &str, prefix: &str) {
     use choreo_runtime::broker::NatsBroker;
+    use choreo_runtime::store::{NatsKvStores, StoreOptions};
     if let Ok(b) = NatsBroker::connect(url).await {
-        let _ = b
-            .jetstream()
-            .delete_stream(NatsBroker::stream_name(prefix))
-            .await;
+        let js = b.jetstream();
+        let _ = js.delete_stream(NatsBroker::stream_name(prefix)).await;
+        for bucket in NatsKvStores::bucket_names(&StoreOptions::with_prefix(prefix)) {
+            let _ = js.delete_stream(format!("KV_{bucket}")).await;
+        }
     }
 }
 

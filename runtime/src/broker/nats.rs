@@ -592,7 +592,7 @@ impl MemberCtx {
 /// A name for a broker object (stream, consumer) made of `[A-Za-z0-9_-]`
 /// only, at most `max` characters of it; when `text` had to change, a hash
 /// of the whole of it follows, so different texts keep different names.
-fn safe_name(text: &str, max: usize) -> String {
+pub(crate) fn safe_name(text: &str, max: usize) -> String {
     let mut out: String = text
         .chars()
         .take(max)

@@ -19,6 +19,7 @@
 //! expression giving `Option<SharedBroker>`: `None` skips every case.
 
 pub mod cases;
+pub mod stores;
 
 use std::future::Future;
 use std::time::Duration;

@@ -9,11 +9,13 @@ mod options;
 mod runner;
 mod topics;
 
+/// The stores a service runs with; they live in [`crate::store`].
+pub use crate::store::Stores;
 pub use client::Client;
 pub use definition::{
     Context, Emit, Handler, HandlerError, HandlerFuture, Input, Reaction, RetryPolicy,
     ServiceDefinition, Trigger,
 };
-pub use options::{ServiceError, ServiceOptions, ServiceStats, Stores};
+pub use options::{ServiceError, ServiceOptions, ServiceStats};
 pub use runner::ServiceHandle;
 pub use topics::Topics;

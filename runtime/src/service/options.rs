@@ -1,38 +1,11 @@
-//! How a service runs and what it reports: its stores, options, errors
-//! and counters.
+//! How a service runs and what it reports: its options, errors and
+//! counters.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::topics::Topics;
 use crate::broker::{BrokerError, StartPosition};
-use crate::store::{InboxStore, MemoryInbox, MemoryStateStore, StateStore};
-
-/// The stores a service keeps its idempotency and join state in.
-#[derive(Clone)]
-pub struct Stores {
-    /// Deduplication by event id.
-    pub inbox: Arc<dyn InboxStore>,
-    /// Join slots and `@bounded` counters.
-    pub state: Arc<dyn StateStore>,
-}
-
-impl Stores {
-    /// Both stores in memory (lost with the process).
-    pub fn memory() -> Self {
-        Stores {
-            inbox: Arc::new(MemoryInbox::new()),
-            state: Arc::new(MemoryStateStore::new()),
-        }
-    }
-}
-
-impl Default for Stores {
-    fn default() -> Self {
-        Stores::memory()
-    }
-}
 
 /// How a service runs.
 #[derive(Debug, Clone)]

@@ -14,12 +14,13 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::definition::{HandlerError, HandlerSlot, ServiceDefinition, Trigger};
-use super::options::{bump, Counters, ServiceError, ServiceOptions, ServiceStats, Stores};
+use super::options::{bump, Counters, ServiceError, ServiceOptions, ServiceStats};
 use crate::broker::{
     settle_all, Delivery, Settlement, SharedBroker, SubscribeOptions, Subscription,
 };
 use crate::envelope::{interned, Envelope, EventId, SharedStr};
-use crate::progress::notice::{Completion, ProgressNotice};
+use crate::progress::notice::{Completion, CompletionOutcome, ProgressNotice};
+use crate::store::Stores;
 use crate::store::{Claim, StoreError};
 
 /// A running service.
@@ -60,6 +61,13 @@ impl ServiceDefinition {
         options: ServiceOptions,
     ) -> Result<ServiceHandle, ServiceError> {
         self.validate().map_err(ServiceError::Invalid)?;
+        tracing::info!(
+            choreography = %self.choreography,
+            participant = %self.participant,
+            broker = broker.kind(),
+            stores = %stores.description,
+            "service starting"
+        );
         let runner = Arc::new(Runner::new(self, broker, stores, options));
         let sub = runner.broker.subscribe(runner.subscribe_options()).await?;
         let (stop, stopped) = watch::channel(false);
@@ -552,9 +560,11 @@ impl Runner {
             }
         }
         // Done marks first: once a delivery is acked its id must read done.
+        let mut marked: SmallVec<[bool; 4]> = SmallVec::new();
         for (scope, ids) in self.scopes.iter().zip(&mut batch.complete) {
-            self.update_inbox(scope, ids, InboxUpdate::Done).await;
+            marked.push(self.update_inbox(scope, ids, InboxUpdate::Done).await);
         }
+        self.clear_fired_joins(&batch.completions, &marked).await;
         for (scope, ids) in self.scopes.iter().zip(&mut batch.release) {
             self.update_inbox(scope, ids, InboxUpdate::Release).await;
         }
@@ -598,26 +608,66 @@ impl Runner {
         self.counters.deliveries.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Marks `ids` done, or releases their claims, in `scope`; empties `ids`.
-    async fn update_inbox(&self, scope: &SharedStr, ids: &mut Vec<EventId>, what: InboxUpdate) {
+    /// Marks `ids` done, or releases their claims, in `scope`; empties
+    /// `ids`. Whether the store took the update.
+    async fn update_inbox(
+        &self,
+        scope: &SharedStr,
+        ids: &mut Vec<EventId>,
+        what: InboxUpdate,
+    ) -> bool {
         if ids.is_empty() {
-            return;
+            return true;
         }
         let inbox = &self.stores.inbox;
-        match what {
-            InboxUpdate::Done => {
-                if let Err(e) = inbox.complete_many(scope, ids).await {
+        let stored = match what {
+            InboxUpdate::Done => match inbox.complete_many(scope, ids).await {
+                Ok(()) => true,
+                Err(e) => {
                     // Outputs are out; a rerun republishes the same ids.
                     tracing::warn!(scope = %scope, error = %e, "inbox completions not stored");
+                    false
                 }
-            }
-            InboxUpdate::Release => {
-                if let Err(e) = inbox.release_many(scope, ids).await {
+            },
+            InboxUpdate::Release => match inbox.release_many(scope, ids).await {
+                Ok(()) => true,
+                Err(e) => {
                     tracing::warn!(scope = %scope, error = %e, "inbox claims not released; they lapse with their lease");
+                    false
                 }
-            }
-        }
+            },
+        };
         ids.clear();
+        stored
+    }
+
+    /// Removes the slots of the joins that fired in this batch, once their
+    /// firing reads done (`marked`, per reaction): a fired join is never
+    /// waited for again (a redelivered member finds the firing done), and
+    /// its slots would otherwise be kept for ever.
+    async fn clear_fired_joins(&self, completions: &[Completion], marked: &[bool]) {
+        let is_join = |i: usize| matches!(self.def.reactions[i].trigger, Trigger::All(_));
+        if !(0..self.def.reactions.len()).any(is_join) {
+            return;
+        }
+        let fired = completions
+            .iter()
+            .filter(|c| c.outcome == CompletionOutcome::Handled)
+            .filter_map(|c| {
+                let i = self
+                    .def
+                    .reactions
+                    .iter()
+                    .position(|r| r.name == c.reaction)?;
+                (is_join(i) && marked.get(i).copied().unwrap_or(false))
+                    .then(|| (&self.scopes[i], &c.instance))
+            });
+        let clears = fired.map(|(scope, instance)| async move {
+            if let Err(e) = self.stores.state.join_clear(scope, instance).await {
+                tracing::warn!(scope = %scope, instance = %instance, error = %e, "a fired join's slots were not removed; they stay until removed by hand");
+            }
+        });
+        futures::future::join_all(clears).await;
     }
 
     /// Claims, for every plain (non-join) reaction, the events of a whole

@@ -274,6 +274,12 @@ impl StateStore for MemoryStateStore {
         Ok(filled.iter().cloned().collect())
     }
 
+    async fn join_clear(&self, scope: &str, instance: &str) -> Result<(), StoreError> {
+        let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
+        joins.remove(&(scope.to_owned(), instance.to_owned()));
+        Ok(())
+    }
+
     async fn fired_count(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
         let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         Ok(counts

@@ -1,19 +1,34 @@
 //! Stores that make handling idempotent and joins exact: the inbox
 //! (deduplication by event id) and the state store (join slots and
-//! `@bounded` counters). Memory stores are always here; PostgreSQL ones
-//! come with the `postgres` feature and survive restarts.
+//! `@bounded` counters). Memory stores are always here. The durable ones
+//! survive restarts and are shared by replicas: NATS JetStream Key-Value
+//! (feature `nats`), Redis keys (feature `redis`) and PostgreSQL tables
+//! (feature `postgres`); [`connect`](crate::service::Stores::connect)
+//! picks one by URL.
 
+mod connect;
 mod memory;
+#[cfg(feature = "nats")]
+pub mod nats;
+mod options;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use connect::{describe, Stores};
 pub use memory::{MemoryInbox, MemoryStateStore};
+#[cfg(feature = "nats")]
+pub use nats::{NatsKvInbox, NatsKvStateStore, NatsKvStores};
+pub use options::{StoreOptions, DEFAULT_WINDOW};
 #[cfg(feature = "postgres")]
 pub use postgres::{PgInbox, PgStateStore, PgStores};
+#[cfg(feature = "redis")]
+pub use redis::{RedisInbox, RedisStateStore, RedisStores};
 
 use crate::envelope::{Envelope, EventId};
 
@@ -110,6 +125,15 @@ pub trait StateStore: Send + Sync + 'static {
         slots: usize,
         envelope: &Envelope,
     ) -> Result<Option<Vec<Envelope>>, StoreError>;
+
+    /// Forgets the slots of the join `scope` for `instance`, once it has
+    /// fired and its firing is marked done, so that fired joins do not
+    /// pile up. A store that forgets by itself may keep the default, which
+    /// does nothing.
+    async fn join_clear(&self, scope: &str, instance: &str) -> Result<(), StoreError> {
+        let _ = (scope, instance);
+        Ok(())
+    }
 
     /// How many times the reaction `scope` has fired in `instance`.
     async fn fired_count(&self, scope: &str, instance: &str) -> Result<u64, StoreError>;

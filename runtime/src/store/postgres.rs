@@ -17,15 +17,58 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use super::{check_slot, Claim, InboxStore, StateStore, StoreError};
+use super::{check_slot, Claim, InboxStore, StateStore, StoreError, Stores, DEFAULT_WINDOW};
 use crate::envelope::{json, Envelope, EventId};
-use crate::service::Stores;
 
 /// The default table prefix.
 pub const DEFAULT_TABLE_PREFIX: &str = "choreo_";
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// The table prefix of a deployment whose topics have `prefix`:
+/// `choreo_` after the prefix made of lower-case letters, digits and `_`;
+/// where that changed the prefix or it is too long, a hash of it keeps
+/// two deployments apart.
+pub fn table_prefix(prefix: &str) -> String {
+    let clean: String = prefix
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut out = if clean.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("_{clean}")
+    } else {
+        clean
+    };
+    if out.len() > 25 || (out != prefix && !prefix.is_empty()) {
+        out.truncate(16);
+        out.push_str(&format!(
+            "{:08x}_",
+            xxhash_rust::xxh3::xxh3_64(prefix.as_bytes()) as u32
+        ));
+    }
+    out.push_str(DEFAULT_TABLE_PREFIX);
+    out
+}
+
+/// The error with its causes: tokio-postgres says only "db error" at
+/// the top, and the server's message underneath.
+fn backend(e: impl std::error::Error) -> StoreError {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    StoreError::Backend(text)
 }
 
 struct Sql {
@@ -35,26 +78,35 @@ struct Sql {
     release: String,
     join_insert: String,
     join_select: String,
+    join_clear: String,
     fired_select: String,
     fired_increment: String,
+    sweep: String,
 }
 
 impl Sql {
-    fn new(p: &str) -> Self {
+    /// The statements on the tables under `p`; done-marks and counters
+    /// older than `window` count as gone (and are swept).
+    fn new(p: &str, window: Duration) -> Self {
+        // A number of seconds is all that goes into the text.
+        let w = format!("make_interval(secs => {})", window.as_secs_f64());
         Sql {
-            // Inserts a claim, or takes over a lapsed one; a row back means ours.
+            // Inserts a claim, or takes over a lapsed one or an expired
+            // done-mark; a row back means ours. A done row's `lease_until`
+            // is when it was done.
             claim: format!(
                 "INSERT INTO {p}inbox (scope, id, done, lease_until) \
                  SELECT $1, id, false, now() + make_interval(secs => $3) FROM unnest($2::text[]) AS id \
-                 ON CONFLICT (scope, id) DO UPDATE SET lease_until = EXCLUDED.lease_until \
-                 WHERE {p}inbox.done = false AND {p}inbox.lease_until < now() \
+                 ON CONFLICT (scope, id) DO UPDATE SET done = false, lease_until = EXCLUDED.lease_until \
+                 WHERE ({p}inbox.done = false AND {p}inbox.lease_until < now()) \
+                 OR ({p}inbox.done AND {p}inbox.lease_until < now() - {w}) \
                  RETURNING id"
             ),
             claim_state: format!("SELECT id, done FROM {p}inbox WHERE scope = $1 AND id = ANY($2)"),
             complete: format!(
                 "INSERT INTO {p}inbox (scope, id, done, lease_until) \
                  SELECT $1, id, true, now() FROM unnest($2::text[]) AS id \
-                 ON CONFLICT (scope, id) DO UPDATE SET done = true"
+                 ON CONFLICT (scope, id) DO UPDATE SET done = true, lease_until = now()"
             ),
             release: format!("DELETE FROM {p}inbox WHERE scope = $1 AND id = ANY($2) AND done = false"),
             join_insert: format!(
@@ -64,11 +116,21 @@ impl Sql {
             join_select: format!(
                 "SELECT slot, envelope FROM {p}join WHERE scope = $1 AND instance = $2 ORDER BY slot"
             ),
-            fired_select: format!("SELECT count FROM {p}fired WHERE scope = $1 AND instance = $2"),
+            join_clear: format!("DELETE FROM {p}join WHERE scope = $1 AND instance = $2"),
+            fired_select: format!(
+                "SELECT count FROM {p}fired WHERE scope = $1 AND instance = $2 \
+                 AND updated_at >= now() - {w}"
+            ),
             fired_increment: format!(
-                "INSERT INTO {p}fired (scope, instance, count) VALUES ($1, $2, 1) \
-                 ON CONFLICT (scope, instance) DO UPDATE SET count = {p}fired.count + 1 \
+                "INSERT INTO {p}fired (scope, instance, count, updated_at) VALUES ($1, $2, 1, now()) \
+                 ON CONFLICT (scope, instance) DO UPDATE SET \
+                 count = CASE WHEN {p}fired.updated_at < now() - {w} THEN 1 ELSE {p}fired.count + 1 END, \
+                 updated_at = now() \
                  RETURNING count"
+            ),
+            sweep: format!(
+                "DELETE FROM {p}inbox WHERE lease_until < now() - {w}; \
+                 DELETE FROM {p}fired WHERE updated_at < now() - {w}"
             ),
         }
     }
@@ -77,6 +139,11 @@ impl Sql {
 struct Shared {
     pool: Pool,
     sql: Sql,
+    /// How often expired rows are swept, and when they last were (in
+    /// milliseconds since `created`).
+    sweep_every: Duration,
+    swept: std::sync::atomic::AtomicU64,
+    created: std::time::Instant,
 }
 
 impl Shared {
@@ -90,6 +157,27 @@ impl Shared {
         let stmt = client.prepare_cached(sql).await.map_err(backend)?;
         client.query(&stmt, params).await.map_err(backend)
     }
+
+    /// Deletes expired done-marks, long-lapsed claims and counters, at most
+    /// once per `sweep_every`; called on writes, so a store nobody writes
+    /// to costs nothing.
+    async fn sweep_now_and_then(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let now = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.swept.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last)
+            >= u64::try_from(self.sweep_every.as_millis()).unwrap_or(u64::MAX);
+        if !due
+            || self
+                .swept
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(());
+        }
+        let client = self.pool.get().await.map_err(backend)?;
+        client.batch_execute(&self.sql.sweep).await.map_err(backend)
+    }
 }
 
 /// A connection pool and the stores on it.
@@ -101,8 +189,18 @@ pub struct PgStores {
 impl PgStores {
     /// Connects with a libpq-style string (`host=127.0.0.1 user=postgres
     /// dbname=test`) or URL (`postgres://postgres@127.0.0.1/test`) and
-    /// creates the tables under `table_prefix` if they are missing.
+    /// creates the tables under `table_prefix` if they are missing;
+    /// done-marks and counters are kept for [`DEFAULT_WINDOW`].
     pub async fn connect(config: &str, table_prefix: &str) -> Result<Self, StoreError> {
+        PgStores::connect_with(config, table_prefix, DEFAULT_WINDOW).await
+    }
+
+    /// [`PgStores::connect`], keeping done-marks and counters for `window`.
+    pub async fn connect_with(
+        config: &str,
+        table_prefix: &str,
+        window: Duration,
+    ) -> Result<Self, StoreError> {
         check_prefix(table_prefix)?;
         let pg: tokio_postgres::Config = config
             .parse()
@@ -121,7 +219,10 @@ impl PgStores {
         let stores = PgStores {
             shared: Arc::new(Shared {
                 pool,
-                sql: Sql::new(table_prefix),
+                sql: Sql::new(table_prefix, window),
+                sweep_every: (window / 2).min(Duration::from_secs(60)),
+                swept: std::sync::atomic::AtomicU64::new(0),
+                created: std::time::Instant::now(),
             }),
         };
         stores.create_tables(table_prefix).await?;
@@ -142,6 +243,11 @@ impl PgStores {
             format!(
                 "CREATE TABLE IF NOT EXISTS {p}fired (scope text NOT NULL, instance text NOT NULL, \
                  count bigint NOT NULL, PRIMARY KEY (scope, instance))"
+            ),
+            // Counters expire by their last firing (tables made before
+            // counters expired get the column).
+            format!(
+                "ALTER TABLE {p}fired ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now()"
             ),
         ];
         for stmt in ddl {
@@ -186,10 +292,7 @@ impl PgStores {
 
     /// Both, as a service takes them.
     pub fn stores(&self) -> Stores {
-        Stores {
-            inbox: Arc::new(self.inbox()),
-            state: Arc::new(self.state()),
-        }
+        Stores::new(Arc::new(self.inbox()), Arc::new(self.state()), "PostgreSQL")
     }
 }
 
@@ -267,7 +370,8 @@ impl InboxStore for PgInbox {
     }
 
     async fn complete_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
-        self.update(&self.shared.sql.complete, scope, ids).await
+        self.update(&self.shared.sql.complete, scope, ids).await?;
+        self.shared.sweep_now_and_then().await
     }
 
     async fn release_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
@@ -322,6 +426,12 @@ impl StateStore for PgStateStore {
             }
         }
         Ok(filled.into_iter().collect())
+    }
+
+    async fn join_clear(&self, scope: &str, instance: &str) -> Result<(), StoreError> {
+        let sh = &self.shared;
+        sh.query(&sh.sql.join_clear, &[&scope, &instance]).await?;
+        Ok(())
     }
 
     async fn fired_count(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {

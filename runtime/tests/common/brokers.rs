@@ -224,6 +224,90 @@ pub mod redis {
     }
 }
 
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    use super::*;
+
+    /// The directory of PostgreSQL's server binaries (Debian keeps them
+    /// under `/usr/lib/postgresql/<major>/bin`).
+    fn bin_dir() -> std::io::Result<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("postgres").is_file())
+            .collect();
+        found.sort();
+        found
+            .pop()
+            .ok_or_else(|| std::io::Error::other("no /usr/lib/postgresql/*/bin/postgres"))
+    }
+
+    /// Runs `program` as the `postgres` user: PostgreSQL refuses to run as
+    /// root. `setpriv` replaces itself with the program, so that killing it
+    /// kills the server.
+    fn as_postgres(program: &Path) -> Vec<String> {
+        vec![
+            "--reuid=postgres".into(),
+            "--regid=postgres".into(),
+            "--init-groups".into(),
+            program.display().to_string(),
+        ]
+    }
+
+    /// A PostgreSQL server of the test's own: a fresh cluster (`initdb`,
+    /// trust authentication) in its own directory, run as `postgres`;
+    /// `None` (skip) when the binaries, the user or the rights are missing.
+    pub fn own_server() -> Option<OwnServer> {
+        let bin = match bin_dir() {
+            Ok(b) => b,
+            Err(e) => {
+                super::super::server_missing("PostgreSQL's server binaries", &e);
+                return None;
+            }
+        };
+        let (initdb, postgres) = (bin.join("initdb"), bin.join("postgres"));
+        OwnServer::start_prepared(
+            "setpriv",
+            |dir| {
+                let status = Command::new("chown")
+                    .args(["postgres:postgres", &dir.display().to_string()])
+                    .status()?;
+                if !status.success() {
+                    return Err(std::io::Error::other(
+                        "cannot give the directory to `postgres`",
+                    ));
+                }
+                let out = Command::new("setpriv")
+                    .args(as_postgres(&initdb))
+                    .args(["-D", &dir.join("data").display().to_string()])
+                    .args(["-A", "trust", "-U", "postgres", "--no-sync"])
+                    .output()?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::other(format!(
+                        "initdb failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    )))
+                }
+            },
+            |port, dir| {
+                let mut args = as_postgres(&postgres);
+                args.extend([
+                    "-D".into(),
+                    dir.join("data").display().to_string(),
+                    "-p".into(),
+                    port.to_string(),
+                    "-k".into(),
+                    dir.display().to_string(),
+                    "-c".into(),
+                    "listen_addresses=127.0.0.1".into(),
+                ]);
+                args
+            },
+        )
+    }
+}
+
 /// A server process a test runs itself, on a free port of the loopback
 /// with a data directory of its own; killed and its directory removed
 /// when dropped.
@@ -239,6 +323,15 @@ impl OwnServer {
     /// Starts `binary` with the arguments `args(port, dir)` and waits until
     /// it accepts connections; `None` (skip) when it cannot be started.
     pub fn start(binary: &'static str, args: impl Fn(u16, &Path) -> Vec<String>) -> Option<Self> {
+        OwnServer::start_prepared(binary, |_| Ok(()), args)
+    }
+
+    /// [`OwnServer::start`], after `prepare(dir)` (an `initdb`, say).
+    pub fn start_prepared(
+        binary: &'static str,
+        prepare: impl FnOnce(&Path) -> std::io::Result<()>,
+        args: impl Fn(u16, &Path) -> Vec<String>,
+    ) -> Option<Self> {
         let port = match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
             Ok(a) => a.port(),
             Err(e) => {
@@ -250,6 +343,11 @@ impl OwnServer {
             std::env::temp_dir().join(format!("choreo-{binary}-{port}-{:08x}", fastrand::u32(..)));
         if let Err(e) = std::fs::create_dir_all(&dir) {
             super::server_missing("a temporary directory", &e);
+            return None;
+        }
+        if let Err(e) = prepare(&dir) {
+            super::server_missing(&format!("a data directory for `{binary}`"), &e);
+            let _ = std::fs::remove_dir_all(&dir);
             return None;
         }
         let mut server = OwnServer {
@@ -276,6 +374,17 @@ impl OwnServer {
         self.child = Some(child);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Err(std::io::Error::other(format!(
+                    "{} exited at start: {status}",
+                    self.binary
+                )));
+            }
             if std::time::Instant::now() > deadline {
                 return Err(std::io::Error::other(format!(
                     "{} did not listen on port {} within 20 s",
@@ -295,10 +404,18 @@ impl OwnServer {
         }
     }
 
-    /// Starts the server again on the same port and data directory.
+    /// Starts the server again on the same port and data directory. A
+    /// server killed with SIGKILL may hold on to resources for a moment
+    /// (PostgreSQL's backends outlive their postmaster briefly): a start
+    /// that fails at once is tried again, for up to 20 s.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn().expect("the server restarts");
+        let mut tries = 0;
+        while let Err(e) = self.spawn() {
+            tries += 1;
+            assert!(tries < 20, "the server does not restart: {e}");
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
 }
 

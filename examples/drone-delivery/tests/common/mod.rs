@@ -1,7 +1,7 @@
 //! What the end-to-end tests check after a run.
 #![allow(clippy::unwrap_used, dead_code)]
 
-use choreo_runtime::service::Topics;
+use choreo_runtime::service::{Stores, Topics};
 use choreo_runtime::SharedBroker;
 use drone_delivery::delivery::Ending;
 use drone_delivery::driver::{DriveOptions, Fate, Report};
@@ -21,6 +21,7 @@ pub async fn start_in_process(settings: &Settings, broker: SharedBroker) -> Node
         settings,
         None,
         broker,
+        Stores::memory(),
         Topics::new(unique_prefix()),
         "127.0.0.1:0".parse().unwrap(),
     )
