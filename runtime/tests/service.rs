@@ -134,67 +134,13 @@ async fn join_fires_once_when_everything_arrives_at_once_twice() {
     service.shutdown().await.unwrap();
 }
 
-/// A state store that keeps its joins in memory and remembers which
-/// instances' slots were removed.
-#[derive(Default)]
-struct ClearingStore {
-    inner: choreo_runtime::store::MemoryStateStore,
-    cleared: Mutex<Vec<String>>,
-    waiting: Mutex<std::collections::HashSet<String>>,
-}
-
-#[async_trait::async_trait]
-impl choreo_runtime::store::StateStore for ClearingStore {
-    async fn join_arrive(
-        &self,
-        scope: &str,
-        instance: &str,
-        slot: usize,
-        slots: usize,
-        envelope: &Envelope,
-    ) -> Result<Option<Vec<Envelope>>, choreo_runtime::store::StoreError> {
-        self.waiting.lock().unwrap().insert(instance.to_owned());
-        self.inner
-            .join_arrive(scope, instance, slot, slots, envelope)
-            .await
-    }
-    async fn join_clear(
-        &self,
-        scope: &str,
-        instance: &str,
-    ) -> Result<(), choreo_runtime::store::StoreError> {
-        self.cleared.lock().unwrap().push(instance.to_owned());
-        self.waiting.lock().unwrap().remove(instance);
-        self.inner.join_clear(scope, instance).await
-    }
-    async fn fired_count(
-        &self,
-        scope: &str,
-        instance: &str,
-    ) -> Result<u64, choreo_runtime::store::StoreError> {
-        self.inner.fired_count(scope, instance).await
-    }
-    async fn record_firing(
-        &self,
-        scope: &str,
-        instance: &str,
-    ) -> Result<u64, choreo_runtime::store::StoreError> {
-        self.inner.record_firing(scope, instance).await
-    }
-}
-
 #[tokio::test]
 async fn a_fired_join_leaves_no_slots_behind_and_a_waiting_one_keeps_them() {
     let broker: SharedBroker = MemoryBroker::new().into_shared();
-    let state = Arc::new(ClearingStore::default());
-    let stores = Stores::new(
-        Arc::new(choreo_runtime::store::MemoryInbox::new()),
-        state.clone(),
-        "memory, recording",
-    );
+    let state = Arc::new(Flaky::default());
     let calls: Calls = Arc::default();
     let service = shipping(calls.clone())
-        .start(broker.clone(), stores, ServiceOptions::default())
+        .start(broker.clone(), state.stores(), ServiceOptions::default())
         .await
         .unwrap();
     let client = client(&broker);
@@ -762,4 +708,244 @@ async fn events_whose_emissions_were_not_published_come_again() {
     assert_eq!((stats.dead_lettered, stats.deliveries), (0, 3));
     let nothing = tokio::time::timeout(Duration::from_secs(5), dead.next_batch(1)).await;
     assert!(nothing.is_err(), "nothing was dead-lettered");
+}
+
+/// Memory stores that fail every call while `down` is set, as a server's
+/// stores do while it restarts (`done_marks_down` fails only the
+/// done-marks), and remember which joins waited and which were cleared.
+#[derive(Default)]
+struct Flaky {
+    inbox: choreo_runtime::store::MemoryInbox,
+    state: choreo_runtime::store::MemoryStateStore,
+    down: std::sync::atomic::AtomicBool,
+    done_marks_down: std::sync::atomic::AtomicBool,
+    cleared: Mutex<Vec<String>>,
+    waiting: Mutex<std::collections::HashSet<String>>,
+}
+
+struct FlakyInbox(Arc<Flaky>);
+struct FlakyState(Arc<Flaky>);
+
+type StoreResult<T> = Result<T, choreo_runtime::store::StoreError>;
+
+impl Flaky {
+    fn check(&self) -> StoreResult<()> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(choreo_runtime::store::StoreError::Backend(
+                "connection refused".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn stores(self: &Arc<Self>) -> Stores {
+        Stores::new(
+            Arc::new(FlakyInbox(self.clone())),
+            Arc::new(FlakyState(self.clone())),
+            "flaky memory",
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl choreo_runtime::store::InboxStore for FlakyInbox {
+    async fn claim_many(
+        &self,
+        scope: &str,
+        ids: &[choreo_runtime::EventId],
+        lease: Duration,
+    ) -> StoreResult<Vec<choreo_runtime::store::Claim>> {
+        self.0.check()?;
+        self.0.inbox.claim_many(scope, ids, lease).await
+    }
+    async fn complete_many(&self, scope: &str, ids: &[choreo_runtime::EventId]) -> StoreResult<()> {
+        self.0.check()?;
+        if self
+            .0
+            .done_marks_down
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(choreo_runtime::store::StoreError::Backend(
+                "timed out".into(),
+            ));
+        }
+        self.0.inbox.complete_many(scope, ids).await
+    }
+    async fn release_many(&self, scope: &str, ids: &[choreo_runtime::EventId]) -> StoreResult<()> {
+        self.0.check()?;
+        self.0.inbox.release_many(scope, ids).await
+    }
+}
+
+#[async_trait::async_trait]
+impl choreo_runtime::store::StateStore for FlakyState {
+    async fn join_arrive(
+        &self,
+        scope: &str,
+        instance: &str,
+        slot: usize,
+        slots: usize,
+        envelope: &Envelope,
+    ) -> StoreResult<Option<Vec<Envelope>>> {
+        self.0.check()?;
+        self.0.waiting.lock().unwrap().insert(instance.to_owned());
+        self.0
+            .state
+            .join_arrive(scope, instance, slot, slots, envelope)
+            .await
+    }
+    async fn join_clear(&self, scope: &str, instance: &str) -> StoreResult<()> {
+        self.0.check()?;
+        self.0.cleared.lock().unwrap().push(instance.to_owned());
+        self.0.waiting.lock().unwrap().remove(instance);
+        self.0.state.join_clear(scope, instance).await
+    }
+    async fn fired_count(&self, scope: &str, instance: &str) -> StoreResult<u64> {
+        self.0.check()?;
+        self.0.state.fired_count(scope, instance).await
+    }
+    async fn record_firing(&self, scope: &str, instance: &str) -> StoreResult<u64> {
+        self.0.check()?;
+        self.0.state.record_firing(scope, instance).await
+    }
+}
+
+/// A reaction without `@retry` that counts its runs per event.
+fn charging(runs: Arc<Mutex<HashMap<String, u32>>>) -> ServiceDefinition {
+    ServiceDefinition::new("Shop", "Payment").reaction(Reaction::new(
+        "charge",
+        Trigger::any([OrderPlaced::TYPE]),
+        move |ctx, _input| {
+            let runs = runs.clone();
+            async move {
+                *runs
+                    .lock()
+                    .unwrap()
+                    .entry(ctx.event_id().to_string())
+                    .or_default() += 1;
+                Ok(Emit::none())
+            }
+        },
+    ))
+}
+
+#[tokio::test]
+async fn a_store_outage_holds_deliveries_and_loses_or_repeats_nothing() {
+    let broker: SharedBroker = MemoryBroker::new().into_shared();
+    let flaky = Arc::new(Flaky::default());
+    let runs: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let joins: Calls = Arc::default();
+    let payment = charging(runs.clone())
+        .start(broker.clone(), flaky.stores(), ServiceOptions::default())
+        .await
+        .unwrap();
+    let shipping = shipping(joins.clone())
+        .start(broker.clone(), flaky.stores(), ServiceOptions::default())
+        .await
+        .unwrap();
+    let client = client(&broker);
+
+    flaky.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    for n in 0..20 {
+        let key = format!("order-{n}");
+        client
+            .send_envelope(Envelope::of(key.clone(), OrderPlaced { amount: n }).build())
+            .await
+            .unwrap();
+        client
+            .send_envelope(Envelope::of(key.clone(), PaymentApproved { amount: n }).build())
+            .await
+            .unwrap();
+        client
+            .send_envelope(Envelope::of(key, StockReserved { reservation: n }).build())
+            .await
+            .unwrap();
+    }
+    eventually("both services notice the outage", || {
+        payment.stats().store_down && shipping.stats().store_down
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Held: nothing handled, nothing failed, nothing dead-lettered.
+    for service in [&payment, &shipping] {
+        let stats = service.stats();
+        assert_eq!(
+            (stats.handled, stats.failures, stats.dead_lettered),
+            (0, 0, 0),
+            "{stats:?}"
+        );
+        assert!(
+            matches!(
+                service.health(),
+                choreo_runtime::broker::Health::Degraded(_)
+            ),
+            "{:?}",
+            service.health()
+        );
+    }
+
+    flaky.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    eventually("every event is handled once the stores are back", || {
+        payment.stats().handled == 20 && shipping.stats().handled == 20
+    })
+    .await;
+    for service in [&payment, &shipping] {
+        let stats = service.stats();
+        assert_eq!((stats.failures, stats.dead_lettered), (0, 0), "{stats:?}");
+        assert_eq!(stats.store_outages, 1, "one outage, logged once: {stats:?}");
+        assert!(!stats.store_down);
+        assert_eq!(service.health(), choreo_runtime::broker::Health::Healthy);
+    }
+    assert!(runs.lock().unwrap().values().all(|&n| n == 1));
+    assert_eq!(runs.lock().unwrap().len(), 20);
+    assert_eq!(joins.lock().unwrap().len(), 20, "each join fired once");
+    payment.shutdown().await.unwrap();
+    shipping.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_done_mark_outage_after_the_handler_ran_does_not_run_it_again() {
+    let broker: SharedBroker = MemoryBroker::new().into_shared();
+    let flaky = Arc::new(Flaky::default());
+    let runs: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let payment = charging(runs.clone())
+        .start(broker.clone(), flaky.stores(), ServiceOptions::default())
+        .await
+        .unwrap();
+    let client = client(&broker);
+    flaky
+        .done_marks_down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let event = Envelope::of("order-1", OrderPlaced { amount: 5 }).build();
+    client.send_envelope(event.clone()).await.unwrap();
+    eventually("the handler ran and the done-mark waits", || {
+        runs.lock().unwrap().len() == 1 && payment.stats().store_down
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        payment.stats().deliveries,
+        0,
+        "not settled before its done-mark"
+    );
+    flaky
+        .done_marks_down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    eventually("settled once the done-mark is stored", || {
+        payment.stats().deliveries == 1
+    })
+    .await;
+    // The same event again is a duplicate: the handler does not run again.
+    client.send_envelope(event).await.unwrap();
+    eventually("the duplicate is recognised", || {
+        payment.stats().duplicates == 1
+    })
+    .await;
+    assert_eq!(
+        runs.lock().unwrap().values().copied().collect::<Vec<_>>(),
+        [1]
+    );
+    let stats = payment.shutdown().await.unwrap();
+    assert_eq!((stats.failures, stats.dead_lettered), (0, 0));
 }

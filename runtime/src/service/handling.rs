@@ -152,7 +152,7 @@ impl Runner {
         let env = d.envelope();
         let mut v = Verdict::new(d.attempt());
         let (outcome, action) = match claim {
-            Err(e) => (Outcome::Failed(HandlerError::failed(e)), InboxAction::None),
+            Err(e) => (store_failed(e), InboxAction::None),
             Ok(Claim::Done) => (Outcome::Duplicate, InboxAction::None),
             Ok(Claim::Busy) => (Outcome::Busy, InboxAction::None),
             Ok(Claim::Acquired) => {
@@ -315,21 +315,25 @@ impl Runner {
             }
             (Trigger::Any(_), None) => {
                 let claim = self
-                    .stores
-                    .inbox
-                    .claim(scope, env.id(), self.opts.claim_lease)
+                    .patiently("claim", || {
+                        self.stores
+                            .inbox
+                            .claim(scope, env.id(), self.opts.claim_lease)
+                    })
                     .await;
                 (smallvec::smallvec![env.clone()], env.id().clone(), claim)
             }
             (Trigger::All(types), _) => {
                 let slot = types.iter().position(|t| t == env.ty_shared()).unwrap_or(0);
                 match self
-                    .stores
-                    .state
-                    .join_arrive(scope, instance, slot, types.len(), env)
+                    .patiently("join", || {
+                        self.stores
+                            .state
+                            .join_arrive(scope, instance, slot, types.len(), env)
+                    })
                     .await
                 {
-                    Err(e) => return (Outcome::Failed(HandlerError::failed(e)), InboxAction::None),
+                    Err(e) => return (store_failed(e), InboxAction::None),
                     Ok(None) => {
                         bump(&self.counters.join_waiting);
                         let c = self.completion(
@@ -343,9 +347,9 @@ impl Runner {
                     Ok(Some(all)) => {
                         let id = join_firing_id(instance);
                         match self
-                            .stores
-                            .inbox
-                            .claim(scope, &id, self.opts.claim_lease)
+                            .patiently("join firing", || {
+                                self.stores.inbox.claim(scope, &id, self.opts.claim_lease)
+                            })
                             .await
                         {
                             // A join that fired already still owes this
@@ -367,7 +371,7 @@ impl Runner {
             }
         };
         match claim {
-            Err(e) => return (Outcome::Failed(HandlerError::failed(e)), InboxAction::None),
+            Err(e) => return (store_failed(e), InboxAction::None),
             Ok(Claim::Done) => return (Outcome::Duplicate, InboxAction::None),
             Ok(Claim::Busy) => return (Outcome::Busy, InboxAction::None),
             Ok(Claim::Acquired) => {}
@@ -405,11 +409,9 @@ impl Runner {
         let instance = trigger.correlation_shared();
         if let Some(bound) = r.bound {
             let fired = self
-                .stores
-                .state
-                .fired_count(scope, instance)
+                .patiently("bound", || self.stores.state.fired_count(scope, instance))
                 .await
-                .map_err(|e| Outcome::Failed(HandlerError::failed(e)))?;
+                .map_err(store_failed)?;
             if fired >= u64::from(bound) {
                 return Err(Outcome::DeadLetter("bound exceeded".into()));
             }
@@ -429,11 +431,9 @@ impl Runner {
                     )))
                 })?;
             }
-            self.stores
-                .state
-                .record_firing(scope, instance)
+            self.patiently("bound", || self.stores.state.record_firing(scope, instance))
                 .await
-                .map_err(|e| Outcome::Failed(HandlerError::failed(e)))?;
+                .map_err(store_failed)?;
         }
         Ok(emitted)
     }
@@ -557,6 +557,17 @@ impl Runner {
 
 /// What a handler came to: its result, or the panic it raised.
 type HandlerResult = Result<Result<Emit, HandlerError>, Box<dyn std::any::Any + Send>>;
+
+/// What a store error that waiting did not mend means for a handling: a
+/// backend still down as the service stops is no fault of the event (it
+/// is handed back, to come again); corrupt data or a bad configuration is
+/// a failure like any other.
+fn store_failed(e: StoreError) -> Outcome {
+    match e {
+        StoreError::Backend(_) => Outcome::Busy,
+        other => Outcome::Failed(HandlerError::failed(other)),
+    }
+}
 
 /// The inbox id of a join's one firing in `instance`.
 fn join_firing_id(instance: &str) -> EventId {

@@ -1,7 +1,7 @@
 //! How a service runs and what it reports: its options, errors and
 //! counters.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::topics::Topics;
@@ -80,6 +80,12 @@ pub struct ServiceStats {
     pub join_waiting: u64,
     /// Deliveries settled (acked, nacked or dead-lettered).
     pub deliveries: u64,
+    /// Store outages waited out (a run of failed store calls, each
+    /// counted once).
+    pub store_outages: u64,
+    /// The stores are not answering now: the service holds its deliveries
+    /// and retries until they do.
+    pub store_down: bool,
 }
 
 #[derive(Default)]
@@ -90,6 +96,11 @@ pub(super) struct Counters {
     pub(super) dead_lettered: AtomicU64,
     pub(super) join_waiting: AtomicU64,
     pub(super) deliveries: AtomicU64,
+    pub(super) store_outages: AtomicU64,
+    pub(super) store_down: AtomicBool,
+    /// The service was asked to stop: store calls give up instead of
+    /// waiting for ever.
+    pub(super) stopping: AtomicBool,
 }
 
 impl Counters {
@@ -102,6 +113,8 @@ impl Counters {
             dead_lettered: g(&self.dead_lettered),
             join_waiting: g(&self.join_waiting),
             deliveries: g(&self.deliveries),
+            store_outages: g(&self.store_outages),
+            store_down: self.store_down.load(Ordering::Relaxed),
         }
     }
 }

@@ -40,6 +40,18 @@ impl ServiceHandle {
     pub fn stats(&self) -> ServiceStats {
         self.counters.snapshot()
     }
+    /// How it is doing: degraded while its stores do not answer (it then
+    /// holds its deliveries and resumes by itself once they do).
+    pub fn health(&self) -> crate::broker::Health {
+        if self.counters.store_down.load(Ordering::Relaxed) {
+            crate::broker::Health::Degraded(format!(
+                "{}: the stores do not answer; deliveries are held until they do",
+                self.participant
+            ))
+        } else {
+            crate::broker::Health::Healthy
+        }
+    }
     /// Stops taking deliveries, lets the running handlings finish and
     /// settle, leaves the group, and returns the final counts.
     pub async fn shutdown(self) -> Result<ServiceStats, ServiceError> {
@@ -466,7 +478,10 @@ impl Runner {
             let batch = tokio::select! {
                 biased;
                 changed = stop.changed(), if stop_open => match changed {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        self.counters.stopping.store(true, Ordering::Relaxed);
+                        break;
+                    }
                     Err(_) => {
                         stop_open = false;
                         continue;
@@ -621,7 +636,13 @@ impl Runner {
         }
         let inbox = &self.stores.inbox;
         let stored = match what {
-            InboxUpdate::Done => match inbox.complete_many(scope, ids).await {
+            // The handlers ran and their events are out: the done-marks
+            // are waited for through an outage, so that no handler runs
+            // again for it.
+            InboxUpdate::Done => match self
+                .patiently("done-marks", || inbox.complete_many(scope, ids))
+                .await
+            {
                 Ok(()) => true,
                 Err(e) => {
                     // Outputs are out; a rerun republishes the same ids.
@@ -639,6 +660,47 @@ impl Runner {
         };
         ids.clear();
         stored
+    }
+
+    /// Calls the stores until they answer. A store that fails is an
+    /// outage to wait out, holding the delivery, never a handler's failure
+    /// (which would use up `@retry` or dead-letter): the first failure of
+    /// an outage is logged, and the recovery; calls back off from 50 ms to
+    /// 2 s meanwhile. Errors that no waiting mends (corrupt data, bad
+    /// configuration) come back at once, and so does the last error once
+    /// the service is stopping.
+    pub(super) async fn patiently<T, Fut>(
+        &self,
+        what: &'static str,
+        mut call: impl FnMut() -> Fut,
+    ) -> Result<T, StoreError>
+    where
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match call().await {
+                Ok(v) => {
+                    if self.counters.store_down.load(Ordering::Relaxed)
+                        && self.counters.store_down.swap(false, Ordering::Relaxed)
+                    {
+                        tracing::info!(participant = %self.def.participant, "the stores answer again; resuming");
+                    }
+                    return Ok(v);
+                }
+                Err(e @ StoreError::Backend(_))
+                    if !self.counters.stopping.load(Ordering::Relaxed) =>
+                {
+                    if !self.counters.store_down.swap(true, Ordering::Relaxed) {
+                        bump(&self.counters.store_outages);
+                        tracing::warn!(participant = %self.def.participant, what, error = %e, "the stores do not answer; holding deliveries and retrying until they do");
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Removes the slots of the joins that fired in this batch, once their
@@ -717,9 +779,11 @@ impl Runner {
                 continue;
             }
             let answers = match self
-                .stores
-                .inbox
-                .claim_many(&self.scopes[i], ids, self.opts.claim_lease)
+                .patiently("claims", || {
+                    self.stores
+                        .inbox
+                        .claim_many(&self.scopes[i], ids, self.opts.claim_lease)
+                })
                 .await
             {
                 Ok(answers) if answers.len() == ids.len() => answers.into_iter().map(Ok).collect(),
