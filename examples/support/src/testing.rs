@@ -61,6 +61,31 @@ pub async fn delete_nats_stream(url: &str, prefix: &str) {
     }
 }
 
+/// The shared Redis server of the test machines.
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Deletes every key under `prefix` on the Redis server at `url`: the
+/// deployment's streams (the broker prefixes them with `choreo:`) and its
+/// stores' keys.
+pub async fn delete_redis_keys(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    for pattern in [format!("{prefix}*"), format!("choreo:{prefix}*")] {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        for key in keys {
+            let _: Result<i64, _> = redis::cmd("DEL").arg(&key).query_async(&mut conn).await;
+        }
+    }
+}
+
 /// Starts `bin` once per name of `services`, with the arguments `common`
 /// followed by `--service <name>`, and waits until each has written `ready`
 /// to its standard output (the examples print it once their consumer
@@ -165,6 +190,15 @@ impl ServiceProcess {
     /// Waits for it to exit by itself (up to `timeout`, then kills it).
     pub fn wait(mut self, timeout: Duration) -> std::io::Result<Finished> {
         self.finish(timeout)
+    }
+
+    /// Kills it with SIGKILL, as a crash does: it gets no chance to finish
+    /// or settle anything.
+    pub fn kill(mut self) -> std::io::Result<Finished> {
+        if let Some(child) = self.child.as_mut() {
+            child.kill()?;
+        }
+        self.finish(Duration::from_secs(10))
     }
 
     /// Asks it to stop with SIGTERM (as a supervisor would), waits up to
