@@ -163,7 +163,7 @@ impl std::str::FromStr for CrateSource {
 }
 
 /// Whether `dir` holds choreo's `runtime/` and `compiler/` crates.
-pub fn is_checkout(dir: &Path) -> bool {
+fn is_checkout(dir: &Path) -> bool {
     ["runtime", "compiler"]
         .iter()
         .all(|c| dir.join(c).join("Cargo.toml").is_file())

@@ -14,7 +14,7 @@ mod participants;
 mod types;
 
 use crate::model::{CheckedSpec, Docs, Settlement};
-pub use crate_source::{is_checkout, CrateSource, CrateSourceError};
+pub use crate_source::{CrateSource, CrateSourceError};
 use names::{id, Namespace};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;

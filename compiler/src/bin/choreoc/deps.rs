@@ -27,10 +27,11 @@ fn parse_source(s: &str) -> Result<CrateSource, String> {
 
 /// The checkout this choreoc was compiled from, if it still holds choreo's
 /// crates. Cargo sets `CARGO_MANIFEST_DIR` to the `compiler/` directory it
-/// builds; a build from crates.io has no `runtime/` beside it.
-fn built_from() -> Option<std::path::PathBuf> {
+/// builds; a build from crates.io has no `runtime/` beside it, which
+/// [`CrateSource::checkout`] refuses.
+fn built_from() -> Option<CrateSource> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
-    codegen::is_checkout(root).then(|| root.canonicalize().ok())?
+    CrateSource::checkout(root).ok()
 }
 
 impl DepsArg {
@@ -39,8 +40,8 @@ impl DepsArg {
         let (source, why) = match &self.deps {
             Some(source) => (source.clone(), "--deps"),
             None => match built_from() {
-                Some(root) => (
-                    CrateSource::Checkout(root),
+                Some(checkout) => (
+                    checkout,
                     "the checkout choreoc was built from; --deps chooses another",
                 ),
                 None => (
