@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use choreo_runtime::broker::{dead_letter_topic, IntoSharedBroker, DLQ_REASON};
 use choreo_runtime::service::{
-    Emit, HandlerError, Reaction, RetryPolicy, ServiceDefinition, ServiceOptions, Stores, Trigger,
+    Emit, HandlerError, Reaction, RetryPolicy, ServiceDefinition, ServiceOptions, ServiceStats,
+    Stores, Trigger,
 };
 use choreo_runtime::{Broker, Envelope, MemoryBroker, Message, Payload, SharedBroker};
 use common::*;
@@ -948,4 +949,66 @@ async fn a_done_mark_outage_after_the_handler_ran_does_not_run_it_again() {
     );
     let stats = payment.shutdown().await.unwrap();
     assert_eq!((stats.failures, stats.dead_lettered), (0, 0));
+}
+
+#[tokio::test]
+async fn an_outage_longer_than_the_ack_wait_uses_up_no_attempt() {
+    let broker: SharedBroker = MemoryBroker::new().into_shared();
+    let flaky = Arc::new(Flaky::default());
+    let runs: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    // Two replicas: a delivery that lapsed would go to the other one.
+    let options = || ServiceOptions {
+        ack_wait: Duration::from_secs(1),
+        max_deliveries: 2,
+        ..ServiceOptions::default()
+    };
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        replicas.push(
+            charging(runs.clone())
+                .start(broker.clone(), flaky.stores(), options())
+                .await
+                .unwrap(),
+        );
+    }
+    let client = client(&broker);
+    flaky.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    for n in 0..10 {
+        client
+            .send_envelope(Envelope::of(format!("order-{n}"), OrderPlaced { amount: n }).build())
+            .await
+            .unwrap();
+    }
+    eventually("a replica notices the outage", || {
+        replicas.iter().any(|r| r.stats().store_down)
+    })
+    .await;
+    // Four ack waits: without keep-alive every delivery would lapse, go to
+    // the other replica, lapse again and be dead-lettered.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    flaky.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    eventually("every order is charged once the stores are back", || {
+        replicas.iter().map(|r| r.stats().handled).sum::<u64>() == 10
+    })
+    .await;
+    let mut total = ServiceStats::default();
+    for r in replicas {
+        let s = r.shutdown().await.unwrap();
+        total.deliveries += s.deliveries;
+        total.duplicates += s.duplicates;
+        total.dead_lettered += s.dead_lettered;
+        total.failures += s.failures;
+    }
+    assert_eq!(
+        (
+            total.deliveries,
+            total.duplicates,
+            total.dead_lettered,
+            total.failures
+        ),
+        (10, 0, 0, 0),
+        "each order delivered once, held through the outage: {total:?}"
+    );
+    assert!(runs.lock().unwrap().values().all(|&n| n == 1));
+    assert_eq!(runs.lock().unwrap().len(), 10);
 }

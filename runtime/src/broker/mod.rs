@@ -190,6 +190,12 @@ pub enum Settlement {
 pub trait Settler: Send + Sync {
     /// Applies the settlements, by delivery tag, in order.
     async fn settle(&self, batch: Vec<(u64, Settlement)>) -> Result<(), BrokerError>;
+
+    /// Tells the broker that the deliveries `tags` are still being worked
+    /// on: each is held for another whole ack wait from now, and neither
+    /// redelivered nor counted as a further attempt meanwhile (an
+    /// in-progress ack). Tags no longer held are skipped.
+    async fn keep_alive(&self, tags: &[u64]) -> Result<(), BrokerError>;
 }
 
 /// One message handed to one member of a group.
@@ -234,6 +240,11 @@ impl Delivery {
     /// The adapter's handle on this delivery.
     pub fn tag(&self) -> u64 {
         self.tag
+    }
+    /// Keeps this delivery from redelivery for another ack wait (see
+    /// [`Settler::keep_alive`]).
+    pub async fn keep_alive(&self) -> Result<(), BrokerError> {
+        self.settler.keep_alive(&[self.tag]).await
     }
     /// Settles this delivery.
     pub async fn settle(self, settlement: Settlement) -> Result<(), BrokerError> {
@@ -293,6 +304,42 @@ pub async fn settle_all(
         }
     }
     first_err.map_or(Ok(()), Err)
+}
+
+/// A set of deliveries to keep alive while they are worked on elsewhere
+/// (moved into tasks, say): their tags, one list per subscription.
+#[derive(Default)]
+pub struct KeepAlive {
+    runs: smallvec::SmallVec<[Tags; 1]>,
+}
+
+/// The tags of one subscription's deliveries.
+type Tags = (Arc<dyn Settler>, Vec<u64>);
+
+impl KeepAlive {
+    /// The deliveries to keep alive.
+    pub fn of<'a>(deliveries: impl IntoIterator<Item = &'a Delivery>) -> Self {
+        let mut runs: smallvec::SmallVec<[Tags; 1]> = smallvec::SmallVec::new();
+        for d in deliveries {
+            match runs.iter_mut().find(|(st, _)| Arc::ptr_eq(st, &d.settler)) {
+                Some((_, tags)) => tags.push(d.tag),
+                None => runs.push((d.settler.clone(), vec![d.tag])),
+            }
+        }
+        KeepAlive { runs }
+    }
+
+    /// [`Delivery::keep_alive`] for each, one call per subscription; those
+    /// settled meanwhile are skipped.
+    pub async fn renew(&self) -> Result<(), BrokerError> {
+        let mut first_err = None;
+        for (settler, tags) in &self.runs {
+            if let Err(e) = settler.keep_alive(tags).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
 }
 
 /// One member's stream of deliveries.

@@ -378,6 +378,20 @@ struct MemberCtx {
 
 #[async_trait]
 impl Settler for MemberCtx {
+    async fn keep_alive(&self, tags: &[u64]) -> Result<(), BrokerError> {
+        let mut replies = Vec::with_capacity(tags.len());
+        self.member
+            .keep_alive(tags, |h| replies.push(h.reply.clone()));
+        let mut first_err = None;
+        for reply in replies {
+            // `+WPI`: the server restarts the message's ack wait.
+            if let Err(e) = self.broker.reply(&reply, AckKind::Progress).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
     async fn settle(&self, batch: Vec<(u64, Settlement)>) -> Result<(), BrokerError> {
         let mut first_err = None;
         let mut dead = Vec::new();

@@ -363,6 +363,20 @@ impl<H> Member<H> {
         out
     }
 
+    /// Holds the deliveries `tags` for another ack wait from now; calls
+    /// `renew` with each one still held (to tell the server so).
+    pub(crate) fn keep_alive(&self, tags: &[u64], mut renew: impl FnMut(&H)) {
+        let deadline = Instant::now() + self.ack_wait;
+        let mut held = self.lock();
+        // `next_expiry` stays a lower bound: deadlines only move later.
+        for tag in tags {
+            if let Some((h, d)) = held.entries.get_mut(tag) {
+                *d = deadline;
+                renew(h);
+            }
+        }
+    }
+
     /// Everything held, no longer held.
     pub(crate) fn take_all(&self) -> Vec<H> {
         let mut held = self.lock();

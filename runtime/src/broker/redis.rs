@@ -488,6 +488,24 @@ struct MemberCtx {
 
 #[async_trait]
 impl Settler for MemberCtx {
+    async fn keep_alive(&self, tags: &[u64]) -> Result<(), BrokerError> {
+        let mut pipe = ::redis::pipe();
+        let mut commands = 0;
+        // Idle 0: no member's `XAUTOCLAIM` takes the entry for another
+        // ack wait, and `JUSTID` does not count it as a delivery.
+        self.member.keep_alive(tags, |h| {
+            self.set_idle(&mut pipe, h, Duration::ZERO);
+            commands += 1;
+        });
+        if commands == 0 {
+            return Ok(());
+        }
+        let mut conn = self.broker.conn.clone();
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| unavailable("keep alive", e))
+    }
+
     async fn settle(&self, batch: Vec<(u64, Settlement)>) -> Result<(), BrokerError> {
         let mut acks: Vec<Vec<String>> = vec![Vec::new(); self.streams.len()];
         let mut delays = Vec::new();

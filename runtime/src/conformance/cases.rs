@@ -350,6 +350,47 @@ pub async fn redelivery_after_consumer_dies(broker: SharedBroker, ctx: CaseConte
     Outcome::Passed
 }
 
+/// A delivery kept alive is held past its ack wait: no other member gets
+/// it, it counts as no further attempt, and it still settles.
+pub async fn keep_alive_holds_a_delivery(broker: SharedBroker, ctx: CaseContext) -> Outcome {
+    let topic = ctx.name("slow");
+    let mk = || {
+        let mut o = options(ctx.name("g"), vec![topic.clone()]);
+        o.ack_wait = Duration::from_secs(1);
+        o
+    };
+    let mut holder = subscribe(&broker, mk()).await;
+    let mut other = subscribe(&broker, mk()).await;
+    publish(&broker, &topic, probe("k", 1)).await;
+    // Either member may get it; the one that does holds it.
+    let (held, first) = tokio::select! {
+        d = recv_n(&mut holder, 1) => (d, true),
+        d = recv_n(&mut other, 1) => (d, false),
+    };
+    let mut idle = if first { other } else { holder };
+    let d = &held[0];
+    assert_eq!(d.attempt(), 1);
+    // Three ack waits, renewed every 300 ms.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        d.keep_alive().await.expect("keep alive");
+        let stolen = recv(&mut idle, 1, Duration::from_millis(300)).await;
+        assert!(
+            stolen.is_empty(),
+            "a delivery kept alive went to another member (attempt {})",
+            stolen.first().map_or(0, Delivery::attempt)
+        );
+    }
+    ack_all(held).await;
+    assert!(
+        recv(&mut idle, 1, Duration::from_millis(1500))
+            .await
+            .is_empty(),
+        "an acked delivery is not redelivered"
+    );
+    Outcome::Passed
+}
+
 /// After `max_deliveries` the message goes to the dead-letter topic, with
 /// its id and the reason.
 pub async fn dead_letter_after_max_deliveries(broker: SharedBroker, ctx: CaseContext) -> Outcome {

@@ -113,6 +113,7 @@ macro_rules! conformance_suite {
                 conformance_redelivery_on_nack => redelivery_on_nack,
                 conformance_nack_delay_honoured => nack_delay_honoured,
                 conformance_redelivery_after_consumer_dies => redelivery_after_consumer_dies,
+                conformance_keep_alive_holds_a_delivery => keep_alive_holds_a_delivery,
                 conformance_dead_letter_after_max_deliveries => dead_letter_after_max_deliveries,
                 conformance_explicit_dead_letter => explicit_dead_letter,
                 conformance_per_key_order => per_key_order,

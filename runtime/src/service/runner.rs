@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use super::definition::{HandlerError, HandlerSlot, ServiceDefinition, Trigger};
 use super::options::{bump, Counters, ServiceError, ServiceOptions, ServiceStats};
 use crate::broker::{
-    settle_all, Delivery, Settlement, SharedBroker, SubscribeOptions, Subscription,
+    settle_all, Delivery, KeepAlive, Settlement, SharedBroker, SubscribeOptions, Subscription,
 };
 use crate::envelope::{interned, Envelope, EventId, SharedStr};
 use crate::progress::notice::{Completion, CompletionOutcome, ProgressNotice};
@@ -424,8 +424,7 @@ impl Runner {
         let mut o = SubscribeOptions::new(self.def.participant.to_string(), topics);
         o.start = self.opts.start;
         o.max_in_flight = self.opts.max_in_flight;
-        let longest = self.def.reactions.iter().filter_map(|r| r.timeout).max();
-        o.ack_wait = longest.map_or(self.opts.ack_wait, |t| self.opts.ack_wait.max(t * 2));
+        o.ack_wait = self.ack_wait();
         o.max_deliveries = self.opts.max_deliveries.max(
             self.def
                 .reactions
@@ -436,6 +435,13 @@ impl Runner {
         );
         o.per_key_order = self.opts.per_key_order;
         o
+    }
+
+    /// The ack wait this participant subscribes with: at least twice its
+    /// longest handler timeout.
+    fn ack_wait(&self) -> Duration {
+        let longest = self.def.reactions.iter().filter_map(|r| r.timeout).max();
+        longest.map_or(self.opts.ack_wait, |t| self.opts.ack_wait.max(t * 2))
     }
 
     pub(super) fn topic_for(&self, ty: &SharedStr) -> SharedStr {
@@ -513,9 +519,38 @@ impl Runner {
         }
     }
 
-    /// Handles one batch: claims it, runs its handlings, and settles them
-    /// in groups as they finish.
+    /// Handles one batch (see [`Self::work`]); while the stores do not
+    /// answer, keeps its deliveries alive every third of the ack wait, so
+    /// that an outage uses up no attempt and hands nothing to another
+    /// member.
     async fn process(self: Arc<Self>, deliveries: Vec<Delivery>, capacity: Arc<Capacity>) {
+        let held = KeepAlive::of(&deliveries);
+        let work = self.clone().work(deliveries, capacity);
+        tokio::pin!(work);
+        // Mostly done at once: no timer then.
+        if futures::poll!(&mut work).is_ready() {
+            return;
+        }
+        let every = self.ack_wait() / 3;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut work => return,
+                _ = tick.tick() => {
+                    if self.counters.store_down.load(Ordering::Relaxed) {
+                        if let Err(e) = held.renew().await {
+                            tracing::warn!(participant = %self.def.participant, error = %e, "held deliveries not kept alive; the broker may hand them to another member");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Claims a batch, runs its handlings, and settles them in groups as
+    /// they finish.
+    async fn work(self: Arc<Self>, deliveries: Vec<Delivery>, capacity: Arc<Capacity>) {
         // A batch task is spawned into its worker's LIFO slot, where no
         // other worker can steal it, and the worker that woke this
         // service is mostly the one running the service that published to

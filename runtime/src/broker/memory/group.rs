@@ -130,6 +130,15 @@ impl Slots {
         Some(f)
     }
 
+    fn get_mut(&mut self, tag: u64) -> Option<&mut InFlight> {
+        let index = (tag & u64::from(u32::MAX)) as u32;
+        let slot = self.slots.get_mut(index as usize)?;
+        if u64::from(slot.0) != tag >> 32 {
+            return None;
+        }
+        slot.1.as_mut()
+    }
+
     fn iter(&self) -> impl Iterator<Item = (u64, &InFlight)> {
         self.slots
             .iter()
@@ -474,6 +483,18 @@ fn wake_one_except(members: &[Arc<Member>], except: u64) {
 
 #[async_trait]
 impl Settler for Group {
+    async fn keep_alive(&self, tags: &[u64]) -> Result<(), BrokerError> {
+        let deadline = Instant::now() + self.config.ack_wait;
+        let mut st = self.lock();
+        // `next_expiry` stays a lower bound: deadlines only move later.
+        for &tag in tags {
+            if let Some(f) = st.in_flight.get_mut(tag) {
+                f.deadline = deadline;
+            }
+        }
+        Ok(())
+    }
+
     async fn settle(&self, batch: Vec<(u64, Settlement)>) -> Result<(), BrokerError> {
         let mut unknown = None;
         let dead = {
