@@ -495,3 +495,55 @@ mod http {
         );
     }
 }
+
+/// `start_all` without stores gives every participant its broker's own:
+/// memory on the memory broker, durable Key-Value buckets on NATS, so
+/// that nobody has to remember to ask for durability.
+#[tokio::test]
+async fn start_all_without_stores_uses_the_brokers_own() {
+    use example_support::testing::{broker_available, delete_nats_stream, unique_prefix};
+    async fn start(broker: choreo_runtime::SharedBroker, prefix: &str) -> Vec<String> {
+        let options = ServiceOptions {
+            topics: choreo_runtime::service::Topics::new(prefix),
+            ..ServiceOptions::default()
+        };
+        let services = ecommerce::start_all(
+            broker,
+            None,
+            options,
+            Orders,
+            Stock::new(1),
+            Credit {
+                limit: Decimal::new(100, 0),
+            },
+            Seller,
+            Logistics,
+            Notifications::default(),
+        )
+        .await
+        .unwrap();
+        let mut described = Vec::new();
+        for s in services {
+            described.push(s.stores().to_owned());
+            s.shutdown().await.unwrap();
+        }
+        described
+    }
+    let memory = start(choreo_runtime::connect("memory://").await.unwrap(), "").await;
+    assert_eq!(memory, vec!["memory"; 6]);
+
+    let url = example_support::testing::NATS_URL;
+    if !broker_available(url) {
+        return;
+    }
+    let prefix = unique_prefix();
+    let nats = start(choreo_runtime::connect(url).await.unwrap(), &prefix).await;
+    delete_nats_stream(url, &prefix).await;
+    assert_eq!(nats.len(), 6);
+    for d in &nats {
+        assert!(
+            d.starts_with("NATS Key-Value at nats://127.0.0.1:4222"),
+            "{d}"
+        );
+    }
+}

@@ -639,10 +639,12 @@ async fn closing_the_broker_drains_through_running_services() {
     assert!(client.send("late", Charge { cents: 1 }).await.is_err());
 }
 
-/// A memory broker whose first `failures` batch publishes fail.
+/// A memory broker whose first `failures` batch publishes fail with
+/// `error`.
 struct FailingBatches {
     inner: MemoryBroker,
     failures: std::sync::atomic::AtomicU32,
+    error: choreo_runtime::BrokerError,
 }
 
 #[async_trait::async_trait]
@@ -668,7 +670,7 @@ impl Broker for FailingBatches {
         let left = self.failures.load(Ordering::SeqCst);
         if left > 0 {
             self.failures.store(left - 1, Ordering::SeqCst);
-            return Err(choreo_runtime::BrokerError::Unavailable("injected".into()));
+            return Err(self.error.clone());
         }
         self.inner.publish_batch(messages).await
     }
@@ -686,11 +688,16 @@ impl Broker for FailingBatches {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn events_whose_emissions_were_not_published_come_again() {
+/// Sends one charge to a payment service whose first `failures` outcome
+/// publishes fail with `error`; the handler's attempts and the stats.
+async fn charge_with_failing_publishes(
+    failures: u32,
+    error: choreo_runtime::BrokerError,
+) -> (Vec<u32>, ServiceStats) {
     let broker: SharedBroker = Arc::new(FailingBatches {
         inner: MemoryBroker::new(),
-        failures: 2.into(),
+        failures: failures.into(),
+        error,
     });
     let attempts: Arc<Mutex<Vec<u32>>> = Arc::default();
     let service = start(&broker, flaky_payment(attempts.clone(), 0, None)).await;
@@ -700,15 +707,39 @@ async fn events_whose_emissions_were_not_published_come_again() {
         .send("order-1", Charge { cents: 7 })
         .await
         .unwrap();
-    // The first two publishes of the outcome fail: the charge is not done,
-    // comes again, and its outcome goes out on the third delivery.
     let out = next(&mut approved).await;
     assert_eq!(out.decode::<PaymentApproved>().unwrap().amount, 7);
-    assert_eq!(*attempts.lock().unwrap(), [1, 2, 3]);
     let stats = service.shutdown().await.unwrap();
-    assert_eq!((stats.dead_lettered, stats.deliveries), (0, 3));
     let nothing = tokio::time::timeout(Duration::from_secs(5), dead.next_batch(1)).await;
     assert!(nothing.is_err(), "nothing was dead-lettered");
+    let attempts = attempts.lock().unwrap().clone();
+    (attempts, stats)
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_whose_emissions_were_refused_come_again() {
+    // The first two publishes of the outcome are refused (no waiting
+    // mends that): the charge is not done, comes again, and its outcome
+    // goes out on the third delivery.
+    let refused = choreo_runtime::BrokerError::Other("message too large".into());
+    let (attempts, stats) = charge_with_failing_publishes(2, refused).await;
+    assert_eq!(attempts, [1, 2, 3]);
+    assert_eq!((stats.dead_lettered, stats.deliveries), (0, 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn emissions_are_kept_through_a_broker_outage_and_the_handler_runs_once() {
+    // Five publishes fail as the broker is unreachable: the handler's
+    // outcome is kept and published once it is back.
+    let down = choreo_runtime::BrokerError::Unavailable("connection reset".into());
+    let (attempts, stats) = charge_with_failing_publishes(5, down).await;
+    assert_eq!(attempts, [1], "the handler ran once");
+    assert_eq!(
+        (stats.dead_lettered, stats.deliveries, stats.broker_outages),
+        (0, 1, 1),
+        "{stats:?}"
+    );
+    assert!(!stats.broker_down);
 }
 
 /// Memory stores that fail every call while `down` is set, as a server's

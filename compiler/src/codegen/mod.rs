@@ -428,12 +428,23 @@ fn start_all(plans: &[participants::ParticipantPlan]) -> TokenStream {
     quote! {
         /// Starts every participant on `broker`, each as its own consumer
         /// group, and returns their handles (in the spec's order).
+        ///
+        /// `stores`: `None` for the broker's own durable stores under the
+        /// topics' prefix (NATS Key-Value on NATS, keys on Redis, memory on
+        /// the memory broker), or the stores to use.
         pub async fn start_all<#(#bounds),*>(
             broker: ::choreo_runtime::SharedBroker,
-            stores: ::choreo_runtime::service::Stores,
+            stores: impl ::std::convert::Into<::std::option::Option<::choreo_runtime::service::Stores>>,
             options: ::choreo_runtime::service::ServiceOptions,
             #(#args),*
         ) -> ::std::result::Result<::std::vec::Vec<::choreo_runtime::service::ServiceHandle>, ::choreo_runtime::service::ServiceError> {
+            let stores = match ::std::convert::Into::into(stores) {
+                ::std::option::Option::Some(stores) => stores,
+                ::std::option::Option::None => {
+                    let prefix = ::choreo_runtime::store::StoreOptions::with_prefix(options.topics.prefix());
+                    ::choreo_runtime::service::Stores::of_broker(&broker, &prefix).await?
+                }
+            };
             let mut handles = ::std::vec::Vec::new();
             #(#starts)*
             ::std::result::Result::Ok(handles)

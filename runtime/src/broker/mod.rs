@@ -403,6 +403,16 @@ pub trait Broker: Send + Sync + 'static {
     /// What this adapter guarantees beyond the common contract.
     fn capabilities(&self) -> Capabilities;
 
+    /// The URL this broker was connected with, so that the deployment's
+    /// stores can open on the same server ([`Stores::of_broker`]); `None`
+    /// for a broker made in code that has no URL. It may hold credentials:
+    /// show it only through [`store::describe`](crate::store::describe).
+    ///
+    /// [`Stores::of_broker`]: crate::store::Stores::of_broker
+    fn url(&self) -> Option<&str> {
+        None
+    }
+
     /// Publishes one message; returns once the broker holds it (a message
     /// for which this returned `Ok` is delivered to every group subscribed
     /// to `topic`, or survives until one subscribes, within retention).

@@ -644,6 +644,10 @@ impl Broker for NatsBroker {
         "nats"
     }
 
+    fn url(&self) -> Option<&str> {
+        Some(&self.inner.url)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             durable: true,

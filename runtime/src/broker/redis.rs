@@ -256,7 +256,7 @@ impl RedisBroker {
         let (conn, durable) = pull::within(options.connect_timeout, "Redis", attempt).await?;
         if !durable {
             tracing::warn!(
-                url,
+                url = %crate::store::describe(url),
                 "Redis runs without appendonly: a restart of the server loses the streams"
             );
         }
@@ -995,6 +995,10 @@ impl MemberCtx {
 impl Broker for RedisBroker {
     fn kind(&self) -> &'static str {
         "redis"
+    }
+
+    fn url(&self) -> Option<&str> {
+        Some(&self.inner.url)
     }
 
     fn capabilities(&self) -> Capabilities {

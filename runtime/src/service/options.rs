@@ -57,6 +57,9 @@ pub enum ServiceError {
     /// The definition cannot run.
     #[error("invalid service definition: {0}")]
     Invalid(String),
+    /// The stores could not be opened.
+    #[error(transparent)]
+    Stores(#[from] crate::store::StoreError),
     /// The broker refused.
     #[error(transparent)]
     Broker(#[from] BrokerError),
@@ -86,6 +89,13 @@ pub struct ServiceStats {
     /// The stores are not answering now: the service holds its deliveries
     /// and retries until they do.
     pub store_down: bool,
+    /// Broker outages waited out with handled events not yet published
+    /// (a run of failed publishes, counted once).
+    pub broker_outages: u64,
+    /// The broker does not take what the handlers emitted now: the
+    /// service keeps the results, holds the deliveries and publishes once
+    /// it can (the handlers do not run again).
+    pub broker_down: bool,
 }
 
 #[derive(Default)]
@@ -98,6 +108,8 @@ pub(super) struct Counters {
     pub(super) deliveries: AtomicU64,
     pub(super) store_outages: AtomicU64,
     pub(super) store_down: AtomicBool,
+    pub(super) broker_outages: AtomicU64,
+    pub(super) broker_down: AtomicBool,
     /// The service was asked to stop: store calls give up instead of
     /// waiting for ever.
     pub(super) stopping: AtomicBool,
@@ -115,6 +127,8 @@ impl Counters {
             deliveries: g(&self.deliveries),
             store_outages: g(&self.store_outages),
             store_down: self.store_down.load(Ordering::Relaxed),
+            broker_outages: g(&self.broker_outages),
+            broker_down: self.broker_down.load(Ordering::Relaxed),
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::store::{Claim, StoreError};
 /// A running service.
 pub struct ServiceHandle {
     participant: SharedStr,
+    stores: String,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     counters: Arc<Counters>,
@@ -35,6 +36,11 @@ impl ServiceHandle {
     /// The participant this service runs.
     pub fn participant(&self) -> &str {
         &self.participant
+    }
+    /// Which stores it keeps its inbox and join state in (without
+    /// credentials), as it logged at start.
+    pub fn stores(&self) -> &str {
+        &self.stores
     }
     /// What it has done so far.
     pub fn stats(&self) -> ServiceStats {
@@ -46,6 +52,11 @@ impl ServiceHandle {
         if self.counters.store_down.load(Ordering::Relaxed) {
             crate::broker::Health::Degraded(format!(
                 "{}: the stores do not answer; deliveries are held until they do",
+                self.participant
+            ))
+        } else if self.counters.broker_down.load(Ordering::Relaxed) {
+            crate::broker::Health::Degraded(format!(
+                "{}: the broker does not take the handled events; they are kept and published once it does",
                 self.participant
             ))
         } else {
@@ -80,6 +91,7 @@ impl ServiceDefinition {
             stores = %stores.description,
             "service starting"
         );
+        let described = stores.description.clone();
         let runner = Arc::new(Runner::new(self, broker, stores, options));
         let sub = runner.broker.subscribe(runner.subscribe_options()).await?;
         let (stop, stopped) = watch::channel(false);
@@ -88,6 +100,7 @@ impl ServiceDefinition {
         let task = tokio::spawn(runner.run(sub, stopped));
         Ok(ServiceHandle {
             participant,
+            stores: described,
             stop,
             task,
             counters,
@@ -538,7 +551,9 @@ impl Runner {
             tokio::select! {
                 () = &mut work => return,
                 _ = tick.tick() => {
-                    if self.counters.store_down.load(Ordering::Relaxed) {
+                    if self.counters.store_down.load(Ordering::Relaxed)
+                        || self.counters.broker_down.load(Ordering::Relaxed)
+                    {
                         if let Err(e) = held.renew().await {
                             tracing::warn!(participant = %self.def.participant, error = %e, "held deliveries not kept alive; the broker may hand them to another member");
                         }
@@ -604,7 +619,7 @@ impl Runner {
     async fn flush(&self, batch: &mut Batch) {
         if !batch.publish.is_empty() {
             let out = std::mem::take(&mut batch.publish);
-            if let Err(e) = self.broker.publish_batch(out).await {
+            if let Err(e) = self.publish_patiently(out).await {
                 tracing::warn!(participant = %self.def.participant, error = %e, "publishing emitted events failed; the batch comes again");
                 batch.unpublished();
             }
@@ -729,6 +744,41 @@ impl Runner {
                     if !self.counters.store_down.swap(true, Ordering::Relaxed) {
                         bump(&self.counters.store_outages);
                         tracing::warn!(participant = %self.def.participant, what, error = %e, "the stores do not answer; holding deliveries and retrying until they do");
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Publishes what handlers emitted, waiting out a broker outage
+    /// (the same back-off as [`Self::patiently`]): the handlers ran, and
+    /// running them again for want of a publish would repeat their side
+    /// effects. Errors no waiting mends come back at once, and so does
+    /// the last error once the service is stopping.
+    async fn publish_patiently(
+        &self,
+        out: Vec<(SharedStr, Envelope)>,
+    ) -> Result<(), crate::broker::BrokerError> {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.broker.publish_batch(out.clone()).await {
+                Ok(()) => {
+                    if self.counters.broker_down.load(Ordering::Relaxed)
+                        && self.counters.broker_down.swap(false, Ordering::Relaxed)
+                    {
+                        tracing::info!(participant = %self.def.participant, "the broker takes publishes again; resuming");
+                    }
+                    return Ok(());
+                }
+                Err(e @ crate::broker::BrokerError::Unavailable(_))
+                    if !self.counters.stopping.load(Ordering::Relaxed) =>
+                {
+                    if !self.counters.broker_down.swap(true, Ordering::Relaxed) {
+                        bump(&self.counters.broker_outages);
+                        tracing::warn!(participant = %self.def.participant, error = %e, "the broker does not take the handled events; keeping them and retrying until it does");
                     }
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));

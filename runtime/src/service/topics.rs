@@ -14,6 +14,10 @@ impl Topics {
             prefix: prefix.into(),
         }
     }
+    /// The prefix in front of every topic.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
     /// The topic of the events or commands of wire type `ty`.
     pub fn for_type(&self, ty: &str) -> String {
         format!("{}{ty}", self.prefix)

@@ -88,6 +88,26 @@ impl Stores {
     ) -> Result<Stores, StoreError> {
         Stores::connect(broker_url, options).await
     }
+
+    /// [`Stores::for_broker`] for a broker already connected, by the URL
+    /// it was connected with. A broker without one
+    /// ([`Broker::url`](crate::broker::Broker::url)) gets
+    /// memory stores, with a warning: its deployment should choose.
+    pub async fn of_broker(
+        broker: &crate::broker::SharedBroker,
+        options: &StoreOptions,
+    ) -> Result<Stores, StoreError> {
+        match broker.url() {
+            Some(url) => Stores::for_broker(url, options).await,
+            None => {
+                tracing::warn!(
+                    broker = broker.kind(),
+                    "the broker has no URL to open durable stores on; memory stores are used (pass stores to choose)"
+                );
+                Ok(Stores::memory())
+            }
+        }
+    }
 }
 
 impl Default for Stores {

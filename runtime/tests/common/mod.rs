@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod brokers;
+pub mod proxy;
 
 use std::time::Duration;
 

@@ -213,6 +213,10 @@ impl Broker for MemoryBroker {
         "memory"
     }
 
+    fn url(&self) -> Option<&str> {
+        Some("memory://")
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             durable: false,
