@@ -356,10 +356,23 @@ impl Runner {
                             })
                             .await
                         {
-                            // A join that fired already still owes this
-                            // event a completion, so trackers do not wait
-                            // for it forever.
-                            Ok(Claim::Done) => {
+                            // A join that fired already, or that another
+                            // arrival is firing now, still owes this event
+                            // a completion, so trackers do not wait for it.
+                            // Its slot is stored: a firing that fails comes
+                            // back with the other arrival's delivery, which
+                            // finds every slot filled. Coming back itself
+                            // would only fill its slot again after the
+                            // firing removed it, for ever.
+                            Ok(claim @ (Claim::Done | Claim::Busy)) => {
+                                if claim == Claim::Done {
+                                    // A late copy just filled its slot again.
+                                    if let Err(e) =
+                                        self.stores.state.join_clear(scope, instance).await
+                                    {
+                                        tracing::warn!(scope = %scope, instance = %instance, error = %e, "a fired join's slot, filled again by a late arrival, was not removed");
+                                    }
+                                }
                                 let c = self.completion(
                                     i,
                                     env,

@@ -260,6 +260,21 @@ impl Batch {
         self.publish.extend(h.results.publish);
     }
 
+    /// Takes over what `other` gathered (handlings that finished while
+    /// this batch was flushed).
+    fn append(&mut self, mut other: Batch) {
+        self.settlements.append(&mut other.settlements);
+        self.completions.append(&mut other.completions);
+        for (mine, theirs) in self.complete.iter_mut().zip(&mut other.complete) {
+            mine.append(theirs);
+        }
+        for (mine, theirs) in self.release.iter_mut().zip(&mut other.release) {
+            mine.append(theirs);
+        }
+        self.publish.append(&mut other.publish);
+        self.handled += other.handled;
+    }
+
     /// What was emitted could not be published: nothing in this batch
     /// counts as done; every delivery comes again (the handlers rerun and
     /// emit the same ids) after the broker's back-off.
@@ -598,9 +613,33 @@ impl Runner {
         loop {
             if !batch.settlements.is_empty() {
                 let n = batch.settlements.len();
-                self.flush(&mut batch).await;
+                // The handlings still running are driven while the flush
+                // waits: one may hold a pooled store connection that the
+                // flush needs (PostgreSQL), and would never give it back
+                // unpolled. What they finish meanwhile waits for the next
+                // flush.
+                let mut meanwhile: Option<Batch> = None;
+                {
+                    let flush = self.flush(&mut batch);
+                    tokio::pin!(flush);
+                    loop {
+                        tokio::select! {
+                            biased;
+                            () = &mut flush => break,
+                            Some(done) = running.next(), if !running.is_empty() => {
+                                meanwhile
+                                    .get_or_insert_with(|| Batch::with_capacity(1, self.scopes.len()))
+                                    .absorb(done);
+                            }
+                        }
+                    }
+                }
                 capacity.free.fetch_add(n, Ordering::AcqRel);
                 capacity.freed.notify_one();
+                if let Some(m) = meanwhile {
+                    batch.append(m);
+                    continue;
+                }
             }
             let Some(done) = running.next().await else {
                 break;
