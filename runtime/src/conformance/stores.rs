@@ -90,6 +90,7 @@ macro_rules! store_conformance_suite {
                 $make, $cleanup;
                 store_claims_are_exclusive_per_scope => claims_are_exclusive_per_scope,
                 store_a_lapsed_claim_is_taken_over => a_lapsed_claim_is_taken_over,
+                store_a_claim_retried_by_its_owner_is_its_own => a_claim_retried_by_its_owner_is_its_own,
                 store_release_frees_a_claim_but_never_a_done_mark => release_frees_a_claim_but_never_a_done_mark,
                 store_done_marks_are_idempotent => done_marks_are_idempotent,
                 store_batches_answer_in_order_and_repeats_are_busy => batches_answer_in_order_and_repeats_are_busy,
@@ -175,6 +176,46 @@ pub async fn claims_are_exclusive_per_scope(make: MakeStores, options: StoreOpti
 
 /// A claim whose holder died lapses after its lease; another delivery
 /// (here another replica) takes it over, and the first holder's late
+/// A claim retried by its owner (its first answer lost on the way) is
+/// the owner's again; anyone else finds it busy; a repeat in one batch is
+/// busy; a done id is done whoever asks.
+pub async fn a_claim_retried_by_its_owner_is_its_own(
+    make: MakeStores,
+    options: StoreOptions,
+) -> Outcome {
+    let s = stores!(make, options);
+    if s.description == "memory" {
+        return Outcome::Skipped("an in-process store loses no answer".into());
+    }
+    let lease = Duration::from_secs(30);
+    let id = EventId::now();
+    let claim = |owner| {
+        let (inbox, id) = (s.inbox.clone(), id.clone());
+        async move { inbox.claim_as("s", &id, lease, owner).await.expect("claim") }
+    };
+    assert_eq!(claim(7).await, Claim::Acquired);
+    assert_eq!(claim(7).await, Claim::Acquired, "its owner's retry");
+    assert_eq!(claim(8).await, Claim::Busy, "another owner");
+    assert_eq!(
+        s.inbox.claim("s", &id, lease).await.expect("claim"),
+        Claim::Busy,
+        "no owner"
+    );
+    let twice = s
+        .inbox
+        .claim_many_as("s", &[id.clone(), id.clone()], lease, 7)
+        .await
+        .expect("claim");
+    assert_eq!(
+        twice,
+        [Claim::Acquired, Claim::Busy],
+        "a repeat in one batch"
+    );
+    s.inbox.complete("s", &id).await.expect("complete");
+    assert_eq!(claim(7).await, Claim::Done);
+    Outcome::Passed
+}
+
 /// completion still counts.
 pub async fn a_lapsed_claim_is_taken_over(make: MakeStores, options: StoreOptions) -> Outcome {
     let s = stores!(make, options);

@@ -14,7 +14,8 @@ use tracing::Instrument;
 use super::definition::{Context, Emit, HandlerError, Input, Reaction, Trigger};
 use super::options::bump;
 use super::runner::{
-    Batch, Claims, Handled, InboxAction, Outbox, Outcome, PreClaims, Results, Runner, Sink,
+    claim_owner, Batch, Claims, Handled, InboxAction, Outbox, Outcome, PreClaims, Results, Runner,
+    Sink,
 };
 use crate::broker::{Delivery, Settlement};
 use crate::envelope::{Envelope, EventId, SharedStr, TraceParent};
@@ -318,11 +319,12 @@ impl Runner {
                 (smallvec::smallvec![env.clone()], env.id().clone(), claim)
             }
             (Trigger::Any(_), None) => {
+                let owner = claim_owner();
                 let claim = self
                     .patiently("claim", || {
                         self.stores
                             .inbox
-                            .claim(scope, env.id(), self.opts.claim_lease)
+                            .claim_as(scope, env.id(), self.opts.claim_lease, owner)
                     })
                     .await;
                 (smallvec::smallvec![env.clone()], env.id().clone(), claim)
@@ -350,9 +352,12 @@ impl Runner {
                     }
                     Ok(Some(all)) => {
                         let id = join_firing_id(instance);
+                        let owner = claim_owner();
                         match self
                             .patiently("join firing", || {
-                                self.stores.inbox.claim(scope, &id, self.opts.claim_lease)
+                                self.stores
+                                    .inbox
+                                    .claim_as(scope, &id, self.opts.claim_lease, owner)
                             })
                             .await
                         {

@@ -137,6 +137,11 @@ const FEW_TYPES: usize = 4;
 /// The smallest batch worth handing to another worker (see `process`).
 const SPREAD_BATCH: usize = 16;
 
+/// A claim owner: random, never 0 (see [`crate::store::InboxStore::claim_many_as`]).
+pub(super) fn claim_owner() -> u64 {
+    fastrand::u64(1..)
+}
+
 /// What the flush does with a list of inbox ids.
 #[derive(Clone, Copy)]
 enum InboxUpdate {
@@ -902,11 +907,17 @@ impl Runner {
             if ids.is_empty() {
                 continue;
             }
+            // One owner through the retries: a claim taken by an attempt
+            // whose answer was lost is ours again.
+            let owner = claim_owner();
             let answers = match self
                 .patiently("claims", || {
-                    self.stores
-                        .inbox
-                        .claim_many(&self.scopes[i], ids, self.opts.claim_lease)
+                    self.stores.inbox.claim_many_as(
+                        &self.scopes[i],
+                        ids,
+                        self.opts.claim_lease,
+                        owner,
+                    )
                 })
                 .await
             {

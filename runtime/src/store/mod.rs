@@ -76,6 +76,24 @@ pub trait InboxStore: Send + Sync + 'static {
         ids: &[EventId],
         lease: Duration,
     ) -> Result<Vec<Claim>, StoreError>;
+    /// [`InboxStore::claim_many`] on behalf of `owner`: a number the
+    /// caller picks anew for each claim and keeps through the retries of
+    /// that claim (never 0). A live claim that `owner` already holds is
+    /// `Acquired` again, so that a retry after an answer lost on the way
+    /// (the connection cut after the store took the claim) does not find
+    /// its own claim `Busy` and wait out the lease. A store whose answers
+    /// cannot be lost (in-process) may keep the default, which ignores
+    /// `owner`.
+    async fn claim_many_as(
+        &self,
+        scope: &str,
+        ids: &[EventId],
+        lease: Duration,
+        owner: u64,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let _ = owner;
+        self.claim_many(scope, ids, lease).await
+    }
     /// Marks `ids` handled for good.
     async fn complete_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError>;
     /// Gives claims up (the handlings failed and will be retried).
@@ -90,6 +108,22 @@ pub trait InboxStore: Send + Sync + 'static {
             .into_iter()
             .next()
             .ok_or_else(|| StoreError::Backend("claim_many returned no answer".into()))
+    }
+    /// [`InboxStore::claim_many_as`] for one id.
+    async fn claim_as(
+        &self,
+        scope: &str,
+        id: &EventId,
+        lease: Duration,
+        owner: u64,
+    ) -> Result<Claim, StoreError> {
+        let claims = self
+            .claim_many_as(scope, std::slice::from_ref(id), lease, owner)
+            .await?;
+        claims
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Backend("claim_many_as returned no answer".into()))
     }
     /// Marks one id handled.
     async fn complete(&self, scope: &str, id: &EventId) -> Result<(), StoreError> {

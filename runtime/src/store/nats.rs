@@ -61,28 +61,37 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn claim_value(lease: Duration) -> Bytes {
+/// A claim's value: `C<until>` (milliseconds after the epoch), then
+/// `/<owner>` when it has one.
+fn claim_value(lease: Duration, owner: u64) -> Bytes {
     let until = now_ms().saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
-    Bytes::from(format!("C{until}"))
+    if owner == 0 {
+        Bytes::from(format!("C{until}"))
+    } else {
+        Bytes::from(format!("C{until}/{owner}"))
+    }
 }
 
 /// What a stored inbox value says.
 enum Mark {
     Done,
-    /// Claimed until this many milliseconds after the epoch.
-    Claimed(u64),
+    /// Claimed until this many milliseconds after the epoch, by this
+    /// owner (0: none said).
+    Claimed(u64, u64),
 }
 
 fn mark(value: &[u8]) -> Result<Mark, StoreError> {
     if value == DONE {
         return Ok(Mark::Done);
     }
-    std::str::from_utf8(value)
+    let claimed = std::str::from_utf8(value)
         .ok()
         .and_then(|v| v.strip_prefix('C'))
-        .and_then(|ms| ms.parse().ok())
-        .map(Mark::Claimed)
-        .ok_or_else(|| StoreError::Corrupt(format!("inbox value {value:?}")))
+        .and_then(|v| {
+            let (until, owner) = v.split_once('/').unwrap_or((v, "0"));
+            Some(Mark::Claimed(until.parse().ok()?, owner.parse().ok()?))
+        });
+    claimed.ok_or_else(|| StoreError::Corrupt(format!("inbox value {value:?}")))
 }
 
 /// A key's current value and revision; `None` when it has none (never
@@ -240,21 +249,24 @@ pub struct NatsKvInbox {
 }
 
 impl NatsKvInbox {
-    async fn claim_one(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
+    async fn claim_one(&self, key: &str, lease: Duration, owner: u64) -> Result<Claim, StoreError> {
         // Most ids are new: a create (an update expecting revision 0) is
         // then the only round trip.
-        if compare_and_set(&self.bucket, key, claim_value(lease), 0).await? {
+        if compare_and_set(&self.bucket, key, claim_value(lease, owner), 0).await? {
             return Ok(Claim::Acquired);
         }
         for _ in 0..CAS_TRIES {
             let (value, revision) = current(&self.bucket, key).await?;
             let lapsed = match value.as_deref().map(mark).transpose()? {
                 Some(Mark::Done) => return Ok(Claim::Done),
-                Some(Mark::Claimed(until)) if until > now_ms() => return Ok(Claim::Busy),
-                Some(Mark::Claimed(_)) => true,
+                Some(Mark::Claimed(_, by)) if owner != 0 && by == owner => {
+                    return Ok(Claim::Acquired)
+                }
+                Some(Mark::Claimed(until, _)) if until > now_ms() => return Ok(Claim::Busy),
+                Some(Mark::Claimed(..)) => true,
                 None => false,
             };
-            if compare_and_set(&self.bucket, key, claim_value(lease), revision).await? {
+            if compare_and_set(&self.bucket, key, claim_value(lease, owner), revision).await? {
                 return Ok(Claim::Acquired);
             }
             if lapsed {
@@ -267,7 +279,7 @@ impl NatsKvInbox {
 
     async fn release_one(&self, key: &str) -> Result<(), StoreError> {
         let (value, revision) = current(&self.bucket, key).await?;
-        if let Some(Mark::Claimed(_)) = value.as_deref().map(mark).transpose()? {
+        if let Some(Mark::Claimed(..)) = value.as_deref().map(mark).transpose()? {
             // Only the claim read here: a done-mark written since stays.
             match self
                 .bucket
@@ -297,11 +309,22 @@ impl InboxStore for NatsKvInbox {
         ids: &[EventId],
         lease: Duration,
     ) -> Result<Vec<Claim>, StoreError> {
+        self.claim_many_as(scope, ids, lease, 0).await
+    }
+
+    async fn claim_many_as(
+        &self,
+        scope: &str,
+        ids: &[EventId],
+        lease: Duration,
+        owner: u64,
+    ) -> Result<Vec<Claim>, StoreError> {
         let first = first_occurrences(ids);
         // All at once: one round trip's wait for the batch, not one per id.
         let claims = ids.iter().zip(&first).map(|(id, &first)| async move {
             if first {
-                self.claim_one(&key(scope, &id.to_string()), lease).await
+                self.claim_one(&key(scope, &id.to_string()), lease, owner)
+                    .await
             } else {
                 Ok(Claim::Busy)
             }

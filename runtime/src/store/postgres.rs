@@ -92,14 +92,16 @@ impl Sql {
         let w = format!("make_interval(secs => {})", window.as_secs_f64());
         Sql {
             // Inserts a claim, or takes over a lapsed one or an expired
-            // done-mark; a row back means ours. A done row's `lease_until`
-            // is when it was done.
+            // done-mark, or finds its owner's own ($4, never 0); a row
+            // back means ours. A done row's `lease_until` is when it was
+            // done.
             claim: format!(
-                "INSERT INTO {p}inbox (scope, id, done, lease_until) \
-                 SELECT $1, id, false, now() + make_interval(secs => $3) FROM unnest($2::text[]) AS id \
-                 ON CONFLICT (scope, id) DO UPDATE SET done = false, lease_until = EXCLUDED.lease_until \
+                "INSERT INTO {p}inbox (scope, id, done, lease_until, owner) \
+                 SELECT $1, id, false, now() + make_interval(secs => $3), $4 FROM unnest($2::text[]) AS id \
+                 ON CONFLICT (scope, id) DO UPDATE SET done = false, lease_until = EXCLUDED.lease_until, owner = EXCLUDED.owner \
                  WHERE ({p}inbox.done = false AND {p}inbox.lease_until < now()) \
                  OR ({p}inbox.done AND {p}inbox.lease_until < now() - {w}) \
+                 OR ({p}inbox.done = false AND $4 <> 0 AND {p}inbox.owner = $4) \
                  RETURNING id"
             ),
             claim_state: format!("SELECT id, done FROM {p}inbox WHERE scope = $1 AND id = ANY($2)"),
@@ -249,6 +251,8 @@ impl PgStores {
             format!(
                 "ALTER TABLE {p}fired ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now()"
             ),
+            // Claims know their owner (tables made before get the column).
+            format!("ALTER TABLE {p}inbox ADD COLUMN IF NOT EXISTS owner bigint NOT NULL DEFAULT 0"),
         ];
         for stmt in ddl {
             if let Err(e) = client.batch_execute(&stmt).await {
@@ -334,13 +338,28 @@ impl InboxStore for PgInbox {
         ids: &[EventId],
         lease: Duration,
     ) -> Result<Vec<Claim>, StoreError> {
+        self.claim_many_as(scope, ids, lease, 0).await
+    }
+
+    async fn claim_many_as(
+        &self,
+        scope: &str,
+        ids: &[EventId],
+        lease: Duration,
+        owner: u64,
+    ) -> Result<Vec<Claim>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let sh = &self.shared;
         let texts = distinct_texts(ids);
+        // A bigint holds the owner's bits.
+        let owner = i64::from_ne_bytes(owner.to_ne_bytes());
         let rows = sh
-            .query(&sh.sql.claim, &[&scope, &texts, &lease.as_secs_f64()])
+            .query(
+                &sh.sql.claim,
+                &[&scope, &texts, &lease.as_secs_f64(), &owner],
+            )
             .await?;
         let won: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
         let mut done = HashSet::new();

@@ -29,17 +29,26 @@ use super::{check_slot, Claim, InboxStore, StateStore, StoreError, StoreOptions}
 use crate::envelope::{json, Envelope, EventId};
 
 /// Claims each key (`SET NX` with the lease); 0 acquired, 1 done, 2 busy.
-/// ARGV[1]: the lease in milliseconds.
+/// ARGV[1]: the lease in milliseconds; ARGV[2]: the claim's value, `C`
+/// and its owner (`C` alone: none), which finds its own claim acquired.
+/// A claim repeated in one call is busy after its first time.
 const CLAIM: &str = r"
 local out = {}
+local seen = {}
 for i, k in ipairs(KEYS) do
-  if redis.call('SET', k, 'C', 'NX', 'PX', ARGV[1]) then
+  if redis.call('SET', k, ARGV[2], 'NX', 'PX', ARGV[1]) then
     out[i] = 0
-  elseif redis.call('GET', k) == 'D' then
-    out[i] = 1
   else
-    out[i] = 2
+    local v = redis.call('GET', k)
+    if v == 'D' then
+      out[i] = 1
+    elseif ARGV[2] ~= 'C' and v == ARGV[2] and not seen[k] then
+      out[i] = 0
+    else
+      out[i] = 2
+    end
   end
+  seen[k] = true
 end
 return out
 ";
@@ -55,7 +64,8 @@ return 0
 /// Drops each key that is still a claim (a done-mark stays).
 const RELEASE: &str = r"
 for _, k in ipairs(KEYS) do
-  if redis.call('GET', k) == 'C' then
+  local v = redis.call('GET', k)
+  if v and string.sub(v, 1, 1) == 'C' then
     redis.call('DEL', k)
   end
 end
@@ -202,17 +212,32 @@ impl InboxStore for RedisInbox {
         ids: &[EventId],
         lease: Duration,
     ) -> Result<Vec<Claim>, StoreError> {
+        self.claim_many_as(scope, ids, lease, 0).await
+    }
+
+    async fn claim_many_as(
+        &self,
+        scope: &str,
+        ids: &[EventId],
+        lease: Duration,
+        owner: u64,
+    ) -> Result<Vec<Claim>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let lease = millis(lease).to_string();
+        let value = if owner == 0 {
+            "C".to_owned()
+        } else {
+            format!("C{owner}")
+        };
         let answers: Vec<i64> = self
             .stores
             .run(
                 "claim",
                 |s| &s.claim,
                 &self.keys(scope, ids),
-                &[lease.as_bytes()],
+                &[lease.as_bytes(), value.as_bytes()],
             )
             .await?;
         if answers.len() != ids.len() {
