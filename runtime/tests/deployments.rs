@@ -1,18 +1,24 @@
+//! A small choreography (a plain reaction and a join) deployed on real
+//! servers with their durable stores, under what production does to it.
+//!
 //! A connection cut for 5 s in the middle of a run, through a loopback TCP
 //! proxy of the test's own between the services and their server: every
 //! open connection is reset and new ones are refused, then the proxy
 //! forwards again.
-//!
 //! - PostgreSQL stores: the PostgreSQL connection is cut (the broker, in
 //!   memory, is not).
 //! - NATS stores: the NATS connection is cut, which carries both the
 //!   broker and the stores.
 //!
+//! Two replicas of each participant on NATS and on Redis, with the
+//! broker's own stores: the two events of a join reach different
+//! replicas, and the join still fires once.
+//!
 //! Each time: nothing is dead-lettered, every instance settles, and no
 //! handler runs twice (the test counts handler runs per event).
 //!
 //! A missing server skips with a message, unless `CHOREO_REQUIRE_BROKERS=1`.
-#![cfg(all(feature = "nats", feature = "postgres"))]
+#![cfg(all(feature = "nats", feature = "redis", feature = "postgres"))]
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -36,6 +42,7 @@ const ORDERS: u64 = 300;
 const CUT: Duration = Duration::from_secs(5);
 const NATS: &str = "127.0.0.1:4222";
 const POSTGRES: &str = "127.0.0.1:5432";
+const REDIS: &str = "127.0.0.1:6379";
 
 /// Handler runs per reaction and event (instance, for the join).
 type Runs = Arc<Mutex<HashMap<String, u32>>>;
@@ -79,16 +86,17 @@ fn services(runs: &Runs) -> [ServiceDefinition; 2] {
     [payment, shipping]
 }
 
-/// Runs the two services on `broker` with `stores` (one connection each),
-/// places [`ORDERS`] orders through `direct` (a broker the cut does not
-/// touch) and cuts `proxy` for [`CUT`] while they flow; then checks that
-/// every order was shipped, nothing was dead-lettered and no handler ran
-/// twice. The services' stats, summed.
-async fn cut_mid_run(
+/// Runs `replicas` of each of the two services on `broker` with `stores`
+/// (one connection each), places [`ORDERS`] orders through `direct` (a
+/// broker the cut does not touch) and, with a `proxy`, cuts it for [`CUT`]
+/// while they flow; then checks that every order was shipped, nothing was
+/// dead-lettered and no handler ran twice. The services' stats, summed.
+async fn run_orders(
     broker: SharedBroker,
     stores: impl Fn() -> futures::future::BoxFuture<'static, Stores>,
     direct: SharedBroker,
-    proxy: &Proxy,
+    replicas: usize,
+    proxy: Option<&Proxy>,
     prefix: &str,
 ) -> ServiceStats {
     let topics = Topics::new(prefix);
@@ -101,12 +109,14 @@ async fn cut_mid_run(
     };
     let runs: Runs = Arc::default();
     let mut handles: Vec<ServiceHandle> = Vec::new();
-    for def in services(&runs) {
-        handles.push(
-            def.start(broker.clone(), stores().await, options.clone())
-                .await
-                .unwrap(),
-        );
+    for _ in 0..replicas {
+        for def in services(&runs) {
+            handles.push(
+                def.start(broker.clone(), stores().await, options.clone())
+                    .await
+                    .unwrap(),
+            );
+        }
     }
     let mut shipped_sub = direct
         .subscribe(SubscribeOptions::new(
@@ -116,7 +126,7 @@ async fn cut_mid_run(
         .await
         .unwrap();
     let client = Client::new(direct.clone(), topics, "test");
-    let connections_before = proxy.connections();
+    let connections_before = proxy.map(Proxy::connections);
     let place = tokio::spawn(async move {
         for n in 0..ORDERS {
             client
@@ -130,7 +140,9 @@ async fn cut_mid_run(
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let cut_at = tokio::time::Instant::now();
-    proxy.cut_for(CUT).await;
+    if let Some(proxy) = proxy {
+        proxy.cut_for(CUT).await;
+    }
 
     let mut shipped = HashSet::new();
     let deadline = cut_at + Duration::from_secs(120);
@@ -151,18 +163,24 @@ async fn cut_mid_run(
             d.ack().await.unwrap();
         }
     }
-    eprintln!(
-        "every order shipped {:.1} s after the cut ended",
-        (cut_at.elapsed().as_secs_f64() - CUT.as_secs_f64()).max(0.0)
-    );
     place.await.unwrap();
-    assert!(
-        proxy.connections() > connections_before,
-        "the services connected again after the cut"
-    );
+    if let (Some(proxy), Some(before)) = (proxy, connections_before) {
+        eprintln!(
+            "every order shipped {:.1} s after the cut ended",
+            (cut_at.elapsed().as_secs_f64() - CUT.as_secs_f64()).max(0.0)
+        );
+        assert!(
+            proxy.connections() > before,
+            "the services connected again after the cut"
+        );
+    }
     let mut total = ServiceStats::default();
     for h in handles {
+        let name = h.participant().to_owned();
         let s = h.shutdown().await.unwrap();
+        // Every replica took its share: the events of one join met on
+        // different replicas too.
+        assert!(s.deliveries > 0, "a replica of {name} got nothing: {s:?}");
         total.dead_lettered += s.dead_lettered;
         total.failures += s.failures;
         total.handled += s.handled;
@@ -224,7 +242,7 @@ async fn a_postgres_connection_cut_for_5_s_loses_and_repeats_nothing() {
     let options = StoreOptions::with_prefix(prefix.clone());
     let stores = stores_at(&url, &options);
     let broker = MemoryBroker::new().into_shared();
-    let total = cut_mid_run(broker.clone(), stores, broker, &proxy, &prefix).await;
+    let total = run_orders(broker.clone(), stores, broker, 1, Some(&proxy), &prefix).await;
     assert!(total.store_outages >= 1, "the cut was felt: {total:?}");
 
     use choreo_runtime::store::{postgres::table_prefix, PgStores};
@@ -258,10 +276,79 @@ async fn a_nats_connection_cut_for_5_s_loses_and_repeats_nothing() {
     let js = direct.jetstream().clone();
     // The NATS client reconnects by itself and holds its requests
     // meanwhile: the services may never see an error, only a pause.
-    cut_mid_run(broker, stores, direct.into_shared(), &proxy, &prefix).await;
+    run_orders(
+        broker,
+        stores,
+        direct.into_shared(),
+        1,
+        Some(&proxy),
+        &prefix,
+    )
+    .await;
 
     let _ = js.delete_stream(NatsBroker::stream_name(&prefix)).await;
     for bucket in choreo_runtime::store::NatsKvStores::bucket_names(&options) {
         let _ = js.delete_stream(format!("KV_{bucket}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_nats_fire_each_join_once() {
+    if reachable(NATS, "NATS on 127.0.0.1:4222").await.is_none() {
+        return;
+    }
+    let prefix = unique("repnats");
+    let url = format!("nats://{NATS}");
+    let options = StoreOptions::with_prefix(prefix.clone());
+    let broker = NatsBroker::connect_with(&url, common::brokers::nats::options())
+        .await
+        .unwrap();
+    let js = broker.jetstream().clone();
+    let broker = broker.into_shared();
+    run_orders(
+        broker.clone(),
+        stores_at(&url, &options),
+        broker,
+        2,
+        None,
+        &prefix,
+    )
+    .await;
+    let _ = js.delete_stream(NatsBroker::stream_name(&prefix)).await;
+    for bucket in choreo_runtime::store::NatsKvStores::bucket_names(&options) {
+        let _ = js.delete_stream(format!("KV_{bucket}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_redis_fire_each_join_once() {
+    if reachable(REDIS, "Redis on 127.0.0.1:6379").await.is_none() {
+        return;
+    }
+    let prefix = unique("repredis");
+    let url = format!("redis://{REDIS}");
+    let options = StoreOptions::with_prefix(prefix.clone());
+    let redis = choreo_runtime::broker::RedisBroker::connect(&url)
+        .await
+        .unwrap();
+    let broker = redis.clone().into_shared();
+    run_orders(
+        broker.clone(),
+        stores_at(&url, &options),
+        broker,
+        2,
+        None,
+        &prefix,
+    )
+    .await;
+    common::brokers::redis::delete_streams(&redis, &prefix).await;
+    let mut conn = redis.connection();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("{prefix}choreo:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    for key in keys {
+        let _: Result<(), _> = ::redis::cmd("DEL").arg(&key).query_async(&mut conn).await;
     }
 }
