@@ -215,6 +215,18 @@ async fn reachable(addr: &str, what: &str) -> Option<SocketAddr> {
     }
 }
 
+/// Deletes a NATS deployment's stream and its stores' buckets.
+async fn delete_nats_deployment(
+    js: &async_nats::jetstream::Context,
+    prefix: &str,
+    options: &StoreOptions,
+) {
+    let _ = js.delete_stream(NatsBroker::stream_name(prefix)).await;
+    for bucket in choreo_runtime::store::NatsKvStores::bucket_names(options) {
+        let _ = js.delete_stream(format!("KV_{bucket}")).await;
+    }
+}
+
 /// Opens a new connection to the stores at `url` each time it is called.
 fn stores_at(
     url: &str,
@@ -285,11 +297,7 @@ async fn a_nats_connection_cut_for_5_s_loses_and_repeats_nothing() {
         &prefix,
     )
     .await;
-
-    let _ = js.delete_stream(NatsBroker::stream_name(&prefix)).await;
-    for bucket in choreo_runtime::store::NatsKvStores::bucket_names(&options) {
-        let _ = js.delete_stream(format!("KV_{bucket}")).await;
-    }
+    delete_nats_deployment(&js, &prefix, &options).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,10 +322,7 @@ async fn two_replicas_on_nats_fire_each_join_once() {
         &prefix,
     )
     .await;
-    let _ = js.delete_stream(NatsBroker::stream_name(&prefix)).await;
-    for bucket in choreo_runtime::store::NatsKvStores::bucket_names(&options) {
-        let _ = js.delete_stream(format!("KV_{bucket}")).await;
-    }
+    delete_nats_deployment(&js, &prefix, &options).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
