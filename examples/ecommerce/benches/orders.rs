@@ -8,6 +8,11 @@
 //! (the release binary), against the in-process run.
 //!
 //! `cargo bench -p ecommerce --bench orders [-- --orders N --runs R]`
+//!
+//! With `-- --stores`, only the NATS run: the participants' durable stores
+//! (NATS Key-Value, the default) against memory stores (`--store
+//! memory://`), interleaved, with where each run's CPU went (seconds per
+//! process, and the NATS server's).
 
 // A benchmark fails by panicking, like a test.
 #![allow(clippy::unwrap_used)]
@@ -53,6 +58,7 @@ fn deployment(broker: &str) -> Deployment {
         duplicates: false,
         listen: "127.0.0.1:0".parse().unwrap(),
         store: None,
+        db: None,
     }
 }
 
@@ -96,14 +102,76 @@ async fn in_process(orders: usize, duplicates: bool) -> f64 {
     summary.per_second()
 }
 
+/// CPU seconds (user + system) of one process, from `/proc/PID/stat`.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name in parentheses: state is field 3, utime 14,
+    // stime 15 (proc(5)); clock ticks are 100 a second on Linux.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// The CPU seconds so far of every process whose command line holds
+/// `needle`, by the value after its `--service`.
+fn cpu_by_service(needle: &str) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = entry.file_name().to_string_lossy().to_string();
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).to_string())
+            .collect();
+        if !args.iter().any(|a| a == needle) {
+            continue;
+        }
+        let service = args
+            .iter()
+            .position(|a| a == "--service")
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_default();
+        if let Some(secs) = cpu_seconds(&pid) {
+            out.push((service, secs));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The CPU seconds so far of the nats-server process.
+fn nats_server_cpu() -> f64 {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "nats-server")
+        })
+        .filter_map(|e| cpu_seconds(&e.file_name().to_string_lossy()))
+        .sum()
+}
+
+/// Where one multi-process run's CPU went: seconds per process.
+struct Profile {
+    rate: f64,
+    services: Vec<(String, f64)>,
+    nats_server: f64,
+}
+
 /// One process per participant on NATS, and an ingress process placing
-/// the orders: its summary's orders settled per second.
-fn nats_multi_process(orders: usize) -> f64 {
+/// the orders: its summary's orders settled per second. `store`: the
+/// participants' `--store` (none: the broker's own, NATS Key-Value).
+fn nats_multi_process(orders: usize, store: Option<&str>) -> Profile {
     let bin = Path::new(env!("CARGO_BIN_EXE_ecommerce"));
     let prefix = unique_prefix();
     let d = data(orders);
     let (users, products) = (d.users.to_string(), d.products.to_string());
-    let common = [
+    let mut common = vec![
         "--broker",
         NATS_URL,
         "--prefix",
@@ -113,6 +181,10 @@ fn nats_multi_process(orders: usize) -> f64 {
         "--products",
         &products,
     ];
+    if let Some(store) = store {
+        common.extend(["--store", store]);
+    }
+    let server_before = nats_server_cpu();
     let services = spawn_until_ready(
         bin,
         &ecommerce::PARTICIPANTS,
@@ -124,10 +196,19 @@ fn nats_multi_process(orders: usize) -> f64 {
     let n = orders.to_string();
     let mut args = common.to_vec();
     args.extend(["--service", "ingress", "--orders", &n]);
-    let driver = ServiceProcess::spawn("ingress", bin, &args)
-        .unwrap()
-        .wait(Duration::from_secs(600))
-        .unwrap();
+    let driver = ServiceProcess::spawn("ingress", bin, &args).unwrap();
+    // The participants' CPU just before they stop (the ingress: whatever
+    // it had used when last seen running).
+    let mut last_seen = Vec::new();
+    let driver = loop {
+        let now = cpu_by_service(&prefix);
+        if now.iter().all(|(s, _)| s != "ingress") && !last_seen.is_empty() {
+            break driver.wait(Duration::from_secs(600)).unwrap();
+        }
+        last_seen = now;
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let nats_server = nats_server_cpu() - server_before;
     for s in services {
         s.stop(Duration::from_secs(60)).unwrap();
     }
@@ -147,7 +228,32 @@ fn nats_multi_process(orders: usize) -> f64 {
         .and_then(|r| r.split(' ').next())
         .and_then(|s| s.parse().ok())
         .unwrap();
-    orders as f64 / secs
+    Profile {
+        rate: orders as f64 / secs,
+        services: last_seen,
+        nats_server,
+    }
+}
+
+/// The NATS runs of one kind of store: rates, and the CPU profile of the
+/// best run.
+fn show_nats(label: &str, runs: &[Profile]) -> f64 {
+    let rates: Vec<f64> = runs.iter().map(|p| p.rate).collect();
+    show(label, &rates);
+    if let Some(p) = runs.iter().max_by(|a, b| a.rate.total_cmp(&b.rate)) {
+        let mut parts: Vec<String> = p
+            .services
+            .iter()
+            .map(|(s, secs)| format!("{s} {secs:.1}"))
+            .collect();
+        parts.push(format!("nats-server {:.1}", p.nats_server));
+        let total: f64 = p.services.iter().map(|(_, s)| s).sum::<f64>() + p.nats_server;
+        println!(
+            "  CPU seconds of its best run: {} (total {total:.1})",
+            parts.join(", ")
+        );
+    }
+    best(&rates)
 }
 
 fn best(rates: &[f64]) -> f64 {
@@ -166,6 +272,9 @@ fn show(label: &str, rates: &[f64]) {
 fn main() {
     let orders = arg("--orders", 10_000);
     let runs = arg("--runs", 3).max(1);
+    if std::env::args().any(|a| a == "--stores") {
+        return nats_stores(orders, runs);
+    }
     let rt = tokio::runtime::Runtime::new().unwrap();
     println!(
         "ecommerce: {orders} orders, {CONCURRENCY} in flight, best of {runs}, {} threads",
@@ -198,10 +307,30 @@ fn main() {
     if !broker_available(NATS_URL) {
         return;
     }
-    let nats: Vec<f64> = (0..runs).map(|_| nats_multi_process(orders)).collect();
-    show("NATS, one process per participant (settled/s)", &nats);
+    let nats: Vec<Profile> = (0..runs)
+        .map(|_| nats_multi_process(orders, None))
+        .collect();
+    let nats = show_nats("NATS, one process per participant (settled/s)", &nats);
     println!(
         "NATS multi-process / in process: {:.2}",
-        best(&nats) / best(&memory)
+        nats / best(&memory)
     );
+}
+
+/// `--stores`: one process per participant on NATS with the durable
+/// stores (NATS Key-Value, the default) against the memory stores
+/// (`--store memory://`), the runs interleaved.
+fn nats_stores(orders: usize, runs: usize) {
+    println!("ecommerce on NATS, one process per participant: {orders} orders, best of {runs}");
+    if !broker_available(NATS_URL) {
+        return;
+    }
+    let (mut memory, mut durable) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        memory.push(nats_multi_process(orders, Some("memory://")));
+        durable.push(nats_multi_process(orders, None));
+    }
+    let m = show_nats("memory stores (settled/s)", &memory);
+    let d = show_nats("NATS Key-Value stores (settled/s)", &durable);
+    println!("NATS Key-Value / memory stores: {:.2}", d / m);
 }

@@ -56,12 +56,15 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    logs();
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ecommerce: {e}");
             match e {
-                Error::Deployment(_) | Error::Broker(_) | Error::Io(_) => ExitCode::from(2),
+                Error::Deployment(_) | Error::Broker(_) | Error::Io(_) | Error::Books(_) => {
+                    ExitCode::from(2)
+                }
                 _ => ExitCode::FAILURE,
             }
         }
@@ -75,6 +78,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Some(INGRESS) => ingress(&cli).await,
         Some(participant) => {
             let system = System::start(d, cli.data, Role::Participant(participant)).await?;
+            println!("books: {}", system.books.as_deref().unwrap_or("none"));
             println!(
                 "{participant} running on {} (prefix `{}`), stores: {}; SIGTERM or Ctrl-C stops it",
                 choreo_runtime::store::describe(&d.broker),
@@ -86,8 +90,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             let shop = system.shop.clone();
             system.stop().await?;
             // One JSON line, the last of the output: what a test or an
-            // operator checks the run against.
-            let state = shop.final_state(participant);
+            // operator checks the run against (the books as stored, with
+            // `--db`).
+            let state = shop.final_state(participant).await?;
             println!("{}", serde_json::to_string(&state).unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
@@ -120,13 +125,16 @@ async fn drive(cli: &Cli, system: &System, n: usize, check: bool) -> Result<bool
         "{}",
         headline(n, &system.catalogue, &d.broker, d.duplicates)
     );
+    if let Some(books) = &system.books {
+        println!("books: {books}");
+    }
     let (summary, records) = system
         .drive(n, cli.concurrency.into(), Duration::from_secs(cli.timeout))
         .await?;
     write_report(cli, &records)?;
     let mut ok = summary.complete();
     if check {
-        let verdict = verify_shop(&system.shop, &records);
+        let verdict = verify_shop(&system.shop, &records).await;
         for line in &verdict.lines {
             println!("{line}");
         }
@@ -187,6 +195,24 @@ fn write_report(cli: &Cli, records: &[ecommerce::OrderRecord]) -> Result<(), Err
         })?;
     }
     Ok(())
+}
+
+/// With `RUST_LOG=LEVEL` (`error`, `warn`, `info`, `debug`, `trace`), the
+/// logs at that level and above go to standard error (services starting,
+/// handlers retried, stores, broker or books not answering), to look into
+/// a run. Without it nothing is logged, so the output stays what the tests
+/// read.
+fn logs() {
+    let Ok(level) = std::env::var("RUST_LOG") else {
+        return;
+    };
+    match level.trim().parse::<tracing::Level>() {
+        Ok(level) => tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(level)
+            .init(),
+        Err(_) => eprintln!("ecommerce: RUST_LOG takes a level (error, warn, info, debug, trace), not `{level}`; no logs"),
+    }
 }
 
 fn flush() {

@@ -10,7 +10,9 @@ use choreo_runtime::http::axum;
 use choreo_runtime::progress::{InstanceTracker, TrackerOptions};
 use choreo_runtime::service::{ServiceError, ServiceHandle, ServiceStats};
 use choreo_runtime::{BrokerError, SharedBroker};
+use example_support::books::BooksError;
 use example_support::client::ClientError;
+use example_support::settle::describe_progress;
 use example_support::{serve, Deployment, DeploymentError, HttpClient, Server, Settler, Summary};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,9 @@ pub enum Error {
     /// The ingress did not take an order.
     #[error("placing an order: {0}")]
     Client(#[from] ClientError),
+    /// The books (`--db`) cannot be opened or read.
+    #[error("{0}")]
+    Books(#[from] BooksError),
 }
 
 /// The HTTP ingress: the generated routes (`POST /orders`,
@@ -95,6 +100,9 @@ pub struct System {
     /// What the participants here keep their inbox and joins in (`None`
     /// when none runs here).
     pub stores: Option<String>,
+    /// What the participants here keep their books in (`memory`, or
+    /// PostgreSQL with `--db`; `None` when none runs here).
+    pub books: Option<String>,
     handles: Vec<ServiceHandle>,
     gateway: Option<Gateway>,
 }
@@ -135,7 +143,18 @@ impl System {
         role: Role<'_>,
     ) -> Result<Self, Error> {
         let catalogue = Arc::new(Catalogue::generate(data));
-        let shop = Shop::new(catalogue.clone());
+        let only = match role {
+            Role::Participant(p) => Some(p),
+            _ => None,
+        };
+        // Only the participants that keep books there connect to `--db`.
+        let books = match role {
+            Role::Everything | Role::Participant("Inventory" | "Payment") => {
+                deployment.books().await?
+            }
+            Role::Participant(_) | Role::Ingress => None,
+        };
+        let shop = Shop::open(catalogue.clone(), books.as_ref(), only).await?;
         let options = deployment.service_options();
         // Participants first: their groups must exist before the first
         // command is published.
@@ -143,10 +162,6 @@ impl System {
             Role::Everything | Role::Participant(_) => {
                 let stores = deployment.stores().await?;
                 let described = stores.description.clone();
-                let only = match role {
-                    Role::Participant(p) => Some(p),
-                    _ => None,
-                };
                 let handles = shop.start(broker.clone(), stores, options, only).await?;
                 (handles, Some(described))
             }
@@ -173,11 +188,13 @@ impl System {
                 Some(Gateway { tracker, server })
             }
         };
+        let books = stores.as_ref().map(|_| shop.books(only));
         Ok(System {
             catalogue,
             shop,
             broker,
             stores,
+            books,
             handles,
             gateway,
         })
@@ -214,6 +231,13 @@ impl System {
         let keys = place(&client, &orders, concurrency).await?;
         let texts: Vec<String> = keys.iter().map(ToString::to_string).collect();
         let summary = settler.wait(&texts, timeout).await;
+        // Where the orders that did not settle stopped, for the logs.
+        for key in summary.unsettled.iter().take(20) {
+            match tracker.instance(key) {
+                Some(p) => eprintln!("not settled: {}", describe_progress(&p)),
+                None => eprintln!("not settled: {key}: the tracker saw none of its events"),
+            }
+        }
         let records = keys
             .iter()
             .zip(orders)

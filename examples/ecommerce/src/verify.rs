@@ -74,9 +74,18 @@ impl Verdict {
 }
 
 /// [`verify`] against the final state of every participant of `shop`, a
-/// shop that ran in this process.
-pub fn verify_shop(shop: &Shop, records: &[OrderRecord]) -> Verdict {
-    let (inventory, payment) = (shop.inventory.report(), shop.payment.report());
+/// shop that ran in this process (its stock and credit as stored, when
+/// they are in PostgreSQL; books that cannot be read are a problem).
+pub async fn verify_shop(shop: &Shop, records: &[OrderRecord]) -> Verdict {
+    let (inventory, payment) = match (shop.inventory.report().await, shop.payment.report().await) {
+        (Ok(i), Ok(p)) => (i, p),
+        (Err(e), _) | (_, Err(e)) => {
+            return Verdict {
+                problems: vec![format!("cannot read the books: {e}")],
+                ..Verdict::default()
+            }
+        }
+    };
     let (orders, notifications) = (shop.orders.report(), shop.notifications.report());
     verify(
         &shop.catalogue,

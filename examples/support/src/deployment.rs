@@ -1,6 +1,7 @@
 //! The options every example binary takes, and what they make: the
-//! broker, the topic names and the service options.
+//! broker, the stores, the books, the topic names and the service options.
 
+use crate::books::{Books, BooksError};
 use choreo_runtime::broker::memory::MemoryBroker;
 use choreo_runtime::service::{ServiceOptions, Stores, Topics};
 use choreo_runtime::store::{StoreError, StoreOptions};
@@ -42,6 +43,14 @@ pub struct Deployment {
     /// the memory broker]
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// Where the participants keep their books (what they hold, such as
+    /// stock and credit, and their decision per instance):
+    /// `postgres://user@host/db` keeps them in PostgreSQL, in tables named
+    /// after --prefix, so that a killed participant repeats its decisions
+    /// and a restarted one goes on from what is stored [default: memory,
+    /// lost with the process]
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
 }
 
 /// A deployment that cannot start.
@@ -56,6 +65,9 @@ pub enum DeploymentError {
     /// The stores' URL or server.
     #[error("{0}")]
     Stores(#[from] StoreError),
+    /// The books' URL or server.
+    #[error("{0}")]
+    Books(#[from] BooksError),
     /// `--service` names no participant.
     #[error("there is no service `{given}`; the services are: {}", .known.join(", "))]
     UnknownService {
@@ -138,6 +150,22 @@ impl Deployment {
         })
     }
 
+    /// The books of `--db`, connected, with tables named after `--prefix`;
+    /// `None` without `--db` (the books stay in memory).
+    pub async fn books(&self) -> Result<Option<Books>, DeploymentError> {
+        let Some(url) = &self.db else {
+            return Ok(None);
+        };
+        let scheme = url.split_once("://").map_or("", |(s, _)| s);
+        if !matches!(scheme, "postgres" | "postgresql") {
+            return Err(DeploymentError::Options(format!(
+                "--db takes a PostgreSQL URL (postgres://user@host/db), not `{}`",
+                choreo_runtime::store::describe(url)
+            )));
+        }
+        Ok(Some(Books::connect(url, &self.prefix).await?))
+    }
+
     /// The topic names of this deployment.
     pub fn topics(&self) -> Topics {
         Topics::new(self.prefix.clone())
@@ -206,5 +234,17 @@ mod tests {
         assert!(e.contains("shared broker"), "{e}");
         let d = parse(&["--duplicates"]);
         assert!(d.broker().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn db_takes_postgres_urls_only_and_is_none_without() {
+        assert!(parse(&[]).books().await.unwrap().is_none());
+        let d = parse(&["--db", "redis://u:pw@127.0.0.1:6379"]);
+        let e = d.books().await.unwrap_err().to_string();
+        assert!(e.contains("PostgreSQL URL"), "{e}");
+        assert!(!e.contains("pw"), "{e}");
+        let d = parse(&["--db", "postgres://u:pw@127.0.0.1:1/x"]);
+        let e = d.books().await.unwrap_err().to_string();
+        assert!(e.contains("127.0.0.1:1") && !e.contains("pw"), "{e}");
     }
 }

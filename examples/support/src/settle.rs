@@ -143,6 +143,46 @@ fn record(seen: &Mutex<Seen>, p: &InstanceProgress) {
     );
 }
 
+/// How far an instance that did not settle got, in one line: the events
+/// seen, the reactions still pending (and on which event), the dead
+/// letters — what to look for in the participants' logs.
+pub fn describe_progress(p: &InstanceProgress) -> String {
+    let seen: Vec<String> = p.events.iter().map(|e| short(&e.ty)).collect();
+    let pending: Vec<String> = p
+        .pending
+        .iter()
+        .map(|r| {
+            format!(
+                "{}.{} on {} {}",
+                r.participant,
+                r.reaction,
+                short(&r.event_type),
+                r.event_id
+            )
+        })
+        .collect();
+    let mut line = format!(
+        "{}: seen {}; pending {}",
+        p.key,
+        seen.join(", "),
+        if pending.is_empty() {
+            "none".to_string()
+        } else {
+            pending.join(", ")
+        }
+    );
+    if let Some(o) = &p.outcome {
+        line.push_str(&format!("; ended {}", short(&o.event_type)));
+    }
+    for d in &p.dead_letters {
+        line.push_str(&format!(
+            "; dead letter {}.{} on {}: {}",
+            d.participant, d.reaction, d.event_id, d.reason
+        ));
+    }
+    line
+}
+
 /// What a run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {

@@ -11,14 +11,15 @@ use std::time::{Duration, Instant};
 /// The shared NATS server of the test machines.
 pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 
-/// Whether the server of `url` answers on TCP. When it does not, says so
+/// Whether the server of `url` (a broker, or the PostgreSQL server of
+/// [`POSTGRES_URL`]) answers on TCP. When it does not, says so
 /// on standard error and returns `false` (the test skips), or panics when
 /// `CHOREO_REQUIRE_BROKERS=1` (CI must never pass without the test).
 pub fn broker_available(url: &str) -> bool {
-    let hostport = url
-        .split_once("://")
-        .map_or(url, |(_, rest)| rest)
-        .trim_end_matches('/');
+    // `scheme://user@host:port/path`: only `host:port` is dialled.
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let up = hostport
         .to_socket_addrs()
         .ok()
@@ -27,13 +28,14 @@ pub fn broker_available(url: &str) -> bool {
     if up {
         return true;
     }
+    let shown = choreo_runtime::store::describe(url);
     let required = std::env::var("CHOREO_REQUIRE_BROKERS").is_ok_and(|v| v == "1");
     assert!(
         !required,
-        "no broker answers at {url}, and CHOREO_REQUIRE_BROKERS=1 requires it"
+        "no server answers at {shown}, and CHOREO_REQUIRE_BROKERS=1 requires it"
     );
     eprintln!(
-        "skipping: no broker answers at {url} (set CHOREO_REQUIRE_BROKERS=1 to fail instead)"
+        "skipping: no server answers at {shown} (set CHOREO_REQUIRE_BROKERS=1 to fail instead)"
     );
     false
 }
@@ -83,6 +85,18 @@ pub async fn delete_redis_keys(url: &str, prefix: &str) {
         for key in keys {
             let _: Result<i64, _> = redis::cmd("DEL").arg(&key).query_async(&mut conn).await;
         }
+    }
+}
+
+/// The shared PostgreSQL server of the test machines (trust
+/// authentication, database `test`), for `--db`.
+pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Drops the books' tables of the deployment under `prefix` in the
+/// database at `url` ([`Books::drop_tables`](crate::books::Books::drop_tables)).
+pub async fn drop_books(url: &str, prefix: &str) {
+    if let Ok(books) = crate::books::Books::connect(url, prefix).await {
+        let _ = books.drop_tables().await;
     }
 }
 

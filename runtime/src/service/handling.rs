@@ -60,7 +60,23 @@ impl Verdict {
         sink.inbox(i, action);
         match outcome {
             Outcome::Completed(c) => sink.completion(c),
-            Outcome::Duplicate => bump(&runner.counters.duplicates),
+            Outcome::Duplicate => {
+                bump(&runner.counters.duplicates);
+                // A redelivery after a crash between the done-mark and the
+                // progress notice: the notice never went out, so trackers
+                // would wait for this reaction for ever. Its events were
+                // published before the done-mark; only the completion is
+                // owed. (A first delivery's duplicate owes nothing: its
+                // original's delivery announces it.)
+                if attempt > 1 {
+                    sink.completion(runner.completion(
+                        i,
+                        env,
+                        CompletionOutcome::Handled,
+                        SmallVec::new(),
+                    ));
+                }
+            }
             Outcome::Busy => self.busy = true,
             Outcome::DeadLetter(reason) => self.dead.push((i, reason)),
             Outcome::Failed(err) => {
@@ -330,6 +346,11 @@ impl Runner {
                 (smallvec::smallvec![env.clone()], env.id().clone(), claim)
             }
             (Trigger::All(types), _) => {
+                if attempt > 1 {
+                    if let Some(done) = self.fired_before(i, env).await {
+                        return done;
+                    }
+                }
                 let slot = types.iter().position(|t| t == env.ty_shared()).unwrap_or(0);
                 match self
                     .patiently("join", || {
@@ -341,6 +362,11 @@ impl Runner {
                 {
                     Err(e) => return (store_failed(e), InboxAction::None),
                     Ok(None) => {
+                        // The join may have fired between the look above
+                        // and this arrival: its slot would stay for ever.
+                        if attempt > 1 && self.fired_before(i, env).await.is_some() {
+                            self.clear_refilled(scope, instance).await;
+                        }
                         bump(&self.counters.join_waiting);
                         let c = self.completion(
                             i,
@@ -361,23 +387,14 @@ impl Runner {
                             })
                             .await
                         {
-                            // A join that fired already, or that another
-                            // arrival is firing now, still owes this event
-                            // a completion, so trackers do not wait for it.
-                            // Its slot is stored: a firing that fails comes
-                            // back with the other arrival's delivery, which
-                            // finds every slot filled. Coming back itself
-                            // would only fill its slot again after the
-                            // firing removed it, for ever.
-                            Ok(claim @ (Claim::Done | Claim::Busy)) => {
-                                if claim == Claim::Done {
-                                    // A late copy just filled its slot again.
-                                    if let Err(e) =
-                                        self.stores.state.join_clear(scope, instance).await
-                                    {
-                                        tracing::warn!(scope = %scope, instance = %instance, error = %e, "a fired join's slot, filled again by a late arrival, was not removed");
-                                    }
-                                }
+                            // A join that fired already still owes this
+                            // event a completion, so trackers do not wait
+                            // for it; the slot this late copy filled again
+                            // goes, or it would stay for ever. (One that
+                            // another arrival is firing now is busy: it
+                            // comes again, in case that firing dies.)
+                            Ok(Claim::Done) => {
+                                self.clear_refilled(scope, instance).await;
                                 let c = self.completion(
                                     i,
                                     env,
@@ -408,6 +425,46 @@ impl Runner {
                 (Outcome::Completed(c), InboxAction::Complete(dedup_id))
             }
             Err(outcome) => (outcome, InboxAction::Release(dedup_id)),
+        }
+    }
+
+    /// Whether join reaction `i` fired already for `env`'s instance, asked
+    /// before a redelivered arrival stores its slot: one that was busy
+    /// while another arrival fired comes back after the firing removed
+    /// the slots, and storing its slot again would keep it for ever. A
+    /// fired join gives the arrival's handling (a completion, no slot
+    /// stored); otherwise the arrival goes on as usual (a firing claim
+    /// taken here is given back at once).
+    async fn fired_before(&self, i: usize, env: &Envelope) -> Option<(Outcome, InboxAction)> {
+        let scope = &self.scopes[i];
+        let id = join_firing_id(env.correlation_shared());
+        let owner = claim_owner();
+        let claim = self
+            .patiently("join firing", || {
+                self.stores
+                    .inbox
+                    .claim_as(scope, &id, self.opts.claim_lease, owner)
+            })
+            .await;
+        match claim {
+            Ok(Claim::Done) => {
+                let c = self.completion(i, env, CompletionOutcome::JoinWaiting, SmallVec::new());
+                Some((Outcome::Completed(c), InboxAction::None))
+            }
+            Ok(Claim::Acquired) => {
+                if let Err(e) = self.stores.inbox.release(scope, &id).await {
+                    tracing::warn!(scope = %scope, error = %e, "a join firing claim taken to look was not given back; it lapses with its lease");
+                }
+                None
+            }
+            Ok(Claim::Busy) | Err(_) => None,
+        }
+    }
+
+    /// Removes the slots of a fired join that a late copy filled again.
+    async fn clear_refilled(&self, scope: &SharedStr, instance: &SharedStr) {
+        if let Err(e) = self.stores.state.join_clear(scope, instance).await {
+            tracing::warn!(scope = %scope, instance = %instance, error = %e, "a fired join's slot, filled again by a late arrival, was not removed");
         }
     }
 
