@@ -1043,3 +1043,64 @@ async fn an_outage_longer_than_the_ack_wait_uses_up_no_attempt() {
     assert!(runs.lock().unwrap().values().all(|&n| n == 1));
     assert_eq!(runs.lock().unwrap().len(), 10);
 }
+
+#[tokio::test]
+async fn a_handler_running_past_the_ack_wait_keeps_its_delivery() {
+    let broker: SharedBroker = MemoryBroker::new().into_shared();
+    let runs: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let slow = |runs: Arc<Mutex<HashMap<String, u32>>>| {
+        ServiceDefinition::new("Shop", "Payment").reaction(
+            Reaction::new(
+                "charge",
+                Trigger::any([OrderPlaced::TYPE]),
+                move |ctx, _input| {
+                    let runs = runs.clone();
+                    async move {
+                        *runs
+                            .lock()
+                            .unwrap()
+                            .entry(ctx.event_id().to_string())
+                            .or_default() += 1;
+                        // Three ack waits.
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                        Ok(Emit::none())
+                    }
+                },
+            )
+            .timeout(Duration::from_secs(10)),
+        )
+    };
+    let options = || ServiceOptions {
+        ack_wait: Duration::from_secs(1),
+        ..ServiceOptions::default()
+    };
+    // Two replicas: a delivery that lapsed would go to the other one.
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        replicas.push(
+            slow(runs.clone())
+                .start(broker.clone(), Stores::memory(), options())
+                .await
+                .unwrap(),
+        );
+    }
+    let client = client(&broker);
+    for n in 0..5 {
+        client
+            .send_envelope(Envelope::of(format!("order-{n}"), OrderPlaced { amount: n }).build())
+            .await
+            .unwrap();
+    }
+    eventually("every order is charged", || {
+        replicas.iter().map(|r| r.stats().handled).sum::<u64>() == 5
+    })
+    .await;
+    let mut deliveries = 0;
+    for r in replicas {
+        let s = r.shutdown().await.unwrap();
+        deliveries += s.deliveries;
+        assert_eq!((s.duplicates, s.dead_lettered), (0, 0), "{s:?}");
+    }
+    assert_eq!(deliveries, 5, "each order delivered once");
+    assert!(runs.lock().unwrap().values().all(|&n| n == 1));
+}

@@ -309,6 +309,9 @@ pub enum DriveError {
     /// Nothing answers at the ingress.
     #[error("the ingress at {0} does not answer")]
     Unreachable(String),
+    /// The participants' books cannot be read for the summary.
+    #[error("{0}")]
+    Books(String),
 }
 
 struct Sent {
@@ -420,12 +423,56 @@ pub async fn drive(
     // Dead letters as the tracker has them now: a command refused late
     // may have come after the settler first saw its instance settle.
     summary.dead_letters = deliveries.iter().map(|d| d.dead_letters.len()).sum();
+    // What the first deliveries that did not settle wait for.
+    let notes = deliveries
+        .iter()
+        .filter(|d| d.fate == Fate::Unsettled)
+        .take(5)
+        .map(|d| unsettled(&d.key, tracker.instance(&d.key).as_ref()))
+        .collect();
     Ok(Report {
         summary,
         deliveries,
         http_errors,
-        notes: Vec::new(),
+        notes,
     })
+}
+
+/// What the delivery `key`, not settled, has seen and waits for.
+fn unsettled(key: &str, p: Option<&InstanceProgress>) -> String {
+    let Some(p) = p else {
+        return format!("{key}: never seen by the tracker");
+    };
+    let events: Vec<&str> = p.events.iter().map(|e| short(&e.ty)).collect();
+    let pending: Vec<String> = p
+        .pending
+        .iter()
+        .map(|r| {
+            format!(
+                "{}.{} of {} {}",
+                r.participant,
+                r.reaction,
+                short(&r.event_type),
+                r.event_id
+            )
+        })
+        .collect();
+    let mut line = format!(
+        "{key}: events {}; pending {}",
+        events.join(", "),
+        if pending.is_empty() {
+            "nothing".to_string()
+        } else {
+            pending.join(", ")
+        }
+    );
+    if p.outcome.is_none() {
+        line.push_str("; no terminal event");
+    }
+    for d in &p.dead_letters {
+        line.push_str(&format!("; dead letter {}: {}", d.reaction, d.reason));
+    }
+    line
 }
 
 /// Waits until instance `key` has settled with every one of `ids` seen

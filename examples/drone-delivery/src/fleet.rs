@@ -6,7 +6,16 @@
 //! which delivery holds which drone, so an assignment is atomic, and it
 //! is idempotent per delivery (a redelivered GetDrone for a delivery that
 //! holds a drone gets the same drone).
+//!
+//! With books in PostgreSQL ([`Scheduler::with_books`]) the same
+//! decisions are made in one transaction each, the fleet locked while it
+//! is decided (`pg_advisory_xact_lock`), and recorded per delivery: a
+//! restarted scheduler goes on from the drones held, and a GetDrone
+//! asked again gets the answer it got (the same drone, or the same
+//! NoDroneAvailable). A partial unique index keeps a drone from being
+//! held for two deliveries at once, whatever the code does.
 
+use crate::books::{self, BooksError, DroneBooks};
 use crate::drone_delivery::{
     drone_scheduler, Context, DeliveryCompleted, DroneAssigned, GetDrone, Key, NoDroneAvailable,
     PackageSize,
@@ -145,6 +154,9 @@ pub enum Assignment {
 #[derive(Clone)]
 pub struct Scheduler {
     state: Arc<Mutex<FleetState>>,
+    /// The books in PostgreSQL, when kept there (the memory state then
+    /// holds only the drones).
+    pg: Option<Arc<PgFleet>>,
 }
 
 impl Scheduler {
@@ -160,6 +172,37 @@ impl Scheduler {
                 trips: vec![0; n],
                 stats: SchedulerStats::default(),
             })),
+            pg: None,
+        }
+    }
+
+    /// A scheduler of `drones` whose books are in PostgreSQL: the fleet
+    /// is written there by [`Scheduler::prepare`] when it is not there
+    /// yet, and what it holds is the truth.
+    pub fn with_books(drones: Vec<Drone>, books: DroneBooks) -> Self {
+        let pg = PgFleet::new(drones.clone(), books);
+        Scheduler {
+            pg: Some(Arc::new(pg)),
+            ..Scheduler::new(drones)
+        }
+    }
+
+    /// Before the service starts: with books in PostgreSQL, writes the
+    /// fleet there, or checks that the fleet there is this one (every
+    /// process of a deployment must have the same `--drones` and
+    /// `--seed`). Nothing to do in memory.
+    pub async fn prepare(&self) -> Result<(), BooksError> {
+        match &self.pg {
+            Some(pg) => pg.prepare().await,
+            None => Ok(()),
+        }
+    }
+
+    /// The fleet as its books have it (in PostgreSQL, or in memory).
+    pub async fn books_report(&self) -> Result<FleetReport, BooksError> {
+        match &self.pg {
+            Some(pg) => pg.report().await,
+            None => Ok(self.report()),
         }
     }
 
@@ -266,6 +309,9 @@ impl crate::drone_delivery::DroneScheduler for Scheduler {
         event: GetDrone,
     ) -> Result<drone_scheduler::OnGetDroneOutcome, HandlerError> {
         use drone_scheduler::OnGetDroneOutcome as Out;
+        if let Some(pg) = &self.pg {
+            return pg.get_drone(&ctx, &event).await;
+        }
         match self.assign(*ctx.key(), event.size, event.weight_kg) {
             Assignment::Assigned(drone_id) => Ok(Out::DroneAssigned(DroneAssigned { drone_id })),
             Assignment::Unfit(reason) => Ok(Out::NoDroneAvailable(NoDroneAvailable { reason })),
@@ -291,6 +337,9 @@ impl crate::drone_delivery::DroneScheduler for Scheduler {
         ctx: Context,
         event: DeliveryCompleted,
     ) -> Result<(), HandlerError> {
+        if let Some(pg) = &self.pg {
+            return Ok(pg.release(*ctx.key(), Some(&event.drone_id)).await?);
+        }
         self.release(*ctx.key(), Some(&event.drone_id));
         Ok(())
     }
@@ -301,12 +350,373 @@ impl crate::drone_delivery::DroneScheduler for Scheduler {
         event: drone_scheduler::OnDeliveryWithdrawnOrPackageReturnedTrigger,
     ) -> Result<(), HandlerError> {
         use drone_scheduler::OnDeliveryWithdrawnOrPackageReturnedTrigger as T;
+        if let Some(pg) = &self.pg {
+            let drone_id = match &event {
+                T::DeliveryWithdrawn(_) => None,
+                T::PackageReturned(r) => Some(r.drone_id.as_str()),
+            };
+            return Ok(pg.release(*ctx.key(), drone_id).await?);
+        }
         match event {
             // Withdrawn before take-off: it may hold a drone or not.
             T::DeliveryWithdrawn(_) => self.release(*ctx.key(), None),
             T::PackageReturned(r) => self.release(*ctx.key(), Some(&r.drone_id)),
         }
         Ok(())
+    }
+}
+
+/// What the books answered a GetDrone.
+enum PgAnswer {
+    Assigned(String),
+    /// No drone of the fleet can carry it: NoDroneAvailable.
+    Unfit(String),
+    /// The fleet stayed busy: NoDroneAvailable.
+    NoDrone(String),
+    /// Every suitable drone busy: ask again.
+    Busy(String),
+    /// Released before it asked.
+    Over,
+}
+
+/// The scheduler's books in PostgreSQL.
+struct PgFleet {
+    drones: Arc<Vec<Drone>>,
+    db: DroneBooks,
+    /// The fleet's lock: every assignment and release takes it.
+    lock: i64,
+}
+
+impl PgFleet {
+    fn new(drones: Vec<Drone>, db: DroneBooks) -> Self {
+        PgFleet {
+            lock: db.lock_key("fleet"),
+            drones: Arc::new(drones),
+            db,
+        }
+    }
+
+    async fn prepare(&self) -> Result<(), BooksError> {
+        let (t, lock, drones) = (self.db.tables.clone(), self.lock, self.drones.clone());
+        self.db
+            .books
+            .transaction(move |tx| {
+                let (t, drones) = (t.clone(), drones.clone());
+                Box::pin(async move {
+                    books::lock(tx, lock).await?;
+                    let fleet = &t.fleet;
+                    let rows = tx
+                        .query(
+                            &format!(
+                                "SELECT drone_id, class, capacity_kg FROM {fleet} ORDER BY idx"
+                            ),
+                            &[],
+                        )
+                        .await?;
+                    if rows.is_empty() {
+                        let insert = format!(
+                            "INSERT INTO {fleet} (idx, drone_id, class, capacity_kg) \
+                             VALUES ($1, $2, $3, $4)"
+                        );
+                        for (i, d) in drones.iter().enumerate() {
+                            let idx = i32::try_from(i).unwrap_or(i32::MAX);
+                            let class = books::size_code(d.class);
+                            tx.execute(&insert, &[&idx, &d.id, &class, &d.capacity_kg])
+                                .await?;
+                        }
+                        return Ok(());
+                    }
+                    let held: Vec<(String, i16, f64)> = rows
+                        .iter()
+                        .map(|r| (r.get(0), r.get(1), r.get(2)))
+                        .collect();
+                    let ours: Vec<(String, i16, f64)> = drones
+                        .iter()
+                        .map(|d| (d.id.clone(), books::size_code(d.class), d.capacity_kg))
+                        .collect();
+                    if held != ours {
+                        return Err(BooksError::Config(format!(
+                            "the books hold a fleet of {} drones that is not this one of {}: \
+                             every process of a deployment needs the same --drones and --seed",
+                            held.len(),
+                            ours.len()
+                        )));
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn get_drone(
+        &self,
+        ctx: &Context,
+        event: &GetDrone,
+    ) -> Result<drone_scheduler::OnGetDroneOutcome, HandlerError> {
+        use drone_scheduler::OnGetDroneOutcome as Out;
+        let key = *ctx.key();
+        let attempt = ctx.attempt();
+        let (size, weight_kg) = (event.size, event.weight_kg);
+        let fitting: Vec<i32> = self
+            .drones
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.fits(size, weight_kg))
+            .map(|(i, _)| i32::try_from(i).unwrap_or(i32::MAX))
+            .collect();
+        let (t, lock) = (self.db.tables.clone(), self.lock);
+        let delivery = key.to_string();
+        let answer = self
+            .db
+            .books
+            .transaction(move |tx| {
+                let (t, delivery, fitting) = (t.clone(), delivery.clone(), fitting.clone());
+                Box::pin(async move {
+                    books::lock(tx, lock).await?;
+                    let (fleet, assignment) = (&t.fleet, &t.assignment);
+                    let known = tx
+                        .query_opt(
+                            &format!(
+                                "SELECT drone_id, answer, reason FROM {assignment} WHERE delivery = $1"
+                            ),
+                            &[&delivery],
+                        )
+                        .await?;
+                    if let Some(row) = known {
+                        // Asked again: the answer it got.
+                        let drone: Option<String> = row.get(0);
+                        let answer: String = row.get(1);
+                        let reason: Option<String> = row.get(2);
+                        return Ok(match (answer.as_str(), drone) {
+                            ("assigned", Some(d)) => PgAnswer::Assigned(d),
+                            ("unfit", _) => PgAnswer::Unfit(reason.unwrap_or_default()),
+                            ("busy", _) => PgAnswer::NoDrone(reason.unwrap_or_default()),
+                            _ => PgAnswer::Over,
+                        });
+                    }
+                    let record = format!(
+                        "INSERT INTO {assignment} (delivery, drone_id, answer, reason, assigned_seq) \
+                         VALUES ($1, $2, $3, $4, $5)"
+                    );
+                    let none: Option<String> = None;
+                    let no_seq: Option<i64> = None;
+                    if fitting.is_empty() {
+                        let reason = format!(
+                            "no drone of the fleet can carry a {size:?} package of {weight_kg} kg"
+                        );
+                        tx.execute(&record, &[&delivery, &none, &"unfit", &reason, &no_seq])
+                            .await?;
+                        return Ok(PgAnswer::Unfit(reason));
+                    }
+                    // The smallest free drone that fits, the one with
+                    // fewest trips among equals: as in memory.
+                    let free = tx
+                        .query_opt(
+                            &format!(
+                                "SELECT idx, drone_id FROM {fleet} WHERE idx = ANY($1) \
+                                 AND holder IS NULL ORDER BY class, trips, idx LIMIT 1"
+                            ),
+                            &[&fitting],
+                        )
+                        .await?;
+                    let Some(free) = free else {
+                        let reason = format!(
+                            "all {} drones able to carry a {size:?} package of {weight_kg} kg are busy",
+                            fitting.len()
+                        );
+                        if attempt < GET_DRONE_ATTEMPTS {
+                            books::count(tx, &t, "fleet.busy_retries", 1).await?;
+                            return Ok(PgAnswer::Busy(reason));
+                        }
+                        let reason = format!("{reason} (asked {attempt} times)");
+                        tx.execute(&record, &[&delivery, &none, &"busy", &reason, &no_seq])
+                            .await?;
+                        return Ok(PgAnswer::NoDrone(reason));
+                    };
+                    let (idx, drone): (i32, String) = (free.get(0), free.get(1));
+                    let taken = tx
+                        .execute(
+                            &format!(
+                                "UPDATE {fleet} SET holder = $2, trips = trips + 1 \
+                                 WHERE idx = $1 AND holder IS NULL"
+                            ),
+                            &[&idx, &delivery],
+                        )
+                        .await?;
+                    if taken != 1 {
+                        // Cannot happen under the lock; counted so that
+                        // tests prove it.
+                        books::count(tx, &t, "fleet.violations", 1).await?;
+                    }
+                    let seq = Some(books::next_seq(tx, &t).await?);
+                    tx.execute(
+                        &record,
+                        &[&delivery, &Some(&drone), &"assigned", &none, &seq],
+                    )
+                    .await?;
+                    Ok(PgAnswer::Assigned(drone))
+                })
+            })
+            .await?;
+        match answer {
+            PgAnswer::Assigned(drone_id) => Ok(Out::DroneAssigned(DroneAssigned { drone_id })),
+            PgAnswer::Unfit(reason) | PgAnswer::NoDrone(reason) => {
+                Ok(Out::NoDroneAvailable(NoDroneAvailable { reason }))
+            }
+            PgAnswer::Busy(reason) => Err(HandlerError::failed(reason)),
+            PgAnswer::Over => Err(HandlerError::rejected(format!(
+                "delivery {key} is over and its drone released: no drone for it"
+            ))),
+        }
+    }
+
+    /// Takes back the drone of `delivery` once; a delivery that holds
+    /// none is marked released, so that a late GetDrone gets no drone.
+    async fn release(&self, delivery: Key, drone_id: Option<&str>) -> Result<(), BooksError> {
+        let (t, lock) = (self.db.tables.clone(), self.lock);
+        let delivery = delivery.to_string();
+        let named = drone_id.map(str::to_string);
+        self.db
+            .books
+            .transaction(move |tx| {
+                let (t, delivery, named) = (t.clone(), delivery.clone(), named.clone());
+                Box::pin(async move {
+                    books::lock(tx, lock).await?;
+                    let (fleet, assignment) = (&t.fleet, &t.assignment);
+                    let known = tx
+                        .query_opt(
+                            &format!(
+                                "SELECT drone_id, released_seq FROM {assignment} WHERE delivery = $1"
+                            ),
+                            &[&delivery],
+                        )
+                        .await?;
+                    let held = match known {
+                        // Released already: once is all.
+                        Some(row) if row.get::<_, Option<i64>>(1).is_some() => return Ok(()),
+                        Some(row) => Some(row.get::<_, Option<String>>(0)),
+                        None => None,
+                    };
+                    let seq = books::next_seq(tx, &t).await?;
+                    let Some(held) = held else {
+                        tx.execute(
+                            &format!(
+                                "INSERT INTO {assignment} (delivery, answer, released_seq) \
+                                 VALUES ($1, 'none', $2)"
+                            ),
+                            &[&delivery, &seq],
+                        )
+                        .await?;
+                        return Ok(());
+                    };
+                    tx.execute(
+                        &format!("UPDATE {assignment} SET released_seq = $2 WHERE delivery = $1"),
+                        &[&delivery, &seq],
+                    )
+                    .await?;
+                    if let Some(held) = held {
+                        let freed = tx
+                            .execute(
+                                &format!(
+                                    "UPDATE {fleet} SET holder = NULL WHERE drone_id = $1 AND holder = $2"
+                                ),
+                                &[&held, &delivery],
+                            )
+                            .await?;
+                        if freed != 1 || named.as_ref().is_some_and(|id| *id != held) {
+                            books::count(tx, &t, "fleet.violations", 1).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn report(&self) -> Result<FleetReport, BooksError> {
+        let counters = self.db.counters("fleet.").await?;
+        let counter =
+            |name: &str| u64::try_from(counters.get(name).copied().unwrap_or(0)).unwrap_or(0);
+        let t = self.db.tables.clone();
+        let (drones, counts) = self
+            .db
+            .books
+            .transaction(move |tx| {
+                let t = t.clone();
+                Box::pin(async move {
+                    let (fleet, assignment) = (&t.fleet, &t.assignment);
+                    let drones = tx
+                        .query(
+                            &format!("SELECT drone_id, trips, holder FROM {fleet} ORDER BY idx"),
+                            &[],
+                        )
+                        .await?;
+                    let big = i64::MAX;
+                    let counts = tx
+                        .query_one(
+                            &format!(
+                                "SELECT \
+                                 (SELECT count(*) FROM {assignment} WHERE answer = 'assigned'), \
+                                 (SELECT count(*) FROM {assignment} \
+                                  WHERE answer = 'assigned' AND released_seq IS NOT NULL), \
+                                 (SELECT count(*) FROM {assignment} WHERE answer = 'unfit'), \
+                                 (SELECT count(*) FROM {assignment} WHERE answer = 'busy'), \
+                                 (SELECT count(*) FROM {assignment} a JOIN {assignment} b \
+                                  ON a.drone_id = b.drone_id AND a.delivery < b.delivery \
+                                  WHERE a.answer = 'assigned' AND b.answer = 'assigned' \
+                                  AND a.assigned_seq < coalesce(b.released_seq, {big}) \
+                                  AND b.assigned_seq < coalesce(a.released_seq, {big})), \
+                                 (SELECT count(*) FROM {fleet} f FULL JOIN \
+                                  (SELECT drone_id, delivery FROM {assignment} \
+                                   WHERE answer = 'assigned' AND released_seq IS NULL) a \
+                                  ON f.drone_id = a.drone_id AND f.holder = a.delivery \
+                                  WHERE (f.holder IS NOT NULL OR a.delivery IS NOT NULL) \
+                                  AND (f.drone_id IS NULL OR a.drone_id IS NULL)), \
+                                 (SELECT coalesce(max(n), 0)::bigint FROM \
+                                  (SELECT sum(d) OVER (ORDER BY s) AS n FROM \
+                                   (SELECT assigned_seq AS s, 1 AS d FROM {assignment} \
+                                    WHERE answer = 'assigned' \
+                                    UNION ALL SELECT released_seq, -1 FROM {assignment} \
+                                    WHERE answer = 'assigned' AND released_seq IS NOT NULL) e) x)"
+                            ),
+                            &[],
+                        )
+                        .await?;
+                    let counts: Vec<i64> = (0..7).map(|i| counts.get(i)).collect();
+                    Ok((drones, counts))
+                })
+            })
+            .await?;
+        let n = |i: usize| u64::try_from(counts.get(i).copied().unwrap_or(0)).unwrap_or(0);
+        let mut holding: Vec<(String, String)> = drones
+            .iter()
+            .filter_map(|r| {
+                let h: Option<String> = r.get(2);
+                h.map(|h| (r.get(0), h))
+            })
+            .collect();
+        holding.sort();
+        Ok(FleetReport {
+            drones: drones.len(),
+            assigned: holding.len(),
+            holding,
+            stats: SchedulerStats {
+                assignments: n(0),
+                releases: n(1),
+                busy_retries: counter("busy_retries"),
+                no_drone_busy: n(3),
+                no_drone_unfit: n(2),
+                max_assigned: usize::try_from(n(6)).unwrap_or(usize::MAX),
+                // Counted as it happened, and from the books: two
+                // deliveries whose holding times overlap on one drone, and
+                // holders that disagree with the open assignments.
+                violations: counter("violations") + n(4) + n(5),
+            },
+            trips: drones
+                .iter()
+                .map(|r| (r.get(0), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0)))
+                .collect(),
+        })
     }
 }
 

@@ -18,10 +18,14 @@
 //! - [`system`]: the participants together, started all in one process or
 //!   one per process, and what each reports when it stops;
 //! - [`driver`]: drives deliveries through the HTTP ingress, some
-//!   rescheduled and some cancelled at random moments, and sums up.
+//!   rescheduled and some cancelled at random moments, and sums up;
+//! - [`books`]: the services' books in PostgreSQL (`--db`), kept with
+//!   each decision in one transaction, so that a killed process loses
+//!   none of them and a redelivered event gets the answer it got.
 
 choreo_runtime::choreo!(file = "drone-delivery.choreo", http = true);
 
+pub mod books;
 pub mod delivery;
 pub mod driver;
 pub mod fleet;

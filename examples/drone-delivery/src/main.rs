@@ -6,6 +6,7 @@
 //! drone-delivery --deliveries 300                  # … and drive 300 deliveries through it
 //! drone-delivery --broker nats://127.0.0.1:4222 --service drone-scheduler
 //! drone-delivery --broker nats://127.0.0.1:4222 --service ingress --deliveries 300
+//! drone-delivery --broker nats://127.0.0.1:4222 --db postgres://postgres@127.0.0.1/test --service flight
 //! ```
 
 use choreo_runtime::service::Stores;
@@ -55,6 +56,11 @@ struct Cli {
     /// How long a driven run may take, in seconds.
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     timeout: u64,
+    /// How long an event a service took stays claimed if its process dies,
+    /// in seconds [default: the runtime's, 60]. Shorter than the broker's
+    /// ack wait (30 s), the event is taken over as soon as it comes again.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    claim_lease: Option<u64>,
 }
 
 fn share(s: &str) -> Result<f64, String> {
@@ -115,13 +121,30 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         d.stores().await.map_err(|e| setup(&e))?
     };
     let described = stores.description.clone();
-    let node = Node::start(
+    // The ingress alone keeps no books.
+    let books = if service == Some(INGRESS) {
+        None
+    } else {
+        d.books().await.map_err(|e| setup(&e))?
+    };
+    let books_shown = books
+        .as_ref()
+        .map_or_else(|| "memory".to_string(), |b| b.description());
+    if service != Some(INGRESS) {
+        println!("books: {books_shown}");
+    }
+    let mut options = d.service_options();
+    if let Some(secs) = cli.claim_lease {
+        options.claim_lease = Duration::from_secs(secs);
+    }
+    let node = Node::start_with_books(
         &settings,
         service,
         broker.clone(),
         stores,
-        d.topics(),
+        options,
         d.listen,
+        books,
     )
     .await
     .map_err(|e| setup(&e))?;
@@ -133,6 +156,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         "broker": shown,
         "prefix": d.prefix,
         "stores": described,
+        "books": books_shown,
     });
     if let Some(url) = node.base_url() {
         ready["url"] = json!(url);

@@ -2,7 +2,13 @@
 //! one per delivery, created when a request comes in, rejected when it
 //! cannot be made (over the weight limit), deleted when the delivery will
 //! not happen.
+//!
+//! With books in PostgreSQL ([`Packages::with_books`]) each package is a
+//! row, created once per delivery (`INSERT … ON CONFLICT DO NOTHING`,
+//! the row read back on conflict, so that the answer is the one given
+//! first) and deleted once.
 
+use crate::books::{self, BooksError, DroneBooks};
 use crate::drone_delivery::{
     package, Context, CreatePackage, Key, PackageCreated, PackageDeleted, PackageRejected,
     PackageSize,
@@ -61,6 +67,8 @@ struct Store {
 pub struct Packages {
     store: Arc<Mutex<Store>>,
     weight_limit_kg: f64,
+    /// The books in PostgreSQL, when kept there.
+    pg: Option<Arc<PgPackages>>,
 }
 
 impl Packages {
@@ -69,6 +77,25 @@ impl Packages {
         Packages {
             store: Arc::new(Mutex::new(Store::default())),
             weight_limit_kg,
+            pg: None,
+        }
+    }
+
+    /// A store making packages up to `weight_limit_kg`, whose books are in
+    /// PostgreSQL.
+    pub fn with_books(weight_limit_kg: f64, books: DroneBooks) -> Self {
+        Packages {
+            pg: Some(Arc::new(PgPackages { db: books })),
+            ..Packages::new(weight_limit_kg)
+        }
+    }
+
+    /// Every delivery's package, by status, as the books have it (in
+    /// PostgreSQL, or in memory).
+    pub async fn books_report(&self) -> Result<PackageReport, BooksError> {
+        match &self.pg {
+            Some(pg) => pg.report().await,
+            None => Ok(self.report()),
         }
     }
 
@@ -119,6 +146,20 @@ impl crate::drone_delivery::Package for Packages {
     ) -> Result<package::OnCreatePackageOutcome, HandlerError> {
         use package::OnCreatePackageOutcome as Out;
         let key = *ctx.key();
+        if let Some(pg) = &self.pg {
+            let made = match self.refusal(event.package.weight_kg) {
+                Some(reason) => Err(reason),
+                None => Ok(PackageCreated {
+                    package_id: format!("pkg-{}", key.simple()),
+                    size: event.package.size,
+                    weight_kg: event.package.weight_kg,
+                }),
+            };
+            return Ok(match pg.create(key, made).await? {
+                Ok(created) => Out::PackageCreated(created),
+                Err(reason) => Out::PackageRejected(PackageRejected { reason }),
+            });
+        }
         let mut s = lock(&self.store);
         // Asked again for the same delivery: the same answer.
         if let Some(p) = s.packages.get(&key) {
@@ -158,6 +199,15 @@ impl crate::drone_delivery::Package for Packages {
         ctx: Context,
         _event: package::OnNoDroneAvailableOrDeliveryWithdrawnOrPackageReturnedTrigger,
     ) -> Result<PackageDeleted, HandlerError> {
+        if let Some(pg) = &self.pg {
+            return match pg.delete(*ctx.key()).await? {
+                Some(package_id) => Ok(PackageDeleted { package_id }),
+                None => Err(HandlerError::rejected(format!(
+                    "delivery {} has no package to delete",
+                    ctx.key()
+                ))),
+            };
+        }
         let mut s = lock(&self.store);
         match s.packages.get_mut(ctx.key()) {
             // Deleted already (the delivery's end reported twice): the
@@ -173,5 +223,135 @@ impl crate::drone_delivery::Package for Packages {
                 ctx.key()
             ))),
         }
+    }
+}
+
+/// The package service's books in PostgreSQL.
+struct PgPackages {
+    db: DroneBooks,
+}
+
+impl PgPackages {
+    /// Records `made` (the package, or why none can be made) for
+    /// `delivery` unless something is recorded for it already, and
+    /// returns what is recorded.
+    async fn create(
+        &self,
+        delivery: Key,
+        made: Result<PackageCreated, String>,
+    ) -> Result<Result<PackageCreated, String>, BooksError> {
+        let t = self.db.tables.clone();
+        let delivery = delivery.to_string();
+        self.db
+            .books
+            .transaction(move |tx| {
+                let (t, delivery, made) = (t.clone(), delivery.clone(), made.clone());
+                Box::pin(async move {
+                    let package = &t.package;
+                    let inserted = match &made {
+                        Ok(p) => {
+                            tx.execute(
+                                &format!(
+                                    "INSERT INTO {package} (delivery, package_id, size, weight_kg, status) \
+                                     VALUES ($1, $2, $3, $4, 'created') ON CONFLICT (delivery) DO NOTHING"
+                                ),
+                                &[&delivery, &p.package_id, &books::size_code(p.size), &p.weight_kg],
+                            )
+                            .await?
+                        }
+                        Err(reason) => {
+                            tx.execute(
+                                &format!(
+                                    "INSERT INTO {package} (delivery, status, reason) \
+                                     VALUES ($1, 'rejected', $2) ON CONFLICT (delivery) DO NOTHING"
+                                ),
+                                &[&delivery, reason],
+                            )
+                            .await?
+                        }
+                    };
+                    if inserted == 1 {
+                        return Ok(made);
+                    }
+                    // Asked again for the same delivery: the answer given
+                    // first.
+                    let row = tx
+                        .query_one(
+                            &format!(
+                                "SELECT package_id, size, weight_kg, status, reason \
+                                 FROM {package} WHERE delivery = $1"
+                            ),
+                            &[&delivery],
+                        )
+                        .await?;
+                    let status: String = row.get(3);
+                    if status == "rejected" {
+                        return Ok(Err(row.get::<_, Option<String>>(4).unwrap_or_default()));
+                    }
+                    Ok(Ok(PackageCreated {
+                        package_id: row.get::<_, Option<String>>(0).unwrap_or_default(),
+                        size: books::size_of(row.get::<_, Option<i16>>(1).unwrap_or(-1))?,
+                        weight_kg: row.get::<_, Option<f64>>(2).unwrap_or(0.0),
+                    }))
+                })
+            })
+            .await
+    }
+
+    /// Deletes the package of `delivery` (once: deleted again, the same
+    /// answer); `None` when it has none.
+    async fn delete(&self, delivery: Key) -> Result<Option<String>, BooksError> {
+        let t = self.db.tables.clone();
+        let delivery = delivery.to_string();
+        self.db
+            .books
+            .transaction(move |tx| {
+                let (t, delivery) = (t.clone(), delivery.clone());
+                Box::pin(async move {
+                    let seq = books::next_seq(tx, &t).await?;
+                    let row = tx
+                        .query_opt(
+                            &format!(
+                                "UPDATE {} SET status = 'deleted', \
+                                 deleted_seq = coalesce(deleted_seq, $2), deletes = deletes + 1 \
+                                 WHERE delivery = $1 AND status <> 'rejected' RETURNING package_id",
+                                t.package
+                            ),
+                            &[&delivery, &seq],
+                        )
+                        .await?;
+                    Ok(row.map(|r| r.get::<_, Option<String>>(0).unwrap_or_default()))
+                })
+            })
+            .await
+    }
+
+    async fn report(&self) -> Result<PackageReport, BooksError> {
+        let t = self.db.tables.clone();
+        let rows = self
+            .db
+            .books
+            .transaction(move |tx| {
+                let t = t.clone();
+                Box::pin(async move {
+                    Ok(tx
+                        .query(&format!("SELECT delivery, status FROM {}", t.package), &[])
+                        .await?)
+                })
+            })
+            .await?;
+        let mut r = PackageReport::default();
+        for row in rows {
+            let (key, status): (String, String) = (row.get(0), row.get(1));
+            match status.as_str() {
+                "created" => r.live.push(key),
+                "deleted" => r.deleted.push(key),
+                _ => r.rejected.push(key),
+            }
+        }
+        r.live.sort();
+        r.deleted.sort();
+        r.rejected.sort();
+        Ok(r)
     }
 }

@@ -1,6 +1,7 @@
 //! The participants together: started all in one process, or one per
 //! process against a shared broker, and what each reports.
 
+use crate::books::{self, Books, BooksError, DroneBooks};
 use crate::delivery::{Deliveries, DeliveryStats, Ending};
 use crate::driver::{self, DriveError, DriveOptions, Report};
 use crate::drone_delivery::{
@@ -48,6 +49,15 @@ pub struct Settings {
     pub weight_limit_kg: f64,
 }
 
+impl Settings {
+    /// How long the Flight service waits for a course to land before it
+    /// gives up on it: twenty flights (a flight with every change of
+    /// course and a return takes a few), at least a minute.
+    pub fn landing_wait(&self) -> Duration {
+        Duration::from_secs(60).max(self.flight_time * 20)
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -64,22 +74,73 @@ impl Default for Settings {
 #[derive(Clone, Default)]
 pub struct Ingestion {
     requests: Arc<AtomicU64>,
+    /// The books in PostgreSQL (one row per delivery requested), when kept
+    /// there.
+    books: Option<DroneBooks>,
 }
 
 impl Ingestion {
-    /// Requests taken.
+    /// An ingestion service whose books are in PostgreSQL.
+    pub fn with_books(books: DroneBooks) -> Self {
+        Ingestion {
+            books: Some(books),
+            ..Ingestion::default()
+        }
+    }
+
+    /// Requests taken (by this process).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests taken, as the books have them (in PostgreSQL: by every
+    /// process, each delivery once).
+    pub async fn books_requests(&self) -> Result<u64, BooksError> {
+        let Some(db) = &self.books else {
+            return Ok(self.requests());
+        };
+        let t = db.tables.clone();
+        db.books
+            .transaction(move |tx| {
+                let t = t.clone();
+                Box::pin(async move {
+                    let row = tx
+                        .query_one(&format!("SELECT count(*) FROM {}", t.request), &[])
+                        .await?;
+                    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+                })
+            })
+            .await
     }
 }
 
 impl dd::Ingestion for Ingestion {
     async fn on_schedule_delivery(
         &self,
-        _ctx: Context,
+        ctx: Context,
         event: ScheduleDelivery,
     ) -> Result<CreatePackage, HandlerError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(db) = &self.books {
+            let t = db.tables.clone();
+            let key = ctx.key().to_string();
+            db.books
+                .transaction(move |tx| {
+                    let (t, key) = (t.clone(), key.clone());
+                    Box::pin(async move {
+                        tx.execute(
+                            &format!(
+                                "INSERT INTO {} (delivery) VALUES ($1) ON CONFLICT DO NOTHING",
+                                t.request
+                            ),
+                            &[&key],
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
+                .await?;
+        }
         Ok(CreatePackage {
             owner_id: event.owner_id,
             pickup: event.pickup,
@@ -102,13 +163,60 @@ struct Sent {
 #[derive(Clone, Default)]
 pub struct Notifications {
     sent: Arc<Mutex<Sent>>,
+    /// The books in PostgreSQL (one row per piece of news sent), when
+    /// kept there.
+    books: Option<DroneBooks>,
 }
 
 impl Notifications {
-    /// Notifications sent, by event type, and repeats left unsent.
+    /// A notification service whose books are in PostgreSQL.
+    pub fn with_books(books: DroneBooks) -> Self {
+        Notifications {
+            books: Some(books),
+            ..Notifications::default()
+        }
+    }
+
+    /// Notifications sent (by this process), by event type, and repeats
+    /// left unsent.
     pub fn report(&self) -> (BTreeMap<String, u64>, u64) {
         let s = lock(&self.sent);
         (s.by_type.clone(), s.repeats)
+    }
+
+    /// [`Notifications::report`] as the books have it (in PostgreSQL: by
+    /// every process).
+    pub async fn books_report(&self) -> Result<(BTreeMap<String, u64>, u64), BooksError> {
+        let Some(db) = &self.books else {
+            return Ok(self.report());
+        };
+        let repeats = db.counters("notifications.").await?;
+        let t = db.tables.clone();
+        let sent = db
+            .books
+            .transaction(move |tx| {
+                let t = t.clone();
+                Box::pin(async move {
+                    let rows = tx
+                        .query(
+                            &format!("SELECT kind, count(*) FROM {} GROUP BY kind", t.notice),
+                            &[],
+                        )
+                        .await?;
+                    Ok(rows
+                        .iter()
+                        .map(|r| {
+                            (
+                                r.get::<_, String>(0),
+                                u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+                            )
+                        })
+                        .collect::<BTreeMap<String, u64>>())
+                })
+            })
+            .await?;
+        let repeats = u64::try_from(repeats.get("repeats").copied().unwrap_or(0)).unwrap_or(0);
+        Ok((sent, repeats))
     }
 }
 
@@ -130,6 +238,39 @@ impl dd::Notifications for Notifications {
             T::PackageReturned(_) => ("PackageReturned", false),
             T::PackageDeleted(_) => ("PackageDeleted", false),
         };
+        if let Some(db) = &self.books {
+            // News sent once per delivery, or once per event for the
+            // repeatable: the same event delivered again is not news.
+            let t = db.tables.clone();
+            let key = ctx.key().to_string();
+            let event = if repeatable {
+                ctx.event_id().to_string()
+            } else {
+                String::new()
+            };
+            db.books
+                .transaction(move |tx| {
+                    let (t, key, event) = (t.clone(), key.clone(), event.clone());
+                    Box::pin(async move {
+                        let sent = tx
+                            .execute(
+                                &format!(
+                                    "INSERT INTO {} (delivery, kind, event) VALUES ($1, $2, $3) \
+                                     ON CONFLICT DO NOTHING",
+                                    t.notice
+                                ),
+                                &[&key, &kind, &event],
+                            )
+                            .await?;
+                        if sent == 0 && !repeatable {
+                            books::count(tx, &t, "notifications.repeats", 1).await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await?;
+            return Ok(());
+        }
         let mut s = lock(&self.sent);
         // An end reported again (a landing reported once per course) is
         // not news.
@@ -176,6 +317,32 @@ impl Participants {
         }
     }
 
+    /// [`Participants::new`] with their books in PostgreSQL, or in memory
+    /// for `None`.
+    pub fn with_books(settings: &Settings, books: Option<DroneBooks>) -> Self {
+        let Some(books) = books else {
+            return Participants::new(settings);
+        };
+        Participants {
+            ingestion: Ingestion::with_books(books.clone()),
+            packages: Packages::with_books(settings.weight_limit_kg, books.clone()),
+            scheduler: Scheduler::with_books(
+                fleet::generate(settings.seed, settings.drones),
+                books.clone(),
+            ),
+            deliveries: Deliveries::with_books(
+                Duration::from_secs(30) + settings.flight_time * 4,
+                books.clone(),
+            ),
+            flights: Flights::with_books(
+                settings.flight_time,
+                settings.landing_wait(),
+                books.clone(),
+            ),
+            notifications: Notifications::with_books(books),
+        }
+    }
+
     /// Starts `service` (a name of [`PARTICIPANTS`]), or every
     /// participant for `None`.
     pub async fn start(
@@ -184,7 +351,7 @@ impl Participants {
         broker: SharedBroker,
         stores: Stores,
         options: ServiceOptions,
-    ) -> Result<Vec<ServiceHandle>, ServiceError> {
+    ) -> Result<Vec<ServiceHandle>, StartError> {
         match service {
             Some(name) => self.start_one(name, broker, stores, options).await,
             None => {
@@ -206,13 +373,19 @@ impl Participants {
         broker: SharedBroker,
         stores: Stores,
         mut options: ServiceOptions,
-    ) -> Result<Vec<ServiceHandle>, ServiceError> {
+    ) -> Result<Vec<ServiceHandle>, StartError> {
         let definition = match service {
             "Ingestion" => dd::ingestion::definition(self.ingestion.clone()),
             "Package" => dd::package::definition(self.packages.clone()),
-            "DroneScheduler" => dd::drone_scheduler::definition(self.scheduler.clone()),
+            "DroneScheduler" => {
+                self.scheduler.prepare().await?;
+                dd::drone_scheduler::definition(self.scheduler.clone())
+            }
             "Delivery" => dd::delivery::definition(self.deliveries.clone()),
-            "Flight" => dd::flight::definition(self.flights.clone()),
+            "Flight" => {
+                self.flights.prepare().await?;
+                dd::flight::definition(self.flights.clone())
+            }
             "Notifications" => dd::notifications::definition(self.notifications.clone()),
             _ => return Ok(Vec::new()),
         };
@@ -225,28 +398,38 @@ impl Participants {
         Ok(vec![definition.start(broker, stores, options).await?])
     }
 
-    /// What `service` holds now, as one JSON object (every participant's
-    /// for `None`).
-    pub fn report(&self, service: Option<&str>) -> Value {
+    /// What `service` holds now, as its books have it (in PostgreSQL, or
+    /// in memory), as one JSON object (every participant's for `None`);
+    /// books that cannot be read give `{"error": …}`.
+    pub async fn report(&self, service: Option<&str>) -> Value {
         match service {
             None => {
                 let mut all = serde_json::Map::new();
                 for name in &PARTICIPANTS {
-                    all.insert((*name).to_string(), self.report(Some(name)));
+                    all.insert((*name).to_string(), Box::pin(self.report(Some(name))).await);
                 }
                 Value::Object(all)
             }
-            Some("Ingestion") => json!({ "requests": self.ingestion.requests() }),
-            Some("Package") => json!(self.packages.report()),
-            Some("DroneScheduler") => json!(self.scheduler.report()),
-            Some("Delivery") => json!(DeliveryReport::of(&self.deliveries)),
-            Some("Flight") => json!(self.flights.stats()),
-            Some("Notifications") => {
-                let (sent, repeats) = self.notifications.report();
+            Some(name) => self
+                .report_one(name)
+                .await
+                .unwrap_or_else(|e| json!({ "error": e.to_string() })),
+        }
+    }
+
+    async fn report_one(&self, service: &str) -> Result<Value, BooksError> {
+        Ok(match service {
+            "Ingestion" => json!({ "requests": self.ingestion.books_requests().await? }),
+            "Package" => json!(self.packages.books_report().await?),
+            "DroneScheduler" => json!(self.scheduler.books_report().await?),
+            "Delivery" => json!(self.deliveries.books_report().await?),
+            "Flight" => json!(self.flights.books_stats().await?),
+            "Notifications" => {
+                let (sent, repeats) = self.notifications.books_report().await?;
                 json!({ "sent": sent, "repeats_not_sent": repeats })
             }
-            Some(_) => Value::Null,
-        }
+            _ => Value::Null,
+        })
     }
 }
 
@@ -308,6 +491,9 @@ pub enum StartError {
     /// The ingress cannot listen.
     #[error(transparent)]
     Listen(#[from] std::io::Error),
+    /// The books cannot be read or written.
+    #[error(transparent)]
+    Books(#[from] BooksError),
 }
 
 /// What one process of a deployment runs: some participants (all of them
@@ -336,11 +522,31 @@ impl Node {
         topics: Topics,
         listen: SocketAddr,
     ) -> Result<Node, StartError> {
-        let participants = Participants::new(settings);
         let options = ServiceOptions {
-            topics: topics.clone(),
+            topics,
             ..ServiceOptions::default()
         };
+        Node::start_with_books(settings, service, broker, stores, options, listen, None).await
+    }
+
+    /// [`Node::start`] with the services' `options` (their topics those
+    /// of the deployment), the participants' books in PostgreSQL (`Some`)
+    /// or in memory.
+    pub async fn start_with_books(
+        settings: &Settings,
+        service: Option<&str>,
+        broker: SharedBroker,
+        stores: Stores,
+        options: ServiceOptions,
+        listen: SocketAddr,
+        books: Option<Books>,
+    ) -> Result<Node, StartError> {
+        let books = match books {
+            Some(books) => Some(DroneBooks::open(books).await?),
+            None => None,
+        };
+        let participants = Participants::with_books(settings, books);
+        let topics = options.topics.clone();
         let handles = participants
             .start(service, broker.clone(), stores, options)
             .await?;
@@ -398,9 +604,11 @@ impl Node {
         };
         let mut report = driver::drive(&url, tracker, options).await?;
         if self.service.is_none() {
-            let fleet = self.participants.scheduler.report();
-            let flights = self.participants.flights.stats();
-            let packages = self.participants.packages.report();
+            let p = &self.participants;
+            let books = |e: BooksError| DriveError::Books(e.to_string());
+            let fleet = p.scheduler.books_report().await.map_err(books)?;
+            let flights = p.flights.books_stats().await.map_err(books)?;
+            let packages = p.packages.books_report().await.map_err(books)?;
             report.notes.push(format!(
                 "fleet: {} drones, {} assigned now, at most {} at once, {} double assignments; \
                  at most {} in the air, {} turned back, {} course changes",
@@ -457,7 +665,7 @@ impl Node {
         }
         match self.service.as_deref() {
             Some(INGRESS) => ingress,
-            s => self.participants.report(s),
+            s => self.participants.report(s).await,
         }
     }
 }

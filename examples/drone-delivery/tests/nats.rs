@@ -3,6 +3,10 @@
 //! stopped with SIGTERM and its final state checked against the outcomes.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{count, failed_split};
+
 use drone_delivery::system::{
     fleet_of, flights_of, packages_of, DeliveryReport, FinalState, PARTICIPANTS,
 };
@@ -17,35 +21,6 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_drone-delivery");
 const DRONES: usize = 10;
 const N: usize = 120;
-
-/// `  completed      93  (…)` → 93.
-fn count(text: &str, label: &str) -> usize {
-    text.lines()
-        .find_map(|l| {
-            let l = l.trim_start();
-            let rest = l.strip_prefix(label)?;
-            rest.split_whitespace().next()?.parse().ok()
-        })
-        .unwrap_or_else(|| panic!("no `{label}` line in\n{text}"))
-}
-
-/// `(package rejected 5, no drone 4)` → (5, 4).
-fn failed_split(text: &str) -> (usize, usize) {
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("failed"))
-        .unwrap();
-    let num = |after: &str| -> usize {
-        let at = line.find(after).unwrap() + after.len();
-        line[at..]
-            .split(|c: char| !c.is_ascii_digit())
-            .find(|s| !s.is_empty())
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    (num("package rejected "), num("no drone "))
-}
 
 #[test]
 fn one_process_per_participant_on_nats() {

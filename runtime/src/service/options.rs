@@ -14,8 +14,10 @@ pub struct ServiceOptions {
     pub topics: Topics,
     /// Handlings running at once.
     pub max_in_flight: usize,
-    /// Redelivery if a handling is not settled in this time; raised to
-    /// twice the longest `@timeout` when that is longer.
+    /// How long a delivery held by a process that died waits before it
+    /// goes to another member. A handling that runs longer (a long
+    /// handler, a store outage waited out) keeps its delivery alive every
+    /// third of this, whatever its `@timeout`.
     pub ack_wait: Duration,
     /// Broker-side cap on deliveries of one event (a backstop: `@retry`
     /// decides retries).

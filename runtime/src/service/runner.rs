@@ -470,11 +470,12 @@ impl Runner {
         o
     }
 
-    /// The ack wait this participant subscribes with: at least twice its
-    /// longest handler timeout.
+    /// The ack wait this participant subscribes with. A handling that runs
+    /// longer keeps its delivery alive (see [`Self::process`]), so the
+    /// ack wait is only how long a dead process's deliveries wait before
+    /// another member gets them, whatever the handlers' timeouts.
     fn ack_wait(&self) -> Duration {
-        let longest = self.def.reactions.iter().filter_map(|r| r.timeout).max();
-        longest.map_or(self.opts.ack_wait, |t| self.opts.ack_wait.max(t * 2))
+        self.opts.ack_wait
     }
 
     pub(super) fn topic_for(&self, ty: &SharedStr) -> SharedStr {
@@ -552,10 +553,10 @@ impl Runner {
         }
     }
 
-    /// Handles one batch (see [`Self::work`]); while the stores do not
-    /// answer, keeps its deliveries alive every third of the ack wait, so
-    /// that an outage uses up no attempt and hands nothing to another
-    /// member.
+    /// Handles one batch (see [`Self::work`]), keeping its deliveries
+    /// alive every third of the ack wait while it runs: a handler that
+    /// runs long, or a store outage waited out, uses up no attempt and
+    /// hands nothing to another member.
     async fn process(self: Arc<Self>, deliveries: Vec<Delivery>, capacity: Arc<Capacity>) {
         let held = KeepAlive::of(&deliveries);
         let work = self.clone().work(deliveries, capacity);
@@ -571,12 +572,8 @@ impl Runner {
             tokio::select! {
                 () = &mut work => return,
                 _ = tick.tick() => {
-                    if self.counters.store_down.load(Ordering::Relaxed)
-                        || self.counters.broker_down.load(Ordering::Relaxed)
-                    {
-                        if let Err(e) = held.renew().await {
-                            tracing::warn!(participant = %self.def.participant, error = %e, "held deliveries not kept alive; the broker may hand them to another member");
-                        }
+                    if let Err(e) = held.renew().await {
+                        tracing::warn!(participant = %self.def.participant, error = %e, "held deliveries not kept alive; the broker may hand them to another member");
                     }
                 }
             }
