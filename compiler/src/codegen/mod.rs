@@ -425,6 +425,8 @@ fn start_all(plans: &[participants::ParticipantPlan]) -> TokenStream {
             handles.push(#m::definition(#a).start(::std::clone::Clone::clone(&broker), ::std::clone::Clone::clone(&stores), ::std::clone::Clone::clone(&options)).await?);
         }
     });
+    // `> >`, not `>>`: written apart, the two tokens print the same
+    // whether they come from here or from the macro's re-lexed text.
     quote! {
         /// Starts every participant on `broker`, each as its own consumer
         /// group, and returns their handles (in the spec's order).
@@ -434,7 +436,7 @@ fn start_all(plans: &[participants::ParticipantPlan]) -> TokenStream {
         /// the memory broker), or the stores to use.
         pub async fn start_all<#(#bounds),*>(
             broker: ::choreo_runtime::SharedBroker,
-            stores: impl ::std::convert::Into<::std::option::Option<::choreo_runtime::service::Stores>>,
+            stores: impl ::std::convert::Into<::std::option::Option<::choreo_runtime::service::Stores> >,
             options: ::choreo_runtime::service::ServiceOptions,
             #(#args),*
         ) -> ::std::result::Result<::std::vec::Vec<::choreo_runtime::service::ServiceHandle>, ::choreo_runtime::service::ServiceError> {
