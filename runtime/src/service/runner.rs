@@ -142,6 +142,15 @@ pub(super) fn claim_owner() -> u64 {
     fastrand::u64(1..)
 }
 
+/// Something a service waits out (the stores, the broker): its flag,
+/// its counter, and what the log says as it begins and ends.
+struct Outage<'a> {
+    down: &'a std::sync::atomic::AtomicBool,
+    count: &'a std::sync::atomic::AtomicU64,
+    began: &'static str,
+    ended: &'static str,
+}
+
 /// What the flush does with a list of inbox ids.
 #[derive(Clone, Copy)]
 enum InboxUpdate {
@@ -457,7 +466,9 @@ impl Runner {
         let mut o = SubscribeOptions::new(self.def.participant.to_string(), topics);
         o.start = self.opts.start;
         o.max_in_flight = self.opts.max_in_flight;
-        o.ack_wait = self.ack_wait();
+        // Whatever the handlers' timeouts: a handling that runs longer
+        // keeps its delivery alive (see `process`).
+        o.ack_wait = self.opts.ack_wait;
         o.max_deliveries = self.opts.max_deliveries.max(
             self.def
                 .reactions
@@ -468,14 +479,6 @@ impl Runner {
         );
         o.per_key_order = self.opts.per_key_order;
         o
-    }
-
-    /// The ack wait this participant subscribes with. A handling that runs
-    /// longer keeps its delivery alive (see [`Self::process`]), so the
-    /// ack wait is only how long a dead process's deliveries wait before
-    /// another member gets them, whatever the handlers' timeouts.
-    fn ack_wait(&self) -> Duration {
-        self.opts.ack_wait
     }
 
     pub(super) fn topic_for(&self, ty: &SharedStr) -> SharedStr {
@@ -565,7 +568,7 @@ impl Runner {
         if futures::poll!(&mut work).is_ready() {
             return;
         }
-        let every = self.ack_wait() / 3;
+        let every = self.opts.ack_wait / 3;
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -755,71 +758,80 @@ impl Runner {
 
     /// Calls the stores until they answer. A store that fails is an
     /// outage to wait out, holding the delivery, never a handler's failure
-    /// (which would use up `@retry` or dead-letter): the first failure of
-    /// an outage is logged, and the recovery; calls back off from 50 ms to
-    /// 2 s meanwhile. Errors that no waiting mends (corrupt data, bad
-    /// configuration) come back at once, and so does the last error once
-    /// the service is stopping.
+    /// (which would use up `@retry` or dead-letter). Errors that no
+    /// waiting mends (corrupt data, bad configuration) come back at once.
     pub(super) async fn patiently<T, Fut>(
         &self,
         what: &'static str,
-        mut call: impl FnMut() -> Fut,
+        call: impl FnMut() -> Fut,
     ) -> Result<T, StoreError>
     where
         Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let stores = Outage {
+            down: &self.counters.store_down,
+            count: &self.counters.store_outages,
+            began: "the stores do not answer; holding deliveries and retrying until they do",
+            ended: "the stores answer again; resuming",
+        };
+        self.wait_out(stores, what, |e| matches!(e, StoreError::Backend(_)), call)
+            .await
+    }
+
+    /// Publishes what handlers emitted, waiting out a broker outage: the
+    /// handlers ran, and running them again for want of a publish would
+    /// repeat their side effects. Errors no waiting mends come back at
+    /// once.
+    async fn publish_patiently(
+        &self,
+        out: Vec<(SharedStr, Envelope)>,
+    ) -> Result<(), crate::broker::BrokerError> {
+        let broker = Outage {
+            down: &self.counters.broker_down,
+            count: &self.counters.broker_outages,
+            began: "the broker does not take the handled events; keeping them and retrying until it does",
+            ended: "the broker takes publishes again; resuming",
+        };
+        let unavailable = |e: &crate::broker::BrokerError| {
+            matches!(e, crate::broker::BrokerError::Unavailable(_))
+        };
+        self.wait_out(broker, "publish", unavailable, || {
+            self.broker.publish_batch(out.clone())
+        })
+        .await
+    }
+
+    /// Calls `call` until it succeeds or fails with an error that is not
+    /// `transient`: the first transient failure of an outage is logged
+    /// (warn), counted and flagged, and the recovery logged (info); calls
+    /// back off from 50 ms to 2 s meanwhile. Once the service is stopping
+    /// the last error comes back instead of waiting for ever.
+    async fn wait_out<T, E, Fut>(
+        &self,
+        outage: Outage<'_>,
+        what: &'static str,
+        transient: impl Fn(&E) -> bool,
+        mut call: impl FnMut() -> Fut,
+    ) -> Result<T, E>
+    where
+        E: std::fmt::Display,
+        Fut: std::future::Future<Output = Result<T, E>>,
     {
         let mut delay = Duration::from_millis(50);
         loop {
             match call().await {
                 Ok(v) => {
-                    if self.counters.store_down.load(Ordering::Relaxed)
-                        && self.counters.store_down.swap(false, Ordering::Relaxed)
+                    if outage.down.load(Ordering::Relaxed)
+                        && outage.down.swap(false, Ordering::Relaxed)
                     {
-                        tracing::info!(participant = %self.def.participant, "the stores answer again; resuming");
+                        tracing::info!(participant = %self.def.participant, "{}", outage.ended);
                     }
                     return Ok(v);
                 }
-                Err(e @ StoreError::Backend(_))
-                    if !self.counters.stopping.load(Ordering::Relaxed) =>
-                {
-                    if !self.counters.store_down.swap(true, Ordering::Relaxed) {
-                        bump(&self.counters.store_outages);
-                        tracing::warn!(participant = %self.def.participant, what, error = %e, "the stores do not answer; holding deliveries and retrying until they do");
-                    }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Publishes what handlers emitted, waiting out a broker outage
-    /// (the same back-off as [`Self::patiently`]): the handlers ran, and
-    /// running them again for want of a publish would repeat their side
-    /// effects. Errors no waiting mends come back at once, and so does
-    /// the last error once the service is stopping.
-    async fn publish_patiently(
-        &self,
-        out: Vec<(SharedStr, Envelope)>,
-    ) -> Result<(), crate::broker::BrokerError> {
-        let mut delay = Duration::from_millis(50);
-        loop {
-            match self.broker.publish_batch(out.clone()).await {
-                Ok(()) => {
-                    if self.counters.broker_down.load(Ordering::Relaxed)
-                        && self.counters.broker_down.swap(false, Ordering::Relaxed)
-                    {
-                        tracing::info!(participant = %self.def.participant, "the broker takes publishes again; resuming");
-                    }
-                    return Ok(());
-                }
-                Err(e @ crate::broker::BrokerError::Unavailable(_))
-                    if !self.counters.stopping.load(Ordering::Relaxed) =>
-                {
-                    if !self.counters.broker_down.swap(true, Ordering::Relaxed) {
-                        bump(&self.counters.broker_outages);
-                        tracing::warn!(participant = %self.def.participant, error = %e, "the broker does not take the handled events; keeping them and retrying until it does");
+                Err(e) if transient(&e) && !self.counters.stopping.load(Ordering::Relaxed) => {
+                    if !outage.down.swap(true, Ordering::Relaxed) {
+                        bump(outage.count);
+                        tracing::warn!(participant = %self.def.participant, what, error = %e, "{}", outage.began);
                     }
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));
