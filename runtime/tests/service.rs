@@ -843,9 +843,10 @@ impl choreo_runtime::store::StateStore for FlakyState {
     }
 }
 
-/// A reaction without `@retry` that counts its runs per event.
-fn charging(runs: Arc<Mutex<HashMap<String, u32>>>) -> ServiceDefinition {
-    ServiceDefinition::new("Shop", "Payment").reaction(Reaction::new(
+/// A reaction without `@retry` that counts its runs per event, taking
+/// `pause` to run (none: it finishes on its first poll).
+fn charge(runs: Arc<Mutex<HashMap<String, u32>>>, pause: Duration) -> Reaction {
+    Reaction::new(
         "charge",
         Trigger::any([OrderPlaced::TYPE]),
         move |ctx, _input| {
@@ -856,10 +857,18 @@ fn charging(runs: Arc<Mutex<HashMap<String, u32>>>) -> ServiceDefinition {
                     .unwrap()
                     .entry(ctx.event_id().to_string())
                     .or_default() += 1;
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
                 Ok(Emit::none())
             }
         },
-    ))
+    )
+}
+
+/// Payment with [`charge`], at once.
+fn charging(runs: Arc<Mutex<HashMap<String, u32>>>) -> ServiceDefinition {
+    ServiceDefinition::new("Shop", "Payment").reaction(charge(runs, Duration::ZERO))
 }
 
 #[tokio::test]
@@ -1048,27 +1057,10 @@ async fn an_outage_longer_than_the_ack_wait_uses_up_no_attempt() {
 async fn a_handler_running_past_the_ack_wait_keeps_its_delivery() {
     let broker: SharedBroker = MemoryBroker::new().into_shared();
     let runs: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    // Three ack waits.
     let slow = |runs: Arc<Mutex<HashMap<String, u32>>>| {
-        ServiceDefinition::new("Shop", "Payment").reaction(
-            Reaction::new(
-                "charge",
-                Trigger::any([OrderPlaced::TYPE]),
-                move |ctx, _input| {
-                    let runs = runs.clone();
-                    async move {
-                        *runs
-                            .lock()
-                            .unwrap()
-                            .entry(ctx.event_id().to_string())
-                            .or_default() += 1;
-                        // Three ack waits.
-                        tokio::time::sleep(Duration::from_secs(3)).await;
-                        Ok(Emit::none())
-                    }
-                },
-            )
-            .timeout(Duration::from_secs(10)),
-        )
+        ServiceDefinition::new("Shop", "Payment")
+            .reaction(charge(runs, Duration::from_secs(3)).timeout(Duration::from_secs(10)))
     };
     let options = || ServiceOptions {
         ack_wait: Duration::from_secs(1),
