@@ -17,8 +17,8 @@
 //! the same answer with the same ids.
 
 use crate::drone_delivery::PackageSize;
-use example_support::books::Transaction;
 pub use example_support::books::{Books, BooksError};
+use example_support::books::{Row, Transaction};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -68,6 +68,17 @@ impl std::fmt::Debug for DroneBooks {
 }
 
 impl DroneBooks {
+    /// The rows of one query without parameters, read in a transaction of
+    /// its own (so that an outage is waited out as for any other).
+    pub(crate) async fn rows(&self, sql: String) -> Result<Vec<Row>, BooksError> {
+        self.books
+            .transaction(move |tx| {
+                let sql = sql.clone();
+                Box::pin(async move { Ok(tx.query(&sql, &[]).await?) })
+            })
+            .await
+    }
+
     /// The JSON `column` of `delivery`'s row in `table`, decoded, if there
     /// is one (`what` names it in an error).
     pub(crate) async fn json_of<T: serde::de::DeserializeOwned>(

@@ -898,19 +898,8 @@ impl PgDeliveries {
 
     async fn report(&self) -> Result<crate::system::DeliveryReport, BooksError> {
         let counters = self.db.counters("delivery.").await?;
-        let t = self.db.tables.clone();
-        let rows = self
-            .db
-            .books
-            .transaction(move |tx| {
-                let t = t.clone();
-                Box::pin(async move {
-                    Ok(tx
-                        .query(&format!("SELECT delivery, slot FROM {}", t.delivery), &[])
-                        .await?)
-                })
-            })
-            .await?;
+        let sql = format!("SELECT delivery, slot FROM {}", self.db.tables.delivery);
+        let rows = self.db.rows(sql).await?;
         let mut open = 0;
         let mut endings = BTreeMap::new();
         for row in &rows {

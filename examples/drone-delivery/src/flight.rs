@@ -695,26 +695,11 @@ impl PgShared {
 
     /// Arms the timers of the flights in the air; how many.
     async fn resume(this: &Arc<Self>) -> Result<usize, BooksError> {
-        let t = this.db.tables.clone();
-        let keys: Vec<String> = this
-            .db
-            .books
-            .transaction(move |tx| {
-                let t = t.clone();
-                Box::pin(async move {
-                    let rows = tx
-                        .query(
-                            &format!(
-                                "SELECT delivery FROM {} WHERE took_off_seq IS NOT NULL AND NOT landed",
-                                t.flight
-                            ),
-                            &[],
-                        )
-                        .await?;
-                    Ok(rows.iter().map(|r| r.get(0)).collect())
-                })
-            })
-            .await?;
+        let sql = format!(
+            "SELECT delivery FROM {} WHERE took_off_seq IS NOT NULL AND NOT landed",
+            this.db.tables.flight
+        );
+        let keys: Vec<String> = this.db.rows(sql).await?.iter().map(|r| r.get(0)).collect();
         for k in &keys {
             let key: Key = k
                 .parse()

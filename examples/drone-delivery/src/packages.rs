@@ -327,19 +327,8 @@ impl PgPackages {
     }
 
     async fn report(&self) -> Result<PackageReport, BooksError> {
-        let t = self.db.tables.clone();
-        let rows = self
-            .db
-            .books
-            .transaction(move |tx| {
-                let t = t.clone();
-                Box::pin(async move {
-                    Ok(tx
-                        .query(&format!("SELECT delivery, status FROM {}", t.package), &[])
-                        .await?)
-                })
-            })
-            .await?;
+        let sql = format!("SELECT delivery, status FROM {}", self.db.tables.package);
+        let rows = self.db.rows(sql).await?;
         let mut r = PackageReport::default();
         for row in rows {
             let (key, status): (String, String) = (row.get(0), row.get(1));

@@ -191,30 +191,21 @@ impl Notifications {
             return Ok(self.report());
         };
         let repeats = db.counters("notifications.").await?;
-        let t = db.tables.clone();
+        let sql = format!(
+            "SELECT kind, count(*) FROM {} GROUP BY kind",
+            db.tables.notice
+        );
         let sent = db
-            .books
-            .transaction(move |tx| {
-                let t = t.clone();
-                Box::pin(async move {
-                    let rows = tx
-                        .query(
-                            &format!("SELECT kind, count(*) FROM {} GROUP BY kind", t.notice),
-                            &[],
-                        )
-                        .await?;
-                    Ok(rows
-                        .iter()
-                        .map(|r| {
-                            (
-                                r.get::<_, String>(0),
-                                u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
-                            )
-                        })
-                        .collect::<BTreeMap<String, u64>>())
-                })
+            .rows(sql)
+            .await?
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+                )
             })
-            .await?;
+            .collect::<BTreeMap<String, u64>>();
         let repeats = u64::try_from(repeats.get("repeats").copied().unwrap_or(0)).unwrap_or(0);
         Ok((sent, repeats))
     }
