@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use super::Outcome;
 use crate::envelope::{Envelope, EventId};
-use crate::store::{Claim, StoreOptions, Stores};
+use crate::store::{Claim, InboxStore, JoinArrival, Seen, StoreOptions, Stores};
 
 /// Makes stores for a case; `None` when their server is missing.
 pub type MakeStores = Arc<
@@ -91,11 +91,13 @@ macro_rules! store_conformance_suite {
                 store_claims_are_exclusive_per_scope => claims_are_exclusive_per_scope,
                 store_a_lapsed_claim_is_taken_over => a_lapsed_claim_is_taken_over,
                 store_a_claim_retried_by_its_owner_is_its_own => a_claim_retried_by_its_owner_is_its_own,
+                store_a_look_writes_nothing => a_look_writes_nothing,
                 store_release_frees_a_claim_but_never_a_done_mark => release_frees_a_claim_but_never_a_done_mark,
                 store_done_marks_are_idempotent => done_marks_are_idempotent,
                 store_batches_answer_in_order_and_repeats_are_busy => batches_answer_in_order_and_repeats_are_busy,
                 store_ids_and_scopes_of_any_text_stay_apart => ids_and_scopes_of_any_text_stay_apart,
                 store_the_first_arrival_per_slot_wins => the_first_arrival_per_slot_wins,
+                store_a_join_is_completed_by_one_arrival => a_join_is_completed_by_one_arrival,
                 store_a_join_fires_once_under_racing_replicas => a_join_fires_once_under_racing_replicas,
                 store_a_cleared_join_starts_afresh => a_cleared_join_starts_afresh,
                 store_bounds_count_every_firing_across_replicas => bounds_count_every_firing_across_replicas,
@@ -174,8 +176,6 @@ pub async fn claims_are_exclusive_per_scope(make: MakeStores, options: StoreOpti
     Outcome::Passed
 }
 
-/// A claim whose holder died lapses after its lease; another delivery
-/// (here another replica) takes it over, and the first holder's late
 /// A claim retried by its owner (its first answer lost on the way) is
 /// the owner's again; anyone else finds it busy; a repeat in one batch is
 /// busy; a done id is done whoever asks.
@@ -216,6 +216,8 @@ pub async fn a_claim_retried_by_its_owner_is_its_own(
     Outcome::Passed
 }
 
+/// A claim whose holder died lapses after its lease; another delivery
+/// (here another replica) takes it over, and the first holder's late
 /// completion still counts.
 pub async fn a_lapsed_claim_is_taken_over(make: MakeStores, options: StoreOptions) -> Outcome {
     let s = stores!(make, options);
@@ -234,6 +236,68 @@ pub async fn a_lapsed_claim_is_taken_over(make: MakeStores, options: StoreOption
     assert_eq!(check!(s.inbox.claim("s", &a, LEASE).await), Claim::Busy);
     check!(other.inbox.complete("s", &a).await);
     assert_eq!(check!(s.inbox.claim("s", &a, short).await), Claim::Done);
+    Outcome::Passed
+}
+
+/// A look reads what the inbox holds and writes nothing: an unseen id
+/// stays claimable; a live claim (another replica's too) reads claimed, a
+/// lapsed one unseen; an id completed without a claim (a first delivery
+/// the runtime looked at) reads done; a repeat in one look is claimed.
+pub async fn a_look_writes_nothing(make: MakeStores, options: StoreOptions) -> Outcome {
+    let s = stores!(make, options);
+    let other = replica(&s, &make, &options)
+        .await
+        .unwrap_or_else(|| s.clone());
+    let (a, b, c) = (EventId::now(), EventId::now(), EventId::now());
+    let look = |inbox: Arc<dyn InboxStore>, ids: Vec<EventId>| async move {
+        inbox.look_many("s", &ids).await.expect("look")
+    };
+    assert_eq!(look(s.inbox.clone(), vec![a.clone()]).await, [Seen::Unseen]);
+    assert_eq!(
+        check!(other.inbox.claim("s", &a, LEASE).await),
+        Claim::Acquired,
+        "a look leaves no claim"
+    );
+    assert_eq!(
+        look(s.inbox.clone(), vec![a.clone()]).await,
+        [Seen::Claimed]
+    );
+    check!(other.inbox.complete("s", &a).await);
+    // Handled after a look: completed without a claim.
+    check!(s.inbox.complete("s", &b).await);
+    let short = Duration::from_millis(800);
+    assert_eq!(check!(s.inbox.claim("s", &c, short).await), Claim::Acquired);
+    assert_eq!(
+        look(
+            other.inbox.clone(),
+            vec![a.clone(), b.clone(), c.clone(), c.clone()]
+        )
+        .await,
+        [Seen::Done, Seen::Done, Seen::Claimed, Seen::Claimed]
+    );
+    let fresh = EventId::now();
+    assert_eq!(
+        look(s.inbox.clone(), vec![fresh.clone(), fresh.clone()]).await,
+        [Seen::Unseen, Seen::Claimed],
+        "a repeat in one look"
+    );
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(
+        look(other.inbox.clone(), vec![c.clone()]).await,
+        [Seen::Unseen],
+        "a lapsed claim"
+    );
+    assert_eq!(check!(s.inbox.claim("s", &b, LEASE).await), Claim::Done);
+    assert_eq!(
+        check!(s.inbox.claim("t", &b, LEASE).await),
+        Claim::Acquired,
+        "another scope"
+    );
+    assert_eq!(
+        look(s.inbox.clone(), vec![EventId::now()]).await,
+        [Seen::Unseen]
+    );
+    assert!(look(s.inbox.clone(), Vec::new()).await.is_empty());
     Outcome::Passed
 }
 
@@ -368,6 +432,115 @@ pub async fn the_first_arrival_per_slot_wins(make: MakeStores, options: StoreOpt
     Outcome::Passed
 }
 
+/// `instances` joins of two slots, each arrived at by `a` in slot 0 and
+/// `b` in slot 1 at the same moment: per instance, its name and the two
+/// answers.
+async fn race<T, F, Fut>(a: &Stores, b: &Stores, instances: usize, arrive: F) -> Vec<(String, T, T)>
+where
+    T: Send + 'static,
+    F: Fn(Stores, String, usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let mut races = Vec::new();
+    for i in 0..instances {
+        let instance = format!("instance-{i}");
+        let (x, y, arrive) = (a.clone(), b.clone(), arrive.clone());
+        let (i1, i2) = (instance.clone(), instance.clone());
+        races.push(tokio::spawn(async move {
+            let (first, second) = tokio::join!(arrive(x, i1, 0), arrive(y, i2, 1));
+            (instance, first, second)
+        }));
+    }
+    let mut out = Vec::with_capacity(instances);
+    for r in races {
+        out.push(check!(r.await));
+    }
+    out
+}
+
+/// A join is completed by one arrival: two replicas racing on many
+/// instances, at most one of the two calls is told it completed the join
+/// (stores that cannot tell say `Full` to both), and no other is told the
+/// completing envelope was its own. Asked again, the envelope told it
+/// completed the join is told it was, any other envelope never; an age,
+/// where given, is a moment.
+pub async fn a_join_is_completed_by_one_arrival(
+    make: MakeStores,
+    options: StoreOptions,
+) -> Outcome {
+    let a = stores!(make, options);
+    let b = replica(&a, &make, &options)
+        .await
+        .unwrap_or_else(|| a.clone());
+    let arrive = |s: Stores, instance: String, slot: usize| async move {
+        let e = env(&format!("{instance}-{slot}"));
+        check!(s.state.join_arrival("join", &instance, slot, 2, &e).await)
+    };
+    for (instance, first, second) in race(&a, &b, 20, arrive).await {
+        let answers = [&first, &second];
+        let completed = answers
+            .iter()
+            .filter(|a| matches!(a, JoinArrival::Completed(_)))
+            .count();
+        let full = answers
+            .iter()
+            .filter(|a| matches!(a, JoinArrival::Full { .. }))
+            .count();
+        assert!(completed <= 1, "{instance}: completed twice: {answers:?}");
+        // Both may read it full (a store whose arrival is an insert and
+        // a read), never neither.
+        assert!(completed + full >= 1, "{instance}: {answers:?}");
+        for answer in answers {
+            if let JoinArrival::Full {
+                all,
+                completed_by_this,
+                age,
+            } = answer
+            {
+                assert!(!completed_by_this, "{instance}: each slot arrived once");
+                assert_eq!(all.len(), 2);
+                assert!(age.is_none_or(|age| age < LEASE), "{instance}: {age:?}");
+            }
+        }
+        // Asked again by both envelopes, and by a third in slot 1.
+        let completer = if matches!(first, JoinArrival::Completed(_)) {
+            Some(0)
+        } else if matches!(second, JoinArrival::Completed(_)) {
+            Some(1)
+        } else {
+            None
+        };
+        for slot in 0..2 {
+            match arrive(a.clone(), instance.clone(), slot).await {
+                JoinArrival::Full {
+                    completed_by_this, ..
+                } => {
+                    // A store that tells an arrival it completed the join
+                    // knows that envelope again.
+                    assert_eq!(
+                        completed_by_this,
+                        completer == Some(slot),
+                        "{instance}: slot {slot}, completed by {completer:?}"
+                    );
+                }
+                other => panic!("{instance}: asked again, {other:?}"),
+            }
+        }
+        let stranger = env(&format!("{instance}-stranger"));
+        match check!(
+            a.state
+                .join_arrival("join", &instance, 1, 2, &stranger)
+                .await
+        ) {
+            JoinArrival::Full {
+                completed_by_this, ..
+            } => assert!(!completed_by_this, "{instance}: a stranger"),
+            other => panic!("{instance}: a stranger, {other:?}"),
+        }
+    }
+    Outcome::Passed
+}
+
 /// Two replicas receive the two events of a join for many instances at the
 /// same moment: every join is seen complete by at least one of them, and
 /// fires exactly once (the firing's inbox claim).
@@ -391,18 +564,7 @@ pub async fn a_join_fires_once_under_racing_replicas(
             }
         }
     };
-    let mut races = Vec::new();
-    for i in 0..40 {
-        let instance = format!("instance-{i}");
-        let (x, y) = (a.clone(), b.clone());
-        let (i1, i2) = (instance.clone(), instance.clone());
-        races.push(tokio::spawn(async move {
-            let (first, second) = tokio::join!(arrive(x, i1, 0), arrive(y, i2, 1));
-            (instance, first, second)
-        }));
-    }
-    for race in races {
-        let (instance, first, second) = check!(race.await);
+    for (instance, first, second) in race(&a, &b, 40, arrive).await {
         assert!(
             first.0 || second.0,
             "{instance}: nobody saw the join complete"

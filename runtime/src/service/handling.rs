@@ -21,7 +21,7 @@ use crate::broker::{Delivery, Settlement};
 use crate::envelope::{Envelope, EventId, SharedStr, TraceParent};
 use crate::payload::Payload;
 use crate::progress::notice::{Completion, CompletionOutcome, EmittedEvent};
-use crate::store::{Claim, StoreError};
+use crate::store::{Claim, JoinArrival, Seen, StoreError};
 
 /// The verdict on one delivery, gathered reaction by reaction.
 struct Verdict {
@@ -352,16 +352,16 @@ impl Runner {
                     }
                 }
                 let slot = types.iter().position(|t| t == env.ty_shared()).unwrap_or(0);
-                match self
+                let (all, unclaimed) = match self
                     .patiently("join", || {
                         self.stores
                             .state
-                            .join_arrive(scope, instance, slot, types.len(), env)
+                            .join_arrival(scope, instance, slot, types.len(), env)
                     })
                     .await
                 {
                     Err(e) => return (store_failed(e), InboxAction::None),
-                    Ok(None) => {
+                    Ok(JoinArrival::Waiting) => {
                         // The join may have fired between the look above
                         // and this arrival: its slot would stay for ever.
                         if attempt > 1 && self.fired_before(i, env).await.is_some() {
@@ -376,35 +376,56 @@ impl Runner {
                         );
                         return (Outcome::Completed(c), InboxAction::None);
                     }
-                    Ok(Some(all)) => {
-                        let id = join_firing_id(instance);
-                        let owner = claim_owner();
-                        match self
-                            .patiently("join firing", || {
-                                self.stores
-                                    .inbox
-                                    .claim_as(scope, &id, self.opts.claim_lease, owner)
-                            })
-                            .await
-                        {
-                            // A join that fired already still owes this
-                            // event a completion, so trackers do not wait
-                            // for it; the slot this late copy filled again
-                            // goes, or it would stay for ever. (One that
-                            // another arrival is firing now is busy: it
-                            // comes again, in case that firing dies.)
-                            Ok(Claim::Done) => {
-                                self.clear_refilled(scope, instance).await;
-                                let c = self.completion(
-                                    i,
-                                    env,
-                                    CompletionOutcome::JoinWaiting,
-                                    SmallVec::new(),
-                                );
-                                return (Outcome::Completed(c), InboxAction::None);
-                            }
-                            claim => (all.into(), id, claim),
+                    // Completed by this first delivery: no other arrival
+                    // fires it meanwhile (one finding it full waits out
+                    // the claim lease from its completion, below), so its
+                    // firing needs no claim, as a first delivery's plain
+                    // handling needs none (see `Runner::claim_or_look`).
+                    Ok(JoinArrival::Completed(all)) if attempt == 1 && self.looks_first() => {
+                        (all, true)
+                    }
+                    // Completed by another arrival a moment ago, which
+                    // may be firing it unclaimed: this one comes again,
+                    // to find it fired, or the lease past.
+                    Ok(JoinArrival::Full {
+                        completed_by_this: false,
+                        age: Some(age),
+                        ..
+                    }) if age < self.opts.claim_lease => {
+                        return (Outcome::Busy, InboxAction::None);
+                    }
+                    Ok(JoinArrival::Completed(all) | JoinArrival::Full { all, .. }) => (all, false),
+                };
+                let id = join_firing_id(instance);
+                if unclaimed {
+                    (all.into(), id, Ok(Claim::Acquired))
+                } else {
+                    let owner = claim_owner();
+                    match self
+                        .patiently("join firing", || {
+                            self.stores
+                                .inbox
+                                .claim_as(scope, &id, self.opts.claim_lease, owner)
+                        })
+                        .await
+                    {
+                        // A join that fired already still owes this event
+                        // a completion, so trackers do not wait for it;
+                        // the slot this late copy filled again goes, or
+                        // it would stay for ever. (One that another
+                        // arrival is firing now is busy: it comes again,
+                        // in case that firing dies.)
+                        Ok(Claim::Done) => {
+                            self.clear_refilled(scope, instance).await;
+                            let c = self.completion(
+                                i,
+                                env,
+                                CompletionOutcome::JoinWaiting,
+                                SmallVec::new(),
+                            );
+                            return (Outcome::Completed(c), InboxAction::None);
                         }
+                        claim => (all.into(), id, claim),
                     }
                 }
             }
@@ -433,31 +454,24 @@ impl Runner {
     /// while another arrival fired comes back after the firing removed
     /// the slots, and storing its slot again would keep it for ever. A
     /// fired join gives the arrival's handling (a completion, no slot
-    /// stored); otherwise the arrival goes on as usual (a firing claim
-    /// taken here is given back at once).
+    /// stored); otherwise the arrival goes on as usual. A look: it writes
+    /// nothing.
     async fn fired_before(&self, i: usize, env: &Envelope) -> Option<(Outcome, InboxAction)> {
         let scope = &self.scopes[i];
         let id = join_firing_id(env.correlation_shared());
-        let owner = claim_owner();
-        let claim = self
+        let seen = self
             .patiently("join firing", || {
                 self.stores
                     .inbox
-                    .claim_as(scope, &id, self.opts.claim_lease, owner)
+                    .look_many(scope, std::slice::from_ref(&id))
             })
             .await;
-        match claim {
-            Ok(Claim::Done) => {
+        match seen.as_deref() {
+            Ok([Seen::Done]) => {
                 let c = self.completion(i, env, CompletionOutcome::JoinWaiting, SmallVec::new());
                 Some((Outcome::Completed(c), InboxAction::None))
             }
-            Ok(Claim::Acquired) => {
-                if let Err(e) = self.stores.inbox.release(scope, &id).await {
-                    tracing::warn!(scope = %scope, error = %e, "a join firing claim taken to look was not given back; it lapses with its lease");
-                }
-                None
-            }
-            Ok(Claim::Busy) | Err(_) => None,
+            _ => None,
         }
     }
 

@@ -21,7 +21,7 @@ use crate::broker::{
 use crate::envelope::{interned, Envelope, EventId, SharedStr};
 use crate::progress::notice::{Completion, CompletionOutcome, ProgressNotice};
 use crate::store::Stores;
-use crate::store::{Claim, StoreError};
+use crate::store::{Claim, Seen, StoreError};
 
 /// A running service.
 pub struct ServiceHandle {
@@ -870,6 +870,80 @@ impl Runner {
         futures::future::join_all(clears).await;
     }
 
+    /// Whether a first delivery may look at the inbox instead of claiming
+    /// (see [`Self::claim_batch`]): the broker drops a second publish of
+    /// an id.
+    pub(super) fn looks_first(&self) -> bool {
+        self.broker.capabilities().native_dedup
+    }
+
+    /// The inbox's answer for each of `ids` in `scope`: a look where
+    /// `first` says so (an unseen id reads as acquired), a claim
+    /// otherwise; one call of each kind at most, waiting out an outage.
+    async fn claim_or_look(
+        &self,
+        scope: &SharedStr,
+        ids: &[EventId],
+        first: &[bool],
+    ) -> Result<Vec<Claim>, StoreError> {
+        let inbox = &self.stores.inbox;
+        let looked = first.iter().filter(|&&f| f).count();
+        if looked == 0 {
+            // One owner through the retries: a claim taken by an attempt
+            // whose answer was lost is ours again.
+            let owner = claim_owner();
+            return self
+                .patiently("claims", || {
+                    inbox.claim_many_as(scope, ids, self.opts.claim_lease, owner)
+                })
+                .await;
+        }
+        let seen = |s: Seen| match s {
+            Seen::Unseen => Claim::Acquired,
+            Seen::Done => Claim::Done,
+            Seen::Claimed => Claim::Busy,
+        };
+        if looked == ids.len() {
+            let looks = self
+                .patiently("inbox looks", || inbox.look_many(scope, ids))
+                .await?;
+            return Ok(looks.into_iter().map(seen).collect());
+        }
+        // A batch of first deliveries and redeliveries: each kind in one
+        // call. An id in both (a redelivery beside a copy) is claimed.
+        let (to_look, to_claim): (Vec<_>, Vec<_>) = ids.iter().zip(first).partition(|(_, &f)| f);
+        let to_look: Vec<EventId> = to_look.into_iter().map(|(id, _)| id.clone()).collect();
+        let to_claim: Vec<EventId> = to_claim.into_iter().map(|(id, _)| id.clone()).collect();
+        let owner = claim_owner();
+        let (looks, claimed) = futures::future::join(
+            self.patiently("inbox looks", || inbox.look_many(scope, &to_look)),
+            self.patiently("claims", || {
+                inbox.claim_many_as(scope, &to_claim, self.opts.claim_lease, owner)
+            }),
+        )
+        .await;
+        let (mut looks, mut claimed) = (looks?.into_iter(), claimed?.into_iter());
+        let claimed_ids: std::collections::HashSet<&EventId> = to_claim.iter().collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, &f) in ids.iter().zip(first) {
+            let answer = if f {
+                let look = looks.next().map(seen);
+                // Claimed in the same batch: the claim decides.
+                if claimed_ids.contains(id) {
+                    Some(Claim::Busy)
+                } else {
+                    look
+                }
+            } else {
+                claimed.next()
+            };
+            out.push(answer.ok_or_else(|| {
+                StoreError::Backend("the inbox answered fewer ids than asked".into())
+            })?);
+        }
+        Ok(out)
+    }
+
     /// Claims, for every plain (non-join) reaction, the events of a whole
     /// batch in one call per reaction, and finds the repeats of an event
     /// already in the batch (see [`Claims::is_repeat`]).
@@ -888,6 +962,15 @@ impl Runner {
         // Whether a repeat of an event within the batch could matter
         // without a claim telling (a delivery with no plain reaction).
         let mut unclaimed = false;
+        // A first delivery on a broker that drops a second publish of an
+        // id cannot have a copy handled elsewhere at the same time: the
+        // broker gives a message to one member at a time and the runner
+        // keeps it alive while held, and a copy published again later
+        // than the broker's window finds the done-mark. Its inbox entry is
+        // read, not claimed: a read where a claim is a write (on NATS, a
+        // write to a file-backed stream). Redeliveries claim.
+        let look_first = self.looks_first();
+        let mut first: Vec<Vec<bool>> = (0..self.scopes.len()).map(|_| Vec::new()).collect();
         // Consecutive deliveries mostly have one type: looked up once.
         let mut last: Option<(&SharedStr, Option<usize>)> = None;
         for (di, d) in deliveries.iter().enumerate() {
@@ -903,33 +986,22 @@ impl Runner {
                 if matches!(self.def.reactions[i].trigger, Trigger::Any(_)) {
                     if ids[i].is_empty() {
                         ids[i].reserve(n);
+                        first[i].reserve(n);
                         claims.per_reaction[i].0.reserve(n);
                     }
                     claims.per_reaction[i].0.push(di);
                     ids[i].push(d.envelope().id().clone());
+                    first[i].push(look_first && d.attempt() == 1);
                     claimed = true;
                 }
             }
             unclaimed |= !claimed;
         }
-        for (i, ids) in ids.iter().enumerate() {
+        for (i, (ids, first)) in ids.iter().zip(&first).enumerate() {
             if ids.is_empty() {
                 continue;
             }
-            // One owner through the retries: a claim taken by an attempt
-            // whose answer was lost is ours again.
-            let owner = claim_owner();
-            let answers = match self
-                .patiently("claims", || {
-                    self.stores.inbox.claim_many_as(
-                        &self.scopes[i],
-                        ids,
-                        self.opts.claim_lease,
-                        owner,
-                    )
-                })
-                .await
-            {
+            let answers = match self.claim_or_look(&self.scopes[i], ids, first).await {
                 Ok(answers) if answers.len() == ids.len() => answers.into_iter().map(Ok).collect(),
                 Ok(_) => {
                     let e =

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{check_slot, Claim, InboxStore, StateStore, StoreError};
+use super::{check_slot, Claim, InboxStore, Seen, StateStore, StoreError};
 use crate::envelope::{Envelope, EventId};
 
 /// One word per id, which matters at a hundred thousand ids per scope:
@@ -71,6 +71,14 @@ fn claim_in<K: Hash + Eq>(map: &mut Map<K, Entry>, key: K, now_ms: u64, until: E
     }
 }
 
+fn look_in<K: Hash + Eq>(map: &Map<K, Entry>, key: &K, now_ms: u64) -> Seen {
+    match map.get(key) {
+        Some(&v) if v & CLAIM == 0 => Seen::Done,
+        Some(&v) if v & !CLAIM > now_ms => Seen::Claimed,
+        _ => Seen::Unseen,
+    }
+}
+
 /// Marks `key` done with completion number `seq`; false if it was already.
 fn complete_in<K: Hash + Eq>(map: &mut Map<K, Entry>, key: K, seq: Entry) -> bool {
     match map.get_mut(&key) {
@@ -97,6 +105,13 @@ impl ScopeInbox {
         match uuid_key(id) {
             Some(k) => claim_in(&mut self.uuids, k, now_ms, until),
             None => claim_in(&mut self.texts, id.clone(), now_ms, until),
+        }
+    }
+
+    fn look(&self, id: &EventId, now_ms: u64) -> Seen {
+        match uuid_key(id) {
+            Some(k) => look_in(&self.uuids, &k, now_ms),
+            None => look_in(&self.texts, id, now_ms),
         }
     }
 
@@ -209,6 +224,23 @@ impl InboxStore for MemoryInbox {
         let (now_ms, until) = (self.millis(now), CLAIM | self.millis(now + lease));
         Ok(self.with_scope(scope, |s| {
             ids.iter().map(|id| s.claim(id, now_ms, until)).collect()
+        }))
+    }
+
+    async fn look_many(&self, scope: &str, ids: &[EventId]) -> Result<Vec<Seen>, StoreError> {
+        let now_ms = self.millis(Instant::now());
+        let first = super::first_occurrences(ids);
+        Ok(self.with_scope(scope, |s| {
+            ids.iter()
+                .zip(first)
+                .map(|(id, first)| {
+                    if first {
+                        s.look(id, now_ms)
+                    } else {
+                        Seen::Claimed
+                    }
+                })
+                .collect()
         }))
     }
 

@@ -57,6 +57,17 @@ pub enum Claim {
     Busy,
 }
 
+/// What [`InboxStore::look_many`] found for an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Neither done nor claimed (a lapsed claim counts as none).
+    Unseen,
+    /// Handled already.
+    Done,
+    /// Someone holds a live claim.
+    Claimed,
+}
+
 /// Remembers which events each reaction has handled.
 ///
 /// `scope` names one reaction of one participant; `id` is the event id (or
@@ -93,6 +104,34 @@ pub trait InboxStore: Send + Sync + 'static {
     ) -> Result<Vec<Claim>, StoreError> {
         let _ = owner;
         self.claim_many(scope, ids, lease).await
+    }
+    /// Reads what the inbox holds for each of `ids` in `scope`, writing
+    /// nothing; one answer per id, in order, and an id repeated within
+    /// one call is [`Seen::Claimed`] after its first time.
+    ///
+    /// The runtime looks instead of claiming where the broker already
+    /// rules a concurrent copy out (a first delivery on a broker that
+    /// drops a second publish of an id): the id is then handled, and
+    /// completed or released, as if claimed. The default claims and gives
+    /// back at once what it acquired, which leaves the inbox as it was; a
+    /// store where a read costs less than two writes overrides it.
+    async fn look_many(&self, scope: &str, ids: &[EventId]) -> Result<Vec<Seen>, StoreError> {
+        let claims = self.claim_many(scope, ids, LOOK_LEASE).await?;
+        let acquired: Vec<EventId> = ids
+            .iter()
+            .zip(&claims)
+            .filter(|(_, c)| **c == Claim::Acquired)
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.release_many(scope, &acquired).await?;
+        Ok(claims
+            .into_iter()
+            .map(|c| match c {
+                Claim::Acquired => Seen::Unseen,
+                Claim::Done => Seen::Done,
+                Claim::Busy => Seen::Claimed,
+            })
+            .collect())
     }
     /// Marks `ids` handled for good.
     async fn complete_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError>;
@@ -135,6 +174,16 @@ pub trait InboxStore: Send + Sync + 'static {
     }
 }
 
+/// The lease of the claims that [`InboxStore::look_many`]'s default takes
+/// (and gives back at once).
+const LOOK_LEASE: Duration = Duration::from_secs(60);
+
+/// The first occurrence of each id in `ids`, by position.
+pub(crate) fn first_occurrences(ids: &[EventId]) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.iter().map(|id| seen.insert(id)).collect()
+}
+
 /// Checks a join slot index against the join's size.
 pub(crate) fn check_slot(slot: usize, slots: usize) -> Result<(), StoreError> {
     if slot < slots {
@@ -142,6 +191,26 @@ pub(crate) fn check_slot(slot: usize, slots: usize) -> Result<(), StoreError> {
     } else {
         Err(StoreError::Config(format!("join slot {slot} of {slots}")))
     }
+}
+
+/// What a join arrival found (see [`StateStore::join_arrival`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum JoinArrival {
+    /// A slot is still empty: the join waits.
+    Waiting,
+    /// Every slot is filled, the last by this very call: the arrival that
+    /// completed the join, on its first try.
+    Completed(Vec<Envelope>),
+    /// Every slot was filled already.
+    Full {
+        /// Every slot's envelope, in slot order.
+        all: Vec<Envelope>,
+        /// Whether this envelope is the one whose arrival completed the
+        /// join (it comes again); `false` where the store does not know.
+        completed_by_this: bool,
+        /// How long ago the join was completed, where the store knows.
+        age: Option<Duration>,
+    },
 }
 
 /// Per-instance state of reactions: join slots and `@bounded` counters.
@@ -160,6 +229,35 @@ pub trait StateStore: Send + Sync + 'static {
         envelope: &Envelope,
     ) -> Result<Option<Vec<Envelope>>, StoreError>;
 
+    /// [`StateStore::join_arrive`], telling apart the arrival that
+    /// completed the join from later ones, which lets the runtime fire a
+    /// join completed by a first delivery without an inbox claim (see
+    /// docs/runtime.md). The default knows neither who completed the join
+    /// nor when: a full join is [`JoinArrival::Full`] without an age, and
+    /// its firing is claimed as always.
+    async fn join_arrival(
+        &self,
+        scope: &str,
+        instance: &str,
+        slot: usize,
+        slots: usize,
+        envelope: &Envelope,
+    ) -> Result<JoinArrival, StoreError> {
+        Ok(
+            match self
+                .join_arrive(scope, instance, slot, slots, envelope)
+                .await?
+            {
+                None => JoinArrival::Waiting,
+                Some(all) => JoinArrival::Full {
+                    all,
+                    completed_by_this: false,
+                    age: None,
+                },
+            },
+        )
+    }
+
     /// Forgets the slots of the join `scope` for `instance`, once it has
     /// fired and its firing is marked done, so that fired joins do not
     /// pile up. A store that forgets by itself may keep the default, which
@@ -174,4 +272,50 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Counts one more firing; returns the new count.
     async fn record_firing(&self, scope: &str, instance: &str) -> Result<u64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An inbox that keeps the trait's default look.
+    struct NoLook(MemoryInbox);
+
+    #[async_trait]
+    impl InboxStore for NoLook {
+        async fn claim_many(
+            &self,
+            scope: &str,
+            ids: &[EventId],
+            lease: Duration,
+        ) -> Result<Vec<Claim>, StoreError> {
+            self.0.claim_many(scope, ids, lease).await
+        }
+        async fn complete_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
+            self.0.complete_many(scope, ids).await
+        }
+        async fn release_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
+            self.0.release_many(scope, ids).await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_default_look_leaves_the_inbox_as_it_was() {
+        let inbox = NoLook(MemoryInbox::new());
+        let (a, b, c) = (EventId::now(), EventId::now(), EventId::now());
+        let lease = Duration::from_secs(30);
+        inbox.complete("s", &b).await.unwrap();
+        assert_eq!(inbox.claim("s", &c, lease).await.unwrap(), Claim::Acquired);
+        let seen = inbox
+            .look_many("s", &[a.clone(), a.clone(), b.clone(), c.clone()])
+            .await
+            .unwrap();
+        assert_eq!(
+            seen,
+            [Seen::Unseen, Seen::Claimed, Seen::Done, Seen::Claimed]
+        );
+        // Nothing of the look stays: the unseen id is still free.
+        assert_eq!(inbox.claim("s", &a, lease).await.unwrap(), Claim::Acquired);
+        assert_eq!(inbox.claim("s", &c, lease).await.unwrap(), Claim::Busy);
+    }
 }

@@ -17,7 +17,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use super::{check_slot, Claim, InboxStore, StateStore, StoreError, Stores, DEFAULT_WINDOW};
+use super::{
+    check_slot, first_occurrences, Claim, InboxStore, Seen, StateStore, StoreError, Stores,
+    DEFAULT_WINDOW,
+};
 use crate::envelope::{json, Envelope, EventId};
 
 /// The default table prefix.
@@ -74,6 +77,7 @@ fn backend(e: impl std::error::Error) -> StoreError {
 struct Sql {
     claim: String,
     claim_state: String,
+    look: String,
     complete: String,
     release: String,
     join_insert: String,
@@ -105,6 +109,10 @@ impl Sql {
                  RETURNING id"
             ),
             claim_state: format!("SELECT id, done FROM {p}inbox WHERE scope = $1 AND id = ANY($2)"),
+            look: format!(
+                "SELECT id, done FROM {p}inbox WHERE scope = $1 AND id = ANY($2) \
+                 AND (done OR lease_until > now())"
+            ),
             complete: format!(
                 "INSERT INTO {p}inbox (scope, id, done, lease_until) \
                  SELECT $1, id, true, now() FROM unnest($2::text[]) AS id \
@@ -384,6 +392,30 @@ impl InboxStore for PgInbox {
                 } else {
                     Claim::Busy
                 }
+            })
+            .collect())
+    }
+
+    async fn look_many(&self, scope: &str, ids: &[EventId]) -> Result<Vec<Seen>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sh = &self.shared;
+        let rows = sh
+            .query(&sh.sql.look, &[&scope, &distinct_texts(ids)])
+            .await?;
+        // Done or under a live claim; an id not here is unseen.
+        let held: std::collections::HashMap<String, bool> =
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let first = first_occurrences(ids);
+        Ok(ids
+            .iter()
+            .zip(first)
+            .map(|(id, first)| match held.get(&id.to_string()) {
+                _ if !first => Seen::Claimed,
+                Some(true) => Seen::Done,
+                Some(false) => Seen::Claimed,
+                None => Seen::Unseen,
             })
             .collect())
     }

@@ -25,7 +25,9 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, Script};
 use async_trait::async_trait;
 
-use super::{check_slot, Claim, InboxStore, StateStore, StoreError, StoreOptions};
+use super::{
+    check_slot, first_occurrences, Claim, InboxStore, Seen, StateStore, StoreError, StoreOptions,
+};
 use crate::envelope::{json, Envelope, EventId};
 
 /// Claims each key (`SET NX` with the lease); 0 acquired, 1 done, 2 busy.
@@ -255,6 +257,38 @@ impl InboxStore for RedisInbox {
                 _ => Claim::Busy,
             })
             .collect())
+    }
+
+    async fn look_many(&self, scope: &str, ids: &[EventId]) -> Result<Vec<Seen>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One MGET: a claim's lease is the key's own expiry.
+        let mut conn = self.stores.conn.clone();
+        let values: Vec<Option<Vec<u8>>> = ::redis::cmd("MGET")
+            .arg(self.keys(scope, ids))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| backend("look", e))?;
+        if values.len() != ids.len() {
+            return Err(StoreError::Corrupt(format!(
+                "{} values answered for {} ids",
+                values.len(),
+                ids.len()
+            )));
+        }
+        let first = first_occurrences(ids);
+        values
+            .into_iter()
+            .zip(first)
+            .map(|(v, first)| match v.as_deref() {
+                _ if !first => Ok(Seen::Claimed),
+                None => Ok(Seen::Unseen),
+                Some(b"D") => Ok(Seen::Done),
+                Some([b'C', ..]) => Ok(Seen::Claimed),
+                Some(other) => Err(StoreError::Corrupt(format!("inbox value {other:?}"))),
+            })
+            .collect()
     }
 
     async fn complete_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError> {
