@@ -21,8 +21,8 @@ use choreo_runtime::progress::{InstanceTracker, TrackerOptions};
 use ecommerce::run::place;
 use ecommerce::{ecommerce as spec, ingress, Catalogue, DataOptions, Role, System};
 use example_support::testing::{
-    broker_available, delete_nats_stream, spawn_until_ready, unique_prefix, ServiceProcess,
-    NATS_URL,
+    broker_available, delete_nats_stream, nats_kv_writes, spawn_until_ready, unique_prefix,
+    ServiceProcess, NATS_URL,
 };
 use example_support::{serve, Deployment, HttpClient};
 use std::path::Path;
@@ -161,6 +161,9 @@ struct Profile {
     rate: f64,
     services: Vec<(String, f64)>,
     nats_server: f64,
+    /// Writes per order to each Key-Value bucket (none with memory
+    /// stores).
+    kv_writes_per_order: Vec<(String, f64)>,
 }
 
 /// One process per participant on NATS, and an ingress process placing
@@ -212,9 +215,9 @@ fn nats_multi_process(orders: usize, store: Option<&str>) -> Profile {
     for s in services {
         s.stop(Duration::from_secs(60)).unwrap();
     }
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(delete_nats_stream(NATS_URL, &prefix));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kv_writes = rt.block_on(nats_kv_writes(NATS_URL, &prefix));
+    rt.block_on(delete_nats_stream(NATS_URL, &prefix));
     assert!(driver.success, "{}\n{}", driver.stdout, driver.stderr);
     // "10000 instances in 1.23 s (8130/s), 0 dead letters"
     let line = driver
@@ -232,6 +235,10 @@ fn nats_multi_process(orders: usize, store: Option<&str>) -> Profile {
         rate: orders as f64 / secs,
         services: last_seen,
         nats_server,
+        kv_writes_per_order: kv_writes
+            .into_iter()
+            .map(|(bucket, n)| (bucket, n as f64 / orders as f64))
+            .collect(),
     }
 }
 
@@ -252,6 +259,18 @@ fn show_nats(label: &str, runs: &[Profile]) -> f64 {
             "  CPU seconds of its best run: {} (total {total:.1})",
             parts.join(", ")
         );
+        if !p.kv_writes_per_order.is_empty() {
+            let writes: Vec<String> = p
+                .kv_writes_per_order
+                .iter()
+                .map(|(bucket, n)| format!("{bucket} {n:.1}"))
+                .collect();
+            let total: f64 = p.kv_writes_per_order.iter().map(|(_, n)| n).sum();
+            println!(
+                "  Key-Value writes per order: {} (total {total:.1})",
+                writes.join(", ")
+            );
+        }
     }
     best(&rates)
 }

@@ -63,6 +63,29 @@ pub async fn delete_nats_stream(url: &str, prefix: &str) {
     }
 }
 
+/// How many writes each of the deployment's Key-Value buckets under
+/// `prefix` took since it was made (its stream's last sequence), by
+/// bucket (`inbox`, `joins`, `bounds`); empty where NATS or the buckets
+/// are missing.
+pub async fn nats_kv_writes(url: &str, prefix: &str) -> Vec<(String, u64)> {
+    use choreo_runtime::broker::NatsBroker;
+    use choreo_runtime::store::{NatsKvStores, StoreOptions};
+    let Ok(b) = NatsBroker::connect(url).await else {
+        return Vec::new();
+    };
+    let js = b.jetstream();
+    let mut out = Vec::new();
+    let names = NatsKvStores::bucket_names(&StoreOptions::with_prefix(prefix));
+    for (what, bucket) in ["inbox", "joins", "bounds"].into_iter().zip(names) {
+        if let Ok(mut stream) = js.get_stream(format!("KV_{bucket}")).await {
+            if let Ok(info) = stream.info().await {
+                out.push((what.to_owned(), info.state.last_sequence));
+            }
+        }
+    }
+    out
+}
+
 /// The shared Redis server of the test machines.
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
