@@ -1,7 +1,8 @@
 //! Interpreting attributes: which are known, where each may stand, and what
-//! its arguments mean. Every problem with an attribute is E0103 (rule 10 of
-//! the design); a value of the wrong size (a zero or overflowing duration or
-//! count) is E0106, except `@bounded(0)`, which rule 10 names as E0103.
+//! its arguments mean. Every problem with an attribute is E0103; a value
+//! of the wrong size (a zero or overflowing duration or count) is E0106,
+//! except `@bounded(0)` and `@deadline(0)`, which the language's attribute
+//! table names as E0103.
 
 use super::{Deprecation, HttpMethod, Retry, Settlement};
 use crate::diagnostic::{Code, Diagnostic};
@@ -54,6 +55,7 @@ const KNOWN: &[(&str, &[Target], &str)] = &[
     ("timeout", &[Target::Reaction], "reactions"),
     ("bounded", &[Target::Reaction], "reactions"),
     ("http", &[Target::Command], "commands"),
+    ("deadline", &[Target::Command], "commands"),
     (
         "deprecated",
         &[
@@ -77,6 +79,7 @@ pub(super) struct Attrs {
     pub bounded: Option<Box<(u32, Span)>>,
     /// Method, raw path and span; the path is checked once the key is known.
     pub http: Option<(HttpMethod, String, Span, Span)>,
+    pub deadline: Option<Box<(Duration, Span)>>,
     pub deprecated: Option<Box<Deprecation>>,
 }
 
@@ -100,7 +103,7 @@ pub(super) fn interpret(attrs: &[Attribute], target: Target, diags: &mut Vec<Dia
                 Some(best) => d.with_help(format!("did you mean `@{best}`?")),
                 None => d.with_help(
                     "the attributes are `@terminal`, `@external`, `@retry`, `@timeout`, \
-                     `@bounded`, `@http` and `@deprecated`",
+                     `@bounded`, `@http`, `@deadline` and `@deprecated`",
                 ),
             };
             diags.push(d);
@@ -190,6 +193,17 @@ pub(super) fn interpret(attrs: &[Attribute], target: Target, diags: &mut Vec<Dia
                     }
                 }
             }
+            "deadline" => {
+                let d = args.positional(
+                    Kind::Deadline,
+                    "the time an instance has to settle, e.g. `@deadline(30m)`",
+                );
+                if args.finish() {
+                    if let Some(Value::Duration(d)) = d {
+                        out.deadline = Some(Box::new((d, attr.span)));
+                    }
+                }
+            }
             "deprecated" => {
                 let reason = args.optional_positional_string();
                 if args.finish() {
@@ -226,6 +240,8 @@ enum Kind {
     Count,
     Bound,
     Duration,
+    /// A duration that must be positive: zero is E0103, not E0106.
+    Deadline,
     Method,
     Path,
 }
@@ -234,7 +250,7 @@ impl Kind {
     fn expected(self) -> &'static str {
         match self {
             Kind::Count | Kind::Bound => "an integer",
-            Kind::Duration => "a duration such as `200ms`, `30s`, `5m` or `2h`",
+            Kind::Duration | Kind::Deadline => "a duration such as `200ms`, `30s`, `5m` or `2h`",
             Kind::Method => "an HTTP method (`GET`, `POST`, `PUT`, `PATCH` or `DELETE`)",
             Kind::Path => "a path string such as `\"/orders\"`",
         }
@@ -419,7 +435,7 @@ impl<'a, 'd> Args<'a, 'd> {
                 }
                 Some(Value::Count(n))
             }
-            (Kind::Duration, LiteralKind::Duration { digits, unit }) => {
+            (Kind::Duration | Kind::Deadline, LiteralKind::Duration { digits, unit }) => {
                 let ms = digits
                     .parse::<u64>()
                     .ok()
@@ -429,6 +445,14 @@ impl<'a, 'd> Args<'a, 'd> {
                         self.literal_error(
                             lit.span,
                             format!("the duration `{digits}{}` overflows", unit_name(*unit)),
+                        );
+                        None
+                    }
+                    Some(0) if kind == Kind::Deadline => {
+                        self.error(
+                            lit.span,
+                            "`@deadline` of zero: no instance could ever settle in time".into(),
+                            Some("a deadline is the time an instance started by this command has to settle; give a positive duration, e.g. `@deadline(30m)`".into()),
                         );
                         None
                     }
@@ -538,6 +562,7 @@ fn usage(name: &str) -> String {
         "timeout" => "`@timeout(30s)`",
         "bounded" => "`@bounded(3)`",
         "http" => "`@http(POST \"/orders\")`",
+        "deadline" => "`@deadline(30m)`",
         "deprecated" => "`@deprecated(\"why\")`",
         _ => "",
     };

@@ -396,6 +396,10 @@ pub struct Message {
     pub external: Option<Span>,
     /// Set by `@http` on a command.
     pub http: Option<Box<HttpRoute>>,
+    /// Set by `@deadline` on a command: the time an instance it starts has
+    /// to settle before monitors report it stuck, with where it was
+    /// written.
+    pub deadline: Option<Box<(Duration, Span)>>,
     /// Set by `@deprecated`.
     pub deprecated: Option<Box<Deprecation>>,
     /// The whole item.

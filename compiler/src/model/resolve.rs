@@ -232,6 +232,7 @@ impl Builder {
                         http: attrs.http.map(|(method, path, _, span)| {
                             Box::new(HttpRoute { method, path, span })
                         }),
+                        deadline: attrs.deadline,
                         deprecated: attrs.deprecated,
                         span: item.span,
                     });
