@@ -47,3 +47,37 @@ fn generated_code_parses_as_rust() {
         syn::parse_file(&generated(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
     }
 }
+
+/// `codegen::wire_names`, which tools that watch a deployment use, names
+/// every message and reaction as the generated code does.
+#[test]
+fn wire_names_are_the_generated_codes() {
+    for path in [
+        "examples/ecommerce/ecommerce.choreo",
+        "examples/drone-delivery/drone-delivery.choreo",
+        "tests/cases/valid/brief_example.choreo",
+        "tests/specs/keywords.choreo",
+    ] {
+        let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+        let text = std::fs::read_to_string(&full).unwrap();
+        let (spec, _) = check(&SourceFile::new(path, text)).into_checked().unwrap();
+        let source = codegen::source(&spec);
+        // Line breaks depend on the lengths of the names.
+        let flat: String = source.split_whitespace().collect();
+        let names = codegen::wire_names(&spec);
+        assert_eq!(names.types.len(), spec.messages.len());
+        assert_eq!(names.reactions.len(), spec.reactions.len());
+        for ty in &names.types {
+            let constant = format!("const TYPE: &'static str = {ty:?};");
+            assert!(source.contains(&constant), "{path}: no `{constant}`");
+        }
+        for (r, name) in spec.reactions.iter().zip(&names.reactions) {
+            let participant = &spec.participant(r.participant).name.text;
+            let registered = format!(".reaction({participant:?},{name:?},");
+            assert!(
+                flat.contains(&registered),
+                "{path}: reaction `{name}` of `{participant}` is not in the generated topology"
+            );
+        }
+    }
+}

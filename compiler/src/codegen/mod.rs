@@ -108,6 +108,39 @@ pub fn module_name(spec: &CheckedSpec) -> String {
     id(&names::snake(&spec.name.text)).to_string()
 }
 
+/// The names a spec's generated services use at run time: what a tool
+/// that watches a deployment from outside (the monitor) must match, taken
+/// from the same planning as the generated code so that the two cannot
+/// drift apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireNames {
+    /// Per message, by [`MessageId`](crate::model::MessageId) index: its
+    /// wire type, which is also its topic.
+    pub types: Vec<String>,
+    /// Per reaction, by [`ReactionId`](crate::model::ReactionId) index: the
+    /// reaction's name in progress notices and inbox scopes.
+    pub reactions: Vec<String>,
+}
+
+/// The run-time names of `spec`'s messages and reactions.
+pub fn wire_names(spec: &CheckedSpec) -> WireNames {
+    let mut names = Names::new(spec);
+    let types = spec
+        .messages
+        .iter()
+        .map(|m| names.wire_type(&m.name.text))
+        .collect();
+    let mut reactions = vec![String::new(); spec.reactions.len()];
+    for plan in participants::plan(spec, &mut names) {
+        for r in plan.reactions {
+            if let Some(slot) = reactions.get_mut(r.id.index()) {
+                *slot = r.name;
+            }
+        }
+    }
+    WireNames { types, reactions }
+}
+
 /// What to generate beyond the module's core.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Options {

@@ -11,6 +11,7 @@
 
 mod backoff;
 mod connect;
+mod follow;
 pub mod memory;
 #[cfg(feature = "nats")]
 pub mod nats;
@@ -26,6 +27,7 @@ use async_trait::async_trait;
 
 pub use backoff::Backoff;
 pub use connect::{connect, ConnectError};
+pub use follow::follow;
 #[cfg(feature = "nats")]
 pub use nats::{NatsBroker, NatsOptions};
 #[cfg(feature = "redis")]

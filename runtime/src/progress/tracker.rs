@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use super::notice::{Completion, CompletionOutcome, ProgressNotice};
 use super::topology::{TerminalKind, Topology};
 use crate::broker::{
-    settle_all, BrokerError, Settlement, SharedBroker, StartPosition, SubscribeOptions,
+    follow, BrokerError, Settlement, SharedBroker, StartPosition, SubscribeOptions,
 };
 use crate::envelope::{Envelope, EventId, SharedStr};
 use crate::payload::Message;
@@ -249,45 +249,27 @@ impl InstanceTracker {
         let mut o = SubscribeOptions::new(group, topics);
         o.start = options.start;
         o.max_in_flight = 1024;
-        let mut sub = broker.subscribe(o).await?;
+        let sub = broker.subscribe(o).await?;
         let state = Arc::new(Mutex::new(State {
             topology,
             instances: HashMap::new(),
             listeners: Vec::new(),
         }));
         let changed = Arc::new(Notify::new());
-        let (stop, mut stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(false);
         let (st, ch) = (state.clone(), changed.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let batch = tokio::select! {
-                    _ = stopped.changed() => break,
-                    b = sub.next_batch(1024) => b,
-                };
-                let deliveries = match batch {
-                    Ok(Some(ds)) => ds,
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "tracker: receiving failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let mut settlements = Vec::with_capacity(deliveries.len());
-                {
-                    let mut state = lock(&st);
-                    for d in deliveries {
-                        let s = observe(&mut state, d.envelope());
-                        settlements.push((d, s));
-                    }
-                }
-                ch.notify_waiters();
-                if let Err(e) = settle_all(settlements).await {
-                    tracing::warn!(error = %e, "tracker: settling failed");
+        let task = tokio::spawn(follow(sub, stopped, "tracker", 1024, move |deliveries| {
+            let mut settlements = Vec::with_capacity(deliveries.len());
+            {
+                let mut state = lock(&st);
+                for d in deliveries {
+                    let s = observe(&mut state, d.envelope());
+                    settlements.push((d, s));
                 }
             }
-            let _ = sub.unsubscribe().await;
-        });
+            ch.notify_waiters();
+            settlements
+        }));
         Ok(InstanceTracker {
             state,
             changed,
