@@ -606,13 +606,17 @@ impl Watch {
                         instance.violate(&event_id, &c.event_type, reason);
                     }
                 }
-                CompletionOutcome::DeadLettered { reason } => {
+                // Reported by the notice and by the dead-letter topic: once.
+                CompletionOutcome::DeadLettered { reason }
+                    if !instance.dead_letters.iter().any(|d| d.event_id == event_id) =>
+                {
                     instance.dead_letters.push(DeadLetter {
                         event_id: event_id.clone(),
                         event_type: c.event_type.to_string(),
                         reason: format!("{}: {reason}", info.describe(flow)),
                     });
                 }
+                CompletionOutcome::DeadLettered { .. } => {}
             }
             touched.push(key);
         }

@@ -24,12 +24,13 @@ fn flow(path: &str) -> Flow {
     Flow::new(&spec)
 }
 
-/// Waits until the monitor counts `n` settled instances (or a minute).
+/// Waits until the monitor counts `n` instances settled or dead-lettered
+/// (or a minute).
 async fn settled(monitor: &Monitor, n: u64) -> Summary {
     let started = Instant::now();
     loop {
         let s = monitor.summary();
-        let done = s.instances["succeeded"] + s.instances["failed"];
+        let done = s.instances["succeeded"] + s.instances["failed"] + s.instances["dead_lettered"];
         if done >= n || started.elapsed() > Duration::from_secs(60) {
             return s;
         }
@@ -112,4 +113,99 @@ async fn ecommerce_runs_without_a_false_alarm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecommerce_with_every_event_twice_runs_without_a_false_alarm() {
     ecommerce_run(300, true).await;
+}
+
+async fn drone_run(deliveries: usize, duplicates: bool) {
+    use drone_delivery::driver::DriveOptions;
+    use drone_delivery::system::{Node, Settings};
+    let broker: choreo_runtime::broker::SharedBroker = if duplicates {
+        Arc::new(MemoryBroker::with_duplicates())
+    } else {
+        Arc::new(MemoryBroker::new())
+    };
+    let options = MonitorOptions {
+        topics: Topics::new("drones."),
+        start: StartPosition::Earliest,
+        ..MonitorOptions::default()
+    };
+    let monitor = Monitor::start(
+        flow("examples/drone-delivery/drone-delivery.choreo"),
+        broker.clone(),
+        options,
+    )
+    .await
+    .unwrap();
+    let flight = Duration::from_millis(40);
+    let settings = Settings {
+        seed: 5,
+        drones: 10,
+        flight_time: flight,
+        ..Settings::default()
+    };
+    let node = Node::start(
+        &settings,
+        None,
+        broker,
+        choreo_runtime::service::Stores::memory(),
+        Topics::new("drones."),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    // Reschedules and cancels at random moments, as the example's own
+    // tests drive it.
+    let report = node
+        .drive(&DriveOptions {
+            deliveries,
+            seed: 11,
+            cancel_share: 0.3,
+            reschedule_share: 0.3,
+            concurrency: 20,
+            flight_time: flight,
+            timeout: Duration::from_secs(240),
+        })
+        .await
+        .unwrap();
+    assert!(report.complete(), "{report}");
+    let seen = settled(&monitor, deliveries as u64).await;
+    let count = |s: &str| seen.instances[s];
+    let odd = [
+        monitor.instances("violated".parse().ok(), 3),
+        monitor.instances("partial".parse().ok(), 3),
+        monitor.instances("running".parse().ok(), 3),
+        monitor.instances("dead_lettered".parse().ok(), 3),
+    ];
+    // A command that comes too late (a cancel after the delivery ended)
+    // is rejected and dead-lettered by design: those instances are
+    // dead-lettered, with the handler's reason, and no false alarm.
+    let dead = report.summary.dead_letters as u64;
+    assert_eq!(
+        count("succeeded") + count("failed") + count("dead_lettered"),
+        deliveries as u64,
+        "{seen:#?}\n{odd:#?}"
+    );
+    assert!(
+        count("dead_lettered") <= dead,
+        "{dead} dead letters: {odd:#?}"
+    );
+    assert_eq!(
+        count("dead_lettered") > 0,
+        dead > 0,
+        "{dead} dead letters: {odd:#?}"
+    );
+    for state in ["violated", "partial", "stuck", "running"] {
+        assert_eq!(count(state), 0, "{state}: {odd:#?}");
+    }
+    node.stop().await;
+    monitor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drone_delivery_with_reschedules_and_cancels_runs_without_a_false_alarm() {
+    drone_run(150, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drone_delivery_with_every_event_twice_runs_without_a_false_alarm() {
+    drone_run(150, true).await;
 }
