@@ -196,15 +196,11 @@ struct Event {
     at_ms: i64,
     cause: Option<String>,
     by: Option<ReactionIndex>,
-    /// Emitted by a participant, so a progress notice must account for
-    /// it: not a command, not `@external`, and not already a violation
-    /// for its type.
-    needs_notice: bool,
-    /// Emitted in reaction to another event, which must be seen too
-    /// before the instance can be settled.
-    needs_cause: bool,
-    /// When the monitor saw it (for what came after settlement).
-    seen_ms: i64,
+    /// Emitted by a participant in reaction to another event: a progress
+    /// notice must account for it, and its cause must be seen before the
+    /// instance can be settled. Not a command, not `@external`, and not
+    /// already a violation for its type.
+    emitted: bool,
 }
 
 #[derive(Default)]
@@ -245,9 +241,10 @@ impl Instance {
             && self.has_command
             && self.pending.is_empty()
             && self.emitted_early.is_empty()
-            && self.events.iter().all(|e| {
-                !e.needs_cause || e.cause.as_ref().is_none_or(|c| self.index.contains_key(c))
-            })
+            && self
+                .events
+                .iter()
+                .all(|e| !e.emitted || e.cause.as_ref().is_none_or(|c| self.index.contains_key(c)))
     }
 
     fn violate(&mut self, event_id: &str, event_type: &str, reason: String) {
@@ -268,7 +265,7 @@ impl Instance {
     /// what they caused (the two may be seen in either order).
     fn derived(&self, flow: &Flow, now_ms: i64, grace: Duration) -> Vec<Violation> {
         let mut out = self.unaccounted(flow, now_ms, grace);
-        for e in self.events.iter().filter(|e| e.needs_cause) {
+        for e in self.events.iter().filter(|e| e.emitted) {
             let Some(c) = e
                 .cause
                 .as_ref()
@@ -307,7 +304,7 @@ impl Instance {
         let grace = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
         self.events
             .iter()
-            .filter(|e| e.needs_notice && e.by.is_none())
+            .filter(|e| e.emitted && e.by.is_none())
             .filter(|e| now_ms.saturating_sub(e.at_ms) > grace)
             .map(|e| Violation {
                 event_id: e.id.clone(),
@@ -478,9 +475,7 @@ impl Watch {
             at_ms,
             cause: cause.clone(),
             by,
-            needs_notice: !command_or_external,
-            needs_cause: !command_or_external,
-            seen_ms: at_ms,
+            emitted: !command_or_external,
         });
         instance.last_progress_ms = at_ms;
         let Some(message) = message.filter(|_| ty == topic) else {
@@ -495,8 +490,7 @@ impl Watch {
             };
             instance.violate(&id, ty, reason);
             if let Some(e) = instance.events.last_mut() {
-                e.needs_notice = false;
-                e.needs_cause = false;
+                e.emitted = false;
             }
             return;
         };
@@ -508,7 +502,7 @@ impl Watch {
                     .as_ref()
                     .and_then(|c| instance.index.get(c))
                     .and_then(|&i| instance.events.get(i))
-                    .is_some_and(|c| c.seen_ms > settled);
+                    .is_some_and(|c| c.at_ms > settled);
                 if !after {
                     let reason = format!(
                         "`{}` came after the instance settled, and nothing seen since caused it",

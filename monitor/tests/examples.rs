@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use choreo_compiler::{check, SourceFile};
 use choreo_monitor::{Flow, Monitor, MonitorOptions, Summary};
-use choreo_runtime::broker::StartPosition;
+use choreo_runtime::broker::{SharedBroker, StartPosition};
 use choreo_runtime::service::Topics;
 use choreo_runtime::MemoryBroker;
 use ecommerce::{DataOptions, Role, System};
@@ -22,6 +22,26 @@ fn flow(path: &str) -> Flow {
     let text = std::fs::read_to_string(full).unwrap();
     let (spec, _) = check(&SourceFile::new(path, text)).into_checked().unwrap();
     Flow::new(&spec)
+}
+
+/// A memory broker (delivering every event twice with `duplicates`) and
+/// a monitor of the spec at `path` on it, for a deployment under `prefix`,
+/// watching from the start.
+async fn watched(path: &str, prefix: &str, duplicates: bool) -> (SharedBroker, Monitor) {
+    let broker: SharedBroker = if duplicates {
+        Arc::new(MemoryBroker::with_duplicates())
+    } else {
+        Arc::new(MemoryBroker::new())
+    };
+    let options = MonitorOptions {
+        topics: Topics::new(prefix),
+        start: StartPosition::Earliest,
+        ..MonitorOptions::default()
+    };
+    let monitor = Monitor::start(flow(path), broker.clone(), options)
+        .await
+        .unwrap();
+    (broker, monitor)
 }
 
 /// Waits until the monitor counts `n` instances settled or dead-lettered
@@ -48,23 +68,8 @@ async fn ecommerce_run(orders: usize, duplicates: bool) {
         store: None,
         db: None,
     };
-    let broker: choreo_runtime::broker::SharedBroker = if duplicates {
-        Arc::new(MemoryBroker::with_duplicates())
-    } else {
-        Arc::new(MemoryBroker::new())
-    };
-    let options = MonitorOptions {
-        topics: Topics::new("shop."),
-        start: StartPosition::Earliest,
-        ..MonitorOptions::default()
-    };
-    let monitor = Monitor::start(
-        flow("examples/ecommerce/ecommerce.choreo"),
-        broker.clone(),
-        options,
-    )
-    .await
-    .unwrap();
+    let (broker, monitor) =
+        watched("examples/ecommerce/ecommerce.choreo", "shop.", duplicates).await;
     let data = DataOptions {
         seed: 3,
         users: 30,
@@ -118,23 +123,12 @@ async fn ecommerce_with_every_event_twice_runs_without_a_false_alarm() {
 async fn drone_run(deliveries: usize, duplicates: bool) {
     use drone_delivery::driver::DriveOptions;
     use drone_delivery::system::{Node, Settings};
-    let broker: choreo_runtime::broker::SharedBroker = if duplicates {
-        Arc::new(MemoryBroker::with_duplicates())
-    } else {
-        Arc::new(MemoryBroker::new())
-    };
-    let options = MonitorOptions {
-        topics: Topics::new("drones."),
-        start: StartPosition::Earliest,
-        ..MonitorOptions::default()
-    };
-    let monitor = Monitor::start(
-        flow("examples/drone-delivery/drone-delivery.choreo"),
-        broker.clone(),
-        options,
+    let (broker, monitor) = watched(
+        "examples/drone-delivery/drone-delivery.choreo",
+        "drones.",
+        duplicates,
     )
-    .await
-    .unwrap();
+    .await;
     let flight = Duration::from_millis(40);
     let settings = Settings {
         seed: 5,

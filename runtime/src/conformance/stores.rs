@@ -149,6 +149,14 @@ async fn replica(first: &Stores, make: &MakeStores, options: &StoreOptions) -> O
     )
 }
 
+/// A second replica's stores beside `first`, or `first` itself for
+/// stores that are one process's (the case then runs on one).
+async fn replica_or_same(first: &Stores, make: &MakeStores, options: &StoreOptions) -> Stores {
+    replica(first, make, options)
+        .await
+        .unwrap_or_else(|| first.clone())
+}
+
 const ONE_PROCESS: &str = "memory stores are one process's: replicas share nothing";
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -221,9 +229,7 @@ pub async fn a_claim_retried_by_its_owner_is_its_own(
 /// completion still counts.
 pub async fn a_lapsed_claim_is_taken_over(make: MakeStores, options: StoreOptions) -> Outcome {
     let s = stores!(make, options);
-    let other = replica(&s, &make, &options)
-        .await
-        .unwrap_or_else(|| s.clone());
+    let other = replica_or_same(&s, &make, &options).await;
     let a = EventId::now();
     let short = Duration::from_millis(400);
     assert_eq!(check!(s.inbox.claim("s", &a, short).await), Claim::Acquired);
@@ -245,9 +251,7 @@ pub async fn a_lapsed_claim_is_taken_over(make: MakeStores, options: StoreOption
 /// the runtime looked at) reads done; a repeat in one look is claimed.
 pub async fn a_look_writes_nothing(make: MakeStores, options: StoreOptions) -> Outcome {
     let s = stores!(make, options);
-    let other = replica(&s, &make, &options)
-        .await
-        .unwrap_or_else(|| s.clone());
+    let other = replica_or_same(&s, &make, &options).await;
     let (a, b, c) = (EventId::now(), EventId::now(), EventId::now());
     let look = |inbox: Arc<dyn InboxStore>, ids: Vec<EventId>| async move {
         inbox.look_many("s", &ids).await.expect("look")
@@ -469,9 +473,7 @@ pub async fn a_join_is_completed_by_one_arrival(
     options: StoreOptions,
 ) -> Outcome {
     let a = stores!(make, options);
-    let b = replica(&a, &make, &options)
-        .await
-        .unwrap_or_else(|| a.clone());
+    let b = replica_or_same(&a, &make, &options).await;
     let arrive = |s: Stores, instance: String, slot: usize| async move {
         let e = env(&format!("{instance}-{slot}"));
         check!(s.state.join_arrival("join", &instance, slot, 2, &e).await)
@@ -601,9 +603,7 @@ pub async fn bounds_count_every_firing_across_replicas(
     options: StoreOptions,
 ) -> Outcome {
     let a = stores!(make, options);
-    let b = replica(&a, &make, &options)
-        .await
-        .unwrap_or_else(|| a.clone());
+    let b = replica_or_same(&a, &make, &options).await;
     let mut firings = Vec::new();
     for i in 0..20 {
         let s = if i % 2 == 0 { a.clone() } else { b.clone() };

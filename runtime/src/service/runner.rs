@@ -21,7 +21,7 @@ use crate::broker::{
 use crate::envelope::{interned, Envelope, EventId, SharedStr};
 use crate::progress::notice::{Completion, CompletionOutcome, ProgressNotice};
 use crate::store::Stores;
-use crate::store::{Claim, Seen, StoreError};
+use crate::store::{Claim, StoreError};
 
 /// A running service.
 pub struct ServiceHandle {
@@ -898,16 +898,11 @@ impl Runner {
                 })
                 .await;
         }
-        let seen = |s: Seen| match s {
-            Seen::Unseen => Claim::Acquired,
-            Seen::Done => Claim::Done,
-            Seen::Claimed => Claim::Busy,
-        };
         if looked == ids.len() {
             let looks = self
                 .patiently("inbox looks", || inbox.look_many(scope, ids))
                 .await?;
-            return Ok(looks.into_iter().map(seen).collect());
+            return Ok(looks.into_iter().map(Claim::from).collect());
         }
         // A batch of first deliveries and redeliveries: each kind in one
         // call. An id in both (a redelivery beside a copy) is claimed.
@@ -927,7 +922,7 @@ impl Runner {
         let mut out = Vec::with_capacity(ids.len());
         for (id, &f) in ids.iter().zip(first) {
             let answer = if f {
-                let look = looks.next().map(seen);
+                let look = looks.next().map(Claim::from);
                 // Claimed in the same batch: the claim decides.
                 if claimed_ids.contains(id) {
                     Some(Claim::Busy)

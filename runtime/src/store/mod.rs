@@ -68,6 +68,29 @@ pub enum Seen {
     Claimed,
 }
 
+/// What a claim would have found: an acquired claim was unseen.
+impl From<Claim> for Seen {
+    fn from(claim: Claim) -> Seen {
+        match claim {
+            Claim::Acquired => Seen::Unseen,
+            Claim::Done => Seen::Done,
+            Claim::Busy => Seen::Claimed,
+        }
+    }
+}
+
+/// What a look means to a handling that took no claim: an unseen id is
+/// its own to handle, as an acquired one.
+impl From<Seen> for Claim {
+    fn from(seen: Seen) -> Claim {
+        match seen {
+            Seen::Unseen => Claim::Acquired,
+            Seen::Done => Claim::Done,
+            Seen::Claimed => Claim::Busy,
+        }
+    }
+}
+
 /// Remembers which events each reaction has handled.
 ///
 /// `scope` names one reaction of one participant; `id` is the event id (or
@@ -124,14 +147,7 @@ pub trait InboxStore: Send + Sync + 'static {
             .map(|(id, _)| id.clone())
             .collect();
         self.release_many(scope, &acquired).await?;
-        Ok(claims
-            .into_iter()
-            .map(|c| match c {
-                Claim::Acquired => Seen::Unseen,
-                Claim::Done => Seen::Done,
-                Claim::Busy => Seen::Claimed,
-            })
-            .collect())
+        Ok(claims.into_iter().map(Seen::from).collect())
     }
     /// Marks `ids` handled for good.
     async fn complete_many(&self, scope: &str, ids: &[EventId]) -> Result<(), StoreError>;

@@ -84,9 +84,9 @@ impl StateStore for NatsKvStateStore {
         check_slot(slot, slots)?;
         let key = key(scope, instance);
         // First without reading: on the revision this process wrote last,
-        // or as a create when it knows of none (a join's first arrival).
-        let hint = self.hints().take(&key);
-        let (mut filled, revision) = match hint {
+        // or as a create when it knows of none (a join's first arrival);
+        // then on what a read finds, while other writers come between.
+        let (mut filled, mut revision) = match self.hints().take(&key) {
             Some((filled, revision))
                 if filled.len() == slots && filled.get(slot).is_some_and(Option::is_none) =>
             {
@@ -94,20 +94,20 @@ impl StateStore for NatsKvStateStore {
             }
             _ => (vec![None; slots], 0),
         };
-        if let Some(place) = filled.get_mut(slot) {
-            *place = Some(envelope.clone());
-        }
-        let value = encode_slots(&filled, slot)?;
-        if let Some(written) = compare_and_set_at(&self.joins, &key, value, revision).await? {
-            return Ok(self.written(key, filled, written));
-        }
-        for _ in 0..CAS_TRIES {
+        for _ in 0..=CAS_TRIES {
+            if let Some(place) = filled.get_mut(slot) {
+                *place = Some(envelope.clone());
+            }
+            let value = encode_slots(&filled, slot)?;
+            if let Some(written) = compare_and_set_at(&self.joins, &key, value, revision).await? {
+                return Ok(self.written(key, filled, written));
+            }
             let entry = self
                 .joins
                 .entry(&key)
                 .await
                 .map_err(|e| backend("read", e))?;
-            let (value, revision, created) = match entry {
+            let (value, now, created) = match entry {
                 Some(e) if e.operation == Operation::Put => {
                     let created = e.created.unix_timestamp_nanos();
                     (Some(e.value), e.revision, created)
@@ -115,14 +115,14 @@ impl StateStore for NatsKvStateStore {
                 Some(e) => (None, e.revision, 0),
                 None => (None, 0, 0),
             };
-            let (mut filled, last) = match value {
+            let (there, last) = match value {
                 Some(v) => decode_slots(&v, slots)?,
                 None => (vec![None; slots], None),
             };
-            if filled.get(slot).is_some_and(Option::is_some) {
+            if there.get(slot).is_some_and(Option::is_some) {
                 // The first arrival in a slot stays; nothing to write.
-                self.hints().put(key, filled.clone(), revision);
-                let Some(all) = filled.into_iter().collect::<Option<Vec<_>>>() else {
+                self.hints().put(key, there.clone(), now);
+                let Some(all) = there.into_iter().collect::<Option<Vec<_>>>() else {
                     return Ok(JoinArrival::Waiting);
                 };
                 let completed_by_this =
@@ -133,13 +133,7 @@ impl StateStore for NatsKvStateStore {
                     age: last.map(|_| age(created)),
                 });
             }
-            if let Some(place) = filled.get_mut(slot) {
-                *place = Some(envelope.clone());
-            }
-            let value = encode_slots(&filled, slot)?;
-            if let Some(written) = compare_and_set_at(&self.joins, &key, value, revision).await? {
-                return Ok(self.written(key, filled, written));
-            }
+            (filled, revision) = (there, now);
         }
         Err(backend(
             "join",
@@ -152,8 +146,8 @@ impl StateStore for NatsKvStateStore {
         // revision), leaving nothing behind: a KV delete or purge would
         // leave a marker for every instance, in a bucket that never
         // expires anything, and a stream purge filtered by the key's
-        // subject costs the server 15 to 40 times a write (it looks
-        // through the stream's blocks; measured on nats-server 2.9.10).
+        // subject costs the server 15 to 40 times a write, more as the
+        // bucket grows (runtime/benches/nats_kv_ops.rs, docs/benchmarks.md).
         let key = key(scope, instance);
         let hint = self.hints().take(&key);
         if let Some((_, revision)) = hint {
