@@ -83,8 +83,8 @@ pub use choreo_macros::choreo;
 
 pub use broker::memory::{MemoryBroker, MemoryOptions};
 pub use broker::{
-    connect, Broker, BrokerError, Capabilities, Delivery, SharedBroker, StartPosition,
-    SubscribeOptions, Subscription,
+    connect, Broker, BrokerError, Capabilities, Delivery, ObserveOptions, SharedBroker,
+    StartPosition, SubscribeOptions, Subscription,
 };
 pub use envelope::{Envelope, EnvelopeBuilder, EnvelopeError, EventId, SharedStr, TraceParent};
 pub use payload::{DecodeError, Message, Payload};

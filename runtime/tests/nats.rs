@@ -11,8 +11,8 @@ mod common;
 
 use std::time::Duration;
 
-use choreo_runtime::broker::{IntoSharedBroker, NatsBroker, NatsOptions};
-use choreo_runtime::SharedBroker;
+use choreo_runtime::broker::{IntoSharedBroker, NatsBroker, NatsOptions, ObserveOptions};
+use choreo_runtime::{Envelope, SharedBroker, SubscribeOptions};
 use common::brokers::{self, nats};
 
 choreo_runtime::conformance_suite!(nats_conformance, if_available: async {
@@ -47,8 +47,9 @@ async fn nats_offline_durable_consumer_gets_what_it_missed() {
     nats::delete_stream(&admin, &prefix).await;
 }
 
-#[tokio::test]
-async fn nats_message_that_is_not_an_envelope_is_dead_lettered() {
+/// A message that is not an envelope, published with the plain client,
+/// as `observer` (skipped) or a group (dead-lettered) meets it.
+async fn not_an_envelope(observer: bool) {
     let Some(broker) = nats::shared().await else {
         return;
     };
@@ -56,15 +57,81 @@ async fn nats_message_that_is_not_an_envelope_is_dead_lettered() {
     let js = broker.jetstream().clone();
     let shared: SharedBroker = broker.clone().into_shared();
     let t = topic.clone();
-    brokers::undecodable_is_dead_lettered(shared, &topic, async move {
+    let publish = async move {
         js.publish(t, brokers::RAW.to_vec().into())
             .await
             .unwrap()
             .await
             .unwrap();
-    })
-    .await;
+    };
+    if observer {
+        brokers::observer_skips_undecodable(shared, &topic, publish).await;
+    } else {
+        brokers::undecodable_is_dead_lettered(shared, &topic, publish).await;
+    }
     nats::delete_stream(&broker, &topic).await;
+}
+
+#[tokio::test]
+async fn nats_message_that_is_not_an_envelope_is_dead_lettered() {
+    not_an_envelope(false).await;
+}
+
+#[tokio::test]
+async fn nats_observer_skips_a_message_that_is_not_an_envelope() {
+    not_an_envelope(true).await;
+}
+
+/// An observer is an ephemeral consumer per topic, gone once it is
+/// unsubscribed or dropped.
+#[tokio::test]
+async fn nats_observer_leaves_no_consumer_behind() {
+    let Some(broker) = nats::shared().await else {
+        return;
+    };
+    let prefix = brokers::test_prefix();
+    let (a, b) = (format!("{prefix}.a"), format!("{prefix}.b"));
+    let shared: SharedBroker = broker.clone().into_shared();
+    let _group = shared
+        .subscribe(SubscribeOptions::new(format!("{prefix}-g"), [a.clone()]))
+        .await
+        .unwrap();
+    let consumers = || async {
+        let stream = broker
+            .jetstream()
+            .get_stream(NatsBroker::stream_name(&a))
+            .await
+            .unwrap();
+        stream.cached_info().state.consumer_count
+    };
+    let before = consumers().await;
+    assert_eq!(before, 1, "the group's");
+    let options = ObserveOptions::new([a.clone(), b.clone()]);
+    let mut obs = shared.observe(options.clone()).await.unwrap();
+    assert_eq!(consumers().await, before + 2, "one per topic");
+    shared
+        .publish(&b, Envelope::builder("T", "k").build())
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), obs.next_batch(10))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    obs.unsubscribe().await.unwrap();
+    assert_eq!(consumers().await, before, "unsubscribing deletes them");
+    // Dropped without unsubscribing: deleted in the background.
+    drop(shared.observe(options).await.unwrap());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while consumers().await != before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a dropped observer's consumers stay"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    nats::delete_stream(&broker, &a).await;
 }
 
 #[tokio::test]

@@ -11,8 +11,8 @@ mod common;
 
 use std::time::Duration;
 
-use choreo_runtime::broker::{IntoSharedBroker, RedisBroker, RedisOptions};
-use choreo_runtime::SharedBroker;
+use choreo_runtime::broker::{IntoSharedBroker, ObserveOptions, RedisBroker, RedisOptions};
+use choreo_runtime::{Envelope, SharedBroker};
 use common::brokers::{self, redis};
 
 choreo_runtime::conformance_suite!(redis_conformance, if_available: async {
@@ -55,8 +55,9 @@ async fn redis_offline_durable_consumer_gets_what_it_missed() {
     redis::delete_streams(&admin, &prefix).await;
 }
 
-#[tokio::test]
-async fn redis_message_that_is_not_an_envelope_is_dead_lettered() {
+/// A message that is not an envelope, added with a plain `XADD`, as
+/// `observer` (skipped) or a group (dead-lettered) meets it.
+async fn not_an_envelope(observer: bool) {
     let Some(broker) = redis::shared().await else {
         return;
     };
@@ -65,7 +66,7 @@ async fn redis_message_that_is_not_an_envelope_is_dead_lettered() {
     let mut conn = broker.connection();
     let key = broker.stream_key(&topic);
     let shared: SharedBroker = broker.clone().into_shared();
-    brokers::undecodable_is_dead_lettered(shared, &topic, async move {
+    let publish = async move {
         let _: String = ::redis::cmd("XADD")
             .arg(&key)
             .arg("*")
@@ -74,8 +75,64 @@ async fn redis_message_that_is_not_an_envelope_is_dead_lettered() {
             .query_async(&mut conn)
             .await
             .unwrap();
-    })
-    .await;
+    };
+    if observer {
+        brokers::observer_skips_undecodable(shared, &topic, publish).await;
+    } else {
+        brokers::undecodable_is_dead_lettered(shared, &topic, publish).await;
+    }
+    redis::delete_streams(&broker, &prefix).await;
+}
+
+#[tokio::test]
+async fn redis_message_that_is_not_an_envelope_is_dead_lettered() {
+    not_an_envelope(false).await;
+}
+
+#[tokio::test]
+async fn redis_observer_skips_a_message_that_is_not_an_envelope() {
+    not_an_envelope(true).await;
+}
+
+/// An observer reads with plain `XREAD`s: no consumer group, and no
+/// stream made for a topic that has none yet.
+#[tokio::test]
+async fn redis_observer_leaves_nothing_on_the_server() {
+    let Some(broker) = redis::shared().await else {
+        return;
+    };
+    let prefix = brokers::test_prefix();
+    let (a, b) = (format!("{prefix}.a"), format!("{prefix}.b"));
+    let shared: SharedBroker = broker.clone().into_shared();
+    shared
+        .publish(&a, Envelope::builder("T", "k").build())
+        .await
+        .unwrap();
+    let mut obs = shared
+        .observe(ObserveOptions::new([a.clone(), b.clone()]))
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), obs.next_batch(10))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    let mut conn = broker.connection();
+    let groups: Vec<::redis::Value> = ::redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(broker.stream_key(&a))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(groups.is_empty(), "no consumer group: {groups:?}");
+    let exists: u32 = ::redis::cmd("EXISTS")
+        .arg(broker.stream_key(&b))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "no stream made for a topic without messages");
+    obs.unsubscribe().await.unwrap();
     redis::delete_streams(&broker, &prefix).await;
 }
 

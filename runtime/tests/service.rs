@@ -680,6 +680,12 @@ impl Broker for FailingBatches {
     ) -> Result<Box<dyn choreo_runtime::Subscription>, choreo_runtime::BrokerError> {
         self.inner.subscribe(options).await
     }
+    async fn observe(
+        &self,
+        options: choreo_runtime::ObserveOptions,
+    ) -> Result<Box<dyn choreo_runtime::Subscription>, choreo_runtime::BrokerError> {
+        self.inner.observe(options).await
+    }
     async fn health(&self) -> choreo_runtime::broker::Health {
         self.inner.health().await
     }

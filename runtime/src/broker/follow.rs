@@ -12,6 +12,8 @@ use super::{settle_all, Delivery, Settlement, Subscription};
 /// or the subscription ends, hands each batch to `handle`, which says how
 /// to settle each delivery, and settles them; then leaves the group. A
 /// failed receive is logged as `who`'s and tried again after 100 ms.
+/// `sub` may be an observer's ([`Broker::observe`](super::Broker::observe)):
+/// settling is then a no-op, and leaving removes the observer.
 pub async fn follow(
     mut sub: Box<dyn Subscription>,
     mut stop: watch::Receiver<bool>,

@@ -47,17 +47,30 @@ pub struct Capabilities {
     pub per_key_order: bool,
     /// The broker itself drops a second publish of an id it has seen.
     pub native_dedup: bool,
+    /// The broker holds published messages for groups and observers that
+    /// come later ([`StartPosition::Earliest`] and
+    /// [`StartPosition::Since`] reach back before they were created, within
+    /// retention).
+    pub history: bool,
 }
 
-/// Where a new consumer group starts reading. A group that exists already
-/// keeps its position.
+/// Where a new consumer group, or an observer, starts reading. A group
+/// that exists already keeps its position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StartPosition {
     /// The oldest message the broker still holds for the topic.
     #[default]
     Earliest,
-    /// Only messages published after the group was created.
+    /// Only messages published after the group (or observer) was created.
     Latest,
+    /// The first message published at or after this time, by the broker's
+    /// clock (NATS: the stream's timestamp; Redis: the entry id, to the
+    /// millisecond, so a message of the same millisecond just before it may
+    /// be included; memory: the time of the publish call), among those the
+    /// broker still holds. Meant for a time past: with one still to come,
+    /// NATS and Redis skip what is published until then, the memory broker
+    /// does not.
+    Since(jiff::Timestamp),
 }
 
 /// How a group consumes one or more topics.
@@ -117,6 +130,64 @@ impl SubscribeOptions {
         if self.ack_wait.is_zero() {
             return bad("ack_wait is more than zero");
         }
+        Ok(())
+    }
+}
+
+/// How an observer follows one or more topics ([`Broker::observe`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObserveOptions {
+    /// The topics to follow.
+    pub topics: Vec<String>,
+    /// Where the observer starts, on every topic.
+    pub start: StartPosition,
+    /// How many deliveries the observer reads ahead of
+    /// [`Subscription::next_batch`], at most (about: an adapter may hold
+    /// one read from the server more), and the largest batch it returns.
+    pub max_in_flight: usize,
+}
+
+impl ObserveOptions {
+    /// Options to follow `topics`, with the defaults: earliest, 256 read
+    /// ahead.
+    pub fn new<T: Into<String>>(topics: impl IntoIterator<Item = T>) -> Self {
+        ObserveOptions {
+            topics: topics.into_iter().map(Into::into).collect(),
+            start: StartPosition::Earliest,
+            max_in_flight: 256,
+        }
+    }
+
+    /// Checks the options an adapter cannot work with.
+    pub fn validate(&self) -> Result<(), BrokerError> {
+        let bad = |m: &str| Err(BrokerError::InvalidOptions(m.to_owned()));
+        if self.topics.is_empty() {
+            return bad("an observer names at least one topic");
+        }
+        if self.topics.iter().any(String::is_empty) {
+            return bad("topic names are not empty");
+        }
+        if self.max_in_flight == 0 {
+            return bad("max_in_flight is at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// The settler of an observer's deliveries: there is nothing to settle.
+/// An observer takes nothing from any group, so acks, nacks, dead letters
+/// and keep-alives change nothing (a nack redelivers nothing, a dead letter
+/// publishes nothing), and every settlement succeeds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ObserverSettler;
+
+#[async_trait]
+impl Settler for ObserverSettler {
+    async fn settle(&self, _batch: Vec<(u64, Settlement)>) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    async fn keep_alive(&self, _tags: &[u64]) -> Result<(), BrokerError> {
         Ok(())
     }
 }
@@ -344,7 +415,8 @@ impl KeepAlive {
     }
 }
 
-/// One member's stream of deliveries.
+/// One member's stream of deliveries (or an observer's:
+/// [`Broker::observe`]).
 #[async_trait]
 pub trait Subscription: Send {
     /// Waits for deliveries and returns 1 to `max` of them, or `None` once
@@ -354,7 +426,8 @@ pub trait Subscription: Send {
 
     /// Leaves the group: nothing more is delivered here, and what this
     /// member held unsettled goes back to the group. Dropping the
-    /// subscription does the same.
+    /// subscription does the same. An observer stops, and what it had on
+    /// the server goes away.
     async fn unsubscribe(&mut self) -> Result<(), BrokerError>;
 }
 
@@ -434,6 +507,22 @@ pub trait Broker: Send + Sync + 'static {
         &self,
         options: SubscribeOptions,
     ) -> Result<Box<dyn Subscription>, BrokerError>;
+
+    /// Follows `options.topics` as an observer: every message from
+    /// `options.start` on, then live ones, per topic in publish order,
+    /// without a consumer group — it takes nothing from the groups, and
+    /// their settlements do not affect it. Its deliveries settle with
+    /// [`ObserverSettler`] (nothing to settle: nothing is redelivered or
+    /// dead-lettered); a message that is not an envelope is skipped with a
+    /// warning. [`Subscription::unsubscribe`] (or dropping it) stops it and
+    /// leaves nothing of it on the server; it ends by itself when the
+    /// broker closes (an observer has nothing to drain).
+    ///
+    /// What it costs on the server: NATS, an ephemeral ordered consumer per
+    /// topic (no acks, deleted on unsubscribe, else expiring after 30 s
+    /// without a client); Redis, plain `XREAD`s on a connection of its own;
+    /// memory, a queue in the topics it follows.
+    async fn observe(&self, options: ObserveOptions) -> Result<Box<dyn Subscription>, BrokerError>;
 
     /// How the broker is doing.
     async fn health(&self) -> Health;

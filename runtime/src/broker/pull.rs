@@ -15,7 +15,9 @@
 //! ack wait, and NATS would not even count that delivery).
 //!
 //! Also here: the wire encoding and the dead letter of a message that does
-//! not decode, which both adapters use.
+//! not decode, which both adapters use; and [`Observation`], the
+//! subscription of an observer ([`Broker::observe`](super::Broker::observe)),
+//! which has no member, no credit and nothing to give back.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -29,10 +31,10 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::time::Instant;
 
 use super::{
-    dead_letter_envelope, Backoff, BrokerError, Delivery, Settlement, Subscription,
-    UNDECODABLE_TYPE,
+    dead_letter_envelope, Backoff, BrokerError, Delivery, ObserverSettler, Settlement, Settler,
+    Subscription, UNDECODABLE_TYPE,
 };
-use crate::envelope::{json, Envelope, EnvelopeError};
+use crate::envelope::{json, Envelope, EnvelopeError, SharedStr};
 use crate::payload::Payload;
 
 /// How long a puller waits before it asks a server that failed again.
@@ -124,6 +126,9 @@ const CLOSED: u8 = 2;
 pub(crate) struct Lifecycle<M> {
     state: AtomicU8,
     members: Mutex<Vec<Weak<M>>>,
+    /// Stopped once closed: what observers wait for (they have nothing to
+    /// drain, so they are not members).
+    closed: Stop,
 }
 
 /// What [`Lifecycle`] needs of a member.
@@ -137,7 +142,13 @@ impl<M: Live> Lifecycle<M> {
         Lifecycle {
             state: AtomicU8::new(OPEN),
             members: Mutex::new(Vec::new()),
+            closed: Stop::default(),
         }
+    }
+
+    /// Stopped once the broker is closed.
+    pub(crate) fn closed(&self) -> &Stop {
+        &self.closed
     }
 
     /// `Err(Closed)` once closed (publishing goes on while draining).
@@ -206,6 +217,7 @@ impl<M: Live> Lifecycle<M> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.state.store(CLOSED, Ordering::Release);
+        self.closed.stop();
         for m in self.live() {
             m.stop().stop();
         }
@@ -533,6 +545,132 @@ impl<H: Send + 'static> Drop for PulledSubscription<H> {
             }
             // Outside a runtime: the server redelivers after the ack wait.
             Err(_) => tracing::debug!("subscription dropped outside a runtime"),
+        }
+    }
+}
+
+/// What an observer's readers put in its channel.
+pub(crate) type Observed = (SharedStr, Envelope);
+
+/// What leaving an observation does on the server once its readers ended
+/// (NATS: delete its consumers).
+pub(crate) type CleanUp = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
+
+/// An observer's subscription: reader tasks feed a channel bounded by the
+/// observer's `max_in_flight` (so a reader waits while the observer lags,
+/// and the server holds what is not read yet), and end when the broker
+/// closes, which ends the subscription once what they read is taken.
+pub(crate) struct Observation {
+    rx: mpsc::Receiver<Observed>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    clean_up: Option<CleanUp>,
+    settler: Arc<dyn Settler>,
+    next_tag: u64,
+    left: bool,
+}
+
+impl Observation {
+    /// The channel for `max_in_flight` deliveries: readers send to the
+    /// sender.
+    pub(crate) fn channel(
+        max_in_flight: usize,
+    ) -> (mpsc::Sender<Observed>, mpsc::Receiver<Observed>) {
+        mpsc::channel(max_in_flight.clamp(1, Semaphore::MAX_PERMITS))
+    }
+
+    pub(crate) fn new(
+        rx: mpsc::Receiver<Observed>,
+        readers: Vec<tokio::task::JoinHandle<()>>,
+        clean_up: Option<CleanUp>,
+    ) -> Self {
+        Observation {
+            rx,
+            readers,
+            clean_up,
+            settler: Arc::new(ObserverSettler),
+            next_tag: 1,
+            left: false,
+        }
+    }
+
+    /// Stops the readers (at their next await: none of them is in the
+    /// middle of anything worth finishing) and closes the channel.
+    fn stop_readers(&mut self) {
+        self.left = true;
+        self.rx.close();
+        for r in &self.readers {
+            r.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl Subscription for Observation {
+    async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Delivery>>, BrokerError> {
+        if self.left {
+            return Ok(None);
+        }
+        let Some(first) = self.rx.recv().await else {
+            return Ok(None);
+        };
+        let max = max.max(1);
+        let mut taken = Vec::with_capacity(max.min(64));
+        taken.push(first);
+        while taken.len() < max {
+            match self.rx.try_recv() {
+                Ok(o) => taken.push(o),
+                Err(_) => break,
+            }
+        }
+        let out = taken
+            .into_iter()
+            .map(|(topic, env)| {
+                let tag = self.next_tag;
+                self.next_tag += 1;
+                Delivery::new(env, topic, 1, tag, self.settler.clone())
+            })
+            .collect();
+        Ok(Some(out))
+    }
+
+    async fn unsubscribe(&mut self) -> Result<(), BrokerError> {
+        if self.left {
+            return Ok(());
+        }
+        self.stop_readers();
+        // Cleaned up only once no reader can make anything again (a NATS
+        // ordered consumer that recreates itself, say).
+        for r in self.readers.drain(..) {
+            let _ = r.await;
+        }
+        if let Some(clean_up) = self.clean_up.take() {
+            clean_up().await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Observation {
+    fn drop(&mut self) {
+        if self.left {
+            return;
+        }
+        self.stop_readers();
+        let Some(clean_up) = self.clean_up.take() else {
+            return;
+        };
+        let readers = std::mem::take(&mut self.readers);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    for r in readers {
+                        let _ = r.await;
+                    }
+                    clean_up().await;
+                });
+            }
+            // Outside a runtime: what is left on the server expires.
+            Err(_) => tracing::debug!("observation dropped outside a runtime"),
         }
     }
 }

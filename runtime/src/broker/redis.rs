@@ -8,8 +8,9 @@
 //!   `<topic>.dlq`. A consumer group reads only the streams of its topics,
 //!   with nothing to filter out.
 //! - **Groups**: a consumer group per group and stream (`XGROUP CREATE … 0`
-//!   for [`StartPosition::Earliest`], `$` for `Latest`); each member is a
-//!   consumer of its own name in it.
+//!   for [`StartPosition::Earliest`], `$` for `Latest`, the id just before
+//!   the time's millisecond for `Since`); each member is a consumer of its
+//!   own name in it.
 //! - **Publishing**: pipelined `XADD`s of structured-mode events (field
 //!   `event`), one round trip per batch. Redis 7 has no deduplication of
 //!   its own: the services' inboxes deduplicate. With
@@ -31,6 +32,11 @@
 //! - **Reconnecting**: the connections reconnect by themselves; what a
 //!   member had read stays in its group's pending list and is claimed
 //!   again after the ack wait.
+//! - **Observers** ([`Broker::observe`]): plain `XREAD … BLOCK` over the
+//!   topics' streams, on a connection of their own, from the ids each read
+//!   last (at the start: `0-0`, the id before the time's millisecond, or
+//!   the streams' last ids); no group, nothing left on the server. A stream
+//!   that is not there yet is read all the same, from its first entry.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -44,10 +50,10 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::pull::{self, GiveBack, Lifecycle, Member, PulledSubscription, Settle};
+use super::pull::{self, GiveBack, Lifecycle, Member, Observation, PulledSubscription, Settle};
 use super::{
     dead_letter_envelope, dead_letter_topic, Backoff, Broker, BrokerError, Capabilities, Delivery,
-    Health, Settlement, Settler, StartPosition, SubscribeOptions, Subscription,
+    Health, ObserveOptions, Settlement, Settler, StartPosition, SubscribeOptions, Subscription,
 };
 use crate::envelope::{json, Envelope, SharedStr};
 
@@ -335,6 +341,16 @@ impl Inner {
         }
     }
 
+    /// The stream key and topic of each of `topics`, once each.
+    fn streams(&self, topics: &[String]) -> Vec<(String, SharedStr)> {
+        let mut seen = HashSet::new();
+        topics
+            .iter()
+            .filter(|t| seen.insert(t.as_str()))
+            .map(|t| (self.key(t), SharedStr::from(t.clone())))
+            .collect()
+    }
+
     fn key(&self, topic: &str) -> String {
         format!("{}{topic}", self.options.key_prefix)
     }
@@ -431,6 +447,172 @@ struct Entry {
     /// The value of the `event` field, if the entry has one.
     raw: Option<Vec<u8>>,
     attempt: u32,
+}
+
+/// The entries of an `XREAD` or `XREADGROUP` reply, `streams` being the
+/// (key, topic) pairs read: `[[key, [[id, [field, value, …]], …]], …]` (a
+/// map of keys in RESP3), nothing when the read timed out.
+fn read_entries(reply: Value, streams: &[(String, SharedStr)], got: &mut Vec<Entry>) {
+    let per_stream: Vec<(Value, Value)> = match reply {
+        Value::Array(keys) => keys
+            .into_iter()
+            .filter_map(|k| match k {
+                Value::Array(mut kv) if kv.len() == 2 => {
+                    let entries = kv.pop()?;
+                    Some((kv.pop()?, entries))
+                }
+                _ => None,
+            })
+            .collect(),
+        Value::Map(keys) => keys,
+        _ => Vec::new(),
+    };
+    for (key, entries) in per_stream {
+        let Some(i) = streams
+            .iter()
+            .position(|(k, _)| matches!(&key, Value::BulkString(b) if b == k.as_bytes()))
+        else {
+            continue;
+        };
+        let Value::Array(entries) = entries else {
+            continue;
+        };
+        for e in entries {
+            let Value::Array(mut parts) = e else { continue };
+            let fields = if parts.len() == 2 { parts.pop() } else { None };
+            let Some(Value::BulkString(id)) = parts.pop() else {
+                continue;
+            };
+            got.push(Entry {
+                stream: i,
+                // Valid UTF-8 (what Redis makes) moves without a copy.
+                id: String::from_utf8(id)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                raw: fields.and_then(event_field),
+                attempt: 1,
+            });
+        }
+    }
+}
+
+/// The stream id just before every entry added at or after `t` (by the
+/// server's clock, to the millisecond): reading after it (`XREAD`, a
+/// group's last-delivered id) starts with the first entry of `t`'s
+/// millisecond.
+fn id_before(t: jiff::Timestamp) -> String {
+    match t.as_millisecond() {
+        ms if ms <= 0 => "0-0".to_owned(),
+        ms => format!("{}-{}", ms - 1, u64::MAX),
+    }
+}
+
+/// The id of the last entry of each of `keys` ("0-0" for a stream that is
+/// empty or not there yet): where reading only what comes next starts.
+async fn last_ids(
+    conn: &mut ConnectionManager,
+    keys: &[String],
+) -> Result<Vec<String>, RedisError> {
+    let mut pipe = ::redis::pipe();
+    for key in keys {
+        pipe.cmd("XREVRANGE")
+            .arg(key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+    }
+    let replies: Vec<Value> = pipe.query_async(conn).await?;
+    Ok(replies
+        .into_iter()
+        .map(|r| {
+            // [[id, [field, value, …]]] or [].
+            let id = match r {
+                Value::Array(mut entries) if !entries.is_empty() => match entries.swap_remove(0) {
+                    Value::Array(mut parts) if !parts.is_empty() => match parts.swap_remove(0) {
+                        Value::BulkString(id) => String::from_utf8(id).ok(),
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                _ => None,
+            };
+            id.unwrap_or_else(|| "0-0".to_owned())
+        })
+        .collect())
+}
+
+/// Reads `streams` after `ids` (one per stream) with plain `XREAD`s into
+/// `tx` until the observation is stopped (the task aborted), its channel
+/// closed or the broker closed; `count` entries per stream and read.
+async fn observe_streams(
+    inner: Arc<Inner>,
+    mut conn: ConnectionManager,
+    streams: Vec<(String, SharedStr)>,
+    mut ids: Vec<String>,
+    count: usize,
+    tx: mpsc::Sender<pull::Observed>,
+) {
+    let closed = inner.life.closed();
+    let block = ms(inner.options.block).max(1);
+    let mut recent = json::Recent::default();
+    loop {
+        let mut cmd = ::redis::cmd("XREAD");
+        cmd.arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block)
+            .arg("STREAMS");
+        for (key, _) in &streams {
+            cmd.arg(key);
+        }
+        cmd.arg(&ids);
+        // A stopped read needs no unblocking: the connection is this
+        // observer's own, and goes when the task ends.
+        let reply = tokio::select! {
+            r = cmd.query_async::<Value>(&mut conn) => r,
+            () = closed.stopped() => return,
+        };
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "observing failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(pull::RETRY_PAUSE) => continue,
+                    () = closed.stopped() => return,
+                }
+            }
+        };
+        let mut got = Vec::new();
+        read_entries(reply, &streams, &mut got);
+        for Entry {
+            stream, id, raw, ..
+        } in got
+        {
+            let topic = &streams[stream].1;
+            let decoded = match raw {
+                Some(b) => json::decode_bytes_in(&Bytes::from(b), &mut recent),
+                None => Err(crate::envelope::EnvelopeError::Malformed(format!(
+                    "the stream entry has no field {FIELD:?}"
+                ))),
+            };
+            let envelope = match decoded {
+                Ok(env) => Some(env),
+                Err(e) => {
+                    // An observer dead-letters nothing: the groups do that.
+                    tracing::warn!(topic = %topic, id, error = %e, "skipping an entry that is not an envelope");
+                    None
+                }
+            };
+            ids[stream] = id;
+            let Some(envelope) = envelope else { continue };
+            tokio::select! {
+                sent = tx.send((topic.clone(), envelope)) => if sent.is_err() {
+                    return;
+                },
+                () = closed.stopped() => return,
+            }
+        }
+    }
 }
 
 /// The `event` field of an entry's `[field, value, …]`.
@@ -764,48 +946,7 @@ impl MemberCtx {
                 read.await?
             }
         };
-        // [[key, [[id, [field, value, …]], …]], …] (a map of keys in RESP3).
-        let per_stream: Vec<(Value, Value)> = match reply {
-            Value::Array(keys) => keys
-                .into_iter()
-                .filter_map(|k| match k {
-                    Value::Array(mut kv) if kv.len() == 2 => {
-                        let entries = kv.pop()?;
-                        Some((kv.pop()?, entries))
-                    }
-                    _ => None,
-                })
-                .collect(),
-            Value::Map(keys) => keys,
-            _ => Vec::new(),
-        };
-        for (key, entries) in per_stream {
-            let Some(i) = self
-                .streams
-                .iter()
-                .position(|(k, _)| matches!(&key, Value::BulkString(b) if b == k.as_bytes()))
-            else {
-                continue;
-            };
-            let Value::Array(entries) = entries else {
-                continue;
-            };
-            for e in entries {
-                let Value::Array(mut parts) = e else { continue };
-                let fields = if parts.len() == 2 { parts.pop() } else { None };
-                let Some(Value::BulkString(id)) = parts.pop() else {
-                    continue;
-                };
-                got.push(Entry {
-                    stream: i,
-                    // Valid UTF-8 (what Redis makes) moves without a copy.
-                    id: String::from_utf8(id)
-                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-                    raw: fields.and_then(event_field),
-                    attempt: 1,
-                });
-            }
-        }
+        read_entries(reply, &self.streams, got);
         Ok(())
     }
 
@@ -1006,6 +1147,7 @@ impl Broker for RedisBroker {
             durable: self.inner.durable,
             per_key_order: false,
             native_dedup: self.inner.options.dedup_window.is_some(),
+            history: true,
         }
     }
 
@@ -1034,16 +1176,11 @@ impl Broker for RedisBroker {
     ) -> Result<Box<dyn Subscription>, BrokerError> {
         options.validate()?;
         self.inner.life.check_open()?;
-        let mut seen = HashSet::new();
-        let streams: Vec<(String, SharedStr)> = options
-            .topics
-            .iter()
-            .filter(|t| seen.insert(t.as_str()))
-            .map(|t| (self.inner.key(t), SharedStr::from(t.clone())))
-            .collect();
+        let streams = self.inner.streams(&options.topics);
         let start = match options.start {
-            StartPosition::Earliest => "0",
-            StartPosition::Latest => "$",
+            StartPosition::Earliest => "0".to_owned(),
+            StartPosition::Latest => "$".to_owned(),
+            StartPosition::Since(t) => id_before(t),
         };
         let mut conn = self.inner.conn.clone();
         for (key, _) in &streams {
@@ -1051,7 +1188,7 @@ impl Broker for RedisBroker {
                 .arg("CREATE")
                 .arg(key)
                 .arg(&options.group)
-                .arg(start)
+                .arg(&start)
                 .arg("MKSTREAM")
                 .query_async(&mut conn)
                 .await;
@@ -1081,6 +1218,41 @@ impl Broker for RedisBroker {
             sub: PulledSubscription::new(rx, member, ctx.clone()),
             ctx,
         }))
+    }
+
+    async fn observe(&self, options: ObserveOptions) -> Result<Box<dyn Subscription>, BrokerError> {
+        options.validate()?;
+        self.inner.life.check_open()?;
+        let streams = self.inner.streams(&options.topics);
+        let o = &self.inner.options;
+        // Blocking reads on a connection of their own: on a shared one
+        // they would hold up every other command.
+        let mut conn = connection(&self.inner.client, o, o.block + o.response_timeout).await?;
+        let ids = match options.start {
+            StartPosition::Earliest => vec!["0-0".to_owned(); streams.len()],
+            StartPosition::Since(t) => vec![id_before(t); streams.len()],
+            // `$` once, as concrete ids: a read after the first must go on
+            // from what was there at the start.
+            StartPosition::Latest => {
+                let keys: Vec<String> = streams.iter().map(|(k, _)| k.clone()).collect();
+                last_ids(&mut conn, &keys)
+                    .await
+                    .map_err(|e| unavailable("XREVRANGE", e))?
+            }
+        };
+        // COUNT applies per stream: about `max_in_flight` over all.
+        let count = (options.max_in_flight / streams.len().max(1)).max(1);
+        let (tx, rx) = Observation::channel(options.max_in_flight);
+        let reader = tokio::spawn(observe_streams(
+            self.inner.clone(),
+            conn,
+            streams,
+            ids,
+            count,
+            tx,
+        ));
+        // Plain reads leave nothing on the server to clean up.
+        Ok(Box::new(Observation::new(rx, vec![reader], None)))
     }
 
     async fn health(&self) -> Health {
@@ -1191,6 +1363,15 @@ mod tests {
                 .dedup_window,
             None
         );
+    }
+
+    #[test]
+    fn reading_from_a_time_starts_at_its_millisecond() {
+        let t: jiff::Timestamp = "2025-03-04T05:06:07.123999Z".parse().unwrap();
+        let ms = t.as_millisecond();
+        assert_eq!(id_before(t), format!("{}-18446744073709551615", ms - 1));
+        assert_eq!(id_before(jiff::Timestamp::UNIX_EPOCH), "0-0");
+        assert_eq!(id_before(jiff::Timestamp::MIN), "0-0");
     }
 
     #[test]

@@ -121,6 +121,12 @@ macro_rules! conformance_suite {
                 conformance_duplicate_publish_handled_once => duplicate_publish_handled_once,
                 conformance_unsubscribe_stops_delivery => unsubscribe_stops_delivery,
                 conformance_close_loses_nothing => close_loses_nothing,
+                conformance_observe_from_earliest => observe_from_earliest,
+                conformance_observe_since_a_time => observe_since_a_time,
+                conformance_observe_from_latest => observe_from_latest,
+                conformance_observer_is_apart_from_groups => observer_is_apart_from_groups,
+                conformance_observer_unsubscribe_stops_it => observer_unsubscribe_stops_it,
+                conformance_observer_ends_on_close => observer_ends_on_close,
             );
         }
     };

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use choreo_runtime::broker::{
-    dead_letter_topic, settle_all, Settlement, SharedBroker, SubscribeOptions, Subscription,
-    DLQ_REASON,
+    dead_letter_topic, settle_all, ObserveOptions, Settlement, SharedBroker, SubscribeOptions,
+    Subscription, DLQ_REASON,
 };
 use choreo_runtime::Envelope;
 
@@ -635,6 +635,29 @@ where
 
 /// The raw bytes [`undecodable_is_dead_lettered`] expects.
 pub const RAW: &[u8] = b"{not an envelope \xff";
+
+/// An observer skips a message that is not an envelope (it dead-letters
+/// nothing: the groups do) and goes on; `put_raw` puts [`RAW`] on `topic`.
+pub async fn observer_skips_undecodable<Fut>(broker: SharedBroker, topic: &str, put_raw: Fut)
+where
+    Fut: std::future::Future<Output = ()>,
+{
+    broker.publish(topic, message(1)).await.expect("publish");
+    put_raw.await;
+    broker.publish(topic, message(2)).await.expect("publish");
+    let mut obs = broker
+        .observe(ObserveOptions::new([topic]))
+        .await
+        .expect("observe");
+    assert_eq!(
+        next_ids(&mut obs, 2).await,
+        ["m00001", "m00002"],
+        "the observer skips the bad message and goes on"
+    );
+    let more = tokio::time::timeout(Duration::from_millis(500), obs.next_batch(10)).await;
+    assert!(more.is_err(), "nothing more: {more:?}");
+    obs.unsubscribe().await.expect("unsubscribe");
+}
 
 /// `connect` of a URL whose server does not answer fails, in bounded
 /// time, with an error naming the URL.

@@ -8,11 +8,15 @@
 //! Each topic fans a published message out to one queue per consumer
 //! group; members of a group take from its queue in batches. A topic also
 //! retains its last messages ([`MemoryOptions::retained_per_topic`], batches
-//! counted by what they carry) so that a group created later with
-//! [`StartPosition::Earliest`] still sees them.
+//! counted by what they carry, each with the time it was published) so
+//! that a group created later with [`StartPosition::Earliest`] or
+//! [`StartPosition::Since`] still sees them. An observer
+//! ([`Broker::observe`]) is a queue of its own in the topics it follows,
+//! filled from the same retention when it starts.
 //! Nothing survives the process: the broker is not durable.
 
 mod group;
+mod observer;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -25,9 +29,10 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use self::group::{Group, GroupConfig, Member};
+use self::observer::{MemoryObservation, Observer};
 use super::{
-    Broker, BrokerError, Capabilities, Delivery, Health, StartPosition, SubscribeOptions,
-    Subscription,
+    Broker, BrokerError, Capabilities, Delivery, Health, ObserveOptions, StartPosition,
+    SubscribeOptions, Subscription,
 };
 use crate::envelope::{Envelope, SharedStr};
 
@@ -38,8 +43,9 @@ pub struct MemoryOptions {
     /// deliveries of one envelope, same id): a test and operations switch
     /// to prove that consumers deduplicate.
     pub duplicate_deliveries: bool,
-    /// How many of its latest messages a topic keeps for groups created
-    /// later from the earliest position (0: none). A message that batches
+    /// How many of its latest messages a topic keeps for groups and
+    /// observers created later from the earliest position or a time (0:
+    /// none). A message that batches
     /// others counts for what it carries
     /// ([`Message::batch_len`](crate::Message::batch_len): a progress
     /// notice of 200 completions counts 200), and the latest message is
@@ -77,11 +83,31 @@ struct TopicState {
     /// The latest messages, each with how many it stands for
     /// ([`Message::batch_len`](crate::Message::batch_len)), read once
     /// when it comes: evicting then touches nothing of the message but
-    /// its reference count.
-    retained: VecDeque<(Envelope, usize)>,
+    /// its reference count; and when it was published, for
+    /// [`StartPosition::Since`].
+    retained: VecDeque<(Envelope, usize, jiff::Timestamp)>,
     /// What `retained` stands for, in all.
     retained_len: usize,
     groups: Vec<Arc<Group>>,
+    observers: Vec<Arc<Observer>>,
+}
+
+impl TopicState {
+    /// The retained messages from `start` on, oldest first.
+    fn history(&self, start: StartPosition) -> Vec<Envelope> {
+        let since = match start {
+            StartPosition::Latest => return Vec::new(),
+            StartPosition::Earliest => None,
+            StartPosition::Since(t) => Some(t),
+        };
+        // Filtered one by one rather than cut at the first match: the
+        // wall clock may step back between two publishes.
+        self.retained
+            .iter()
+            .filter(|(_, _, at)| since.is_none_or(|t| *at >= t))
+            .map(|(env, _, _)| env.clone())
+            .collect()
+    }
 }
 
 pub(crate) struct Shared {
@@ -170,17 +196,19 @@ impl Shared {
         let mut st = lock(&topic.state);
         let keep = self.options.retained_per_topic;
         if keep > 0 {
+            // One reading of the clock for the batch: published together.
+            let now = jiff::Timestamp::now();
             // A batch longer than the window leaves only its end in it.
             for env in &envs[envs.len().saturating_sub(keep)..] {
                 // Counted at most as the whole window: what a message
                 // says it stands for is the user's code, and the sum must
                 // not overflow.
                 let len = env.payload().batch_len().min(keep);
-                st.retained.push_back((env.clone(), len));
+                st.retained.push_back((env.clone(), len, now));
                 st.retained_len += len;
                 // The latest message stays, whatever it stands for.
                 while st.retained_len > keep && st.retained.len() > 1 {
-                    if let Some((_, gone)) = st.retained.pop_front() {
+                    if let Some((_, gone, _)) = st.retained.pop_front() {
                         st.retained_len -= gone;
                     }
                 }
@@ -189,6 +217,18 @@ impl Shared {
         for g in &st.groups {
             g.push(envs, copies);
         }
+        // Observers get each message once: duplicate deliveries are a
+        // group's (its consumers must deduplicate), and nothing dedups here.
+        for o in &st.observers {
+            o.push(&topic.name, envs);
+        }
+    }
+
+    fn all_observers(&self) -> Vec<Arc<Observer>> {
+        read(&self.topics)
+            .values()
+            .flat_map(|t| lock(&t.state).observers.clone())
+            .collect()
     }
 
     fn all_groups(&self) -> Vec<Arc<Group>> {
@@ -222,6 +262,7 @@ impl Broker for MemoryBroker {
             durable: false,
             per_key_order: true,
             native_dedup: false,
+            history: self.shared.options.retained_per_topic > 0,
         }
     }
 
@@ -286,12 +327,7 @@ impl Broker for MemoryBroker {
             // The first subscription creates the group and fixes its
             // settings, as a durable consumer does on a real broker.
             let group = existing.unwrap_or_else(|| {
-                let backlog: Vec<Envelope> = match options.start {
-                    StartPosition::Earliest => {
-                        st.retained.iter().map(|(env, _)| env.clone()).collect()
-                    }
-                    StartPosition::Latest => Vec::new(),
-                };
+                let backlog = st.history(options.start);
                 let g = Group::new(
                     SharedStr::from(options.group.clone()),
                     topic.name.clone(),
@@ -312,6 +348,33 @@ impl Broker for MemoryBroker {
             next_group: 0,
             left: false,
         }))
+    }
+
+    async fn observe(&self, options: ObserveOptions) -> Result<Box<dyn Subscription>, BrokerError> {
+        options.validate()?;
+        if self.shared.state.load(Ordering::Acquire) == CLOSED {
+            return Err(BrokerError::Closed);
+        }
+        let observer = Observer::new();
+        let mut topics = Vec::with_capacity(options.topics.len());
+        let mut seen = std::collections::HashSet::new();
+        for name in options.topics.iter().filter(|t| seen.insert(t.as_str())) {
+            let topic = self.shared.topic(name);
+            {
+                // The history and the registration under one lock: no
+                // publish falls between them, none is seen twice.
+                let mut st = lock(&topic.state);
+                observer.push(&topic.name, &st.history(options.start));
+                st.observers.push(observer.clone());
+            }
+            topics.push(topic);
+        }
+        Ok(Box::new(MemoryObservation::new(
+            observer,
+            topics,
+            self.shared.clone(),
+            options.max_in_flight,
+        )))
     }
 
     async fn health(&self) -> Health {
@@ -346,6 +409,9 @@ impl Broker for MemoryBroker {
         self.shared.state.store(CLOSED, Ordering::Release);
         for g in self.shared.all_groups() {
             g.end_members();
+        }
+        for o in self.shared.all_observers() {
+            o.end();
         }
         Ok(())
     }
@@ -600,6 +666,45 @@ mod tests {
         broker.close(Duration::from_secs(1)).await.unwrap();
         assert!(matches!(broker.health().await, Health::Unhealthy(_)));
         assert_eq!(broker.publish("t", env(1)).await, Err(BrokerError::Closed));
+    }
+
+    #[tokio::test]
+    async fn bad_observe_options_are_errors() {
+        let broker = MemoryBroker::new();
+        let mut o = ObserveOptions::new(["t"]);
+        o.max_in_flight = 0;
+        assert!(matches!(
+            broker.observe(o).await,
+            Err(BrokerError::InvalidOptions(_))
+        ));
+        for topics in [vec![], vec![""]] {
+            assert!(matches!(
+                broker.observe(ObserveOptions::new(topics)).await,
+                Err(BrokerError::InvalidOptions(_))
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_observer_takes_at_most_max_in_flight_at_once() {
+        let broker = MemoryBroker::new();
+        for n in 0..5 {
+            broker.publish("t", env(n)).await.unwrap();
+        }
+        let mut o = ObserveOptions::new(["t", "t"]);
+        o.max_in_flight = 2;
+        let mut obs = broker.observe(o).await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            let batch = obs.next_batch(10).await.unwrap().unwrap();
+            assert!(batch.len() <= 2, "{batch:?}");
+            got.extend(batch.iter().map(|d| d.envelope().id().to_string()));
+        }
+        assert_eq!(
+            got,
+            ["e0", "e1", "e2", "e3", "e4"],
+            "a topic named twice counts once"
+        );
     }
 
     /// A broker with one member of group `g` on topic `t`.
