@@ -48,9 +48,14 @@ impl ReactionInfo {
     /// The spec's way of writing the reaction, for messages:
     /// `Payment on OrderPlaced & StockReserved`.
     pub fn describe(&self, flow: &Flow) -> String {
+        format!("{} on {}", self.participant, self.trigger(flow))
+    }
+
+    /// Its trigger as the spec writes it: `OrderPlaced & StockReserved`.
+    pub fn trigger(&self, flow: &Flow) -> String {
         let sep = if self.join { " & " } else { " | " };
         let triggers: Vec<&str> = self.triggers.iter().map(|t| flow.name_of(t)).collect();
-        format!("{} on {}", self.participant, triggers.join(sep))
+        triggers.join(sep)
     }
 
     /// Whether one alternative emits every type of `emitted`.

@@ -12,12 +12,16 @@
 //! [`flow`] reads the spec by the names the services use on the wire;
 //! [`watch`] holds every instance and classifies it, fed observation by
 //! observation with the time each was made, so that it runs the same live
-//! and on a replay; [`follow`] feeds it from a broker ([`Monitor`]).
+//! and on a replay; [`follow`] feeds it from a broker ([`Monitor`]);
+//! [`http`] serves it: a JSON API, Prometheus metrics, a live feed and a
+//! web page. The `choreo-monitor` binary puts them together for a
+//! deployment on NATS or Redis (see docs/monitor.md).
 
 pub mod flow;
 pub mod follow;
+pub mod http;
 pub mod watch;
 
 pub use flow::Flow;
-pub use follow::{Monitor, MonitorOptions};
-pub use watch::{InstanceState, Summary, Watch, WatchOptions};
+pub use follow::{Lag, Monitor, MonitorOptions};
+pub use watch::{InstanceState, InstanceView, ReactionStats, Summary, Watch, WatchOptions};

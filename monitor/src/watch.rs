@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use choreo_runtime::progress::{CompletionOutcome, ProgressNotice, TerminalKind};
 use choreo_runtime::Envelope;
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::flow::{Flow, ReactionIndex};
@@ -158,6 +159,8 @@ pub struct TimelineEvent {
     pub at_ms: i64,
     /// The participant whose reaction emitted it, by its progress notice.
     pub participant: Option<String>,
+    /// That reaction's index in the spec's order (the diagram's `r<i>`).
+    pub reaction: Option<usize>,
     /// Milliseconds since its cause was seen.
     pub latency_ms: Option<i64>,
 }
@@ -182,12 +185,79 @@ pub struct InstanceView {
 }
 
 /// The counts of a whole deployment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
     /// Instances per state (every state named, zero included).
     pub instances: BTreeMap<&'static str, u64>,
     /// Events and commands seen, by spec name.
     pub events: BTreeMap<String, u64>,
+    /// Every reaction of the spec, in its order, with what it did.
+    pub reactions: Vec<ReactionStats>,
+    /// Violations, by the spec name of the offending event (its wire type
+    /// where the spec has none).
+    pub violations: BTreeMap<String, u64>,
+    /// Dead letters, by the spec name of the event dead-lettered.
+    pub dead_letters: BTreeMap<String, u64>,
+}
+
+/// What one reaction did, over every instance seen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReactionStats {
+    /// The participant.
+    pub participant: String,
+    /// Its run-time name (as in progress notices).
+    pub reaction: String,
+    /// Its index in the spec's order of reactions (the diagram's `r<i>`).
+    pub index: usize,
+    /// Its trigger as the spec writes it: `OrderPlaced`, `A & B`, `A | B`.
+    pub trigger: String,
+    /// Events it reported done (a join: each arrival it stored too).
+    pub handled: u64,
+    /// Events it has yet to report, in unsettled instances; a half-filled
+    /// join counts once per instance.
+    pub waiting: u64,
+    /// Events it gave up on.
+    pub dead_lettered: u64,
+    /// Instances stuck while waiting for it.
+    pub stuck: u64,
+    /// The median time from an event's publication to the notice that the
+    /// reaction handled it, in milliseconds (none before the first).
+    pub p50_ms: Option<f64>,
+    /// The 99th percentile of the same.
+    pub p99_ms: Option<f64>,
+}
+
+/// What a reaction did, kept across the instances forgotten.
+struct ReactionCounters {
+    handled: u64,
+    dead_lettered: u64,
+    /// Microseconds from an event's publication to the notice of its
+    /// handling.
+    latency: Histogram<u64>,
+}
+
+impl ReactionCounters {
+    fn new() -> ReactionCounters {
+        ReactionCounters {
+            handled: 0,
+            dead_lettered: 0,
+            // Three significant digits, auto-resizing: a latency of any
+            // size is recorded rather than dropped. `new` fails only for
+            // more than five digits.
+            latency: Histogram::new(3).expect("three significant digits are supported"),
+        }
+    }
+
+    fn record(&mut self, latency_ms: i64) {
+        let us = u64::try_from(latency_ms.max(0))
+            .unwrap_or(0)
+            .saturating_mul(1000);
+        self.latency.saturating_record(us);
+    }
+
+    fn percentile(&self, q: f64) -> Option<f64> {
+        (!self.latency.is_empty()).then(|| self.latency.value_at_quantile(q) as f64 / 1000.0)
+    }
 }
 
 struct Event {
@@ -201,6 +271,10 @@ struct Event {
     /// instance can be settled. Not a command, not `@external`, and not
     /// already a violation for its type.
     emitted: bool,
+    /// Seen after the instance settled: its cause must be something seen
+    /// after the settlement too (judged when its cause is in, as one
+    /// subscription to many topics keeps no order across them).
+    late: bool,
 }
 
 #[derive(Default)]
@@ -216,8 +290,11 @@ struct Instance {
     index: HashMap<String, usize>,
     /// Reactions yet to report an event done: (reaction, event id).
     pending: BTreeSet<(ReactionIndex, String)>,
-    /// Completions reported before their event was seen.
-    completed_early: HashSet<(ReactionIndex, String)>,
+    /// Completions reported, so that a notice delivered twice counts once.
+    done: HashSet<(ReactionIndex, String)>,
+    /// Completions reported before their event was seen, with the time
+    /// of their notice.
+    completed_early: HashMap<(ReactionIndex, String), i64>,
     /// Which reaction emitted an event, reported before it was seen.
     emitted_early: HashMap<String, ReactionIndex>,
     /// The trigger types a join has stored.
@@ -265,13 +342,34 @@ impl Instance {
     /// what they caused (the two may be seen in either order).
     fn derived(&self, flow: &Flow, now_ms: i64, grace: Duration) -> Vec<Violation> {
         let mut out = self.unaccounted(flow, now_ms, grace);
+        let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
         for e in self.events.iter().filter(|e| e.emitted) {
-            let Some(c) = e
+            let cause = e
                 .cause
                 .as_ref()
                 .and_then(|c| self.index.get(c))
-                .and_then(|&i| self.events.get(i))
-            else {
+                .and_then(|&i| self.events.get(i));
+            // Seen after the settlement: caused by something after it too
+            // (a later command or `@external` event, or what followed
+            // from one), or the spec did not allow it. A cause not seen
+            // yet may still come, within `grace`.
+            if let (true, Some(settled)) = (e.late, self.settled_ms) {
+                let allowed = match cause {
+                    Some(c) => c.at_ms > settled,
+                    None => now_ms.saturating_sub(e.at_ms) <= grace_ms,
+                };
+                if !allowed {
+                    out.push(Violation {
+                        event_id: e.id.clone(),
+                        event_type: e.ty.clone(),
+                        reason: format!(
+                            "`{}` came after the instance settled, and nothing seen since caused it",
+                            flow.name_of(&e.ty)
+                        ),
+                    });
+                }
+            }
+            let Some(c) = cause else {
                 continue;
             };
             if !flow.may_cause(&c.ty, &e.ty) {
@@ -421,11 +519,20 @@ pub struct Watch {
     settled: VecDeque<String>,
     /// Instances forgotten, by their final state.
     forgotten: BTreeMap<InstanceState, u64>,
+    /// The violations and dead letters of the instances forgotten, by
+    /// event name.
+    forgotten_violations: BTreeMap<String, u64>,
+    forgotten_dead_letters: BTreeMap<String, u64>,
+    /// Per reaction, in [`Flow::reactions`] order.
+    stats: Vec<ReactionCounters>,
 }
 
 impl Watch {
     /// An empty watch of `flow`.
     pub fn new(flow: Flow, options: WatchOptions) -> Watch {
+        let stats = (0..flow.reactions.len())
+            .map(|_| ReactionCounters::new())
+            .collect();
         Watch {
             flow,
             options,
@@ -433,6 +540,9 @@ impl Watch {
             events: BTreeMap::new(),
             settled: VecDeque::new(),
             forgotten: BTreeMap::new(),
+            forgotten_violations: BTreeMap::new(),
+            forgotten_dead_letters: BTreeMap::new(),
+            stats,
         }
     }
 
@@ -476,6 +586,7 @@ impl Watch {
             cause: cause.clone(),
             by,
             emitted: !command_or_external,
+            late: instance.settled_ms.is_some(),
         });
         instance.last_progress_ms = at_ms;
         let Some(message) = message.filter(|_| ty == topic) else {
@@ -494,27 +605,16 @@ impl Watch {
             }
             return;
         };
-        if !command_or_external {
-            if let Some(settled) = instance.settled_ms {
-                // Seen after the settlement: caused by something seen
-                // after it too, or the spec did not allow it.
-                let after = cause
-                    .as_ref()
-                    .and_then(|c| instance.index.get(c))
-                    .and_then(|&i| instance.events.get(i))
-                    .is_some_and(|c| c.at_ms > settled);
-                if !after {
-                    let reason = format!(
-                        "`{}` came after the instance settled, and nothing seen since caused it",
-                        flow.name_of(ty)
-                    );
-                    instance.violate(&id, ty, reason);
-                }
-            }
-        }
         for &r in flow.consumers_of(ty) {
-            if !instance.completed_early.remove(&(r, id.clone())) {
-                instance.pending.insert((r, id.clone()));
+            match instance.completed_early.remove(&(r, id.clone())) {
+                Some(done_ms) => {
+                    if let Some(stats) = self.stats.get_mut(r) {
+                        stats.record(done_ms - at_ms);
+                    }
+                }
+                None => {
+                    instance.pending.insert((r, id.clone()));
+                }
             }
         }
         if instance.outcome.is_none() {
@@ -542,8 +642,28 @@ impl Watch {
                 continue;
             };
             let info = &flow.reactions[r];
-            if !instance.pending.remove(&(r, event_id.clone())) {
-                instance.completed_early.insert((r, event_id.clone()));
+            // Notices are at least once: the same completion again counts
+            // once, but what it says it emitted is still checked (a second
+            // firing of one event may emit another alternative).
+            if instance.done.insert((r, event_id.clone())) {
+                let stats = &mut self.stats[r];
+                if instance.pending.remove(&(r, event_id.clone())) {
+                    let seen = instance
+                        .index
+                        .get(&event_id)
+                        .and_then(|&i| instance.events.get(i));
+                    if let Some(e) = seen {
+                        stats.record(at_ms - e.at_ms);
+                    }
+                } else {
+                    instance
+                        .completed_early
+                        .insert((r, event_id.clone()), at_ms);
+                }
+                match &c.outcome {
+                    CompletionOutcome::DeadLettered { .. } => stats.dead_lettered += 1,
+                    _ => stats.handled += 1,
+                }
             }
             match &c.outcome {
                 CompletionOutcome::JoinWaiting => {
@@ -660,6 +780,19 @@ impl Watch {
             if let Some(gone) = self.instances.remove(&old) {
                 let (state, _) = gone.state(&self.flow, &self.options, at_ms);
                 *self.forgotten.entry(state).or_default() += 1;
+                let flow = &self.flow;
+                for v in gone.all_violations(flow, at_ms, self.options.grace) {
+                    *self
+                        .forgotten_violations
+                        .entry(flow.name_of(&v.event_type).to_owned())
+                        .or_default() += 1;
+                }
+                for d in &gone.dead_letters {
+                    *self
+                        .forgotten_dead_letters
+                        .entry(flow.name_of(&d.event_type).to_owned())
+                        .or_default() += 1;
+                }
             }
         }
     }
@@ -684,6 +817,7 @@ impl Watch {
                     .by
                     .and_then(|r| flow.reactions.get(r))
                     .map(|r| r.participant.clone()),
+                reaction: e.by,
                 latency_ms: e
                     .cause
                     .as_ref()
@@ -728,18 +862,81 @@ impl Watch {
 
     /// The counts as of `now_ms`.
     pub fn summary(&self, now_ms: i64) -> Summary {
+        let flow = &self.flow;
         let mut instances: BTreeMap<&'static str, u64> =
             InstanceState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        let mut waiting = vec![0u64; flow.reactions.len()];
+        let mut stuck = vec![0u64; flow.reactions.len()];
+        let mut violations = self.forgotten_violations.clone();
+        let mut dead_letters = self.forgotten_dead_letters.clone();
         for i in self.instances.values() {
-            let (state, _) = i.state(&self.flow, &self.options, now_ms);
+            let (state, _) = i.state(flow, &self.options, now_ms);
             *instances.entry(state.as_str()).or_default() += 1;
+            for v in i.all_violations(flow, now_ms, self.options.grace) {
+                *violations
+                    .entry(flow.name_of(&v.event_type).to_owned())
+                    .or_default() += 1;
+            }
+            for d in &i.dead_letters {
+                *dead_letters
+                    .entry(flow.name_of(&d.event_type).to_owned())
+                    .or_default() += 1;
+            }
+            if i.settled() {
+                continue;
+            }
+            let mut waits_for: Vec<ReactionIndex> = Vec::new();
+            for (r, _) in &i.pending {
+                if let Some(n) = waiting.get_mut(*r) {
+                    *n += 1;
+                }
+                waits_for.push(*r);
+            }
+            for (r, arrived) in &i.join_arrived {
+                if !arrived.is_empty() {
+                    if let Some(n) = waiting.get_mut(*r) {
+                        *n += 1;
+                    }
+                    waits_for.push(*r);
+                }
+            }
+            if state == InstanceState::Stuck {
+                waits_for.sort_unstable();
+                waits_for.dedup();
+                for r in waits_for {
+                    if let Some(n) = stuck.get_mut(r) {
+                        *n += 1;
+                    }
+                }
+            }
         }
         for (state, n) in &self.forgotten {
             *instances.entry(state.as_str()).or_default() += n;
         }
+        let reactions = flow
+            .reactions
+            .iter()
+            .zip(&self.stats)
+            .enumerate()
+            .map(|(index, (info, c))| ReactionStats {
+                participant: info.participant.clone(),
+                reaction: info.name.clone(),
+                index,
+                trigger: info.trigger(flow),
+                handled: c.handled,
+                waiting: waiting.get(index).copied().unwrap_or(0),
+                dead_lettered: c.dead_lettered,
+                stuck: stuck.get(index).copied().unwrap_or(0),
+                p50_ms: c.percentile(0.5),
+                p99_ms: c.percentile(0.99),
+            })
+            .collect();
         Summary {
             instances,
             events: self.events.clone(),
+            reactions,
+            violations,
+            dead_letters,
         }
     }
 }

@@ -604,3 +604,52 @@ fn events_seen_out_of_order_settle_once_their_causes_are_seen() {
     replay(&mut w, "k", &UP_TO_PAYMENT[..1], 20);
     assert_eq!(view(&w, "k", 21).state, InstanceState::Running);
 }
+
+#[test]
+fn reactions_count_what_they_handled_and_what_waits_for_them() {
+    let mut w = ecommerce();
+    // Two orders up to PaymentApproved, one of them to the end; events
+    // one millisecond apart, so every handling took a millisecond or two.
+    up_to_payment(&mut w, "o1", 0);
+    rest(&mut w, "o1", 100);
+    up_to_payment(&mut w, "o2", 200);
+    // A notice delivered twice counts once.
+    handled(
+        &mut w,
+        "o2",
+        "Orders",
+        "on_place_order",
+        ("c", "PlaceOrder"),
+        &[("p", "OrderPlaced")],
+        300,
+    );
+    let s = w.summary(400);
+    let by = |participant: &str, trigger: &str| {
+        s.reactions
+            .iter()
+            .find(|r| r.participant == participant && r.trigger == trigger)
+            .unwrap_or_else(|| panic!("no {participant} on {trigger}: {:#?}", s.reactions))
+            .clone()
+    };
+    let orders = by("Orders", "PlaceOrder");
+    assert_eq!((orders.handled, orders.waiting), (2, 0), "{orders:#?}");
+    // The notice came a millisecond after the command was published.
+    assert_eq!(orders.p50_ms, Some(1.0), "{orders:#?}");
+    let seller = by("Seller", "PaymentApproved");
+    assert_eq!((seller.handled, seller.waiting), (1, 1), "{seller:#?}");
+    // A join counts each arrival it stored as handled.
+    let pay = by("Payment", "OrderPlaced & StockReserved");
+    assert_eq!(pay.handled, 4, "{pay:#?}");
+    assert_eq!(pay.index, w.flow().reaction("Payment", PAY).unwrap());
+    // Nothing stuck yet; 31 s later, o2 is stuck waiting for Seller.
+    assert_eq!(seller.stuck, 0);
+    let later = w.summary(200 + 31 * SECOND);
+    let seller = later
+        .reactions
+        .iter()
+        .find(|r| r.participant == "Seller")
+        .unwrap();
+    assert_eq!(seller.stuck, 1, "{later:#?}");
+    assert_eq!(later.instances["stuck"], 1);
+    assert!(later.violations.is_empty() && later.dead_letters.is_empty());
+}

@@ -25,6 +25,11 @@
 
 choreo_runtime::choreo!(file = "drone-delivery.choreo", http = true);
 
+/// The spec's file name, for messages.
+pub const SPEC_NAME: &str = "drone-delivery.choreo";
+/// The spec the services are generated from, for the monitor.
+pub const SPEC: &str = include_str!("../drone-delivery.choreo");
+
 pub mod books;
 pub mod delivery;
 pub mod driver;

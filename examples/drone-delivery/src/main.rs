@@ -13,6 +13,7 @@ use choreo_runtime::service::Stores;
 use clap::Parser;
 use drone_delivery::driver::DriveOptions;
 use drone_delivery::system::{Node, Settings, PARTICIPANTS};
+use example_support::monitor::Beside;
 use example_support::{shutdown_signal, Deployment, INGRESS};
 use serde_json::json;
 use std::io::Write;
@@ -133,6 +134,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     if service != Some(INGRESS) {
         println!("books: {books_shown}");
     }
+    // The monitor goes beside the ingress, and starts first: it reads from
+    // the oldest message the broker holds, so it misses nothing.
+    let monitor = match (service, d.monitor) {
+        (None | Some(INGRESS), Some(addr)) => Some(
+            Beside::start(
+                drone_delivery::SPEC_NAME,
+                drone_delivery::SPEC,
+                broker.clone(),
+                &d.prefix,
+                addr,
+            )
+            .await
+            .map_err(|e| setup(&e))?,
+        ),
+        _ => None,
+    };
     let mut options = d.service_options();
     if let Some(secs) = cli.claim_lease {
         options.claim_lease = Duration::from_secs(secs);
@@ -161,9 +178,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     if let Some(url) = node.base_url() {
         ready["url"] = json!(url);
     }
+    if let Some(m) = &monitor {
+        ready["monitor"] = json!(m.url());
+    }
     let mut result = Ok(());
     match cli.deliveries {
         Some(n) => {
+            if let Some(m) = &monitor {
+                println!("monitor on {}", m.url());
+            }
             let concurrency = cli
                 .concurrency
                 .map_or(settings.drones.saturating_mul(2), |c| {
@@ -188,6 +211,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 Err(e) => result = Err(setup(&e)),
             }
             node.stop().await;
+            // What the monitor shows of the run stays up until stopped.
+            if let Some(m) = &monitor {
+                eprintln!("the monitor goes on serving {}; Ctrl-C stops it", m.url());
+                shutdown_signal().await;
+            }
         }
         None => {
             print_line(&ready);
@@ -205,6 +233,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if !state.is_null() {
                 print_line(&json!({ "service": name, "state": state }));
             }
+        }
+    }
+    if let Some(m) = monitor {
+        if let Err(e) = m.stop().await {
+            eprintln!("warning: stopping the monitor: {e}");
         }
     }
     if let Err(e) = broker.close(Duration::from_secs(5)).await {

@@ -59,6 +59,7 @@ fn deployment(broker: &str) -> Deployment {
         listen: "127.0.0.1:0".parse().unwrap(),
         store: None,
         db: None,
+        monitor: None,
     }
 }
 

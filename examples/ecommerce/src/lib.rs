@@ -10,6 +10,11 @@
 
 include!(concat!(env!("OUT_DIR"), "/ecommerce.rs"));
 
+/// The spec's file name, for messages.
+pub const SPEC_NAME: &str = "ecommerce.choreo";
+/// The spec the services are generated from, for the monitor.
+pub const SPEC: &str = include_str!("../ecommerce.choreo");
+
 pub mod data;
 pub mod participants;
 pub mod run;

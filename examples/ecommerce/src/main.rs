@@ -128,6 +128,10 @@ async fn drive(cli: &Cli, system: &System, n: usize, check: bool) -> Result<bool
     if let Some(books) = &system.books {
         println!("books: {books}");
     }
+    if let Some(url) = system.monitor_url() {
+        println!("monitor on {url}");
+        flush();
+    }
     let (summary, records) = system
         .drive(n, cli.concurrency.into(), Duration::from_secs(cli.timeout))
         .await?;
@@ -183,8 +187,11 @@ fn headline(n: usize, c: &Catalogue, broker: &str, duplicates: bool) -> String {
 fn serve_until_stopped(system: &System) {
     if let Some(url) = system.base_url() {
         println!("HTTP ingress on {url}: POST /orders, GET /orders/{{id}}; Ctrl-C stops it");
-        flush();
     }
+    if let Some(url) = system.monitor_url() {
+        println!("monitor on {url}: the page, /api/summary, /api/instances, /metrics");
+    }
+    flush();
 }
 
 fn write_report(cli: &Cli, records: &[ecommerce::OrderRecord]) -> Result<(), Error> {

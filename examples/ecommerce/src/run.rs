@@ -12,6 +12,7 @@ use choreo_runtime::service::{ServiceError, ServiceHandle, ServiceStats};
 use choreo_runtime::{BrokerError, SharedBroker};
 use example_support::books::BooksError;
 use example_support::client::ClientError;
+use example_support::monitor::Beside;
 use example_support::settle::describe_progress;
 use example_support::{serve, Deployment, DeploymentError, HttpClient, Server, Settler, Summary};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -105,6 +106,7 @@ pub struct System {
     pub books: Option<String>,
     handles: Vec<ServiceHandle>,
     gateway: Option<Gateway>,
+    monitor: Option<Beside>,
 }
 
 struct Gateway {
@@ -155,6 +157,21 @@ impl System {
             Role::Participant(_) | Role::Ingress => None,
         };
         let shop = Shop::open(catalogue.clone(), books.as_ref(), only).await?;
+        // The monitor goes beside the ingress, and starts first: it reads
+        // from the oldest message the broker holds, so it misses nothing.
+        let monitor = match (role, deployment.monitor) {
+            (Role::Everything | Role::Ingress, Some(addr)) => Some(
+                Beside::start(
+                    crate::SPEC_NAME,
+                    crate::SPEC,
+                    broker.clone(),
+                    &deployment.prefix,
+                    addr,
+                )
+                .await?,
+            ),
+            _ => None,
+        };
         let options = deployment.service_options();
         // Participants first: their groups must exist before the first
         // command is published.
@@ -197,7 +214,14 @@ impl System {
             books,
             handles,
             gateway,
+            monitor,
         })
+    }
+
+    /// The monitor's page (`http://ADDR/`), if this process serves it
+    /// (`--monitor`).
+    pub fn monitor_url(&self) -> Option<String> {
+        self.monitor.as_ref().map(Beside::url)
     }
 
     /// The ingress's URL (`http://127.0.0.1:PORT`), if this process runs it.
@@ -257,6 +281,9 @@ impl System {
     /// Stops what runs here: the ingress, then the participants (each
     /// finishes what it took), then the broker.
     pub async fn stop(self) -> Result<Vec<ServiceStats>, Error> {
+        if let Some(m) = self.monitor {
+            m.stop().await?;
+        }
         if let Some(g) = self.gateway {
             g.server.shutdown().await?;
             if let Ok(tracker) = Arc::try_unwrap(g.tracker) {

@@ -39,6 +39,7 @@ fn deployment(broker: &str, duplicates: bool) -> Deployment {
         listen: "127.0.0.1:0".parse().unwrap(),
         store: None,
         db: None,
+        monitor: None,
     }
 }
 

@@ -51,6 +51,11 @@ pub struct Deployment {
     /// lost with the process]
     #[arg(long, value_name = "URL")]
     pub db: Option<String>,
+    /// Serve choreo-monitor's page, API and metrics on ADDR, beside the
+    /// ingress (in the process that runs it): every instance of the run
+    /// against the spec, live.
+    #[arg(long, value_name = "ADDR")]
+    pub monitor: Option<SocketAddr>,
 }
 
 /// A deployment that cannot start.

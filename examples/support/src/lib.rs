@@ -9,6 +9,7 @@
 pub mod books;
 pub mod client;
 pub mod deployment;
+pub mod monitor;
 pub mod server;
 pub mod settle;
 pub mod testing;

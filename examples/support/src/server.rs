@@ -57,27 +57,6 @@ impl Server {
     }
 }
 
-/// Resolves on Ctrl-C or, on Unix, SIGTERM: how a service run by hand or by
-/// a process supervisor is told to stop.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-}
+/// Completes on Ctrl-C or SIGTERM (the monitor's, so that one signal
+/// stops both the same way).
+pub use choreo_monitor::http::shutdown_signal;

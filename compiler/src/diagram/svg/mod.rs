@@ -113,7 +113,11 @@ pub(super) fn render(graph: &Graph) -> String {
             EdgeKind::Compensates => "compensates",
             EdgeKind::Peer => "peer",
         };
-        svg.edge(class, &points);
+        // The ends by node id, so that a page showing the diagram can tell
+        // which nodes an edge joins (the monitor highlights an instance's
+        // path); ids are `[A-Za-z0-9_]`, escaped all the same.
+        let id = |i: usize| graph.nodes.get(i).map_or("", |n| n.id.as_str());
+        svg.edge(class, &points, id(edge.from), id(edge.to));
     }
     svg.raw("</g>\n<g class=\"nodes\">\n");
     for (node, &(cx, cy)) in graph.nodes.iter().zip(&laid.centers) {
@@ -273,7 +277,7 @@ impl Svg {
     }
 
     /// A smooth path through the points, leaving and entering vertically.
-    fn edge(&mut self, class: &str, points: &[Point]) {
+    fn edge(&mut self, class: &str, points: &[Point], from: &str, to: &str) {
         let Some(&(x0, y0)) = points.first() else {
             return;
         };
@@ -307,7 +311,9 @@ impl Svg {
         };
         let _ = writeln!(
             self.out,
-            "<path class=\"{class}\" d=\"{d}\" stroke=\"{colour}\" stroke-width=\"1.4\"{extra} marker-end=\"url(#{marker})\"/>"
+            "<path class=\"{class}\" data-from=\"{}\" data-to=\"{}\" d=\"{d}\" stroke=\"{colour}\" stroke-width=\"1.4\"{extra} marker-end=\"url(#{marker})\"/>",
+            xml(from),
+            xml(to)
         );
     }
 
