@@ -8,41 +8,22 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use choreo_compiler::{check, CheckedSpec, SourceFile};
 use choreo_monitor::http::{serve, Site};
 use choreo_monitor::{Flow, Monitor, MonitorOptions, WatchOptions};
 use choreo_runtime::broker::{SharedBroker, StartPosition};
-use choreo_runtime::progress::{Completion, CompletionOutcome, EmittedEvent, ProgressNotice};
 use choreo_runtime::service::Topics;
-use choreo_runtime::{Envelope, MemoryBroker};
+use choreo_runtime::MemoryBroker;
 use serde_json::Value;
 
-const SPEC: &str = r#"
-choreography Shop {
-    key order_id: uuid
-    command PlaceOrder { }
-    event OrderPlaced { }
-    @terminal event Completed { }
-    participant Orders {
-        on PlaceOrder -> OrderPlaced
-        on OrderPlaced -> Completed
-    }
-}
-"#;
+mod common;
+
+use common::{spec, Publisher};
 
 struct Served {
     base: String,
-    broker: SharedBroker,
-    flow: Flow,
+    shop: Publisher,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-fn spec() -> CheckedSpec {
-    check(&SourceFile::new("shop.choreo", SPEC))
-        .into_checked()
-        .unwrap()
-        .0
 }
 
 async fn served() -> Served {
@@ -70,80 +51,19 @@ async fn served() -> Served {
     }));
     Served {
         base,
-        broker,
-        flow,
+        shop: Publisher {
+            broker,
+            flow,
+            topics: Topics::new(""),
+        },
         stop,
         server,
     }
 }
 
 impl Served {
-    fn wire(&self, name: &str) -> String {
-        self.flow
-            .messages
-            .values()
-            .find(|m| m.name == name)
-            .unwrap()
-            .wire
-            .clone()
-    }
-
-    async fn event(&self, key: &str, name: &str, id: &str, cause: Option<&str>) {
-        let ty = self.wire(name);
-        let mut b = Envelope::builder(ty.clone(), key.to_owned()).id(id.to_owned());
-        if let Some(c) = cause {
-            b = b.causation_id(c.to_owned());
-        }
-        self.broker.publish(&ty, b.build()).await.unwrap();
-    }
-
-    async fn handled(&self, key: &str, trigger: (&str, &str), emitted: (&str, &str)) {
-        let ty = self.wire(trigger.1);
-        let reaction = self
-            .flow
-            .reactions
-            .iter()
-            .find(|r| r.triggers.contains(&ty))
-            .unwrap()
-            .name
-            .clone();
-        let notice = ProgressNotice {
-            choreography: "Shop".into(),
-            participant: "Orders".into(),
-            completions: vec![Completion {
-                reaction: reaction.into(),
-                instance: key.to_owned().into(),
-                event_id: trigger.0.to_owned().into(),
-                event_type: ty.into(),
-                outcome: CompletionOutcome::Handled,
-                emitted: [EmittedEvent {
-                    id: emitted.0.to_owned().into(),
-                    ty: self.wire(emitted.1).into(),
-                }]
-                .into_iter()
-                .collect(),
-            }],
-        };
-        let env = Envelope::of("Shop".to_owned(), notice).build();
-        self.broker
-            .publish(&Topics::new("").progress("Shop"), env)
-            .await
-            .unwrap();
-    }
-
-    /// One order to `Completed` (`done`) or stopped after `OrderPlaced`.
     async fn order(&self, key: &str, done: bool) {
-        let id = |s: &str| format!("{key}-{s}");
-        self.event(key, "PlaceOrder", &id("c"), None).await;
-        self.handled(key, (&id("c"), "PlaceOrder"), (&id("p"), "OrderPlaced"))
-            .await;
-        self.event(key, "OrderPlaced", &id("p"), Some(&id("c")))
-            .await;
-        if done {
-            self.handled(key, (&id("p"), "OrderPlaced"), (&id("d"), "Completed"))
-                .await;
-            self.event(key, "Completed", &id("d"), Some(&id("p"))).await;
-        }
+        self.shop.order(key, done).await;
     }
 
     async fn get(&self, path: &str) -> (u16, String, String) {
