@@ -157,7 +157,11 @@ impl Monitor {
                     let behind = u64::try_from(behind).unwrap_or(0);
                     lag.last_us = behind;
                     lag.latest_ms = lag.latest_ms.max(env.time().as_millisecond());
-                    lag.all.saturating_record(behind);
+                    // `record` grows the histogram to fit (a lag of hours,
+                    // on a rebuild); `saturating_record` would not, and
+                    // would clamp silently. It fails only when the
+                    // histogram cannot grow, which leaves it as it was.
+                    let _ = lag.all.record(behind);
                     (d, Settlement::Ack)
                 })
                 .collect()

@@ -252,7 +252,10 @@ impl ReactionCounters {
         let us = u64::try_from(latency_ms.max(0))
             .unwrap_or(0)
             .saturating_mul(1000);
-        self.latency.saturating_record(us);
+        // `record` grows the histogram to fit; `saturating_record` would
+        // clamp anything beyond its first range (2 ms) without a word. It
+        // fails only when the histogram cannot grow, leaving it as it was.
+        let _ = self.latency.record(us);
     }
 
     fn percentile(&self, q: f64) -> Option<f64> {
@@ -850,14 +853,23 @@ impl Watch {
         limit: usize,
         now_ms: i64,
     ) -> Vec<InstanceView> {
-        let mut found: Vec<(i64, InstanceView)> = self
+        // The state of every instance, but a view (timeline and all) only
+        // of those listed: the live feed asks for three lists twice a
+        // second while the watch is locked.
+        let mut found: Vec<(i64, &String, &Instance)> = self
             .instances
             .iter()
-            .map(|(k, i)| (i.last_progress_ms, self.view(k, i, now_ms)))
-            .filter(|(_, v)| state.is_none_or(|s| v.state == s))
+            .filter(|(_, i)| {
+                state.is_none_or(|s| i.state(&self.flow, &self.options, now_ms).0 == s)
+            })
+            .map(|(k, i)| (i.last_progress_ms, k, i))
             .collect();
-        found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.key.cmp(&b.1.key)));
-        found.into_iter().take(limit).map(|(_, v)| v).collect()
+        found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        found
+            .into_iter()
+            .take(limit)
+            .map(|(_, k, i)| self.view(k, i, now_ms))
+            .collect()
     }
 
     /// The counts as of `now_ms`.

@@ -653,3 +653,24 @@ fn reactions_count_what_they_handled_and_what_waits_for_them() {
     assert_eq!(later.instances["stuck"], 1);
     assert!(later.violations.is_empty() && later.dead_letters.is_empty());
 }
+
+#[test]
+fn a_slow_handling_is_measured_as_slow() {
+    // Seconds, not the first range of the histogram: it must grow to fit.
+    let mut w = ecommerce();
+    seen(&mut w, &event("o", "PlaceOrder", "c", None), 0);
+    handled(
+        &mut w,
+        "o",
+        "Orders",
+        "on_place_order",
+        ("c", "PlaceOrder"),
+        &[("p", "OrderPlaced")],
+        5 * SECOND,
+    );
+    let s = w.summary(6 * SECOND);
+    let orders = &s.reactions[0];
+    assert_eq!(orders.trigger, "PlaceOrder");
+    let p50 = orders.p50_ms.unwrap();
+    assert!((p50 - 5000.0).abs() < 5.0, "{orders:#?}");
+}
