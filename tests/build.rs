@@ -7,6 +7,8 @@ fn main() -> Result<(), choreo_compiler::build::BuildError> {
     for spec in [
         "../examples/ecommerce/ecommerce.choreo",
         "../examples/drone-delivery/drone-delivery.choreo",
+        // A key the client gives: the ingress's other way to key a route.
+        "specs/tickets.choreo",
     ] {
         choreo_compiler::build::Builder::new()
             .http(true)

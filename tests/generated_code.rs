@@ -388,12 +388,24 @@ mod http {
         uri: &str,
         body: &str,
     ) -> (StatusCode, serde_json::Value) {
-        let request = Request::builder()
+        call_with(router, method, uri, &[], body).await
+    }
+
+    async fn call_with(
+        router: &choreo_runtime::http::axum::Router,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut request = Request::builder()
             .method(method)
             .uri(uri)
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Body::from(body.to_string())).unwrap();
         let response = router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = choreo_runtime::http::axum::body::to_bytes(response.into_body(), 1 << 20)
@@ -493,6 +505,209 @@ mod http {
             StatusCode::BAD_REQUEST,
             "RescheduleDelivery needs its fields"
         );
+    }
+
+    async fn ecommerce_ingress(
+        options: choreo_runtime::http::IngressOptions,
+    ) -> (
+        choreo_runtime::http::axum::Router,
+        Box<dyn choreo_runtime::Subscription>,
+    ) {
+        let broker = choreo_runtime::connect("memory://").await.unwrap();
+        let tracker = Arc::new(
+            InstanceTracker::start(ecommerce::topology(), broker.clone(), Default::default())
+                .await
+                .unwrap(),
+        );
+        let router = ecommerce::http::router_with(
+            ecommerce::Commands::new(broker.clone()),
+            tracker,
+            options,
+        );
+        let mut subscribe =
+            choreo_runtime::SubscribeOptions::new("probe", vec![PlaceOrder::TYPE.to_string()]);
+        subscribe.start = choreo_runtime::StartPosition::Earliest;
+        (router, broker.subscribe(subscribe).await.unwrap())
+    }
+
+    const ORDER: &str = r#"{"user_id": 1, "product_id": 7, "quantity": 2, "ship_to": {"street": "1 Rue", "city": "Lyon", "zip": "69001"}}"#;
+
+    /// The commands that reached the broker within a moment.
+    async fn sent(probe: &mut Box<dyn choreo_runtime::Subscription>) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        while let Ok(Ok(Some(batch))) =
+            tokio::time::timeout(Duration::from_millis(300), probe.next_batch(16)).await
+        {
+            for d in &batch {
+                let e = d.envelope();
+                out.push((e.correlation_id().to_string(), e.id().to_string()));
+            }
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retry_with_the_same_idempotency_key_is_the_same_command_and_another_body_is_422() {
+        let (router, mut probe) = ecommerce_ingress(Default::default()).await;
+        let key = [("Idempotency-Key", "order-2026-0001")];
+        let (status, first) = call_with(&router, "POST", "/orders", &key, ORDER).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+        let (status, again) = call_with(&router, "POST", "/orders", &key, ORDER).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+        // The same answer: the same instance key and event id.
+        assert_eq!(first, again);
+        let instance = first["key"].as_str().unwrap();
+        assert_eq!(instance.parse::<Uuid>().unwrap().get_version_num(), 8);
+
+        // The same key with another body: refused, nothing sent.
+        let other = ORDER.replace("\"quantity\": 2", "\"quantity\": 3");
+        let (status, body) = call_with(&router, "POST", "/orders", &key, &other).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("order-2026-0001"),
+            "{body}"
+        );
+        // Without a key, two posts are two orders.
+        let (_, plain1) = call(&router, "POST", "/orders", ORDER).await;
+        let (_, plain2) = call(&router, "POST", "/orders", ORDER).await;
+        assert_ne!(plain1["key"], plain2["key"]);
+
+        // The retry was sent again under the same id (the broker and the
+        // services' inboxes take it once); the refused body not at all.
+        let sent = sent(&mut probe).await;
+        let same = (
+            instance.to_string(),
+            first["event_id"].as_str().unwrap().to_string(),
+        );
+        assert_eq!(sent.len(), 4, "{sent:?}");
+        assert_eq!(sent[0], same);
+        assert_eq!(sent[1], same);
+        assert_ne!(sent[2].1, sent[3].1);
+
+        // A key that cannot be one.
+        let long = "k".repeat(256);
+        let (status, body) = call_with(
+            &router,
+            "POST",
+            "/orders",
+            &[("Idempotency-Key", &long)],
+            ORDER,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_body_over_the_limit_is_413_with_the_limit_and_nothing_is_sent() {
+        let options = choreo_runtime::http::IngressOptions {
+            body_limit: 256,
+            ..Default::default()
+        };
+        let (router, mut probe) = ecommerce_ingress(options).await;
+        let padded = format!("{}{}", ORDER, " ".repeat(300));
+        let (status, body) = call(&router, "POST", "/orders", &padded).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        assert_eq!(
+            body["error"],
+            "the request body is larger than the limit of 256 bytes"
+        );
+        let (status, body) = call(&router, "POST", "/orders", ORDER).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(sent(&mut probe).await.len(), 1);
+        // The default limit is the documented one.
+        assert_eq!(
+            choreo_runtime::http::IngressOptions::default().body_limit,
+            64 * 1024
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bearer_layer_lets_only_the_token_through() {
+        let (router, mut probe) = ecommerce_ingress(Default::default()).await;
+        let router = router.layer(choreo_runtime::http::bearer("s3cret-token"));
+        for headers in [
+            &[][..],
+            &[("Authorization", "Bearer wrong-token")][..],
+            &[("Authorization", "Bearer s3cret-tokeN")][..],
+            &[("Authorization", "Bearer ")][..],
+            &[("Authorization", "s3cret-token")][..],
+            &[("Authorization", "Basic s3cret-token")][..],
+        ] {
+            let (status, body) = call_with(&router, "POST", "/orders", headers, ORDER).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{headers:?}: {body}");
+            assert!(!body.to_string().contains("s3cret"), "{body}");
+            let (status, _) = call_with(
+                &router,
+                "GET",
+                &format!("/orders/{}", Uuid::new_v4()),
+                headers,
+                "",
+            )
+            .await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        assert!(sent(&mut probe).await.is_empty());
+        let good = [("Authorization", "Bearer s3cret-token")];
+        let (status, body) = call_with(&router, "POST", "/orders", &good, ORDER).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(sent(&mut probe).await.len(), 1);
+        // An empty token lets nothing through.
+        let (router, _probe) = ecommerce_ingress(Default::default()).await;
+        let router = router.layer(choreo_runtime::http::bearer(""));
+        let (status, _) = call_with(
+            &router,
+            "POST",
+            "/orders",
+            &[("Authorization", "Bearer ")],
+            ORDER,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_that_is_not_a_uuid_is_the_clients_in_the_path_or_the_key_header() {
+        use choreo_tests::generated::tickets;
+        let broker = choreo_runtime::connect("memory://").await.unwrap();
+        let tracker = Arc::new(
+            InstanceTracker::start(tickets::topology(), broker.clone(), Default::default())
+                .await
+                .unwrap(),
+        );
+        let router = tickets::http::router(tickets::Commands::new(broker), tracker);
+        let open = r#"{"title": "printer"}"#;
+        // No key: 400, naming the key and the header.
+        let (status, body) = call(&router, "POST", "/tickets", open).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.contains("`ticket`") && error.contains("choreo-key"),
+            "{error}"
+        );
+        // A key that is not a `u64`: 400.
+        let (status, body) =
+            call_with(&router, "POST", "/tickets", &[("Choreo-Key", "-1")], open).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        // In the header.
+        let (status, body) =
+            call_with(&router, "POST", "/tickets", &[("Choreo-Key", "4242")], open).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["key"], "4242");
+        assert_eq!(body["state"], "/tickets/4242");
+        // In the path.
+        let (status, body) = call(&router, "PUT", "/tickets/4242", "").await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["key"], "4242");
+        // With an Idempotency-Key, the key is still the client's, and the
+        // event id is derived from both.
+        let idem = [("Choreo-Key", "7"), ("Idempotency-Key", "open-7")];
+        let (_, first) = call_with(&router, "POST", "/tickets", &idem, open).await;
+        let (_, again) = call_with(&router, "POST", "/tickets", &idem, open).await;
+        assert_eq!(first["key"], "7");
+        assert_eq!(first, again);
+        let moved = [("Choreo-Key", "8"), ("Idempotency-Key", "open-7")];
+        let (status, _) = call_with(&router, "POST", "/tickets", &moved, open).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 }
 

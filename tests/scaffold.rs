@@ -1,5 +1,6 @@
 //! `choreoc new`: the scaffold of the ecommerce example builds and runs end
-//! to end on the in-memory broker, and scaffolding again keeps user code.
+//! to end on the in-memory broker, and on brokers and stores that require
+//! credentials without showing them; scaffolding again keeps user code.
 
 // Tests fail by panicking; unwrapping is how they say what went wrong.
 #![allow(clippy::unwrap_used)]
@@ -7,7 +8,12 @@
 use choreo_compiler::codegen::CrateSource;
 use choreo_compiler::output::{self, WriteError};
 use choreo_compiler::{check, scaffold, SourceFile};
-use choreo_tests::build_crates::{cargo, copy_lock, repo, scratch};
+use choreo_tests::build_crates::{cargo, copy_lock, repo, scratch, shared_target};
+use example_support::secured::{
+    assert_no_secret, run_checked, start_until, unreachable_urls, SecuredServers,
+};
+use example_support::testing::{broker_available, unique_prefix, ServiceProcess, POSTGRES_URL};
+use std::time::Duration;
 
 fn deps() -> CrateSource {
     CrateSource::checkout(repo()).unwrap()
@@ -114,4 +120,90 @@ fn scaffolding_again_adds_new_participants_and_never_overwrites_user_code() {
         std::fs::read_to_string(dir.join("src/participants/payment.rs")).unwrap(),
         mine
     );
+}
+
+/// The scaffold's services on a Redis server and NATS servers that require
+/// a password or a token, with stores in PostgreSQL under a URL with a
+/// password: every run settles, and neither its output nor `--help` (with
+/// `CHOREO_BROKER` set) shows a secret; wrong passwords and servers that
+/// are not there fail without showing one either.
+#[test]
+fn the_scaffold_on_servers_with_credentials_settles_and_shows_no_secret() {
+    if !broker_available(POSTGRES_URL) {
+        return;
+    }
+    let Some(servers) = SecuredServers::start() else {
+        return;
+    };
+    let dir = scratch("scaffold-secrets");
+    let text = std::fs::read_to_string(repo().join("examples/ecommerce/ecommerce.choreo")).unwrap();
+    output::write(&dir, &files(&text), false).unwrap();
+    copy_lock(&dir);
+    let (ok, out) = cargo(&dir, &["build", "--quiet", "--bins"]);
+    assert!(ok, "cargo build failed:\n{out}");
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let package = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("name = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap();
+    let bin = shared_target().join("debug").join(package);
+    let payment = shared_target().join("debug").join("payment");
+    let prefix = unique_prefix();
+    let (redis, nats_user, nats_token, db) = (
+        servers.redis_url(),
+        servers.nats_user_url(),
+        servers.nats_token_url(),
+        servers.postgres_url(),
+    );
+    for (broker, store) in [
+        (&redis, None),
+        (&nats_user, Some(&db)),
+        (&nats_token, Some(&redis)),
+    ] {
+        let mut args = vec!["--instances", "3", "--broker", broker, "--prefix", &prefix];
+        if let Some(store) = store {
+            args.extend(["--store", store]);
+        }
+        let done = run_checked("scaffold", &bin, &args, Duration::from_secs(60));
+        assert!(done.success, "{args:?}: {done:?}");
+        assert!(done.stdout.contains("settled 3/3"), "{args:?}: {done:?}");
+        assert!(done.stdout.contains("***@127.0.0.1"), "{}", done.stdout);
+    }
+    // One participant alone, until stopped.
+    let (p, _) = start_until(
+        "payment",
+        &payment,
+        &["--broker", &nats_user, "--store", &db, "--prefix", &prefix],
+        "is running on",
+        Duration::from_secs(30),
+    );
+    let done = p.stop(Duration::from_secs(20)).unwrap();
+    assert_no_secret("the payment service's output", &format!("{done:?}"));
+    // The broker from the environment, and `--help` with it set.
+    for args in [&["--instances", "1"][..], &["--help"][..]] {
+        let p = ServiceProcess::spawn_with_env(
+            "scaffold",
+            &bin,
+            args,
+            &[("CHOREO_BROKER", &nats_token), ("CHOREO_STORE", &db)],
+        )
+        .unwrap();
+        let done = p.wait(Duration::from_secs(60)).unwrap();
+        assert!(done.success, "{args:?}: {done:?}");
+        assert_no_secret("the scaffold's output", &format!("{done:?}"));
+    }
+    // Wrong passwords and tokens, servers not there.
+    let unreachable = unreachable_urls().unwrap();
+    for url in servers.wrong_urls().iter().chain(&unreachable) {
+        let option = if url.starts_with("postgres") {
+            "--store"
+        } else {
+            "--broker"
+        };
+        let args = ["--instances", "1", option, url.as_str()];
+        let done = run_checked("scaffold", &bin, &args, Duration::from_secs(30));
+        assert!(!done.success, "{args:?}: {done:?}");
+        assert!(done.stderr.contains("error: "), "{args:?}: {done:?}");
+    }
 }

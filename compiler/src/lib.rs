@@ -24,6 +24,7 @@ pub mod codegen;
 pub mod diagnostic;
 pub mod diagram;
 pub mod explain;
+pub mod export;
 mod lists;
 pub mod macro_support;
 pub mod model;

@@ -37,6 +37,34 @@ fn generated_code_snapshots() {
     }
 }
 
+/// The HTTP ingress (`choreoc generate --http`): of keyed and unkeyed
+/// routes with a `uuid` key (drone delivery), and of a `u64` key that the
+/// client must give (in the path or the key header).
+#[test]
+fn generated_http_ingress_snapshots() {
+    for (name, path) in [
+        (
+            "drone_delivery_http",
+            "examples/drone-delivery/drone-delivery.choreo",
+        ),
+        (
+            "numeric_key_http",
+            "tests/cases/valid/E0103_near_http_paths.choreo",
+        ),
+    ] {
+        let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+        let text = std::fs::read_to_string(&full).unwrap();
+        let (spec, _) = check(&SourceFile::new(path, text)).into_checked().unwrap();
+        let source = codegen::source_with(&spec, codegen::Options { http: true });
+        syn::parse_file(&source).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // The ingress alone: the rest is in the snapshots above.
+        let ingress = &source[source.find("pub mod http").unwrap()..];
+        insta::with_settings!({ snapshot_path => "snapshots/codegen", prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!(name, ingress);
+        });
+    }
+}
+
 #[test]
 fn generated_code_parses_as_rust() {
     for path in [

@@ -12,8 +12,8 @@ use choreo_compiler::render::{render_text, ColorMode};
 use choreo_compiler::{check, CheckedSpec, SourceFile};
 use choreo_monitor::{Flow, Monitor, MonitorOptions, WatchOptions};
 use choreo_runtime::broker::{connect, StartPosition};
+use choreo_runtime::secret::{redact, scrub};
 use choreo_runtime::service::Topics;
-use choreo_runtime::store::describe;
 use clap::Parser;
 
 /// Follows a running choreography and shows every instance against its
@@ -71,14 +71,14 @@ async fn run(cli: Cli) -> Result<(), String> {
         return Err(format!(
             "`{}` is not a shared broker: the monitor watches a deployment on nats:// or redis://; \
              the memory broker lives inside one process (the examples' `--monitor` serves it there)",
-            describe(&cli.broker)
+            redact(&cli.broker)
         ));
     }
     let broker = connect(&cli.broker).await.map_err(|e| {
         format!(
             "cannot reach the broker {}: {}",
-            describe(&cli.broker),
-            reason(&e.to_string(), &cli.broker)
+            redact(&cli.broker),
+            scrub(&e.to_string(), &cli.broker)
         )
     })?;
     let since = jiff::Timestamp::now()
@@ -105,7 +105,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     println!(
         "choreo-monitor: watching `{}` on {} (prefix `{}`), serving http://{addr}/",
         spec.name.text,
-        describe(&cli.broker),
+        redact(&cli.broker),
         cli.prefix
     );
     let site = choreo_monitor::http::Site::new(monitor.clone(), &spec);
@@ -114,12 +114,6 @@ async fn run(cli: Cli) -> Result<(), String> {
         .map_err(|e| format!("serving failed: {e}"))?;
     monitor.shutdown().await;
     Ok(())
-}
-
-/// An adapter's error may quote the URL it was given, password and all:
-/// it is shown with the URL's secrets taken out.
-fn reason(message: &str, url: &str) -> String {
-    message.replace(url, &describe(url))
 }
 
 fn load(path: &std::path::Path) -> Result<CheckedSpec, String> {

@@ -19,6 +19,14 @@ use choreo_runtime::broker::{connect, StartPosition};
 use choreo_runtime::service::Topics;
 use common::{spec, Publisher};
 
+/// Whether something answers at `hostport`; when nothing does, the test
+/// skips (or fails, with `CHOREO_REQUIRE_BROKERS=1`). The one skip of this
+/// crate's tests: `example_support::testing::skip`, which the other crates
+/// share, is out of reach (example-support depends on this crate).
+///
+/// The line goes to the process's standard error itself, not through
+/// `eprintln!`: the test harness captures what the print macros write and
+/// shows it only for a test that fails, and a skipped test passes.
 fn available(hostport: &str) -> bool {
     let up = hostport
         .to_socket_addrs()
@@ -31,7 +39,16 @@ fn available(hostport: &str) -> bool {
             !required,
             "nothing answers at {hostport}, and CHOREO_REQUIRE_BROKERS=1 requires it"
         );
-        eprintln!("skipping: nothing answers at {hostport} (set CHOREO_REQUIRE_BROKERS=1 to fail instead)");
+        // libtest runs each test on a thread named after it.
+        let test = std::thread::current()
+            .name()
+            .filter(|n| *n != "main")
+            .map_or_else(|| "a test".to_owned(), str::to_owned);
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED {test}: nothing answers at {hostport} (set CHOREO_REQUIRE_BROKERS=1 to fail instead)"
+        );
     }
     up
 }

@@ -10,6 +10,7 @@
 //! - [`store`]: deduplication (inbox) and per-instance state (joins, bounds).
 //! - [`service`]: participants' reactions run against a broker; [`service::Client`].
 //! - [`progress`]: how far each instance has got.
+//! - [`secret`]: URLs as they may be shown, without passwords or tokens.
 //! - `conformance` (feature `conformance`): the suite every adapter passes.
 //!
 //! ```
@@ -63,6 +64,7 @@ pub mod envelope;
 pub mod http;
 pub mod payload;
 pub mod progress;
+pub mod secret;
 pub mod service;
 pub mod store;
 pub mod testing;

@@ -1,6 +1,7 @@
 //! The NATS JetStream adapter against a real server: the conformance suite
 //! on the shared server (127.0.0.1:4222), a restart of a server of the
-//! test's own in the middle of a stream of publishes, a durable consumer
+//! test's own in the middle of a stream of publishes (once, and twice
+//! under publishers that retry, with the broker's health), a durable consumer
 //! that was offline, a message that is not an envelope, a bad URL.
 //!
 //! Without a reachable server (or the `nats-server` binary) these tests
@@ -24,13 +25,17 @@ async fn nats_restart_mid_stream_loses_no_confirmed_publish() {
     let Some(mut server) = nats::own_server() else {
         return;
     };
-    let url = format!("nats://127.0.0.1:{}", server.port);
-    let options = NatsOptions {
-        request_timeout: Duration::from_secs(2),
-        ..nats::options()
+    let broker = own_broker(&server).await;
+    brokers::restart_mid_stream(&mut server, broker, "restart.events").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_two_restarts_lose_no_publish_retried_until_confirmed() {
+    let Some(mut server) = nats::own_server() else {
+        return;
     };
-    let broker = NatsBroker::connect_with(&url, options).await.unwrap();
-    brokers::restart_mid_stream(&mut server, broker.into_shared(), "restart.events").await;
+    let broker = own_broker(&server).await;
+    brokers::restarts_with_retrying_publishers(&mut server, broker, "restart.events").await;
 }
 
 #[tokio::test]
@@ -137,4 +142,18 @@ async fn nats_observer_leaves_no_consumer_behind() {
 #[tokio::test]
 async fn nats_unreachable_server_is_a_clear_error() {
     brokers::unreachable_url_is_a_clear_error("nats").await;
+}
+
+/// A broker on the test's own server, quick to notice it is gone (2 s
+/// timeouts).
+async fn own_broker(server: &brokers::OwnServer) -> choreo_runtime::SharedBroker {
+    let url = format!("nats://127.0.0.1:{}", server.port);
+    let options = NatsOptions {
+        request_timeout: Duration::from_secs(2),
+        ..nats::options()
+    };
+    NatsBroker::connect_with(&url, options)
+        .await
+        .unwrap()
+        .into_shared()
 }

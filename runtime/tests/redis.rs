@@ -1,6 +1,7 @@
 //! The Redis Streams adapter against a real server: the conformance suite
 //! on the shared server (127.0.0.1:6379), a restart of a server of the
-//! test's own in the middle of a stream of publishes, a durable consumer
+//! test's own in the middle of a stream of publishes (once, and twice
+//! under publishers that retry, with the broker's health), a durable consumer
 //! that was offline, a message that is not an envelope, a bad URL.
 //!
 //! Without a reachable server (or the `redis-server` binary) these tests
@@ -32,13 +33,17 @@ async fn redis_restart_mid_stream_loses_no_confirmed_publish() {
     let Some(mut server) = redis::own_server() else {
         return;
     };
-    let url = format!("redis://127.0.0.1:{}", server.port);
-    let options = RedisOptions {
-        response_timeout: Duration::from_secs(2),
-        ..redis::options()
+    let broker = own_broker(&server).await;
+    brokers::restart_mid_stream(&mut server, broker, "restart.events").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_two_restarts_lose_no_publish_retried_until_confirmed() {
+    let Some(mut server) = redis::own_server() else {
+        return;
     };
-    let broker = RedisBroker::connect_with(&url, options).await.unwrap();
-    brokers::restart_mid_stream(&mut server, broker.into_shared(), "restart.events").await;
+    let broker = own_broker(&server).await;
+    brokers::restarts_with_retrying_publishers(&mut server, broker, "restart.events").await;
 }
 
 #[tokio::test]
@@ -139,4 +144,18 @@ async fn redis_observer_leaves_nothing_on_the_server() {
 #[tokio::test]
 async fn redis_unreachable_server_is_a_clear_error() {
     brokers::unreachable_url_is_a_clear_error("redis").await;
+}
+
+/// A broker on the test's own server, quick to notice it is gone (2 s
+/// timeouts).
+async fn own_broker(server: &brokers::OwnServer) -> choreo_runtime::SharedBroker {
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    let options = RedisOptions {
+        response_timeout: Duration::from_secs(2),
+        ..redis::options()
+    };
+    RedisBroker::connect_with(&url, options)
+        .await
+        .unwrap()
+        .into_shared()
 }

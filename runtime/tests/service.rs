@@ -640,11 +640,28 @@ async fn closing_the_broker_drains_through_running_services() {
 }
 
 /// A memory broker whose first `failures` batch publishes fail with
-/// `error`.
+/// `error` (with `only`, the batches to a topic that holds it; with
+/// `singles`, single publishes instead, each counted in `tries`).
 struct FailingBatches {
     inner: MemoryBroker,
     failures: std::sync::atomic::AtomicU32,
     error: choreo_runtime::BrokerError,
+    only: Option<&'static str>,
+    singles: bool,
+    tries: std::sync::atomic::AtomicU32,
+}
+
+impl FailingBatches {
+    /// Whether this call fails (one failure used up if so).
+    fn fails(&self, chosen: bool) -> bool {
+        use std::sync::atomic::Ordering;
+        let left = self.failures.load(Ordering::SeqCst);
+        if left > 0 && chosen {
+            self.failures.store(left - 1, Ordering::SeqCst);
+            return true;
+        }
+        false
+    }
 }
 
 #[async_trait::async_trait]
@@ -660,16 +677,23 @@ impl Broker for FailingBatches {
         topic: &str,
         envelope: Envelope,
     ) -> Result<(), choreo_runtime::BrokerError> {
+        if self.singles {
+            self.tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.fails(true) {
+                return Err(self.error.clone());
+            }
+        }
         self.inner.publish(topic, envelope).await
     }
     async fn publish_batch(
         &self,
         messages: Vec<(choreo_runtime::SharedStr, Envelope)>,
     ) -> Result<(), choreo_runtime::BrokerError> {
-        use std::sync::atomic::Ordering;
-        let left = self.failures.load(Ordering::SeqCst);
-        if left > 0 {
-            self.failures.store(left - 1, Ordering::SeqCst);
+        let chosen = !self.singles
+            && self
+                .only
+                .is_none_or(|o| messages.iter().any(|(t, _)| t.contains(o)));
+        if self.fails(chosen) {
             return Err(self.error.clone());
         }
         self.inner.publish_batch(messages).await
@@ -704,6 +728,9 @@ async fn charge_with_failing_publishes(
         inner: MemoryBroker::new(),
         failures: failures.into(),
         error,
+        only: None,
+        singles: false,
+        tries: 0.into(),
     });
     let attempts: Arc<Mutex<Vec<u32>>> = Arc::default();
     let service = start(&broker, flaky_payment(attempts.clone(), 0, None)).await;
@@ -746,6 +773,112 @@ async fn emissions_are_kept_through_a_broker_outage_and_the_handler_runs_once() 
         "{stats:?}"
     );
     assert!(!stats.broker_down);
+}
+
+/// A broker whose first `failures` single publishes fail with `error`.
+fn failing_publishes(failures: u32, error: choreo_runtime::BrokerError) -> Arc<FailingBatches> {
+    Arc::new(FailingBatches {
+        inner: MemoryBroker::new(),
+        failures: failures.into(),
+        error,
+        only: None,
+        singles: true,
+        tries: 0.into(),
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_command_is_sent_again_through_a_broker_outage_under_its_own_id() {
+    // Found by a chaos campaign: a command whose publish failed in a
+    // broker restart was answered 503 at once; the driver, as any client,
+    // placed it again under a new key, and where the first had been
+    // stored after all, one delivery became two.
+    use std::sync::atomic::Ordering;
+    let down = choreo_runtime::BrokerError::Unavailable("connection reset".into());
+    let broker = failing_publishes(4, down);
+    let shared: SharedBroker = broker.clone();
+    let mut charges = reader(&shared, "probe", Charge::TYPE).await;
+    let id = client(&shared)
+        .send("order-1", Charge { cents: 7 })
+        .await
+        .unwrap();
+    let got = next(&mut charges).await;
+    assert_eq!(got.id(), &id, "one envelope, sent again as it was");
+    assert_eq!(broker.tries.load(Ordering::SeqCst), 5);
+
+    // A refusal no waiting mends comes back at once; an outage past the
+    // client's patience comes back once that is over.
+    let refused = choreo_runtime::BrokerError::Other("message too large".into());
+    let broker = failing_publishes(1, refused);
+    let shared: SharedBroker = broker.clone();
+    assert!(client(&shared)
+        .send("o", Charge { cents: 1 })
+        .await
+        .is_err());
+    assert_eq!(broker.tries.load(Ordering::SeqCst), 1);
+    let down = choreo_runtime::BrokerError::Unavailable("connection refused".into());
+    let broker = failing_publishes(u32::MAX, down);
+    let shared: SharedBroker = broker.clone();
+    let started = tokio::time::Instant::now();
+    let patient = client(&shared).with_patience(Duration::from_secs(3));
+    assert!(patient.send("o", Charge { cents: 1 }).await.is_err());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited <= Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
+/// Sends one charge to a payment service whose first `failures` progress
+/// notices are refused with `error`: the notice of the charge reaches the
+/// progress topic all the same (a tracker sees the reaction complete),
+/// and the handler ran once.
+async fn notice_through_failing_publishes(failures: u32, error: choreo_runtime::BrokerError) {
+    let broker: SharedBroker = Arc::new(FailingBatches {
+        inner: MemoryBroker::new(),
+        failures: failures.into(),
+        error,
+        only: Some("choreo-progress"),
+        singles: false,
+        tries: 0.into(),
+    });
+    let attempts: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let service = start(&broker, flaky_payment(attempts.clone(), 0, None)).await;
+    let topic = choreo_runtime::service::Topics::default().progress("Shop");
+    let mut notices = reader(&broker, "probe", &topic).await;
+    let id = client(&broker)
+        .send("order-1", Charge { cents: 7 })
+        .await
+        .unwrap();
+    let notice = next(&mut notices)
+        .await
+        .decode::<choreo_runtime::progress::ProgressNotice>()
+        .unwrap();
+    assert!(
+        notice.completions.iter().any(|c| c.event_id == id),
+        "{notice:?}"
+    );
+    service.shutdown().await.unwrap();
+    assert_eq!(
+        attempts.lock().unwrap().clone(),
+        [1],
+        "the handler ran once"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_progress_notice_is_kept_through_a_broker_outage() {
+    // Found by a chaos campaign: during a broker restart the notice was
+    // given up on while the delivery was acked, and the order, ended,
+    // never settled for its tracker.
+    let down = choreo_runtime::BrokerError::Unavailable("connection reset".into());
+    notice_through_failing_publishes(5, down).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_progress_notice_brings_its_delivery_back_to_report_it() {
+    let refused = choreo_runtime::BrokerError::Other("message too large".into());
+    notice_through_failing_publishes(1, refused).await;
 }
 
 /// Memory stores that fail every call while `down` is set, as a server's

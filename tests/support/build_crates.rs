@@ -51,3 +51,19 @@ pub fn cargo(dir: &Path, args: &[&str]) -> (bool, String) {
         Err(e) => (false, format!("cannot run cargo: {e}")),
     }
 }
+
+/// The specs every generated crate is built from: the valid cases, the
+/// examples and the keywords spec, sorted.
+pub fn corpus_specs() -> Vec<PathBuf> {
+    let root = repo();
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(root.join("tests/cases/valid"))
+        .expect("tests/cases/valid is readable")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "choreo"))
+        .collect();
+    specs.push(root.join("examples/ecommerce/ecommerce.choreo"));
+    specs.push(root.join("examples/drone-delivery/drone-delivery.choreo"));
+    specs.push(root.join("tests/specs/keywords.choreo"));
+    specs.sort();
+    specs
+}

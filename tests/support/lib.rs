@@ -8,4 +8,5 @@ pub mod generated {
     include!(concat!(env!("OUT_DIR"), "/ecommerce.rs"));
     include!(concat!(env!("OUT_DIR"), "/drone_delivery.rs"));
     include!(concat!(env!("OUT_DIR"), "/self_.rs"));
+    include!(concat!(env!("OUT_DIR"), "/tickets.rs"));
 }

@@ -5,6 +5,10 @@
 //! Each `@http(METHOD "/path")` command gets its route. Every collection
 //! also gets `GET …/{key}`: the path itself when it names the key, else the
 //! path followed by `/{key}` (`POST /orders` → `GET /orders/{order_id}`).
+//!
+//! A route's instance key comes from its path, else from the
+//! `Choreo-Key` header; only a `uuid` key is generated when neither gives
+//! it. docs/codegen.md says what each answer means.
 
 use super::names::{id, Namespace};
 use super::Names;
@@ -23,7 +27,7 @@ pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
     let mut routes: BTreeMap<String, Vec<TokenStream>> = BTreeMap::new();
     let mut with_state: BTreeSet<String> = BTreeSet::new();
     let mut fns = Namespace::default();
-    for fixed in ["router", "state", "Ingress"] {
+    for fixed in ["router", "router_with", "state", "Ingress"] {
         fns.take(fixed);
     }
     // Paths where a command itself answers GET keep it; the state route
@@ -35,10 +39,9 @@ pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
         .filter(|r| r.method == HttpMethod::Get)
         .map(|r| r.path.clone())
         .collect();
-    for (mid, m) in spec.message_ids().map(|i| (i, spec.message(i))) {
+    for m in spec.message_ids().map(|i| spec.message(i)) {
         let Some(route) = &m.http else { continue };
         let ty = id(&m.name.text);
-        let send = super::command_method_ident(spec, mid);
         let handler = Ident::new(
             &fns.fresh(&super::names::snake(&m.name.text)),
             Span::call_site(),
@@ -56,39 +59,73 @@ pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
             quote!(::std::format!("{}{}{}", #head, #key, #tail))
         };
         let loc = location(quote!(key));
-        let key_from = if keyed {
+        let route_text = format!("{} {}", route.method.as_str(), route.path);
+        let parse = |raw: TokenStream| {
             quote! {
-                let key: super::#key_ty = match ::choreo_runtime::http::parse_key(&raw_key, #key_name) {
+                match ::choreo_runtime::http::parse_key(#raw, #key_name) {
                     ::std::result::Result::Ok(key) => key,
                     ::std::result::Result::Err(response) => return response,
+                }
+            }
+        };
+        // The key: from the path when it names it; else from the key
+        // header, which only a `uuid` key may go without (a generated key
+        // of any other type could collide with another instance's).
+        let key_from = if keyed {
+            let from_path = parse(quote!(&raw_key));
+            quote!(let key: super::#key_ty = #from_path;)
+        } else if spec.key().ty == Scalar::Uuid {
+            let from_header = parse(quote!(raw));
+            quote! {
+                let key: super::#key_ty = match request.key_header() {
+                    ::std::option::Option::Some(raw) => #from_header,
+                    ::std::option::Option::None => request.new_uuid_key(),
                 };
             }
         } else {
-            new_key(spec.key().ty, key_ty)
+            let from_header = parse(quote!(raw));
+            quote! {
+                let raw = match request.required_key(#route_text, #key_name) {
+                    ::std::result::Result::Ok(raw) => raw,
+                    ::std::result::Result::Err(response) => return response,
+                };
+                let key: super::#key_ty = #from_header;
+            }
         };
         let path_arg = keyed.then(
             || quote!(axum::extract::Path(raw_key): axum::extract::Path<::std::string::String>,),
         );
-        let doc = format!(
-            " `{} {}`: sends `{}`.",
-            route.method.as_str(),
-            route.path,
-            m.name.text
-        );
+        let doc = format!(" `{route_text}`: sends `{}`.", m.name.text);
         handlers.push(quote! {
             #[doc = #doc]
             async fn #handler(
                 axum::extract::State(ingress): axum::extract::State<Ingress>,
                 #path_arg
-                body: axum::body::Bytes,
+                headers: axum::http::HeaderMap,
+                body: ::std::result::Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
             ) -> axum::response::Response {
+                let body = match ::choreo_runtime::http::read_body(body, ingress.state.options().body_limit) {
+                    ::std::result::Result::Ok(body) => body,
+                    ::std::result::Result::Err(response) => return response,
+                };
                 let message: super::#ty = match ::choreo_runtime::http::decode_body(&body) {
                     ::std::result::Result::Ok(message) => message,
                     ::std::result::Result::Err(response) => return response,
                 };
+                let request = match ::choreo_runtime::http::CommandRequest::read(
+                    &headers,
+                    <super::#ty as ::choreo_runtime::Message>::TYPE,
+                ) {
+                    ::std::result::Result::Ok(request) => request,
+                    ::std::result::Result::Err(response) => return response,
+                };
                 #key_from
                 let key_text = ::std::string::ToString::to_string(&key);
-                match ingress.commands.#send(&key, message).await {
+                let id = match ingress.state.event_id(&request, &key_text, &body) {
+                    ::std::result::Result::Ok(id) => id,
+                    ::std::result::Result::Err(response) => return response,
+                };
+                match ingress.commands.client().send_with_id(key_text.clone(), message, id).await {
                     ::std::result::Result::Ok(id) => ::choreo_runtime::http::accepted(&key_text, &id, &#loc),
                     ::std::result::Result::Err(e) => ::choreo_runtime::http::unavailable(e),
                 }
@@ -132,19 +169,36 @@ pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
             #[derive(::std::clone::Clone)]
             pub struct Ingress {
                 commands: super::#commands_ty,
-                tracker: ::std::sync::Arc<::choreo_runtime::progress::InstanceTracker>,
+                state: ::choreo_runtime::http::IngressState,
             }
 
-            /// The routes: one per `@http` command, and `GET` of each
-            /// instance's state. A body that does not decode is answered
-            /// `400` and nothing is sent.
+            /// The routes, with the default options
+            /// (`choreo_runtime::http::IngressOptions::default()`): see
+            /// [`router_with`].
             pub fn router(
                 commands: super::#commands_ty,
                 tracker: ::std::sync::Arc<::choreo_runtime::progress::InstanceTracker>,
             ) -> axum::Router {
+                router_with(commands, tracker, ::choreo_runtime::http::IngressOptions::default())
+            }
+
+            /// The routes: one per `@http` command, and `GET` of each
+            /// instance's state. A body over `options.body_limit` is
+            /// answered `413`, one that does not decode `400`, and nothing
+            /// is sent. Authentication is a tower layer added to the
+            /// router, such as `choreo_runtime::http::bearer(token)`.
+            pub fn router_with(
+                commands: super::#commands_ty,
+                tracker: ::std::sync::Arc<::choreo_runtime::progress::InstanceTracker>,
+                options: ::choreo_runtime::http::IngressOptions,
+            ) -> axum::Router {
                 axum::Router::new()
                     #(#route_calls)*
-                    .with_state(Ingress { commands, tracker })
+                    .layer(axum::extract::DefaultBodyLimit::max(options.body_limit))
+                    .with_state(Ingress {
+                        commands,
+                        state: ::choreo_runtime::http::IngressState::new(tracker, options),
+                    })
             }
 
             /// `GET`: how far the instance has got.
@@ -152,7 +206,7 @@ pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
                 axum::extract::State(ingress): axum::extract::State<Ingress>,
                 axum::extract::Path(key): axum::extract::Path<::std::string::String>,
             ) -> axum::response::Response {
-                ::choreo_runtime::http::state(&ingress.tracker, &key)
+                ::choreo_runtime::http::state(&ingress.state.tracker, &key)
             }
 
             #(#handlers)*
@@ -163,26 +217,4 @@ pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
 /// axum 0.8 writes path parameters as `{name}`, like specs.
 fn axum_path(path: &str) -> String {
     path.to_string()
-}
-
-fn new_key(ty: Scalar, key_ty: &Ident) -> TokenStream {
-    let make = match ty {
-        Scalar::Uuid => quote!(::choreo_runtime::types::Uuid::new_v4()),
-        Scalar::String => quote!(::std::string::ToString::to_string(
-            &::choreo_runtime::types::Uuid::new_v4()
-        )),
-        Scalar::U64 => quote!(::choreo_runtime::http::new_numeric_key()),
-        Scalar::U32 => {
-            quote!((::choreo_runtime::http::new_numeric_key() % u64::from(u32::MAX)) as u32)
-        }
-        Scalar::I64 => {
-            quote!((::choreo_runtime::http::new_numeric_key() % (i64::MAX as u64)) as i64)
-        }
-        Scalar::I32 => {
-            quote!((::choreo_runtime::http::new_numeric_key() % (i32::MAX as u64)) as i32)
-        }
-        // Not a key type (E0102); unreachable for a checked spec.
-        _ => quote!(::std::default::Default::default()),
-    };
-    quote!(let key: super::#key_ty = #make;)
 }

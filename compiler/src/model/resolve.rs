@@ -736,7 +736,7 @@ impl Builder {
         let mut seen: HashMap<(HttpMethod, &str), (&str, Span)> = HashMap::default();
         for m in &self.spec.messages {
             let Some(route) = &m.http else { continue };
-            let path = route.path.trim_end_matches('/');
+            let path = route.path.as_str();
             if let Some((other, first)) = seen.get(&(route.method, path)) {
                 found.push(
                     Diagnostic::new(
@@ -925,8 +925,9 @@ enum Role {
     Compensates,
 }
 
-/// Checks an `@http` path: it starts with `/` and its only placeholder is
-/// the key in braces.
+/// Checks an `@http` path: it starts with `/`, and each of its segments is
+/// either literal text or the key's own placeholder (at most once), so
+/// that the router takes every path `check` passes.
 pub(super) fn check_http_path(path: &str, span: Span, key: Option<&str>) -> Option<Diagnostic> {
     let bad = |message: String, help: &str| {
         Some(
@@ -935,38 +936,79 @@ pub(super) fn check_http_path(path: &str, span: Span, key: Option<&str>) -> Opti
                 .with_help(help.to_string()),
         )
     };
-    if !path.starts_with('/') {
+    let Some(rest) = path.strip_prefix('/') else {
         return bad(
             format!("the path `{path}` does not start with `/`"),
             "write an absolute path such as `\"/orders\"`",
         );
-    }
-    let mut rest = path;
-    while let Some(open) = rest.find(['{', '}']) {
-        if rest[open..].starts_with('}') {
+    };
+    let placeholder = key.map(|k| format!("{{{k}}}"));
+    let mut named_key = false;
+    // `/` alone is the root; anything longer has no empty segment.
+    let segments = rest.split('/').filter(|_| !rest.is_empty());
+    for segment in segments {
+        if segment.is_empty() {
             return bad(
-                format!("unbalanced `}}` in the path `{path}`"),
-                "placeholders are written `{key}`",
+                format!("the path `{path}` has an empty segment"),
+                "write no `//` and no `/` at the end, as in `\"/orders/{key}\"`",
             );
         }
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('}') else {
+        if placeholder.as_deref() == Some(segment) {
+            if named_key {
+                return bad(
+                    format!("the path `{path}` names the key twice"),
+                    "name the key once",
+                );
+            }
+            named_key = true;
+            continue;
+        }
+        if let Some(open) = segment.find(['{', '}']) {
+            let message = match segment[open..].strip_prefix('{') {
+                None => format!("unbalanced `}}` in the path `{path}`"),
+                Some(after) => match after.find('}') {
+                    None => format!("unclosed `{{` in the path `{path}`"),
+                    Some(close) if key.is_some_and(|k| k != &after[..close]) => format!(
+                        "the path `{path}` names `{{{}}}`, which is not the key",
+                        &after[..close]
+                    ),
+                    Some(_) => format!(
+                        "the segment `{segment}` of the path `{path}` is more than the key's placeholder"
+                    ),
+                },
+            };
+            let help = match key {
+                Some(k) => format!(
+                    "the only placeholder allowed is the key, `{{{k}}}`, as a whole segment"
+                ),
+                None => "placeholders are written `{key}`".to_string(),
+            };
+            return bad(message, &help);
+        }
+        if let Some(sigil) = segment.chars().next().filter(|c| matches!(c, ':' | '*')) {
             return bad(
-                format!("unclosed `{{` in the path `{path}`"),
-                "placeholders are written `{key}`",
-            );
-        };
-        let name = &after[..close];
-        if key.is_some_and(|k| k != name) {
-            return bad(
-                format!("the path `{path}` names `{{{name}}}`, which is not the key"),
+                format!("the segment `{segment}` of the path `{path}` starts with `{sigil}`"),
                 &format!(
-                    "the only placeholder allowed is the key, `{{{}}}`",
-                    key.unwrap_or_default()
+                    "placeholders are written `{{{}}}`; other segments are literal text",
+                    key.unwrap_or("key")
                 ),
             );
         }
-        rest = &after[close + 1..];
+        if segment == "." || segment == ".." {
+            return bad(
+                format!("the path `{path}` has a `{segment}` segment"),
+                "clients resolve `.` and `..` away; write the path without them",
+            );
+        }
+        if let Some(c) = segment
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "-._~!$&'()+,;=@".contains(*c)))
+        {
+            return bad(
+                format!("the path `{path}` holds {c:?}, which a URL path cannot hold as it is"),
+                "literal segments are letters, digits and `-._~!$&'()+,;=@`",
+            );
+        }
     }
     None
 }

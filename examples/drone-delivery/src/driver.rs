@@ -323,13 +323,24 @@ struct Sent {
 
 /// Requests the deliveries of `options` from the ingress at `base_url`,
 /// follows them on `tracker` until each has settled with every command
-/// sent to it seen, and sums up.
+/// sent to it seen, and sums up. A command answered `503` (not sent: the
+/// broker is away) is sent again, after a back-off, until the run's
+/// timeout; the summary counts those tries ([`Summary::retried`]).
 pub async fn drive(
     base_url: &str,
     tracker: Arc<InstanceTracker>,
     options: &DriveOptions,
 ) -> Result<Report, DriveError> {
-    let client = HttpClient::new(base_url);
+    drive_with(HttpClient::new(base_url), tracker, options).await
+}
+
+/// [`drive`] through `client` (with its token, if the ingress needs one).
+pub async fn drive_with(
+    client: HttpClient,
+    tracker: Arc<InstanceTracker>,
+    options: &DriveOptions,
+) -> Result<Report, DriveError> {
+    let base_url = client.base().to_string();
     // Probe: a bad id is answered 400 by a live ingress.
     if client
         .raw(
@@ -340,9 +351,12 @@ pub async fn drive(
         .await
         .is_err()
     {
-        return Err(DriveError::Unreachable(base_url.to_string()));
+        return Err(DriveError::Unreachable(base_url));
     }
     let deadline = Instant::now() + options.timeout;
+    // A command answered `503` (not sent: the broker is away) is sent
+    // again until the run's deadline.
+    let client = client.retry_until(deadline);
     let settler = Settler::start(&tracker, options.deliveries as u64, "deliveries");
     let slots = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -423,6 +437,7 @@ pub async fn drive(
     // Dead letters as the tracker has them now: a command refused late
     // may have come after the settler first saw its instance settle.
     summary.dead_letters = deliveries.iter().map(|d| d.dead_letters.len()).sum();
+    summary.retried = client.retried();
     // What the first deliveries that did not settle wait for.
     let notes = deliveries
         .iter()

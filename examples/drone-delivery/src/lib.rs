@@ -21,7 +21,8 @@
 //!   rescheduled and some cancelled at random moments, and sums up;
 //! - [`books`]: the services' books in PostgreSQL (`--db`), kept with
 //!   each decision in one transaction, so that a killed process loses
-//!   none of them and a redelivered event gets the answer it got.
+//!   none of them and a redelivered event gets the answer it got;
+//! - [`cli`]: the `drone-delivery` program ([`cli::main_with`]).
 
 choreo_runtime::choreo!(file = "drone-delivery.choreo", http = true);
 
@@ -31,12 +32,14 @@ pub const SPEC_NAME: &str = "drone-delivery.choreo";
 pub const SPEC: &str = include_str!("../drone-delivery.choreo");
 
 pub mod books;
+pub mod cli;
 pub mod delivery;
 pub mod driver;
 pub mod fleet;
 pub mod flight;
 pub mod packages;
 pub mod system;
+pub mod verify;
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -13,10 +13,10 @@ use crate::lock;
 use crate::packages::{PackageReport, Packages, WEIGHT_LIMIT_KG};
 use choreo_runtime::progress::{InstanceTracker, TrackerOptions};
 use choreo_runtime::service::{
-    HandlerError, ServiceError, ServiceHandle, ServiceOptions, Stores, Topics,
+    HandlerError, ServiceError, ServiceHandle, ServiceOptions, StatsReader, Stores, Topics,
 };
 use choreo_runtime::SharedBroker;
-use example_support::{serve, Server, INGRESS};
+use example_support::{serve, HttpClient, Server, INGRESS};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -487,6 +487,26 @@ pub enum StartError {
     Books(#[from] BooksError),
 }
 
+/// Where the ingress listens, and the bearer token it takes (`--token`).
+#[derive(Clone)]
+pub struct Ingress {
+    /// The address (port 0: any free port).
+    pub listen: SocketAddr,
+    /// `Authorization: Bearer <token>` required of every request (none:
+    /// no check).
+    pub token: Option<String>,
+}
+
+// Never shows the token.
+impl std::fmt::Debug for Ingress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingress")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
 /// What one process of a deployment runs: some participants (all of them
 /// in one process), and the HTTP ingress with its instance tracker when it
 /// is the ingress (or everything).
@@ -498,6 +518,8 @@ pub struct Node {
     tracker: Option<Arc<InstanceTracker>>,
     server: Option<Server>,
     broker: SharedBroker,
+    // `--token`: the ingress lets only it in, and the driver sends it.
+    token: Option<String>,
 }
 
 impl Node {
@@ -517,19 +539,23 @@ impl Node {
             topics,
             ..ServiceOptions::default()
         };
-        Node::start_with_books(settings, service, broker, stores, options, listen, None).await
+        let ingress = Ingress {
+            listen,
+            token: None,
+        };
+        Node::start_with_books(settings, service, broker, stores, options, ingress, None).await
     }
 
     /// [`Node::start`] with the services' `options` (their topics those
-    /// of the deployment), the participants' books in PostgreSQL (`Some`)
-    /// or in memory.
+    /// of the deployment), the ingress's address and token, the
+    /// participants' books in PostgreSQL (`Some`) or in memory.
     pub async fn start_with_books(
         settings: &Settings,
         service: Option<&str>,
         broker: SharedBroker,
         stores: Stores,
         options: ServiceOptions,
-        listen: SocketAddr,
+        ingress: Ingress,
         books: Option<Books>,
     ) -> Result<Node, StartError> {
         let books = match books {
@@ -554,7 +580,11 @@ impl Node {
                 .await?,
             );
             let commands = dd::Commands::with_topics(broker.clone(), topics);
-            let server = serve(dd::http::router(commands, tracker.clone()), listen).await?;
+            let mut router = dd::http::router(commands, tracker.clone());
+            if let Some(token) = &ingress.token {
+                router = router.layer(choreo_runtime::http::bearer(token.clone()));
+            }
+            let server = serve(router, ingress.listen).await?;
             (Some(tracker), Some(server))
         } else {
             (None, None)
@@ -566,6 +596,7 @@ impl Node {
             tracker,
             server,
             broker,
+            token: ingress.token,
         })
     }
 
@@ -584,6 +615,15 @@ impl Node {
         &self.broker
     }
 
+    /// Readers of the counts of the services running here (none for the
+    /// ingress alone), which read the final counts once they stopped.
+    pub fn stats_readers(&self) -> Vec<StatsReader> {
+        self.handles
+            .iter()
+            .map(ServiceHandle::stats_reader)
+            .collect()
+    }
+
     /// Drives deliveries through this node's ingress; when every
     /// participant runs here, the report notes the fleet's, the flights'
     /// and the packages' state at the end.
@@ -593,7 +633,8 @@ impl Node {
                 "(no ingress in this process)".into(),
             ));
         };
-        let mut report = driver::drive(&url, tracker, options).await?;
+        let client = HttpClient::new(url).with_token(self.token.as_deref());
+        let mut report = driver::drive_with(client, tracker, options).await?;
         if self.service.is_none() {
             let p = &self.participants;
             let books = |e: BooksError| DriveError::Books(e.to_string());

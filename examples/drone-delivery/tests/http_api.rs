@@ -202,3 +202,60 @@ async fn the_ingress_sends_good_commands_refuses_bad_ones_and_shows_state() {
     assert_eq!(flights.turned_back, 1, "{flights:?}");
     node.stop().await;
 }
+
+/// With a token the ingress answers `401` to a request without it or with
+/// another, and the driver, which sends it, settles its run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_only_its_bearer_gets_in() {
+    use choreo_runtime::service::{ServiceOptions, Stores, Topics};
+    use drone_delivery::system::{Ingress, Node};
+    let settings = Settings {
+        drones: 3,
+        flight_time: Duration::from_millis(40),
+        ..Settings::default()
+    };
+    let token = "dd-token-4b1f";
+    let node = Node::start_with_books(
+        &settings,
+        None,
+        Arc::new(MemoryBroker::new()),
+        Stores::memory(),
+        ServiceOptions {
+            topics: Topics::new(example_support::testing::unique_prefix()),
+            ..ServiceOptions::default()
+        },
+        Ingress {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            token: Some(token.into()),
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let base = node.base_url().unwrap();
+    let body = serde_json::to_string(&request(1.0)).unwrap();
+    for client in [
+        HttpClient::new(&base),
+        HttpClient::new(&base).with_token(Some("another")),
+    ] {
+        let (status, text) = client
+            .raw(Method::POST, "/deliveries", body.clone())
+            .await
+            .unwrap();
+        assert_eq!(status, 401, "{text}");
+        assert!(!text.contains(token), "{text}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(node.tracker().unwrap().instances().is_empty());
+    let client = HttpClient::new(&base).with_token(Some(token));
+    let accepted = client.post("/deliveries", &request(1.0)).await.unwrap();
+    let state = state_when_settled(&client, &accepted.key).await;
+    assert_eq!(state["settled"], true);
+    // The node's own driver sends the token.
+    let report = node
+        .drive(&common::drive_options(6, Duration::from_millis(40), 3))
+        .await
+        .unwrap();
+    assert!(report.summary.complete(), "{report}");
+    node.stop().await;
+}

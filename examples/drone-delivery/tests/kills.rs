@@ -13,20 +13,16 @@
 //! servers (unless `CHOREO_REQUIRE_BROKERS=1`).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{count, failed_split};
 use drone_delivery::books::{Books, DroneBooks};
 use drone_delivery::delivery::Deliveries;
 use drone_delivery::flight::Flights;
-use drone_delivery::system::{
-    fleet_of, flights_of, packages_of, DeliveryReport, FinalState, PARTICIPANTS,
-};
+use drone_delivery::system::{FinalState, PARTICIPANTS};
+use drone_delivery::verify::{check_books, Endings};
 use example_support::testing::{
     broker_available, delete_nats_stream, delete_redis_keys, drop_books, spawn_until_ready,
     unique_prefix, ServiceProcess, NATS_URL, POSTGRES_URL, REDIS_URL,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -240,27 +236,9 @@ fn killed_mid_run(broker: &str, groups: &[&[&str]]) {
     let last = text.lines().last().unwrap();
     assert!(last.starts_with(&format!("settled {N}/{N}: ")), "{last}");
     assert!(killed.values().all(|k| *k >= 2), "{killed:?}");
-    let completed = count(text, "completed");
-    let withdrawn = count(text, "withdrawn");
-    let returned = count(text, "returned");
-    let (rejected, no_drone) = failed_split(text);
     // Nothing dead-lettered but commands that came too late: no event
     // lost to a crash, no decision refused on its redelivery.
-    let refused = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("refused"))
-        .unwrap();
-    let numbers: Vec<usize> = refused
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    assert_eq!(numbers.len(), 3, "{refused}");
-    assert_eq!(numbers[0], numbers[1] + numbers[2], "{refused}");
-    assert_eq!(
-        completed + withdrawn + returned + rejected + no_drone,
-        N,
-        "{text}"
-    );
+    let endings = Endings::parse(text).unwrap();
 
     // Stopped as a supervisor stops them: each prints its books, read
     // back from PostgreSQL.
@@ -277,69 +255,10 @@ fn killed_mid_run(broker: &str, groups: &[&[&str]]) {
             .unwrap()
             .to_string();
         let state: FinalState = serde_json::from_str(&last).unwrap();
-        assert!(state.state.get("error").is_none(), "{name}: {last}");
         states.insert(state.service.clone(), state.state);
     }
-    let fleet = fleet_of(&states["DroneScheduler"]).unwrap();
-    assert_eq!(fleet.drones, DRONES);
-    assert_eq!(fleet.assigned, 0, "drones still held: {:?}", fleet.holding);
-    assert_eq!(fleet.stats.violations, 0, "{fleet:?}");
-    assert!(fleet.stats.max_assigned <= DRONES, "{fleet:?}");
-    assert_eq!(fleet.stats.assignments, fleet.stats.releases);
-    let flights = flights_of(&states["Flight"]).unwrap();
-    // Every flight, and every drone kept on the ground by a cancel that
-    // reached the flight service first, ended a delivery; each had its
-    // drone (the others withdrawn while it was assigned).
-    assert_eq!(
-        (flights.flights + flights.cancelled_on_ground) as usize,
-        completed + returned,
-        "{flights:?}"
-    );
-    assert!(
-        fleet.stats.assignments >= flights.flights + flights.cancelled_on_ground,
-        "{fleet:?}"
-    );
-    assert_eq!((flights.violations, flights.in_air), (0, 0), "{flights:?}");
-    assert!(flights.max_in_air <= DRONES, "{flights:?}");
-    assert_eq!(flights.landed as usize, completed, "{flights:?}");
-    assert_eq!(
-        (flights.turned_back + flights.cancelled_on_ground) as usize,
-        returned,
-        "{flights:?}"
-    );
-    let packages = packages_of(&states["Package"]).unwrap();
-    let deliveries: DeliveryReport = serde_json::from_value(states["Delivery"].clone()).unwrap();
-    assert_eq!(deliveries.open, 0);
-    assert_eq!(deliveries.endings.len(), N);
-    let keys = |names: &[&str]| -> BTreeSet<String> {
-        deliveries
-            .endings
-            .iter()
-            .filter(|(_, e)| names.contains(&e.name()))
-            .map(|(k, _)| k.clone())
-            .collect()
-    };
-    // The books agree with each other, delivery by delivery, and with
-    // the driver's counts.
-    assert_eq!(keys(&["completed"]).len(), completed);
-    assert_eq!(keys(&["returned"]).len(), returned);
-    assert_eq!(keys(&["withdrawn"]).len(), withdrawn);
-    assert_eq!(keys(&["package_rejected"]).len(), rejected);
-    assert_eq!(keys(&["no_drone"]).len(), no_drone);
-    let set = |v: Vec<String>| v.into_iter().collect::<BTreeSet<_>>();
-    let (live, deleted, refused) = (
-        set(packages.live),
-        set(packages.deleted),
-        set(packages.rejected),
-    );
-    assert_eq!(live.len() + deleted.len() + refused.len(), N);
-    assert_eq!(live, keys(&["completed"]));
-    assert_eq!(deleted, keys(&["no_drone", "withdrawn", "returned"]));
-    assert_eq!(refused, keys(&["package_rejected"]));
-    assert_eq!(states["Ingestion"]["requests"], N);
-    let sent = &states["Notifications"]["sent"];
-    assert_eq!(sent["DeliveryCompleted"], completed);
-    assert_eq!(sent["PackageDeleted"], deleted.len());
+    let problems = check_books(N, DRONES, &endings, &states);
+    assert!(problems.is_empty(), "{problems:#?}\n{text}");
 }
 
 /// The participant with a join (`on CreatePackage & PackageCreated`):

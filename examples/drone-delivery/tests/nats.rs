@@ -3,18 +3,13 @@
 //! stopped with SIGTERM and its final state checked against the outcomes.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{count, failed_split};
-
-use drone_delivery::system::{
-    fleet_of, flights_of, packages_of, DeliveryReport, FinalState, PARTICIPANTS,
-};
+use drone_delivery::system::{FinalState, PARTICIPANTS};
+use drone_delivery::verify::{check_books, Endings};
 use example_support::testing::{
     broker_available, delete_nats_stream, spawn_until_ready, unique_prefix, ServiceProcess,
     NATS_URL,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -72,16 +67,11 @@ fn one_process_per_participant_on_nats() {
     let text = driver.stdout.trim_end();
     let last = text.lines().last().unwrap();
     assert!(last.starts_with(&format!("settled {N}/{N}: ")), "{last}");
-    let completed = count(text, "completed");
-    let withdrawn = count(text, "withdrawn");
-    let returned = count(text, "returned");
-    let (rejected, no_drone) = failed_split(text);
-    assert_eq!(
-        completed + withdrawn + returned + rejected + no_drone,
-        N,
+    let endings = Endings::parse(text).unwrap();
+    assert!(
+        endings.completed > N / 2 && endings.rejected > 0 && endings.no_drone > 0,
         "{text}"
     );
-    assert!(completed > N / 2 && rejected > 0 && no_drone > 0, "{text}");
 
     // Stopped as a supervisor stops them: each prints its state.
     let mut states = BTreeMap::new();
@@ -93,44 +83,10 @@ fn one_process_per_participant_on_nats() {
         let state: FinalState = serde_json::from_str(&last).unwrap();
         states.insert(state.service.clone(), state.state);
     }
-    let fleet = fleet_of(&states["DroneScheduler"]).unwrap();
-    assert_eq!(fleet.drones, DRONES);
-    assert_eq!(fleet.assigned, 0, "drones still held: {:?}", fleet.holding);
-    assert_eq!(fleet.stats.violations, 0);
-    assert!(fleet.stats.max_assigned <= DRONES);
-    assert_eq!(fleet.stats.assignments, fleet.stats.releases);
-    let flights = flights_of(&states["Flight"]).unwrap();
-    assert_eq!((flights.violations, flights.in_air), (0, 0));
-    assert_eq!(flights.landed as usize, completed);
-    assert_eq!(
-        (flights.turned_back + flights.cancelled_on_ground) as usize,
-        returned
-    );
-    let packages = packages_of(&states["Package"]).unwrap();
-    let deliveries: DeliveryReport = serde_json::from_value(states["Delivery"].clone()).unwrap();
-    assert_eq!(deliveries.open, 0);
-    assert_eq!(deliveries.endings.len(), N);
-    let keys = |names: &[&str]| -> BTreeSet<String> {
-        deliveries
-            .endings
-            .iter()
-            .filter(|(_, e)| names.contains(&e.name()))
-            .map(|(k, _)| k.clone())
-            .collect()
-    };
     // The services agree with each other, delivery by delivery, and with
     // the driver's counts.
-    assert_eq!(keys(&["completed"]).len(), completed);
-    assert_eq!(keys(&["returned"]).len(), returned);
-    assert_eq!(keys(&["withdrawn"]).len(), withdrawn);
-    let set = |v: Vec<String>| v.into_iter().collect::<BTreeSet<_>>();
-    assert_eq!(set(packages.live), keys(&["completed"]));
-    assert_eq!(
-        set(packages.deleted),
-        keys(&["no_drone", "withdrawn", "returned"])
-    );
-    assert_eq!(set(packages.rejected), keys(&["package_rejected"]));
-    assert_eq!(states["Ingestion"]["requests"], N);
+    let problems = check_books(N, DRONES, &endings, &states);
+    assert!(problems.is_empty(), "{problems:#?}\n{text}");
 
     tokio::runtime::Runtime::new()
         .unwrap()

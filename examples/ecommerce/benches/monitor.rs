@@ -88,13 +88,8 @@ fn data(orders: usize) -> DataOptions {
 fn deployment(broker: &str, prefix: &str) -> Deployment {
     Deployment {
         broker: broker.into(),
-        service: None,
         prefix: prefix.into(),
-        duplicates: false,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        store: None,
-        db: None,
-        monitor: None,
+        ..Deployment::default()
     }
 }
 

@@ -53,13 +53,8 @@ fn data(orders: usize) -> DataOptions {
 fn deployment(broker: &str) -> Deployment {
     Deployment {
         broker: broker.into(),
-        service: None,
         prefix: unique_prefix(),
-        duplicates: false,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        store: None,
-        db: None,
-        monitor: None,
+        ..Deployment::default()
     }
 }
 

@@ -5,8 +5,9 @@
 //! participant, the wiring, and the HTTP ingress) from the spec; this crate
 //! adds the shop: [`data`] derives products, stock, customers and credit
 //! from a seed, [`participants`] holds the six participants' logic,
-//! [`run`] starts them with the ingress and drives orders through it, and
-//! [`verify`](mod@verify) checks the end of a run against the data.
+//! [`run`] starts them with the ingress and drives orders through it,
+//! [`verify`](mod@verify) checks the end of a run against the data, and
+//! [`cli`] is the `ecommerce` program ([`cli::main_with`]).
 
 include!(concat!(env!("OUT_DIR"), "/ecommerce.rs"));
 
@@ -15,6 +16,7 @@ pub const SPEC_NAME: &str = "ecommerce.choreo";
 /// The spec the services are generated from, for the monitor.
 pub const SPEC: &str = include_str!("../ecommerce.choreo");
 
+pub mod cli;
 pub mod data;
 pub mod participants;
 pub mod run;

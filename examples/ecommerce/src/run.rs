@@ -14,7 +14,9 @@ use example_support::books::BooksError;
 use example_support::client::ClientError;
 use example_support::monitor::Beside;
 use example_support::settle::describe_progress;
-use example_support::{serve, Deployment, DeploymentError, HttpClient, Server, Settler, Summary};
+use example_support::{
+    serve, Deployment, DeploymentError, HttpClient, Server, Settler, StatsWriter, Summary,
+};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,10 +55,14 @@ pub fn ingress(
 ) -> axum::Router {
     ecommerce::http::router(commands, tracker)
         .layer(axum::middleware::from_fn_with_state(catalogue, check_order))
+        // Outermost, so that the check reads a body under the same limit.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
 
-/// The body limit of an order (they are a few hundred bytes).
-const MAX_BODY: usize = 64 * 1024;
+/// The body limit of an order (they are a few hundred bytes): the
+/// generated ingress's default, so that the check in front of it answers
+/// a larger body as it would.
+const MAX_BODY: usize = choreo_runtime::http::DEFAULT_BODY_LIMIT;
 
 async fn check_order(
     axum::extract::State(catalogue): axum::extract::State<Arc<Catalogue>>,
@@ -67,15 +73,17 @@ async fn check_order(
     if request.method() != Method::POST || request.uri().path() != "/orders" {
         return next.run(request).await;
     }
+    use axum::extract::FromRequest;
     let (parts, body) = request.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+    let read = axum::body::Bytes::from_request(
+        axum::extract::Request::from_parts(parts.clone(), body),
+        &(),
+    )
+    .await;
+    // Past the limit: `413`, as the generated route would answer.
+    let bytes = match choreo_runtime::http::read_body(read, MAX_BODY) {
         Ok(b) => b,
-        Err(e) => {
-            return choreo_runtime::http::error(
-                StatusCode::BAD_REQUEST,
-                format!("the request body cannot be read: {e}"),
-            )
-        }
+        Err(response) => return response,
     };
     // A body that is not a PlaceOrder at all is left to the generated
     // route, which names what is wrong with it.
@@ -107,11 +115,15 @@ pub struct System {
     handles: Vec<ServiceHandle>,
     gateway: Option<Gateway>,
     monitor: Option<Beside>,
+    /// `--stats`: the participants' counts written to a file.
+    stats: Option<StatsWriter>,
 }
 
 struct Gateway {
     tracker: Arc<InstanceTracker>,
     server: Server,
+    // `--token`, which the run's own client sends.
+    token: Option<String>,
 }
 
 /// What to start in a [`System`].
@@ -184,6 +196,8 @@ impl System {
             }
             Role::Ingress => (Vec::new(), None),
         };
+        let stats =
+            deployment.stats_writer(handles.iter().map(ServiceHandle::stats_reader).collect())?;
         let gateway = match role {
             Role::Participant(_) => None,
             Role::Everything | Role::Ingress => {
@@ -201,8 +215,12 @@ impl System {
                 let commands =
                     ecommerce::Commands::with_topics(broker.clone(), deployment.topics());
                 let router = ingress(catalogue.clone(), commands, tracker.clone());
-                let server = serve(router, deployment.listen).await?;
-                Some(Gateway { tracker, server })
+                let server = serve(deployment.guard(router), deployment.listen).await?;
+                Some(Gateway {
+                    tracker,
+                    server,
+                    token: deployment.token.as_ref().map(|t| t.as_str().to_string()),
+                })
             }
         };
         let books = stores.as_ref().map(|_| shop.books(only));
@@ -215,6 +233,7 @@ impl System {
             handles,
             gateway,
             monitor,
+            stats,
         })
     }
 
@@ -236,7 +255,10 @@ impl System {
 
     /// Places the first `n` orders of the data through the ingress over
     /// HTTP, `concurrency` at a time, and waits up to `timeout` for them to
-    /// settle. Needs the ingress in this process.
+    /// settle. An order answered `503` (not sent: the broker is away) is
+    /// placed again, after a back-off, until `timeout` from the start;
+    /// the summary counts those tries ([`Summary::retried`]). Needs the
+    /// ingress in this process.
     pub async fn drive(
         &self,
         n: usize,
@@ -251,10 +273,14 @@ impl System {
         let orders = self.catalogue.orders(n);
         // Started before the first order, so that none settles unseen.
         let settler = Settler::start(tracker, n as u64, "orders");
-        let client = HttpClient::new(base);
+        let token = self.gateway.as_ref().and_then(|g| g.token.as_deref());
+        let client = HttpClient::new(base)
+            .with_token(token)
+            .retry_until(tokio::time::Instant::now() + timeout);
         let keys = place(&client, &orders, concurrency).await?;
         let texts: Vec<String> = keys.iter().map(ToString::to_string).collect();
-        let summary = settler.wait(&texts, timeout).await;
+        let mut summary = settler.wait(&texts, timeout).await;
+        summary.retried = client.retried();
         // Where the orders that did not settle stopped, for the logs.
         for key in summary.unsettled.iter().take(20) {
             match tracker.instance(key) {
@@ -279,7 +305,8 @@ impl System {
     }
 
     /// Stops what runs here: the ingress, then the participants (each
-    /// finishes what it took), then the broker.
+    /// finishes what it took; with `--stats` their final counts are
+    /// written), then the broker.
     pub async fn stop(self) -> Result<Vec<ServiceStats>, Error> {
         if let Some(m) = self.monitor {
             m.stop().await?;
@@ -293,6 +320,11 @@ impl System {
         let mut stats = Vec::new();
         for h in self.handles {
             stats.push(h.shutdown().await?);
+        }
+        if let Some(writer) = self.stats {
+            if let Err(e) = writer.stop().await {
+                eprintln!("warning: --stats: {e}");
+            }
         }
         self.broker.close(Duration::from_secs(5)).await?;
         Ok(stats)

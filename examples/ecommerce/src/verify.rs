@@ -296,12 +296,12 @@ pub fn verify(catalogue: &Catalogue, records: &[OrderRecord], finals: &Finals<'_
         }
     }
     if let Some(o) = finals.orders {
-        if (o.placed, o.completed, o.failed.len()) != (records.len(), completed, failed) {
+        if (o.placed, o.completed, o.failed) != (records.len(), completed, failed) {
             problem(format!(
                 "orders: {} placed, {} completed, {} failed recorded; the run saw {}, {completed}, {failed}",
                 o.placed,
                 o.completed,
-                o.failed.len(),
+                o.failed,
                 records.len()
             ));
         }

@@ -33,13 +33,9 @@ use std::time::Duration;
 fn deployment(broker: &str, duplicates: bool) -> Deployment {
     Deployment {
         broker: broker.into(),
-        service: None,
         prefix: unique_prefix(),
         duplicates,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        store: None,
-        db: None,
-        monitor: None,
+        ..Deployment::default()
     }
 }
 
@@ -1009,7 +1005,7 @@ fn with_db_the_binary_names_its_books_and_checks_them() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("postgres://***@127.0.0.1:1/x"), "{err}");
+    assert!(err.contains("postgres://app:***@127.0.0.1:1/x"), "{err}");
     assert!(!err.contains("s3cret"), "{err}");
 }
 
@@ -1041,5 +1037,69 @@ fn the_binary_checks_the_run_and_ends_with_the_summary() {
         assert!(lines.iter().any(|l| l.starts_with("credit: ")), "{stdout}");
         assert!(lines.iter().any(|l| l.starts_with("stock: ")), "{stdout}");
         assert!(!stdout.contains("PROBLEM"), "{stdout}");
+        // The commands sent again after a 503, on a line of their own
+        // before the last.
+        assert_eq!(lines[lines.len() - 2], "retried after 503: 0", "{stdout}");
+    }
+}
+
+/// The program run in this process ([`ecommerce::cli::main_with`]), as a
+/// supervisor would run it: it places the orders, and with `--stats`
+/// leaves every participant's final counts in the file.
+#[test]
+fn the_program_runs_in_process_and_leaves_its_stats() {
+    let dir = std::env::temp_dir().join(format!("{}stats", unique_prefix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("stats.json");
+    let code = ecommerce::cli::main_with([
+        "ecommerce",
+        "--orders",
+        "60",
+        "--users",
+        "10",
+        "--products",
+        "5",
+        "--ack-wait",
+        "5",
+        "--claim-lease",
+        "2.5",
+        "--stats",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let stats = example_support::StatsSnapshot::read(&file).unwrap();
+    assert_eq!(stats.pid, std::process::id());
+    assert_eq!(
+        stats.services.keys().collect::<Vec<_>>(),
+        [
+            "Inventory",
+            "Logistics",
+            "Notifications",
+            "Orders",
+            "Payment",
+            "Seller"
+        ]
+    );
+    for (name, s) in &stats.services {
+        // Stopped: nothing in flight, nothing taken again.
+        assert!(s.deliveries > 0, "{name}: {s:?}");
+        assert_eq!(s.received, s.deliveries, "{name}: {s:?}");
+        assert_eq!(s.redelivered, 0, "{name}: {s:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ack_wait_and_claim_lease_must_be_more_than_zero() {
+    for option in ["--ack-wait", "--claim-lease"] {
+        let out = std::process::Command::new(bin())
+            .args([option, "0", "--orders", "1"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(option), "{err}");
+        assert!(err.contains("must be more than 0"), "{err}");
+        assert!(out.stdout.is_empty());
     }
 }

@@ -17,13 +17,9 @@ use example_support::Deployment;
 async fn ecommerce_run(orders: usize, duplicates: bool) {
     let deployment = Deployment {
         broker: "memory://".into(),
-        service: None,
         prefix: "shop.".into(),
         duplicates,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        store: None,
-        db: None,
-        monitor: None,
+        ..Deployment::default()
     };
     let broker: SharedBroker = if duplicates {
         Arc::new(MemoryBroker::with_duplicates())

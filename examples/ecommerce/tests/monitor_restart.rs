@@ -24,13 +24,8 @@ async fn a_monitor_started_after_the_run_tells_the_same_story() {
     let started = Instant::now();
     let deployment = Deployment {
         broker: "memory://".into(),
-        service: None,
         prefix: PREFIX.into(),
-        duplicates: false,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        store: None,
-        db: None,
-        monitor: None,
+        ..Deployment::default()
     };
     // The memory broker keeps the last 1,024 messages of a topic for
     // groups created later; the late monitor needs every one of the run

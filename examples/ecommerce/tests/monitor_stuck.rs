@@ -87,13 +87,8 @@ async fn orders_wait_for_a_missing_seller_as_stuck_and_settle_once_it_starts() {
     let _clean = Cleanup(prefix.clone());
     let deployment = Deployment {
         broker: NATS_URL.into(),
-        service: None,
         prefix: prefix.clone(),
-        duplicates: false,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        store: None,
-        db: None,
-        monitor: None,
+        ..Deployment::default()
     };
     // Little stock and credit for the orders: some are declined or sold
     // out, and settle without Seller.

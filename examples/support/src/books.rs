@@ -209,10 +209,12 @@ impl Books {
     /// so two deployments never share a table. Checks that the server
     /// answers; an error names it without credentials.
     pub async fn connect(url: &str, deployment_prefix: &str) -> Result<Books, BooksError> {
-        let shown = choreo_runtime::store::describe(url);
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| BooksError::Config(format!("the database URL `{shown}`: {e}")))?;
+        let shown = choreo_runtime::secret::redact(url);
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e: tokio_postgres::Error| {
+                let e = choreo_runtime::secret::scrub(&e.to_string(), url);
+                BooksError::Config(format!("the database URL `{shown}`: {e}"))
+            })?;
         if config.get_connect_timeout().is_none() {
             // A server that does not answer is an outage like any other,
             // not a handler stuck for the operating system's TCP timeout.
@@ -249,10 +251,12 @@ impl Books {
         match books.client().await {
             Ok(client) => drop(client),
             Err(BooksError::Unavailable(reason)) => {
+                // The driver's errors may quote the URL's secrets.
                 return Err(BooksError::Unavailable(format!(
-                    "{}: {reason}",
-                    books.inner.shown
-                )))
+                    "{}: {}",
+                    books.inner.shown,
+                    choreo_runtime::secret::scrub(&reason, url)
+                )));
             }
             Err(e) => return Err(e),
         }

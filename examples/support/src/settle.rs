@@ -106,6 +106,7 @@ impl Settler {
             unsettled: Vec::new(),
             dead_letters: 0,
             elapsed: self.started.elapsed(),
+            retried: 0,
         };
         for k in keys {
             match seen.endings.get(k) {
@@ -198,6 +199,10 @@ pub struct Summary {
     pub dead_letters: usize,
     /// From the start of the settler to the end of the wait.
     pub elapsed: Duration,
+    /// Commands the driver sent again after a `503` (its ingress could
+    /// not send them: a broker away), as [`HttpClient::retried`](crate::HttpClient::retried)
+    /// counts them; set by the driver.
+    pub retried: u64,
 }
 
 impl Summary {
@@ -217,7 +222,8 @@ impl Summary {
     }
 }
 
-/// Ends with the line `settled N/M: Event count, …`.
+/// Ends with the line `settled N/M: Event count, …`, after the line
+/// `retried after 503: N`.
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -234,6 +240,7 @@ impl fmt::Display for Summary {
         if self.unsettled.len() > 5 {
             writeln!(f, "… and {} more not settled", self.unsettled.len() - 5)?;
         }
+        writeln!(f, "retried after 503: {}", self.retried)?;
         write!(f, "settled {}/{}", self.settled, self.total)?;
         let counts: Vec<String> = self
             .outcomes
@@ -265,11 +272,16 @@ mod tests {
             unsettled: vec!["k3".into()],
             dead_letters: 0,
             elapsed: Duration::from_secs(2),
+            retried: 4,
         };
         let text = s.to_string();
+        let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
-            text.lines().last(),
-            Some("settled 2/3: OrderCompleted 1, OrderFailed 1")
+            lines[lines.len() - 2..],
+            [
+                "retried after 503: 4",
+                "settled 2/3: OrderCompleted 1, OrderFailed 1"
+            ]
         );
         assert!(text.contains("not settled: k3"));
         assert!(!s.complete());

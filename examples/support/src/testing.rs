@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 
 /// Whether the server of `url` (a broker, or the PostgreSQL server of
-/// [`POSTGRES_URL`]) answers on TCP. When it does not, says so
-/// on standard error and returns `false` (the test skips), or panics when
+/// [`POSTGRES_URL`]) answers on TCP. When it does not, [`skip`]s: says so
+/// and returns `false` (the test skips), or panics when
 /// `CHOREO_REQUIRE_BROKERS=1` (CI must never pass without the test).
 pub fn broker_available(url: &str) -> bool {
     // `scheme://user@host:port/path`: only `host:port` is dialled.
@@ -28,16 +28,35 @@ pub fn broker_available(url: &str) -> bool {
     if up {
         return true;
     }
-    let shown = choreo_runtime::store::describe(url);
+    let shown = choreo_runtime::secret::redact(url);
+    skip(&format!("no server answers at {shown}"));
+    false
+}
+
+/// What a test needs is missing (`missing` says what; a URL in it masked
+/// with [`choreo_runtime::secret::redact`]): panics when
+/// `CHOREO_REQUIRE_BROKERS=1`, else says that the test skips. Every skip
+/// of the examples' tests comes here.
+///
+/// The line goes to the process's standard error itself, not through
+/// `eprintln!`: the test harness captures what the print macros write and
+/// shows it only for a test that fails, and a skipped test passes.
+pub fn skip(missing: &str) {
     let required = std::env::var("CHOREO_REQUIRE_BROKERS").is_ok_and(|v| v == "1");
     assert!(
         !required,
-        "no server answers at {shown}, and CHOREO_REQUIRE_BROKERS=1 requires it"
+        "{missing}, and CHOREO_REQUIRE_BROKERS=1 requires it"
     );
-    eprintln!(
-        "skipping: no server answers at {shown} (set CHOREO_REQUIRE_BROKERS=1 to fail instead)"
+    // libtest runs each test on a thread named after it.
+    let test = std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .map_or_else(|| "a test".to_owned(), str::to_owned);
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED {test}: {missing} (set CHOREO_REQUIRE_BROKERS=1 to fail instead)"
     );
-    false
 }
 
 /// A topic prefix of this test's own (`choreotest-…`, a name the runtime's
@@ -186,6 +205,16 @@ pub struct Finished {
 impl ServiceProcess {
     /// Starts `bin args…` with its output captured.
     pub fn spawn(name: &str, bin: &Path, args: &[&str]) -> std::io::Result<Self> {
+        ServiceProcess::spawn_with_env(name, bin, args, &[])
+    }
+
+    /// [`ServiceProcess::spawn`] with environment variables set (`RUST_LOG`).
+    pub fn spawn_with_env(
+        name: &str,
+        bin: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> std::io::Result<Self> {
         let base = std::env::temp_dir().join(format!(
             "choreo-example-{}-{}-{name}",
             std::process::id(),
@@ -195,6 +224,7 @@ impl ServiceProcess {
         let stderr = base.with_extension("err");
         let child = Command::new(bin)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(File::create(&stdout)?)
             .stderr(File::create(&stderr)?)
@@ -222,6 +252,11 @@ impl ServiceProcess {
     /// What it has written to standard output so far.
     pub fn stdout_so_far(&self) -> String {
         std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// What it has written to standard error so far.
+    pub fn stderr_so_far(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
     /// Waits for it to exit by itself (up to `timeout`, then kills it).

@@ -15,10 +15,14 @@ mod follow;
 pub mod memory;
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "nats")]
+pub mod nats_url;
 #[cfg(any(feature = "nats", feature = "redis"))]
 mod pull;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "redis")]
+pub mod redis_url;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +48,8 @@ pub struct Capabilities {
     pub durable: bool,
     /// With [`SubscribeOptions::per_key_order`], messages with one
     /// correlation id reach a group in publish order, one at a time.
+    /// Without it, a subscription asking for it is refused
+    /// ([`BrokerError::InvalidOptions`]).
     pub per_key_order: bool,
     /// The broker itself drops a second publish of an id it has seen.
     pub native_dedup: bool,
@@ -92,7 +98,9 @@ pub struct SubscribeOptions {
     pub max_deliveries: u32,
     /// The delay before redelivery after a nack without its own delay.
     pub backoff: Backoff,
-    /// Ask for per-key order (see [`Capabilities::per_key_order`]).
+    /// Ask for per-key order (see [`Capabilities::per_key_order`]). An
+    /// adapter without the capability refuses the subscription with
+    /// [`BrokerError::InvalidOptions`] rather than ignore the flag.
     pub per_key_order: bool,
 }
 
@@ -129,6 +137,18 @@ impl SubscribeOptions {
         }
         if self.ack_wait.is_zero() {
             return bad("ack_wait is more than zero");
+        }
+        Ok(())
+    }
+
+    /// For an adapter without [`Capabilities::per_key_order`]:
+    /// [`BrokerError::InvalidOptions`] when the options ask for it.
+    pub fn refuse_per_key_order(&self, broker: &str) -> Result<(), BrokerError> {
+        if self.per_key_order {
+            return Err(BrokerError::InvalidOptions(format!(
+                "{broker} does not keep per-key order (group {}); subscribe without `per_key_order`",
+                self.group
+            )));
         }
         Ok(())
     }

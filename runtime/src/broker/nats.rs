@@ -1,4 +1,5 @@
-//! The NATS JetStream adapter (feature `nats`, URLs `nats://host:port`).
+//! The NATS JetStream adapter (feature `nats`, URLs `nats://host:port`,
+//! `tls://host:port`; TLS and credentials: [`super::nats_url`]).
 //!
 //! Layout on the server:
 //!
@@ -52,6 +53,8 @@ use super::{
 };
 use crate::envelope::{json, Envelope, SharedStr};
 
+pub use super::nats_url::{url_settings, UrlSettings};
+
 /// Settings of a [`NatsBroker`]. [`NatsOptions::default`] is what
 /// `connect("nats://…")` uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +90,10 @@ impl Default for NatsOptions {
         }
     }
 }
+
+/// How many times the creation of a consumer is asked for again after a
+/// failure (a timeout on a busy cluster) before a subscription gives up.
+const CREATE_TRIES: u32 = 4;
 
 /// How long past its expiry a pull request may stay open without the
 /// server ending it before the puller stops waiting and asks again. The
@@ -153,21 +160,56 @@ fn check_subject(topic: &str) -> Result<(), BrokerError> {
     }
 }
 
+/// The inbox prefix of a connection as `user`: `_INBOX_<user>` (characters
+/// a subject token cannot have become `_`). Its replies (JetStream's
+/// answers and acknowledgements, pulled messages) come on
+/// `_INBOX_<user>.>`, the one subject its permissions let it subscribe to.
+pub fn inbox_prefix(user: &str) -> String {
+    let token: String = user
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("_INBOX_{token}")
+}
+
 impl NatsBroker {
     /// Connects to `url` with the default [`NatsOptions`].
     pub async fn connect(url: &str) -> Result<NatsBroker, BrokerError> {
         NatsBroker::connect_with(url, NatsOptions::default()).await
     }
 
-    /// Connects to `url` (`nats://host:port`, several comma-separated) and
-    /// checks that JetStream answers, all within `options.connect_timeout`.
-    pub async fn connect_with(url: &str, options: NatsOptions) -> Result<NatsBroker, BrokerError> {
+    /// Connects to `url` (`nats://host:port`, several comma-separated;
+    /// `tls://` for TLS) and checks that JetStream answers, all within
+    /// `options.connect_timeout`. The URL's query sets what it names over
+    /// `options`, and TLS and credentials (see [`url_settings`] and the
+    /// module [`nats_url`](super::nats_url)): `?replicas=3&max_age=7d`,
+    /// `?tls_ca=/etc/choreo/ca.pem&nkey_seed_file=/run/secrets/seed`.
+    pub async fn connect_with(
+        url: &str,
+        mut options: NatsOptions,
+    ) -> Result<NatsBroker, BrokerError> {
+        let (servers, settings) = url_settings(url)?;
+        if let Some(r) = settings.replicas {
+            options.replicas = r;
+        }
+        if let Some(age) = settings.max_age {
+            options.max_age = age;
+        }
+        // The broker keeps the URL as given: stores opened from it
+        // (`Stores::of_broker`) read the same settings.
+        let given = url;
         let attempt = async {
-            let client = async_nats::ConnectOptions::new()
+            let base = async_nats::ConnectOptions::new()
                 .name("choreo")
                 .connection_timeout(options.connect_timeout)
-                .request_timeout(Some(options.request_timeout))
-                .connect(url)
+                .request_timeout(Some(options.request_timeout));
+            let client = super::nats_url::connect(base, &servers, &settings)
                 .await
                 .map_err(|e| unavailable("connect", e))?;
             let js = jetstream::ContextBuilder::new()
@@ -190,7 +232,7 @@ impl NatsBroker {
         let (client, js) = pull::within(options.connect_timeout, "NATS", attempt).await?;
         Ok(NatsBroker {
             inner: Arc::new(Inner {
-                url: url.to_owned(),
+                url: given.to_owned(),
                 client,
                 js,
                 options,
@@ -211,6 +253,12 @@ impl NatsBroker {
     pub fn stream_name(topic: &str) -> String {
         let token = topic.split('.').next().unwrap_or(topic);
         safe_name(token, 64)
+    }
+
+    /// The name of the durable consumer this adapter makes for `group` on
+    /// `topic`: the name a NATS user's permissions must allow.
+    pub fn consumer_name(group: &str, topic: &str) -> String {
+        consumer_name(group, topic)
     }
 }
 
@@ -634,7 +682,8 @@ pub(crate) fn safe_name(text: &str, max: usize) -> String {
     out
 }
 
-/// The durable consumer name of `group` on `topic`.
+/// The durable consumer name of `group` on `topic` (what least-privilege
+/// permissions name; see [`NatsBroker::consumer_name`]).
 fn consumer_name(group: &str, topic: &str) -> String {
     let last = topic.rsplit('.').next().unwrap_or(topic);
     let hash = xxhash_rust::xxh3::xxh3_64(format!("{group}\0{topic}").as_bytes());
@@ -702,6 +751,10 @@ impl Broker for NatsBroker {
         options: SubscribeOptions,
     ) -> Result<Box<dyn Subscription>, BrokerError> {
         options.validate()?;
+        // Refused rather than ignored (as it was): a consumer that relies
+        // on per-key order must not run on a broker without it (the
+        // conformance case `per_key_order` checks the refusal).
+        options.refuse_per_key_order("NATS JetStream")?;
         self.inner.life.check_open()?;
         let mut topics = Vec::new();
         let mut seen = HashSet::new();
@@ -736,10 +789,22 @@ impl Broker for NatsBroker {
                 .get_stream_no_info(&stream_name)
                 .await
                 .map_err(|e| unavailable(&format!("stream {stream_name}"), e))?;
-            let consumer: consumer::PullConsumer = stream
-                .get_or_create_consumer(&name, config)
-                .await
-                .map_err(|e| unavailable(&format!("consumer {name}"), e))?;
+            // A cluster answers a consumer's creation once its replicas
+            // agree, which on a busy one (or during a leader election)
+            // can outlast the request timeout: the creation is asked for
+            // again (it is idempotent) before the subscription gives up.
+            let mut tries = 0;
+            let consumer: consumer::PullConsumer = loop {
+                match stream.get_or_create_consumer(&name, config.clone()).await {
+                    Ok(c) => break c,
+                    Err(e) if tries < CREATE_TRIES => {
+                        tries += 1;
+                        tracing::debug!(consumer = %name, error = %e, "consumer creation failed; asking again");
+                        tokio::time::sleep(Duration::from_millis(250 << tries)).await;
+                    }
+                    Err(e) => return Err(unavailable(&format!("consumer {name}"), e)),
+                }
+            };
             consumers.push(consumer);
         }
         let member = Member::new(options.max_in_flight, options.ack_wait);
@@ -828,10 +893,14 @@ impl Broker for NatsBroker {
         }
         match self.inner.client.connection_state() {
             State::Connected => Health::Healthy,
-            State::Pending => Health::Degraded(format!("reconnecting to {}", self.inner.url)),
-            State::Disconnected => {
-                Health::Unhealthy(format!("disconnected from {}", self.inner.url))
-            }
+            State::Pending => Health::Degraded(format!(
+                "reconnecting to {}",
+                crate::secret::redact(&self.inner.url)
+            )),
+            State::Disconnected => Health::Unhealthy(format!(
+                "disconnected from {}",
+                crate::secret::redact(&self.inner.url)
+            )),
         }
     }
 

@@ -175,6 +175,16 @@ impl<M: Live> Lifecycle<M> {
         let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
         members.retain(|m| m.strong_count() > 0);
         members.push(Arc::downgrade(member));
+        drop(members);
+        // A member made while `close` ran (a subscribe that passed
+        // `check_open` before it) may come after `close` ended the members
+        // it found: it ends now, or its subscription would never end (the
+        // conformance case `concurrent_subscribe_and_unsubscribe` caught
+        // it). `close` marks the broker closed before it takes the list,
+        // so a member it did not find sees the mark here.
+        if self.state.load(Ordering::Acquire) == CLOSED {
+            member.stop().stop();
+        }
     }
 
     /// The members that have not left.

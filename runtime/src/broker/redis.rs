@@ -1,4 +1,5 @@
-//! The Redis Streams adapter (feature `redis`, URLs `redis://host:port[/db]`).
+//! The Redis Streams adapter (feature `redis`, URLs `redis://host:port[/db]`,
+//! `rediss://host:port[/db]` over TLS: [`super::redis_url`]).
 //!
 //! Layout on the server (every key under [`RedisOptions::key_prefix`],
 //! `choreo:` by default):
@@ -99,6 +100,13 @@ impl Default for RedisOptions {
     }
 }
 
+impl RedisOptions {
+    /// The key of the stream of `topic`.
+    pub fn stream_key(&self, topic: &str) -> String {
+        format!("{}{topic}", self.key_prefix)
+    }
+}
+
 /// The field of a stream entry that holds the event.
 const FIELD: &str = "event";
 
@@ -180,22 +188,44 @@ fn url_settings(
     url: &str,
     mut options: RedisOptions,
 ) -> Result<(String, RedisOptions), BrokerError> {
-    let bad = |reason: String| BrokerError::Other(format!("Redis URL `{url}`: {reason}"));
-    let Ok(mut parsed) = url::Url::parse(url) else {
+    let bad = |reason: String| {
+        BrokerError::Other(format!(
+            "Redis URL `{}`: {reason}",
+            crate::secret::redact(url)
+        ))
+    };
+    let Ok(parsed) = url::Url::parse(url) else {
         // Not a URL this code can read: the client says what is wrong.
         return Ok((url.to_owned(), options));
     };
     let mut kept = Vec::new();
     let mut dedup = None;
+    let mut maxlen = None;
     for (k, v) in parsed.query_pairs() {
-        if k == "dedup" {
-            dedup = Some(v.into_owned());
-        } else {
-            kept.push((k.into_owned(), v.into_owned()));
+        match &*k {
+            "dedup" => dedup = Some(v.into_owned()),
+            "maxlen" => maxlen = Some(v.into_owned()),
+            _ => kept.push((k.into_owned(), v.into_owned())),
         }
     }
-    let Some(dedup) = dedup else {
+    if dedup.is_none() && maxlen.is_none() {
         return Ok((url.to_owned(), options));
+    }
+    if let Some(maxlen) = maxlen {
+        // The streams' retention by size: `?maxlen=100000` trims each
+        // stream to about that many entries as it grows.
+        options.max_len = match maxlen.parse::<usize>() {
+            Ok(0) => None,
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Err(bad(format!(
+                    "`maxlen={maxlen}` is not a number of entries (0: keep everything)"
+                )))
+            }
+        };
+    }
+    let Some(dedup) = dedup else {
+        return Ok((strip(parsed, kept), options));
     };
     options.dedup_window = if dedup == "off" {
         None
@@ -211,12 +241,17 @@ fn url_settings(
             .ok_or_else(|| bad(format!("`dedup={dedup}` is not a positive duration")))?;
         Some(window)
     };
+    Ok((strip(parsed, kept), options))
+}
+
+/// `parsed` with only the `kept` query pairs (those of the client).
+fn strip(mut parsed: url::Url, kept: Vec<(String, String)>) -> String {
     if kept.is_empty() {
         parsed.set_query(None);
     } else {
         parsed.query_pairs_mut().clear().extend_pairs(kept);
     }
-    Ok((parsed.into(), options))
+    parsed.into()
 }
 
 fn ms(d: Duration) -> u64 {
@@ -229,19 +264,23 @@ impl RedisBroker {
         RedisBroker::connect_with(url, RedisOptions::default()).await
     }
 
-    /// Connects to `url` (`redis://[user:password@]host:port[/db][?dedup=…]`)
-    /// and checks that the server answers, within `options.connect_timeout`.
+    /// Connects to `url` (`redis://[user:password@]host:port[/db][?dedup=…]`,
+    /// `rediss://…` over TLS with the settings of
+    /// [`redis_url`](super::redis_url): `?tls_ca=/etc/choreo/ca.pem`) and
+    /// checks that the server answers, within `options.connect_timeout`.
     ///
     /// The URL's `dedup` setting overrides `options.dedup_window`: a
     /// duration (`dedup=2m`, `dedup=90s`, `dedup=PT2M`) turns deduplication
-    /// by the broker on with that window, `dedup=off` turns it off.
+    /// by the broker on with that window, `dedup=off` turns it off. Its
+    /// `maxlen=N` sets `options.max_len`, the streams' retention by size
+    /// (`maxlen=0`: none).
     pub async fn connect_with(
         url: &str,
         options: RedisOptions,
     ) -> Result<RedisBroker, BrokerError> {
         let (server_url, options) = url_settings(url, options)?;
         let url = server_url.as_str();
-        let client = Client::open(url).map_err(|e| unavailable("URL", e))?;
+        let client = super::redis_url::client(url).map_err(BrokerError::Other)?;
         let attempt = async {
             let conn = connection(&client, &options, options.response_timeout).await?;
             let mut c = conn.clone();
@@ -250,19 +289,33 @@ impl RedisBroker {
                 .await
                 .map_err(|e| unavailable("PING", e))?;
             // Whether what was acknowledged survives a restart: AOF on.
-            let appendonly: Vec<String> = ::redis::cmd("CONFIG")
+            // A user with least privilege may not read the configuration
+            // (`choreoc export permissions` grants no `CONFIG`): then it
+            // is not known, and not said to be off.
+            let appendonly: Result<Vec<String>, RedisError> = ::redis::cmd("CONFIG")
                 .arg("GET")
                 .arg("appendonly")
                 .query_async(&mut c)
-                .await
-                .unwrap_or_default();
-            let durable = appendonly.get(1).is_some_and(|v| v == "yes");
-            Ok::<_, BrokerError>((conn, durable))
+                .await;
+            let refused = appendonly
+                .as_ref()
+                .is_err_and(|e| e.code() == Some("NOPERM"));
+            let durable = appendonly
+                .unwrap_or_default()
+                .get(1)
+                .is_some_and(|v| v == "yes");
+            Ok::<_, BrokerError>((conn, durable, refused))
         };
-        let (conn, durable) = pull::within(options.connect_timeout, "Redis", attempt).await?;
-        if !durable {
-            tracing::warn!(
+        let (conn, durable, refused) =
+            pull::within(options.connect_timeout, "Redis", attempt).await?;
+        if refused {
+            tracing::info!(
                 url = %crate::store::describe(url),
+                "this Redis user may not read whether appendonly is on (CONFIG GET refused)"
+            );
+        } else if !durable {
+            tracing::warn!(
+                url = %crate::secret::redact(url),
                 "Redis runs without appendonly: a restart of the server loses the streams"
             );
         }
@@ -352,7 +405,7 @@ impl Inner {
     }
 
     fn key(&self, topic: &str) -> String {
-        format!("{}{topic}", self.options.key_prefix)
+        self.options.stream_key(topic)
     }
 
     /// Publishes events, each `(topic, body, dedup id)`, in order, in one
@@ -1175,6 +1228,10 @@ impl Broker for RedisBroker {
         options: SubscribeOptions,
     ) -> Result<Box<dyn Subscription>, BrokerError> {
         options.validate()?;
+        // Refused rather than ignored (as it was): a consumer that relies
+        // on per-key order must not run on a broker without it (the
+        // conformance case `per_key_order` checks the refusal).
+        options.refuse_per_key_order("Redis Streams")?;
         self.inner.life.check_open()?;
         let streams = self.inner.streams(&options.topics);
         let start = match options.start {
@@ -1262,7 +1319,11 @@ impl Broker for RedisBroker {
         let mut conn = self.inner.conn.clone();
         let ping: Result<String, RedisError> = ::redis::cmd("PING").query_async(&mut conn).await;
         match ping {
-            Err(e) => Health::Unhealthy(format!("{}: {e}", self.inner.url)),
+            Err(e) => Health::Unhealthy(format!(
+                "{}: {}",
+                crate::secret::redact(&self.inner.url),
+                crate::secret::scrub(&e.to_string(), &self.inner.url)
+            )),
             Ok(_) => Health::Healthy,
         }
     }
@@ -1363,6 +1424,26 @@ mod tests {
                 .dedup_window,
             None
         );
+    }
+
+    #[test]
+    fn the_url_sets_the_streams_retention_by_size() {
+        let (url, o) = url_settings(
+            "redis://h:1/2?maxlen=5000&dedup=2m",
+            RedisOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(url, "redis://h:1/2");
+        assert_eq!(
+            (o.max_len, o.dedup_window),
+            (Some(5000), Some(Duration::from_secs(120)))
+        );
+        let (url, o) = url_settings("redis://h:1?maxlen=0", RedisOptions::default()).unwrap();
+        assert_eq!((url.as_str(), o.max_len), ("redis://h:1", None));
+        let e = url_settings("redis://:pw@h:1?maxlen=lots", RedisOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("maxlen=lots") && !e.contains("pw"), "{e}");
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! [`SharedBroker`]. Every case puts its topics and
 //! groups under a unique prefix, so cases and runs may overlap on one
 //! server. A case whose [capability](crate::Capabilities) the adapter lacks
-//! is skipped with a message on stderr.
+//! is skipped with a message on stderr. One more test,
+//! `conformance_all_cases_at_once`, runs every case at the same time, each
+//! on a broker of its own.
 //!
 //! An adapter whose server may be missing (tests on a developer's machine)
 //! writes `conformance_suite!(nats, if_available: async { … })` with an
@@ -87,15 +89,60 @@ pub fn run_if_available<MakeFut, CaseFut>(
     };
     rt.block_on(async move {
         let Some(broker) = make().await else {
-            eprintln!("conformance case {case} skipped: no broker");
+            report_skip(&format!("conformance case {case}"), "no broker");
             return;
         };
         match tokio::time::timeout(CASE_TIMEOUT, body(broker, ctx)).await {
             Ok(Outcome::Passed) => {}
-            Ok(Outcome::Skipped(why)) => eprintln!("conformance case {case} skipped: {why}"),
+            Ok(Outcome::Skipped(why)) => report_skip(&format!("conformance case {case}"), &why),
             Err(_) => panic!("conformance case {case} did not finish within {CASE_TIMEOUT:?}"),
         }
     });
+}
+
+/// Says that `what` skipped, and why, on the process's standard error
+/// itself: the test harness captures (and hides, for a test that passes)
+/// only what the print macros write, and a skip must show.
+pub fn report_skip(what: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {what}: {why}");
+}
+
+/// One case for [`run_concurrently`]: its name and a [`run`] of it.
+pub type NamedRun = (&'static str, Box<dyn FnOnce() + Send>);
+
+/// Runs `cases` all at once, each on a thread of its own; fails, naming
+/// every case that failed, once all have ended.
+pub fn run_concurrently(cases: Vec<NamedRun>) {
+    let started = std::time::Instant::now();
+    let threads: Vec<_> = cases
+        .into_iter()
+        .map(|(name, case)| {
+            let thread = std::thread::Builder::new()
+                .name(format!("conformance-{name}"))
+                .spawn(case)
+                .unwrap_or_else(|e| panic!("cannot start a thread for {name}: {e}"));
+            (name, thread)
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for (name, thread) in threads {
+        if let Err(panic) = thread.join() {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            failed.push(format!("{name}: {why}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of the cases run at once failed (after {:?}):\n{}",
+        failed.len(),
+        started.elapsed(),
+        failed.join("\n")
+    );
 }
 
 /// Expands to one test per conformance case; see the [module docs](self).
@@ -127,6 +174,14 @@ macro_rules! conformance_suite {
                 conformance_observer_is_apart_from_groups => observer_is_apart_from_groups,
                 conformance_observer_unsubscribe_stops_it => observer_unsubscribe_stops_it,
                 conformance_observer_ends_on_close => observer_ends_on_close,
+                conformance_one_subscription_many_topics => one_subscription_many_topics,
+                conformance_concurrent_publishers => concurrent_publishers,
+                conformance_concurrent_subscribe_and_unsubscribe => concurrent_subscribe_and_unsubscribe,
+                conformance_resubscribe_many_times => resubscribe_many_times,
+                conformance_start_position_of_a_new_group => start_position_of_a_new_group,
+                conformance_unsubscribe_with_unacked_deliveries => unsubscribe_with_unacked_deliveries,
+                conformance_publish_batch_mixed_topics => publish_batch_mixed_topics,
+                conformance_health_while_open_and_after_close => health_while_open_and_after_close,
             );
         }
     };
@@ -157,5 +212,25 @@ macro_rules! __conformance_tests {
                 );
             }
         )*
+
+        /// Every case at once, each on a broker of its own under its own
+        /// prefix (a stress test of the adapter and its server).
+        #[test]
+        fn conformance_all_cases_at_once() {
+            $crate::conformance::run_concurrently(vec![
+                $(
+                    (
+                        stringify!($case),
+                        Box::new(|| {
+                            $crate::conformance::$run(
+                                stringify!($case),
+                                || async { ($share)($make.await) },
+                                $crate::conformance::cases::$case,
+                            )
+                        }) as Box<dyn FnOnce() + Send>,
+                    ),
+                )*
+            ]);
+        }
     };
 }

@@ -70,7 +70,7 @@ pub fn run<F, Fut, C, CFut, CaseFut>(
         match ran {
             Ok(Ok(Outcome::Passed)) => {}
             Ok(Ok(Outcome::Skipped(why))) => {
-                eprintln!("store conformance case {case} skipped: {why}")
+                super::report_skip(&format!("store conformance case {case}"), &why)
             }
             Ok(Err(_)) => {
                 panic!("store conformance case {case} did not finish within {STORE_CASE_TIMEOUT:?}")
@@ -102,6 +102,7 @@ macro_rules! store_conformance_suite {
                 store_a_cleared_join_starts_afresh => a_cleared_join_starts_afresh,
                 store_bounds_count_every_firing_across_replicas => bounds_count_every_firing_across_replicas,
                 store_done_marks_and_counters_expire_after_the_window => done_marks_and_counters_expire_after_the_window,
+                store_a_waiting_join_is_forgotten_after_the_join_window => a_waiting_join_is_forgotten_after_the_join_window,
                 store_state_is_shared_by_replicas => state_is_shared_by_replicas,
             );
         }
@@ -629,9 +630,8 @@ pub async fn done_marks_and_counters_expire_after_the_window(
     options: StoreOptions,
 ) -> Outcome {
     let mut options = options;
-    // Stores of their own: the window is the one they are made with.
+    // The case's prefix is its own, so its stores are made with this window.
     options.window = Duration::from_secs(1);
-    options.prefix.push_str("expiry.");
     let s = stores!(make, options);
     if s.description == "memory" {
         return Outcome::Skipped(
@@ -660,6 +660,46 @@ pub async fn done_marks_and_counters_expire_after_the_window(
     }
     let all = check!(s.state.join_arrive("j", "k", 1, 2, &env("late")).await);
     assert!(all.is_some(), "the waiting join slot was forgotten");
+    Outcome::Passed
+}
+
+/// A join that has not fired is kept within the join window and
+/// forgotten after it: a late arrival finds it empty and waits afresh.
+pub async fn a_waiting_join_is_forgotten_after_the_join_window(
+    make: MakeStores,
+    options: StoreOptions,
+) -> Outcome {
+    const JOIN_WINDOW: Duration = Duration::from_secs(2);
+    let mut options = options;
+    options.join_window = Some(JOIN_WINDOW);
+    let s = stores!(make, options);
+    if s.description == "memory" {
+        return Outcome::Skipped("in-memory joins live as long as their process".into());
+    }
+    assert_eq!(
+        check!(s.state.join_arrive("j", "stale", 0, 2, &env("old")).await),
+        None
+    );
+    // Within the window a join is whole.
+    check!(s.state.join_arrive("j", "quick", 0, 2, &env("a")).await);
+    let all = check!(s.state.join_arrive("j", "quick", 1, 2, &env("b")).await);
+    assert!(all.is_some(), "a join forgotten within its window");
+    // Past it, and past a PostgreSQL sweep (every half window at most,
+    // run by a write) and NATS' expiry timer.
+    tokio::time::sleep(JOIN_WINDOW * 3).await;
+    check!(s.inbox.complete("sweep", &EventId::now()).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let late = check!(s.state.join_arrive("j", "stale", 1, 2, &env("late")).await);
+    assert!(
+        late.is_none(),
+        "a join was still whole {:?} after a {JOIN_WINDOW:?} join window ({})",
+        JOIN_WINDOW * 3,
+        s.description
+    );
+    let afresh = check!(s.state.join_arrive("j", "stale", 0, 2, &env("new")).await)
+        .unwrap_or_else(|| panic!("the late arrival waits afresh ({})", s.description));
+    let ids: Vec<String> = afresh.iter().map(|e| e.id().to_string()).collect();
+    assert_eq!(ids, ["new", "late"]);
     Outcome::Passed
 }
 

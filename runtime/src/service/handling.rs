@@ -29,6 +29,10 @@ struct Verdict {
     retry_in: Option<Duration>,
     dead: Vec<(usize, String)>,
     busy: bool,
+    /// A handler ran (or a join stored the arrival, or fired) for the
+    /// delivery: a redelivery then counts as
+    /// [`ServiceStats::redelivered`](super::ServiceStats::redelivered).
+    ran: bool,
 }
 
 /// A handler future started on the fast path that did not finish on its
@@ -42,6 +46,7 @@ impl Verdict {
             retry_in: None,
             dead: Vec::new(),
             busy: false,
+            ran: false,
         }
     }
 
@@ -109,6 +114,9 @@ impl Verdict {
     /// The delivery's settlement: retry if any reaction may, else dead
     /// letter if any gave up, else come back later if one was busy, else ack.
     fn settle(self, runner: &Runner, env: &Envelope, sink: &mut impl Sink) -> Settlement {
+        if self.ran && self.attempt > 1 {
+            bump(&runner.counters.redelivered);
+        }
         if let Some(delay) = self.retry_in {
             Settlement::Nack { delay: Some(delay) }
         } else if !self.dead.is_empty() {
@@ -177,6 +185,7 @@ impl Runner {
             Ok(Claim::Done) => (Outcome::Duplicate, InboxAction::None),
             Ok(Claim::Busy) => (Outcome::Busy, InboxAction::None),
             Ok(Claim::Acquired) => {
+                v.ran = true;
                 let input = Input::new(smallvec::smallvec![env.clone()]);
                 let (ctx, span) = self.context(r, env, v.attempt);
                 // The handler's future lives in the batch's slot for this
@@ -202,6 +211,9 @@ impl Runner {
                     // done mark, completion, ack.
                     Ok(emitted) => {
                         batch.handled += 1;
+                        if v.attempt > 1 {
+                            bump(&self.counters.redelivered);
+                        }
                         batch.complete[i].push(env.id().clone());
                         if self.opts.progress_notices {
                             let c = self.completion(i, env, CompletionOutcome::Handled, emitted);
@@ -285,7 +297,7 @@ impl Runner {
         for &i in reactions {
             let claim = pre.iter().find(|(ri, _)| *ri == i).map(|(_, c)| c.clone());
             let (outcome, action) = self
-                .react(i, &env, v.attempt, claim, &mut results.publish)
+                .react(i, &env, v.attempt, claim, &mut results.publish, &mut v.ran)
                 .await;
             v.add(&self, &env, i, outcome, action, &mut results);
         }
@@ -319,6 +331,7 @@ impl Runner {
     /// comes with its batch claim and leaves the inbox update to the
     /// flush; a join claims and updates its firing here. What the handler
     /// emits goes to `publish`, for the flush to publish (see [`Self::fire`]).
+    /// `ran` turns true once the handler runs.
     async fn react(
         &self,
         i: usize,
@@ -326,6 +339,7 @@ impl Runner {
         attempt: u32,
         claim: Option<Result<Claim, StoreError>>,
         publish: &mut Outbox,
+        ran: &mut bool,
     ) -> (Outcome, InboxAction) {
         let r = &self.def.reactions[i];
         let scope = &self.scopes[i];
@@ -368,6 +382,10 @@ impl Runner {
                             self.clear_refilled(scope, instance).await;
                         }
                         bump(&self.counters.join_waiting);
+                        // Storing the arrival is this delivery's work: a
+                        // redelivery that stores it took over what its
+                        // first holder lost.
+                        *ran = true;
                         let c = self.completion(
                             i,
                             env,
@@ -437,7 +455,7 @@ impl Runner {
             Ok(Claim::Acquired) => {}
         }
         match self
-            .fire(r, scope, env, inputs, &dedup_id, attempt, publish)
+            .fire(r, scope, env, inputs, &dedup_id, attempt, publish, ran)
             .await
         {
             Ok(emitted) => {
@@ -487,7 +505,8 @@ impl Runner {
     /// The emitted envelopes are appended to `publish`: the batch's flush
     /// publishes them all in one `publish_batch`, before the done marks and
     /// the acks. A `@bounded` reaction publishes here instead, since it
-    /// counts its firing once its events are out.
+    /// counts its firing once its events are out. `ran` turns true as
+    /// the handler starts.
     #[allow(clippy::too_many_arguments)]
     async fn fire(
         &self,
@@ -498,6 +517,7 @@ impl Runner {
         dedup_id: &EventId,
         attempt: u32,
         publish: &mut Outbox,
+        ran: &mut bool,
     ) -> Result<SmallVec<[EmittedEvent; 1]>, Outcome> {
         let instance = trigger.correlation_shared();
         if let Some(bound) = r.bound {
@@ -509,6 +529,7 @@ impl Runner {
                 return Err(Outcome::DeadLetter("bound exceeded".into()));
             }
         }
+        *ran = true;
         let (run, span) = self.start(r, trigger, inputs, attempt);
         let result = self.run_started(r, run, span).await;
         let first = publish.len();

@@ -11,11 +11,20 @@ mod topics;
 
 /// The stores a service runs with; they live in [`crate::store`].
 pub use crate::store::Stores;
-pub use client::Client;
+pub use client::{Client, DEFAULT_PATIENCE};
 pub use definition::{
     Context, Emit, Handler, HandlerError, HandlerFuture, Input, Reaction, RetryPolicy,
     ServiceDefinition, Trigger,
 };
 pub use options::{ServiceError, ServiceOptions, ServiceStats};
-pub use runner::ServiceHandle;
+pub use runner::{ServiceHandle, StatsReader};
 pub use topics::Topics;
+
+/// The store scope of `reaction` of `participant`: its inbox, join slots
+/// and `@bounded` counters are kept under it.
+pub fn reaction_scope(choreography: &str, participant: &str, reaction: &str) -> String {
+    format!("{choreography}/{participant}/{reaction}")
+}
+
+#[cfg(test)]
+mod tests;

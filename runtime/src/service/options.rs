@@ -71,8 +71,26 @@ pub enum ServiceError {
 }
 
 /// Counts of what a service did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// As JSON (serde) every field is named as here; a field missing from the
+/// JSON reads as zero (or `false`), so that counts written by an older
+/// build still read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ServiceStats {
+    /// Deliveries taken from the broker by this service (every attempt
+    /// of every event, duplicates included). `received - deliveries` is
+    /// the work in flight: taken, not yet settled.
+    pub received: u64,
+    /// Deliveries that came again (`attempt > 1`) and that this service
+    /// then handled: it ran the handler, or stored the join arrival or
+    /// fired the join, for them. That
+    /// is work another member or an earlier process had taken and lost
+    /// (killed, paused past the ack wait, or past the claim lease), or a
+    /// handler failure retried by `@retry` (`failures` counts those).
+    /// Redeliveries found done already count as `duplicates` instead, and
+    /// those still claimed elsewhere, which come back later, not at all.
+    pub redelivered: u64,
     /// Handler runs that succeeded.
     pub handled: u64,
     /// Deliveries of events a reaction had handled already.
@@ -102,6 +120,10 @@ pub struct ServiceStats {
 
 #[derive(Default)]
 pub(super) struct Counters {
+    /// Deliveries taken from the broker ([`ServiceStats::received`]).
+    pub(super) received: AtomicU64,
+    /// Redeliveries handled ([`ServiceStats::redelivered`]).
+    pub(super) redelivered: AtomicU64,
     pub(super) handled: AtomicU64,
     pub(super) duplicates: AtomicU64,
     pub(super) failures: AtomicU64,
@@ -120,13 +142,19 @@ pub(super) struct Counters {
 impl Counters {
     pub(super) fn snapshot(&self) -> ServiceStats {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        // Settled before received: a delivery is counted received before
+        // it is settled (the settling adds with `Release`), so a snapshot
+        // never shows more settled than received.
+        let deliveries = self.deliveries.load(Ordering::Acquire);
         ServiceStats {
+            received: g(&self.received),
+            redelivered: g(&self.redelivered),
             handled: g(&self.handled),
             duplicates: g(&self.duplicates),
             failures: g(&self.failures),
             dead_lettered: g(&self.dead_lettered),
             join_waiting: g(&self.join_waiting),
-            deliveries: g(&self.deliveries),
+            deliveries,
             store_outages: g(&self.store_outages),
             store_down: self.store_down.load(Ordering::Relaxed),
             broker_outages: g(&self.broker_outages),

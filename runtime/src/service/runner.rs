@@ -46,6 +46,15 @@ impl ServiceHandle {
     pub fn stats(&self) -> ServiceStats {
         self.counters.snapshot()
     }
+    /// A reader of this service's counts that can be cloned, sent to
+    /// another task, and kept past [`ServiceHandle::shutdown`] (it then
+    /// reads the final counts).
+    pub fn stats_reader(&self) -> StatsReader {
+        StatsReader {
+            participant: self.participant.clone(),
+            counters: self.counters.clone(),
+        }
+    }
     /// How it is doing: degraded while its stores do not answer (it then
     /// holds its deliveries and resumes by itself once they do).
     pub fn health(&self) -> crate::broker::Health {
@@ -71,6 +80,34 @@ impl ServiceHandle {
             .await
             .map_err(|e| ServiceError::Crashed(e.to_string()))?;
         Ok(self.counters.snapshot())
+    }
+}
+
+/// Reads a service's counts ([`ServiceHandle::stats_reader`]), whether it
+/// still runs or has stopped.
+#[derive(Clone)]
+pub struct StatsReader {
+    participant: SharedStr,
+    counters: Arc<Counters>,
+}
+
+impl StatsReader {
+    /// The participant the service runs.
+    pub fn participant(&self) -> &str {
+        &self.participant
+    }
+    /// What the service has done so far ([`ServiceHandle::stats`]).
+    pub fn stats(&self) -> ServiceStats {
+        self.counters.snapshot()
+    }
+}
+
+impl std::fmt::Debug for StatsReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsReader")
+            .field("participant", &self.participant.as_str())
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -125,6 +162,15 @@ pub(super) struct Runner {
     pub(super) topic_cache: std::sync::RwLock<FastMap<SharedStr, SharedStr>>,
     pub(super) progress_topic: SharedStr,
     pub(super) counters: Arc<Counters>,
+    /// The event ids of the deliveries this process holds, unsettled, and
+    /// how many copies of each. A first delivery is handled on a look at
+    /// the inbox, without a claim (see [`Self::looks_first`]); when its
+    /// done mark is held up (a connection cut), the broker hands the event
+    /// out again, and the copy would find no claim and run the handler a
+    /// second time in this very process. A copy of an id held here is
+    /// busy instead: it comes back once the holder has settled. Kept only
+    /// where first deliveries look; elsewhere the claim does this.
+    holding: std::sync::Mutex<FastMap<EventId, u32>>,
 }
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -136,6 +182,73 @@ const FEW_TYPES: usize = 4;
 
 /// The smallest batch worth handing to another worker (see `process`).
 const SPREAD_BATCH: usize = 16;
+
+/// A batch's hold on its event ids in [`Runner::holding`], released on
+/// drop.
+struct Holding {
+    runner: Arc<Runner>,
+    ids: Vec<EventId>,
+}
+
+impl Holding {
+    /// Holds the ids of `deliveries`; also says, for each, whether another
+    /// batch of this process held it already.
+    fn take(runner: &Arc<Runner>, deliveries: &[Delivery]) -> (Holding, Vec<bool>) {
+        if !runner.looks_first() {
+            // Every delivery is claimed: a copy of one held here finds
+            // the claim and is busy already, with no bookkeeping.
+            let none = Holding {
+                runner: runner.clone(),
+                ids: Vec::new(),
+            };
+            return (none, vec![false; deliveries.len()]);
+        }
+        let ids: Vec<EventId> = deliveries
+            .iter()
+            .map(|d| d.envelope().id().clone())
+            .collect();
+        let mut held_here = Vec::with_capacity(ids.len());
+        {
+            let mut holding = runner.holding.lock().unwrap_or_else(|p| p.into_inner());
+            for id in &ids {
+                let n = holding.entry(id.clone()).or_insert(0);
+                held_here.push(*n > 0);
+                *n += 1;
+            }
+        }
+        // Copies within the batch are the batch's own business
+        // (`Claims::is_repeat`), not another batch's.
+        let mut seen = FastSet::default();
+        for (id, here) in ids.iter().zip(held_here.iter_mut()) {
+            if !seen.insert(id) {
+                *here = false;
+            }
+        }
+        let holding = Holding {
+            runner: runner.clone(),
+            ids,
+        };
+        (holding, held_here)
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        let mut holding = self
+            .runner
+            .holding
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for id in &self.ids {
+            if let Some(n) = holding.get_mut(id) {
+                *n -= 1;
+                if *n == 0 {
+                    holding.remove(id);
+                }
+            }
+        }
+    }
+}
 
 /// A claim owner: random, never 0 (see [`crate::store::InboxStore::claim_many_as`]).
 pub(super) fn claim_owner() -> u64 {
@@ -394,9 +507,10 @@ impl Runner {
             .reactions
             .iter()
             .map(|r| {
-                SharedStr::from(format!(
-                    "{}/{}/{}",
-                    def.choreography, def.participant, r.name
+                SharedStr::from(super::reaction_scope(
+                    &def.choreography,
+                    &def.participant,
+                    &r.name,
                 ))
             })
             .collect();
@@ -430,6 +544,7 @@ impl Runner {
             topic_cache: std::sync::RwLock::new(FastMap::default()),
             progress_topic,
             counters: Arc::new(Counters::default()),
+            holding: std::sync::Mutex::new(FastMap::default()),
         }
     }
 
@@ -535,6 +650,9 @@ impl Runner {
             };
             match batch {
                 Ok(Some(deliveries)) => {
+                    self.counters
+                        .received
+                        .fetch_add(deliveries.len() as u64, Ordering::Relaxed);
                     capacity.free.fetch_sub(deliveries.len(), Ordering::AcqRel);
                     batches.spawn(self.clone().process(deliveries, capacity.clone()));
                 }
@@ -562,7 +680,10 @@ impl Runner {
     /// hands nothing to another member.
     async fn process(self: Arc<Self>, deliveries: Vec<Delivery>, capacity: Arc<Capacity>) {
         let held = KeepAlive::of(&deliveries);
-        let work = self.clone().work(deliveries, capacity);
+        let (hold, held_here) = Holding::take(&self, &deliveries);
+        let work = self.clone().work(deliveries, held_here, capacity);
+        // Released once the batch is settled, or its task is dropped.
+        let _hold = hold;
         tokio::pin!(work);
         // Mostly done at once: no timer then.
         if futures::poll!(&mut work).is_ready() {
@@ -585,7 +706,12 @@ impl Runner {
 
     /// Claims a batch, runs its handlings, and settles them in groups as
     /// they finish.
-    async fn work(self: Arc<Self>, deliveries: Vec<Delivery>, capacity: Arc<Capacity>) {
+    async fn work(
+        self: Arc<Self>,
+        deliveries: Vec<Delivery>,
+        held_here: Vec<bool>,
+        capacity: Arc<Capacity>,
+    ) {
         // A batch task is spawned into its worker's LIFO slot, where no
         // other worker can steal it, and the worker that woke this
         // service is mostly the one running the service that published to
@@ -602,6 +728,22 @@ impl Runner {
         // With in-process stores a handling mostly finishes at once: those
         // need no future of their own, and write into the batch directly.
         for (di, d) in deliveries.into_iter().enumerate() {
+            if held_here[di] {
+                // Another batch of this process holds the event, unsettled:
+                // it comes again later, to find it done or released.
+                let attempt = d.attempt();
+                batch.settlements.push((
+                    d,
+                    Settlement::Nack {
+                        delay: Some(super::handling::busy_delay(
+                            self.opts.busy_retry,
+                            self.opts.claim_lease,
+                            attempt,
+                        )),
+                    },
+                ));
+                continue;
+            }
             if claims.is_repeat(di) {
                 // A second copy of an event earlier in this batch: the first
                 // copy's delivery carries the event's fate (done, retried or
@@ -680,6 +822,7 @@ impl Runner {
         // Notices go out before the acks: a tracker must never see an
         // instance idle while its last handling is still unreported.
         let completions = std::mem::take(&mut batch.completions);
+        let mut notice_lost = false;
         if self.opts.progress_notices && !completions.is_empty() {
             let notice = ProgressNotice {
                 choreography: self.def.choreography.clone(),
@@ -690,11 +833,25 @@ impl Runner {
                 .source(self.source.clone())
                 .traceparent(None)
                 .build();
-            if let Err(e) = self.broker.publish(&self.progress_topic, env).await {
-                tracing::warn!(participant = %self.def.participant, error = %e, "progress notice not published");
+            // Waited for through an outage as the emitted events are: a
+            // notice given up on while the deliveries are acked would
+            // leave trackers waiting for these reactions for ever (a
+            // campaign of broker restarts found orders that ended but
+            // never settled).
+            let notice = vec![(self.progress_topic.clone(), env)];
+            if let Err(e) = self.publish_patiently(notice).await {
+                tracing::warn!(participant = %self.def.participant, error = %e, "progress notice not published; the deliveries come again to report it");
+                notice_lost = true;
             }
         }
-        let settlements = std::mem::take(&mut batch.settlements);
+        let mut settlements = std::mem::take(&mut batch.settlements);
+        if notice_lost {
+            // Not acked: each comes again, is found done (or dead-lettered
+            // again) and its completion reported then.
+            for (_, s) in &mut settlements {
+                *s = Settlement::Nack { delay: None };
+            }
+        }
         let n = settlements.len() as u64;
         let handled = std::mem::take(&mut batch.handled);
         if handled > 0 {
@@ -714,7 +871,8 @@ impl Runner {
             // that harmless.
             tracing::warn!(participant = %self.def.participant, error = %e, "settling failed");
         }
-        self.counters.deliveries.fetch_add(n, Ordering::Relaxed);
+        // `Release`: see `Counters::snapshot`.
+        self.counters.deliveries.fetch_add(n, Ordering::Release);
     }
 
     /// Marks `ids` done, or releases their claims, in `scope`; empties
@@ -960,8 +1118,10 @@ impl Runner {
         // A first delivery on a broker that drops a second publish of an
         // id cannot have a copy handled elsewhere at the same time: the
         // broker gives a message to one member at a time and the runner
-        // keeps it alive while held, and a copy published again later
-        // than the broker's window finds the done-mark. Its inbox entry is
+        // keeps it alive while held (a copy it hands out anyway, the
+        // keep-alive lost in a cut, waits in `Runner::holding`), and a
+        // copy published again later than the broker's window finds the
+        // done-mark. Its inbox entry is
         // read, not claimed: a read where a claim is a write (on NATS, a
         // write to a file-backed stream). Redeliveries claim.
         let look_first = self.looks_first();

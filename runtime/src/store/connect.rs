@@ -51,10 +51,15 @@ impl Stores {
 
     /// The stores a URL names:
     /// - `memory://` (or empty): [`Stores::memory`];
-    /// - `nats://host:port`: JetStream Key-Value buckets (feature `nats`);
-    /// - `redis://host:port[/db]`: Redis keys (feature `redis`);
-    /// - `postgres://user@host/db` or `postgresql://…`: tables (feature
-    ///   `postgres`).
+    /// - `nats://host:port` (`tls://host:port` over TLS): JetStream
+    ///   Key-Value buckets (feature `nats`);
+    /// - `redis://host:port[/db]` (`rediss://` over TLS): Redis keys
+    ///   (feature `redis`);
+    /// - `postgres://user@host/db` or `postgresql://…` (`?sslmode=verify-full`
+    ///   over TLS): tables (feature `postgres`).
+    ///
+    /// TLS and credentials are set as for the brokers (docs/brokers.md,
+    /// "Secure set-up").
     ///
     /// Each keeps its state under `options.prefix`. An unreachable server is
     /// an error that names it without its credentials.
@@ -62,18 +67,21 @@ impl Stores {
         let scheme = url.split_once("://").map_or(url, |(s, _)| s);
         let shown = describe(url);
         let failed = |e: StoreError| match e {
-            StoreError::Backend(reason) => {
-                StoreError::Backend(format!("cannot open the stores at {shown}: {reason}"))
-            }
+            // The client libraries' errors may quote the URL.
+            StoreError::Backend(reason) => StoreError::Backend(format!(
+                "cannot open the stores at {shown}: {}",
+                crate::secret::scrub(&reason, url)
+            )),
+            StoreError::Config(reason) => StoreError::Config(crate::secret::scrub(&reason, url)),
             other => other,
         };
         match scheme {
             "" | "memory" => Ok(Stores::memory()),
-            "nats" => nats(url, options, &shown).await.map_err(failed),
+            "nats" | "tls" => nats(url, options, &shown).await.map_err(failed),
             "redis" | "rediss" => redis(url, options, &shown).await.map_err(failed),
             "postgres" | "postgresql" => postgres(url, options, &shown).await.map_err(failed),
             _ => Err(StoreError::Config(format!(
-                "unknown store URL scheme in `{shown}`: expected memory://, nats://, redis:// or postgres://"
+                "unknown store URL scheme in `{shown}`: expected memory://, nats://, tls://, redis://, rediss:// or postgres://"
             ))),
         }
     }
@@ -116,18 +124,9 @@ impl Default for Stores {
     }
 }
 
-/// `url` as it may be shown: any user name, password or token before `@`
-/// replaced by `***`.
-pub fn describe(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => url.to_owned(),
-    }
-}
+/// `url` as it may be shown: [`crate::secret::redact`], under the name
+/// the stores have always given it.
+pub use crate::secret::redact as describe;
 
 #[cfg(not(all(feature = "nats", feature = "redis", feature = "postgres")))]
 fn disabled(feature: &str, shown: &str) -> StoreError {
@@ -170,7 +169,7 @@ async fn redis(_: &str, _: &StoreOptions, shown: &str) -> Result<Stores, StoreEr
 #[cfg(feature = "postgres")]
 async fn postgres(url: &str, options: &StoreOptions, shown: &str) -> Result<Stores, StoreError> {
     let prefix = super::postgres::table_prefix(&options.prefix);
-    let s = super::PgStores::connect_with(url, &prefix, options.window).await?;
+    let s = super::PgStores::connect_with(url, &prefix, options).await?;
     Ok(Stores::new(
         Arc::new(s.inbox()),
         Arc::new(s.state()),
@@ -186,18 +185,6 @@ async fn postgres(_: &str, _: &StoreOptions, shown: &str) -> Result<Stores, Stor
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_are_never_shown() {
-        assert_eq!(
-            describe("postgres://app:s3cret@db:5432/x"),
-            "postgres://***@db:5432/x"
-        );
-        assert_eq!(describe("nats://tok@h:4222"), "nats://***@h:4222");
-        assert_eq!(describe("redis://h:6379/0"), "redis://h:6379/0");
-        assert_eq!(describe("redis://h/a@b"), "redis://h/a@b");
-        assert_eq!(describe("memory://"), "memory://");
-    }
 
     #[tokio::test]
     async fn memory_urls_and_unknown_schemes() {

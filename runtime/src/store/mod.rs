@@ -13,6 +13,8 @@ pub mod nats;
 mod options;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "postgres")]
+pub mod postgres_tls;
 #[cfg(feature = "redis")]
 pub mod redis;
 

@@ -18,9 +18,23 @@ pub struct StoreOptions {
     /// the start of a topic that still holds old events. The default, 7
     /// days, covers the first two many times over and the third for a
     /// week of retention; a deployment that keeps events longer should keep
-    /// its done-marks as long. Waiting join slots are never expired: a
-    /// join may wait for a late command; a fired join's slots are removed.
+    /// its done-marks as long. Waiting join slots go by
+    /// [`StoreOptions::join_window`] instead; a fired join's slots are
+    /// removed at once.
     pub window: Duration,
+    /// How long a join that has not fired is kept after its latest
+    /// arrival; `None` (the default) keeps it for ever, since a join may
+    /// wait for a late command.
+    ///
+    /// A join whose other events can no longer come (its instance ended
+    /// on another path: an order that failed before its payment) waits
+    /// for ever too, so a deployment that runs for long should set one: as
+    /// long as the longest a join's events may legitimately lie apart. An
+    /// arrival later than that finds the join empty and waits again. A
+    /// join is kept at least this long; PostgreSQL removes it at its next
+    /// sweep after that (within a minute), NATS and Redis at once. The
+    /// in-memory store keeps joins as long as its process.
+    pub join_window: Option<Duration>,
     /// Replicas of what the store keeps, where the server replicates (NATS
     /// JetStream): as many as the deployment's streams have.
     pub replicas: usize,
@@ -34,6 +48,7 @@ impl Default for StoreOptions {
         StoreOptions {
             prefix: String::new(),
             window: DEFAULT_WINDOW,
+            join_window: None,
             replicas: 1,
         }
     }

@@ -18,8 +18,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    check_slot, first_occurrences, Claim, InboxStore, Seen, StateStore, StoreError, Stores,
-    DEFAULT_WINDOW,
+    check_slot, first_occurrences, Claim, InboxStore, Seen, StateStore, StoreError, StoreOptions,
+    Stores,
 };
 use crate::envelope::{json, Envelope, EventId};
 
@@ -90,10 +90,24 @@ struct Sql {
 
 impl Sql {
     /// The statements on the tables under `p`; done-marks and counters
-    /// older than `window` count as gone (and are swept).
-    fn new(p: &str, window: Duration) -> Self {
+    /// older than `options.window` count as gone (and are swept), and so
+    /// are joins whose latest arrival is older than `options.join_window`.
+    fn new(p: &str, options: &StoreOptions) -> Self {
         // A number of seconds is all that goes into the text.
-        let w = format!("make_interval(secs => {})", window.as_secs_f64());
+        let interval = |d: Duration| format!("make_interval(secs => {})", d.as_secs_f64());
+        let w = interval(options.window);
+        let mut sweep = format!(
+            "DELETE FROM {p}inbox WHERE lease_until < now() - {w}; \
+             DELETE FROM {p}fired WHERE updated_at < now() - {w}"
+        );
+        if let Some(joins) = options.join_window {
+            let j = interval(joins);
+            sweep.push_str(&format!(
+                "; DELETE FROM {p}join j USING (SELECT scope, instance FROM {p}join \
+                 GROUP BY scope, instance HAVING max(arrived_at) < now() - {j}) old \
+                 WHERE j.scope = old.scope AND j.instance = old.instance"
+            ));
+        }
         Sql {
             // Inserts a claim, or takes over a lapsed one or an expired
             // done-mark, or finds its owner's own ($4, never 0); a row
@@ -138,10 +152,7 @@ impl Sql {
                  updated_at = now() \
                  RETURNING count"
             ),
-            sweep: format!(
-                "DELETE FROM {p}inbox WHERE lease_until < now() - {w}; \
-                 DELETE FROM {p}fired WHERE updated_at < now() - {w}"
-            ),
+            sweep,
         }
     }
 }
@@ -168,7 +179,7 @@ impl Shared {
         client.query(&stmt, params).await.map_err(backend)
     }
 
-    /// Deletes expired done-marks, long-lapsed claims and counters, at most
+    /// Deletes expired done-marks, long-lapsed claims, counters and joins, at most
     /// once per `sweep_every`; called on writes, so a store nobody writes
     /// to costs nothing.
     async fn sweep_now_and_then(&self) -> Result<(), StoreError> {
@@ -198,30 +209,34 @@ pub struct PgStores {
 
 impl PgStores {
     /// Connects with a libpq-style string (`host=127.0.0.1 user=postgres
-    /// dbname=test`) or URL (`postgres://postgres@127.0.0.1/test`) and
+    /// dbname=test`) or URL (`postgres://postgres@127.0.0.1/test`; TLS with
+    /// `sslmode=verify-full` and `sslrootcert=PATH`, see
+    /// [`postgres_tls`](super::postgres_tls)) and
     /// creates the tables under `table_prefix` if they are missing;
-    /// done-marks and counters are kept for [`DEFAULT_WINDOW`].
+    /// done-marks and counters are kept for [`super::DEFAULT_WINDOW`], joins that
+    /// have not fired for ever.
     pub async fn connect(config: &str, table_prefix: &str) -> Result<Self, StoreError> {
-        PgStores::connect_with(config, table_prefix, DEFAULT_WINDOW).await
+        PgStores::connect_with(config, table_prefix, &StoreOptions::default()).await
     }
 
-    /// [`PgStores::connect`], keeping done-marks and counters for `window`.
+    /// [`PgStores::connect`], keeping done-marks and counters for
+    /// `options.window` and joins that have not fired for
+    /// `options.join_window` (`options.prefix` is not used: the tables go
+    /// by `table_prefix`).
     pub async fn connect_with(
         config: &str,
         table_prefix: &str,
-        window: Duration,
+        options: &StoreOptions,
     ) -> Result<Self, StoreError> {
         check_prefix(table_prefix)?;
-        let pg: tokio_postgres::Config = config
-            .parse()
-            .map_err(|e| StoreError::Config(format!("PostgreSQL connection string: {e}")))?;
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let (pg, tls) = super::postgres_tls::config(config)?;
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls {
+            Some(tls) => Manager::from_config(pg, tls, manager_config),
+            None => Manager::from_config(pg, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(16)
             .build()
@@ -229,8 +244,12 @@ impl PgStores {
         let stores = PgStores {
             shared: Arc::new(Shared {
                 pool,
-                sql: Sql::new(table_prefix, window),
-                sweep_every: (window / 2).min(Duration::from_secs(60)),
+                sql: Sql::new(table_prefix, options),
+                sweep_every: (options
+                    .window
+                    .min(options.join_window.unwrap_or(options.window))
+                    / 2)
+                .min(Duration::from_secs(60)),
                 swept: std::sync::atomic::AtomicU64::new(0),
                 created: std::time::Instant::now(),
             }),
@@ -258,6 +277,11 @@ impl PgStores {
             // counters expired get the column).
             format!(
                 "ALTER TABLE {p}fired ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now()"
+            ),
+            // A join's arrivals know when they came, for the join window
+            // (tables made before get the column).
+            format!(
+                "ALTER TABLE {p}join ADD COLUMN IF NOT EXISTS arrived_at timestamptz NOT NULL DEFAULT now()"
             ),
             // Claims know their owner (tables made before get the column).
             format!("ALTER TABLE {p}inbox ADD COLUMN IF NOT EXISTS owner bigint NOT NULL DEFAULT 0"),

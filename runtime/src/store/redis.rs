@@ -8,8 +8,9 @@
 //!   lease as its TTL (a lapsed claim is simply gone), then `D` with
 //!   [`StoreOptions::window`] as its TTL;
 //! - `<prefix>choreo:join:<scope>:<instance>`: a hash of slot to
-//!   envelope, without a TTL (a join may wait for a late command), deleted
-//!   once the join has fired;
+//!   envelope, deleted once the join has fired; its TTL, starting anew
+//!   with each arrival, is [`StoreOptions::join_window`] (none by default:
+//!   a join may wait for a late command);
 //! - `<prefix>choreo:bound:<scope>:<instance>`: a counter whose TTL, the
 //!   window, starts anew with each firing.
 //!
@@ -22,7 +23,7 @@
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, Script};
+use ::redis::Script;
 use async_trait::async_trait;
 
 use super::{
@@ -75,9 +76,13 @@ return 0
 ";
 
 /// Puts ARGV[2] in slot ARGV[1] of the join KEYS[1] unless the slot is
-/// filled; returns the ARGV[3] slots in order (nil where empty).
+/// filled, keeping the join ARGV[4] milliseconds from now (for ever when
+/// 0); returns the ARGV[3] slots in order (nil where empty).
 const JOIN: &str = r"
 redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[4] ~= '0' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
 local fields = {}
 for i = 0, tonumber(ARGV[3]) - 1 do
   fields[#fields + 1] = tostring(i)
@@ -115,16 +120,18 @@ pub struct RedisStores {
     conn: ConnectionManager,
     prefix: String,
     window: Duration,
+    /// [`StoreOptions::join_window`] in milliseconds, 0 for none.
+    join_window_ms: u64,
     scripts: std::sync::Arc<Scripts>,
 }
 
 impl RedisStores {
-    /// Connects to `url` (`redis://host:port[/db]`). The connection comes
+    /// Connects to `url` (`redis://host:port[/db]`, `rediss://…` over TLS
+    /// with the settings of [`crate::broker::redis_url`]). The connection comes
     /// back by itself after the server restarts; meanwhile each call fails
     /// within a few seconds.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
-        let client =
-            Client::open(url).map_err(|e| StoreError::Config(format!("Redis URL: {e}")))?;
+        let client = crate::broker::redis_url::client(url).map_err(StoreError::Config)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)))
@@ -137,6 +144,7 @@ impl RedisStores {
             conn,
             prefix: options.prefix.clone(),
             window: options.window,
+            join_window_ms: options.join_window.map_or(0, millis),
             scripts: std::sync::Arc::new(Scripts {
                 claim: Script::new(CLAIM),
                 complete: Script::new(COMPLETE),
@@ -151,8 +159,14 @@ impl RedisStores {
     /// percent-encoded, so that no two pairs share a key; the scopes the
     /// runtime makes (`Choreography/Participant/reaction`) stay as they are.
     fn key(&self, what: &str, scope: &str, id: &str) -> String {
+        RedisStores::key_of(&self.prefix, what, scope, id)
+    }
+
+    /// The key of `id` in `scope` for `what` (`inbox`, `join`, `bound`)
+    /// under the deployment's `prefix`: what a Redis user's ACL must allow.
+    pub fn key_of(prefix: &str, what: &str, scope: &str, id: &str) -> String {
         let scope = scope.replace('%', "%25").replace(':', "%3A");
-        format!("{}choreo:{what}:{scope}:{id}", self.prefix)
+        format!("{prefix}choreo:{what}:{scope}:{id}")
     }
 
     /// The inbox.
@@ -338,13 +352,19 @@ impl StateStore for RedisStateStore {
         check_slot(slot, slots)?;
         let bytes = json::encode(envelope).map_err(|e| backend("encode", e))?;
         let (slot_arg, slots_arg) = (slot.to_string(), slots.to_string());
+        let keep = self.stores.join_window_ms.to_string();
         let filled: Vec<Option<Vec<u8>>> = self
             .stores
             .run(
                 "join",
                 |s| &s.join,
                 &[self.stores.key("join", scope, instance)],
-                &[slot_arg.as_bytes(), &bytes, slots_arg.as_bytes()],
+                &[
+                    slot_arg.as_bytes(),
+                    &bytes,
+                    slots_arg.as_bytes(),
+                    keep.as_bytes(),
+                ],
             )
             .await?;
         let mut all = Vec::with_capacity(slots);

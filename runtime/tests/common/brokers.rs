@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use choreo_runtime::broker::{
-    dead_letter_topic, settle_all, ObserveOptions, Settlement, SharedBroker, SubscribeOptions,
-    Subscription, DLQ_REASON,
+    dead_letter_topic, settle_all, Health, ObserveOptions, Settlement, SharedBroker,
+    SubscribeOptions, Subscription, DLQ_REASON,
 };
 use choreo_runtime::Envelope;
 
@@ -230,7 +230,7 @@ pub mod postgres {
 
     /// The directory of PostgreSQL's server binaries (Debian keeps them
     /// under `/usr/lib/postgresql/<major>/bin`).
-    fn bin_dir() -> std::io::Result<PathBuf> {
+    pub fn bin_dir() -> std::io::Result<PathBuf> {
         let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")?
             .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
             .filter(|p| p.join("postgres").is_file())
@@ -244,7 +244,7 @@ pub mod postgres {
     /// Runs `program` as the `postgres` user: PostgreSQL refuses to run as
     /// root. `setpriv` replaces itself with the program, so that killing it
     /// kills the server.
-    fn as_postgres(program: &Path) -> Vec<String> {
+    pub fn as_postgres(program: &Path) -> Vec<String> {
         vec![
             "--reuid=postgres".into(),
             "--regid=postgres".into(),
@@ -290,21 +290,26 @@ pub mod postgres {
                     )))
                 }
             },
-            |port, dir| {
-                let mut args = as_postgres(&postgres);
-                args.extend([
-                    "-D".into(),
-                    dir.join("data").display().to_string(),
-                    "-p".into(),
-                    port.to_string(),
-                    "-k".into(),
-                    dir.display().to_string(),
-                    "-c".into(),
-                    "listen_addresses=127.0.0.1".into(),
-                ]);
-                args
-            },
+            move |port, dir| server_args(&postgres, port, dir),
         )
+    }
+
+    /// `setpriv`'s arguments that run `postgres` as its user on the
+    /// cluster in `dir/data`, on `port` of the loopback, with its socket
+    /// in `dir`.
+    pub fn server_args(postgres: &Path, port: u16, dir: &Path) -> Vec<String> {
+        let mut args = as_postgres(postgres);
+        args.extend([
+            "-D".into(),
+            dir.join("data").display().to_string(),
+            "-p".into(),
+            port.to_string(),
+            "-k".into(),
+            dir.display().to_string(),
+            "-c".into(),
+            "listen_addresses=127.0.0.1".into(),
+        ]);
+        args
     }
 }
 
@@ -510,6 +515,147 @@ pub async fn restart_mid_stream(server: &mut OwnServer, broker: SharedBroker, to
         .iter()
         .map(|(n, _)| message(*n).id().to_string())
         .collect();
+    all_delivered(&want, &seen).await;
+    consumer.abort();
+}
+
+/// Publishers that retry what fails keep publishing while the broker's
+/// server is killed (`kill -9`) and started again, twice: every publish
+/// that returned `Ok`, before, between and after the kills, reaches the
+/// group; the broker says it is unhealthy while the server is down and
+/// healthy again once it is back.
+pub async fn restarts_with_retrying_publishers(
+    server: &mut OwnServer,
+    broker: SharedBroker,
+    topic: &str,
+) {
+    let mut o = SubscribeOptions::new(format!("{topic}.group"), [topic]);
+    o.ack_wait = Duration::from_secs(5);
+    let sub = broker.subscribe(o).await.expect("subscribe");
+    let (seen, consumer) = collect(sub);
+    assert_eq!(
+        broker.health().await,
+        Health::Healthy,
+        "healthy at the start"
+    );
+    // Each confirmed publish as (publisher, n), with the phase it was
+    // confirmed in (0 before the first kill, 1 between, 2 after).
+    let confirmed = Arc::new(Mutex::new(Vec::<(u64, u64, u8)>::new()));
+    let phase = Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut publishers = Vec::new();
+    for p in 0..4u64 {
+        let (c, ph, st, b, t) = (
+            confirmed.clone(),
+            phase.clone(),
+            stop.clone(),
+            broker.clone(),
+            topic.to_owned(),
+        );
+        publishers.push(tokio::spawn(async move {
+            let mut failures = 0u64;
+            let mut n = 0u64;
+            'messages: while !st.load(Ordering::SeqCst) {
+                // The same message (same id) until it is confirmed.
+                loop {
+                    let sent =
+                        tokio::time::timeout(Duration::from_secs(10), b.publish(&t, retried(p, n)))
+                            .await;
+                    if let Ok(Ok(())) = sent {
+                        c.lock().unwrap().push((p, n, ph.load(Ordering::SeqCst)));
+                        break;
+                    }
+                    failures += 1;
+                    if st.load(Ordering::SeqCst) {
+                        break 'messages;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            failures
+        }));
+    }
+    let count = |phase: u8| {
+        confirmed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, _, ph)| *ph == phase)
+            .count()
+    };
+    /// Waits until `what` holds, for up to 30 s.
+    async fn until(what: &str, mut ok: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !ok() {
+            assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    async fn health_becomes(broker: &SharedBroker, healthy: bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let h = broker.health().await;
+            let done = if healthy {
+                h == Health::Healthy
+            } else {
+                matches!(h, Health::Unhealthy(_))
+            };
+            if done {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "health stays {h:?} (want {})",
+                if healthy { "healthy" } else { "unhealthy" }
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for kill in 0..2u8 {
+        until(&format!("publishing in phase {kill}"), || {
+            count(kill) >= 100
+        })
+        .await;
+        server.kill();
+        health_becomes(&broker, false).await;
+        // Down for longer than a publish waits (2 s): some fail, and are
+        // retried.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        server.restart();
+        health_becomes(&broker, true).await;
+        phase.store(kill + 1, Ordering::SeqCst);
+    }
+    until("publishing after the second restart", || count(2) >= 100).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut failures = 0;
+    for p in publishers {
+        failures += tokio::time::timeout(Duration::from_secs(60), p)
+            .await
+            .expect("publishers stop")
+            .expect("publisher");
+    }
+    let confirmed: Vec<(u64, u64, u8)> = confirmed.lock().unwrap().clone();
+    eprintln!(
+        "two restarts: {} publishes confirmed ({} / {} / {} per phase), {failures} failed attempts retried",
+        confirmed.len(),
+        count(0),
+        count(1),
+        count(2)
+    );
+    assert!(failures > 0, "no publish failed while the server was down");
+    let want: HashSet<String> = confirmed
+        .iter()
+        .map(|(p, n, _)| retried(*p, *n).id().to_string())
+        .collect();
+    all_delivered(&want, &seen).await;
+    consumer.abort();
+}
+
+/// Waits (up to 60 s) until every id of `want` is in `seen`, else fails
+/// naming the first ten missing.
+async fn all_delivered(want: &HashSet<String>, seen: &Mutex<HashSet<String>>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let missing: Vec<String> = {
@@ -519,7 +665,7 @@ pub async fn restart_mid_stream(server: &mut OwnServer, broker: SharedBroker, to
             m
         };
         if missing.is_empty() {
-            break;
+            return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -529,7 +675,14 @@ pub async fn restart_mid_stream(server: &mut OwnServer, broker: SharedBroker, to
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    consumer.abort();
+}
+
+/// Message `n` of publisher `p` of [`restarts_with_retrying_publishers`].
+fn retried(p: u64, n: u64) -> Envelope {
+    Envelope::builder("Test.Event", format!("k{p}"))
+        .id(format!("p{p}-m{n:05}"))
+        .source("choreo-tests")
+        .build()
 }
 
 /// A durable consumer that was offline — its process gone, the group kept —

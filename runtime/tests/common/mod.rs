@@ -114,10 +114,48 @@ pub fn servers_required() -> bool {
 }
 
 /// A server (or server binary) a test needs is missing: fails the test
-/// when [`servers_required`], else says on stderr that the test skips.
+/// when [`servers_required`], else says that the test skips. Every skip
+/// of these tests comes here.
+///
+/// The line goes to the process's standard error itself, not through
+/// `eprintln!`: the test harness captures what the print macros write and
+/// shows it only for a test that fails, and a skipped test passes. URLs
+/// in it show no credentials.
 pub fn server_missing(what: &str, error: &dyn std::fmt::Display) {
+    let (what, error) = (masked(what), masked(&error.to_string()));
     if servers_required() {
         panic!("{what} required (CHOREO_REQUIRE_BROKERS=1) but unavailable: {error}");
     }
-    eprintln!("SKIPPED: {what} unavailable ({error})");
+    // libtest runs each test on a thread named after it.
+    let test = std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .map_or_else(|| "a test".to_owned(), str::to_owned);
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED {test}: {what} unavailable ({error}) (set CHOREO_REQUIRE_BROKERS=1 to fail instead)"
+    );
+}
+
+/// `text` with the credentials of every URL in it masked
+/// ([`choreo_runtime::secret::redact`]).
+fn masked(text: &str) -> String {
+    text.split(' ')
+        .map(|word| match word.find("://") {
+            Some(at) if word.contains('@') => {
+                // The URL starts with its scheme.
+                let start = word[..at]
+                    .rfind(|c: char| !(c.is_ascii_alphanumeric() || "+-.".contains(c)))
+                    .map_or(0, |i| i + 1);
+                format!(
+                    "{}{}",
+                    &word[..start],
+                    choreo_runtime::secret::redact(&word[start..])
+                )
+            }
+            _ => word.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -25,6 +25,7 @@ mod completions;
 mod deps;
 mod diagram;
 mod explain;
+mod export;
 mod generate;
 mod input;
 mod man;
@@ -67,6 +68,7 @@ Examples:
   choreoc new shop.choreo shop               a runnable workspace: cd shop && cargo run
   choreoc generate shop.choreo --out types   a library crate of typed services
   choreoc diagram shop.choreo -f svg -o shop.svg
+  choreoc export permissions shop.choreo --broker nats -o nats/
   choreoc completions bash > ~/.local/share/bash-completion/completions/choreoc
 
 Environment: NO_COLOR turns colour off when --color is auto.";
@@ -96,6 +98,7 @@ enum Command {
     Check(check::Args),
     Diagram(diagram::Args),
     Explain(explain::Args),
+    Export(export::Args),
     Generate(generate::Args),
     New(new::Args),
     Completions(completions::Args),
@@ -152,6 +155,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args, color),
         Command::Diagram(args) => diagram::run(args, color),
         Command::Explain(args) => explain::run(args),
+        Command::Export(args) => export::run(args, color),
         Command::Generate(args) => generate::run(args, color),
         Command::New(args) => new::run(args, color),
         Command::Completions(args) => completions::run(args),

@@ -145,33 +145,3 @@ pub fn check_state(report: &Report, p: &Participants, drones: usize) {
     }
     assert_eq!(p.ingestion.requests() as usize, report.deliveries.len());
 }
-
-/// `  completed      93  (…)` → 93: a count of the summary a driver
-/// process prints.
-pub fn count(text: &str, label: &str) -> usize {
-    text.lines()
-        .find_map(|l| {
-            let l = l.trim_start();
-            let rest = l.strip_prefix(label)?;
-            rest.split_whitespace().next()?.parse().ok()
-        })
-        .unwrap_or_else(|| panic!("no `{label}` line in\n{text}"))
-}
-
-/// `(package rejected 5, no drone 4)` → (5, 4).
-pub fn failed_split(text: &str) -> (usize, usize) {
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("failed"))
-        .unwrap();
-    let num = |after: &str| -> usize {
-        let at = line.find(after).unwrap() + after.len();
-        line[at..]
-            .split(|c: char| !c.is_ascii_digit())
-            .find(|s| !s.is_empty())
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    (num("package rejected "), num("no drone "))
-}

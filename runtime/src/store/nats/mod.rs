@@ -13,8 +13,10 @@
 //!   on the key's revision;
 //! - done-marks and counters expire with their bucket's `max_age`
 //!   ([`StoreOptions::window`]): each write of a key starts its age anew;
-//! - the joins bucket has no `max_age` (a join may wait for a late
-//!   command); [`StateStore::join_clear`] removes a fired join's slots by
+//! - the joins bucket's `max_age` is [`StoreOptions::join_window`]
+//!   (none by default: a join may wait for a late command), counted, as
+//!   for the others, from the key's latest write, which is the join's
+//!   latest arrival; [`StateStore::join_clear`] removes a fired join's slots by
 //!   deleting their one message by sequence, leaving nothing behind (a KV
 //!   delete would leave a marker; a stream purge filtered by the key's
 //!   subject costs the server 15 to 40 times a write).
@@ -112,14 +114,25 @@ pub struct NatsKvStores {
 }
 
 impl NatsKvStores {
-    /// Connects to `url` (`nats://host:port`) and opens the deployment's
-    /// buckets, making them where missing.
+    /// Connects to `url` (`nats://host:port`, `tls://host:port`, with TLS
+    /// and credentials as the broker reads them:
+    /// [`crate::broker::nats_url`]) and opens the deployment's buckets,
+    /// making them where missing.
+    /// A URL's `?replicas=N` sets [`StoreOptions::replicas`], as for the
+    /// streams ([`crate::broker::nats::url_settings`]).
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
-        let client = async_nats::ConnectOptions::new()
+        let (servers, settings) = crate::broker::nats::url_settings(url)
+            .map_err(|e| StoreError::Config(e.to_string()))?;
+        let mut options = options.clone();
+        if let Some(r) = settings.replicas {
+            options.replicas = r;
+        }
+        let options = &options;
+        let base = async_nats::ConnectOptions::new()
             .name("choreo-stores")
             .connection_timeout(Duration::from_secs(5))
-            .request_timeout(Some(Duration::from_secs(5)))
-            .connect(url)
+            .request_timeout(Some(Duration::from_secs(5)));
+        let client = crate::broker::nats_url::connect(base, &servers, &settings)
             .await
             .map_err(|e| backend("connect", e))?;
         let js = jetstream::ContextBuilder::new()
@@ -129,10 +142,23 @@ impl NatsKvStores {
     }
 
     /// Opens the deployment's buckets on `js`, making them where missing.
+    ///
+    /// Replicated buckets (`options.replicas` above 1) are refused on a
+    /// server older than [`SERIALIZABLE_CAS_SINCE`]: see
+    /// [`check_replicated_cas`].
     pub async fn open(js: &jetstream::Context, options: &StoreOptions) -> Result<Self, StoreError> {
+        if options.replicas > 1 {
+            check_replicated_cas(&js.client().server_info().version).map_err(StoreError::Config)?;
+        }
         Ok(NatsKvStores {
             inbox: bucket(js, options, "inbox", options.window).await?,
-            joins: bucket(js, options, "joins", Duration::ZERO).await?,
+            joins: bucket(
+                js,
+                options,
+                "joins",
+                options.join_window.unwrap_or(Duration::ZERO),
+            )
+            .await?,
             bounds: bucket(js, options, "bounds", options.window).await?,
             js: js.clone(),
         })
@@ -141,6 +167,12 @@ impl NatsKvStores {
     /// The bucket names of `options`' deployment: inbox, joins, bounds.
     pub fn bucket_names(options: &StoreOptions) -> [String; 3] {
         ["inbox", "joins", "bounds"].map(|what| bucket_name(options, what))
+    }
+
+    /// The key of `id` in `scope` in any of the buckets: what a NATS
+    /// user's permissions must allow (`$KV.<bucket>.<scope token>.*`).
+    pub fn key_of(scope: &str, id: &str) -> String {
+        key(scope, id)
     }
 
     /// The inbox.
@@ -152,6 +184,44 @@ impl NatsKvStores {
     pub fn state(&self) -> NatsKvStateStore {
         NatsKvStateStore::new(self.joins.clone(), self.bounds.clone(), self.js.clone())
     }
+}
+
+/// The first nats-server release whose replicated streams apply a
+/// compare-and-set (an expected last sequence per subject) as part of the
+/// replicated write.
+pub const SERIALIZABLE_CAS_SINCE: (u64, u64, u64) = (2, 9, 21);
+
+/// Refuses a server `version` (`2.9.10`, `2.10.27-beta`) older than
+/// [`SERIALIZABLE_CAS_SINCE`] for replicated buckets.
+///
+/// Before it, a replicated stream checked a publish's expected last
+/// sequence on the leader ahead of the replicated write, not within it,
+/// so two concurrent compare-and-sets on one key could both be accepted
+/// and the later overwrite the earlier: a join's two arrivals both saw it
+/// waiting (the order lost, as the harness's cluster campaigns found on
+/// nats-server 2.9.10, docs/reliability.md), and two replicas could both
+/// claim one event. A version that does not parse is let through.
+pub fn check_replicated_cas(version: &str) -> Result<(), String> {
+    let numbers: Vec<u64> = version
+        .trim_start_matches('v')
+        .split(|c: char| !c.is_ascii_digit())
+        .take(3)
+        .map_while(|n| n.parse().ok())
+        .collect();
+    let [major, minor, patch] = numbers[..] else {
+        return Ok(());
+    };
+    if (major, minor, patch) >= SERIALIZABLE_CAS_SINCE {
+        return Ok(());
+    }
+    let (a, b, c) = SERIALIZABLE_CAS_SINCE;
+    Err(format!(
+        "replicated Key-Value stores need nats-server {a}.{b}.{c} or later, and this one is \
+         {version}: an older server can accept two concurrent compare-and-set writes to one \
+         key of a replicated bucket, which loses join arrivals and lets two replicas claim \
+         one event (upgrade the servers, or keep the stores on one replica, or in Redis or \
+         PostgreSQL with --store)"
+    ))
 }
 
 fn bucket_name(options: &StoreOptions, what: &str) -> String {
@@ -226,6 +296,24 @@ async fn bucket(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicated_buckets_need_a_server_with_serializable_compare_and_set() {
+        for old in ["2.9.10", "v2.9.20", "2.8.4", "1.4.1"] {
+            let e = check_replicated_cas(old).unwrap_err();
+            assert!(e.contains("2.9.21 or later") && e.contains(old), "{e}");
+        }
+        for fine in [
+            "2.9.21",
+            "2.9.25",
+            "2.10.27",
+            "v2.11.0-beta.1",
+            "3.0.0",
+            "dev",
+        ] {
+            assert_eq!(check_replicated_cas(fine), Ok(()), "{fine}");
+        }
+    }
 
     #[test]
     fn keys_are_valid_whatever_the_text() {

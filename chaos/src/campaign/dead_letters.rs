@@ -1,0 +1,55 @@
+//! The dead letters of a campaign, each once with its reason.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use choreo_runtime::broker::{ObserveOptions, StartPosition, DLQ_GROUP, DLQ_REASON};
+
+use super::CampaignError;
+use crate::report::DeadLetter;
+
+/// Follows the dead-letter topics from their start, keeping each dead
+/// letter once (by event id and group) with its reason.
+pub(super) async fn watch(
+    url: &str,
+    topics: Vec<String>,
+    into: Arc<Mutex<BTreeMap<(String, String), DeadLetter>>>,
+) -> Result<tokio::task::JoinHandle<()>, CampaignError> {
+    let broker = choreo_runtime::connect(url)
+        .await
+        .map_err(|e| CampaignError::Broker(e.to_string()))?;
+    let mut options = ObserveOptions::new(topics);
+    options.start = StartPosition::Earliest;
+    let mut sub = broker
+        .observe(options)
+        .await
+        .map_err(|e| CampaignError::Broker(e.to_string()))?;
+    Ok(tokio::spawn(async move {
+        let _broker = broker;
+        loop {
+            let batch = match sub.next_batch(64).await {
+                Ok(Some(b)) => b,
+                Ok(None) => break,
+                // A server restarting: the observer goes on once it is
+                // back.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let mut map = into.lock().unwrap_or_else(|p| p.into_inner());
+            for d in batch {
+                let e = d.envelope();
+                let group = e.extension(DLQ_GROUP).unwrap_or_default().to_owned();
+                map.entry((e.id().to_string(), group.clone()))
+                    .or_insert_with(|| DeadLetter {
+                        event: e.ty().to_owned(),
+                        key: e.correlation_id().to_owned(),
+                        group,
+                        reason: e.extension(DLQ_REASON).unwrap_or_default().to_owned(),
+                    });
+            }
+        }
+    }))
+}

@@ -1,0 +1,135 @@
+//! `choreoc export permissions` as a user runs it: where the files go,
+//! passwords hashed and never written in clear, bad arguments refused.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+fn choreoc(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_choreoc"));
+    c.args(args).current_dir(root()).env("NO_COLOR", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("choreoc runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const ECOMMERCE: &str = "examples/ecommerce/ecommerce.choreo";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("cli-export")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch");
+    dir
+}
+
+#[test]
+fn nats_writes_the_users_and_the_setup_into_a_directory() {
+    let dir = scratch("nats");
+    let out = choreoc(
+        &[
+            "export",
+            "permissions",
+            ECOMMERCE,
+            "--broker",
+            "nats",
+            "--prefix",
+            "shop.",
+            "-o",
+            dir.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let users = std::fs::read_to_string(dir.join("users.conf")).expect("users.conf");
+    assert!(
+        users.contains("password: $CHOREO_PASSWORD_PAYMENT"),
+        "{users}"
+    );
+    assert!(
+        users.contains("\"shop.Ecommerce.v1.PaymentApproved\""),
+        "{users}"
+    );
+    let setup: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("setup.json")).expect("setup"))
+            .expect("json");
+    assert_eq!(setup["streams"][0]["name"], "shop");
+    let inbox = &choreo_compiler::export::permissions::names::nats_buckets("shop.")[0];
+    assert!(inbox.starts_with("shop_choreo_inbox_"), "{inbox}");
+    assert_eq!(setup["buckets"][0], inbox.as_str());
+}
+
+#[test]
+fn redis_hashes_the_passwords_it_is_given_and_writes_none_in_clear() {
+    let dir = scratch("redis");
+    let file = dir.join("users.acl");
+    let out = choreoc(
+        &[
+            "export",
+            "permissions",
+            ECOMMERCE,
+            "--broker",
+            "redis",
+            "-o",
+            file.to_str().expect("utf-8"),
+        ],
+        &[("CHOREO_PASSWORD_PAYMENT", "s3cret")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let acl = std::fs::read_to_string(&file).expect("acl");
+    assert!(!acl.contains("s3cret"));
+    let payment = acl
+        .lines()
+        .find(|l| l.starts_with("user Payment on "))
+        .expect("Payment's line");
+    // sha256("s3cret")
+    assert!(
+        payment.contains("#1ec1c26b50d5d3c58d9583181af8076655fe00756bf7285940ba3670f99fcba0"),
+        "{payment}"
+    );
+    let orders = acl
+        .lines()
+        .find(|l| l.starts_with("user Orders on "))
+        .expect("Orders' line");
+    assert!(orders.contains(" resetpass "), "{orders}");
+}
+
+#[test]
+fn a_prefix_that_cannot_start_a_subject_and_an_unknown_broker_are_refused() {
+    let out = choreoc(
+        &[
+            "export",
+            "permissions",
+            ECOMMERCE,
+            "--broker",
+            "nats",
+            "--prefix",
+            "a b.",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("`a b.`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = choreoc(
+        &["export", "permissions", ECOMMERCE, "--broker", "kafka"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}
