@@ -67,20 +67,22 @@ impl Verdict {
             Outcome::Completed(c) => sink.completion(c),
             Outcome::Duplicate => {
                 bump(&runner.counters.duplicates);
-                // A redelivery after a crash between the done-mark and the
-                // progress notice: the notice never went out, so trackers
-                // would wait for this reaction for ever. Its events were
-                // published before the done-mark; only the completion is
-                // owed. (A first delivery's duplicate owes nothing: its
-                // original's delivery announces it.)
-                if attempt > 1 {
-                    sink.completion(runner.completion(
-                        i,
-                        env,
-                        CompletionOutcome::Handled,
-                        SmallVec::new(),
-                    ));
-                }
+                // Found done: the handler ran and its events were
+                // published before the done-mark, but the progress notice
+                // may never have gone out (a crash between the two), and
+                // trackers would wait for this reaction for ever. So every
+                // duplicate reports the completion again; trackers take a
+                // second report as a no-op. Even a first delivery does:
+                // a broker killed before it stored a delivery count hands
+                // the event out again as a first delivery, and a repeat
+                // in one batch is settled by its first copy (a chaos
+                // campaign found orders that ended but never settled).
+                sink.completion(runner.completion(
+                    i,
+                    env,
+                    CompletionOutcome::Handled,
+                    SmallVec::new(),
+                ));
             }
             Outcome::Busy => self.busy = true,
             Outcome::DeadLetter(reason) => self.dead.push((i, reason)),
@@ -399,7 +401,16 @@ impl Runner {
                     // the claim lease from its completion, below), so its
                     // firing needs no claim, as a first delivery's plain
                     // handling needs none (see `Runner::claim_or_look`).
+                    //
+                    // One look at the firing first: a broker killed before
+                    // it stored a delivery count hands both arrivals of a
+                    // join that fired out again as first deliveries, and
+                    // they fill the join a second time.
                     Ok(JoinArrival::Completed(all)) if attempt == 1 && self.looks_first() => {
+                        if let Some(done) = self.fired_before(i, env).await {
+                            self.clear_refilled(scope, instance).await;
+                            return done;
+                        }
                         (all, true)
                     }
                     // Completed by another arrival a moment ago, which

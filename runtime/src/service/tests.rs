@@ -1,5 +1,6 @@
-//! What a service counts of the deliveries it takes: received, and
-//! redelivered (work a first holder took and lost).
+//! What a service counts of the deliveries it takes (received, and
+//! redelivered: work a first holder took and lost), and what it does with
+//! copies of events it has handled or still holds.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -320,6 +321,188 @@ async fn a_copy_of_an_event_this_process_still_holds_waits_for_it_and_runs_nothi
     assert_eq!(stats.handled, 1, "{stats:?}");
     assert_eq!(
         *runs.lock().unwrap_or_else(|p| p.into_inner()),
+        [("order-1".to_string(), 1)]
+    );
+}
+
+#[tokio::test]
+async fn a_first_delivery_found_done_reports_its_completion_again() {
+    let broker: SharedBroker = Arc::new(LooksFirst(MemoryBroker::new()));
+    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let watch = SubscribeOptions::new("watch", [Topics::default().progress("Shop")]);
+    let mut notices = broker.subscribe(watch).await.unwrap();
+    let runs: Attempts = Arc::default();
+    let service = ServiceDefinition::new("Shop", "Payment")
+        .reaction(noting("charge", Trigger::any([Charge::TYPE]), runs.clone()))
+        .start(broker.clone(), Stores::memory(), options())
+        .await
+        .unwrap();
+    let envelope = crate::envelope::Envelope::of("order-1", Charge { cents: 5 }).build();
+    client.send_envelope(envelope.clone()).await.unwrap();
+    until("the event is handled", &service, |s| s.handled == 1).await;
+    // As a broker killed before it stored the notice and the delivery
+    // count does: the event comes again as a first delivery, and only a
+    // report from this copy tells trackers the reaction is done.
+    client.send_envelope(envelope.clone()).await.unwrap();
+    until("the copy finds it done", &service, |s| s.duplicates == 1).await;
+    service.shutdown().await.unwrap();
+    let mut reported = 0;
+    while let Ok(Ok(Some(batch))) =
+        tokio::time::timeout(Duration::from_millis(500), notices.next_batch(16)).await
+    {
+        for d in batch {
+            let notice: crate::progress::ProgressNotice = d.envelope().decode().unwrap();
+            reported += notice
+                .completions
+                .iter()
+                .filter(|c| c.event_id == *envelope.id())
+                .count();
+            d.ack().await.unwrap();
+        }
+    }
+    assert_eq!(reported, 2, "the handling and the copy found done report");
+    assert_eq!(runs.lock().unwrap_or_else(|p| p.into_inner()).len(), 1);
+}
+
+/// One join of one instance: its scope and instance key.
+type JoinKey = (String, String);
+
+/// Join slots as the NATS state store keeps them: it tells the arrival
+/// that completed a join apart (which then fires without a claim), and
+/// forgets a fired join's slots.
+#[derive(Default)]
+struct CompletingJoins {
+    slots: Mutex<std::collections::HashMap<JoinKey, Vec<Option<crate::envelope::Envelope>>>>,
+    fired: Mutex<std::collections::HashMap<JoinKey, u64>>,
+}
+
+#[async_trait::async_trait]
+impl crate::store::StateStore for CompletingJoins {
+    async fn join_arrive(
+        &self,
+        scope: &str,
+        instance: &str,
+        slot: usize,
+        slots: usize,
+        envelope: &crate::envelope::Envelope,
+    ) -> Result<Option<Vec<crate::envelope::Envelope>>, crate::store::StoreError> {
+        Ok(
+            match self
+                .join_arrival(scope, instance, slot, slots, envelope)
+                .await?
+            {
+                crate::store::JoinArrival::Waiting => None,
+                crate::store::JoinArrival::Completed(all)
+                | crate::store::JoinArrival::Full { all, .. } => Some(all),
+            },
+        )
+    }
+
+    async fn join_arrival(
+        &self,
+        scope: &str,
+        instance: &str,
+        slot: usize,
+        slots: usize,
+        envelope: &crate::envelope::Envelope,
+    ) -> Result<crate::store::JoinArrival, crate::store::StoreError> {
+        let mut all = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let join = all
+            .entry((scope.to_string(), instance.to_string()))
+            .or_insert_with(|| vec![None; slots]);
+        let was_full = join.iter().all(Option::is_some);
+        join[slot].get_or_insert_with(|| envelope.clone());
+        let filled: Vec<_> = join.iter().flatten().cloned().collect();
+        Ok(if filled.len() < slots {
+            crate::store::JoinArrival::Waiting
+        } else if was_full {
+            crate::store::JoinArrival::Full {
+                all: filled,
+                completed_by_this: false,
+                age: Some(Duration::from_secs(3600)),
+            }
+        } else {
+            crate::store::JoinArrival::Completed(filled)
+        })
+    }
+
+    async fn join_clear(
+        &self,
+        scope: &str,
+        instance: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(scope.to_string(), instance.to_string()));
+        Ok(())
+    }
+
+    async fn fired_count(
+        &self,
+        scope: &str,
+        instance: &str,
+    ) -> Result<u64, crate::store::StoreError> {
+        let fired = self.fired.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(fired
+            .get(&(scope.to_string(), instance.to_string()))
+            .copied()
+            .unwrap_or(0))
+    }
+
+    async fn record_firing(
+        &self,
+        scope: &str,
+        instance: &str,
+    ) -> Result<u64, crate::store::StoreError> {
+        let mut fired = self.fired.lock().unwrap_or_else(|p| p.into_inner());
+        let n = fired
+            .entry((scope.to_string(), instance.to_string()))
+            .or_insert(0);
+        *n += 1;
+        Ok(*n)
+    }
+}
+
+#[tokio::test]
+async fn a_join_whose_arrivals_come_again_as_first_deliveries_fires_once() {
+    let broker: SharedBroker = Arc::new(LooksFirst(MemoryBroker::new()));
+    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let attempts: Attempts = Arc::default();
+    let stores = Stores {
+        state: Arc::new(CompletingJoins::default()),
+        ..Stores::memory()
+    };
+    let service = ServiceDefinition::new("Shop", "Shipping")
+        .reaction(noting(
+            "ship",
+            Trigger::all([Paid::TYPE, Packed::TYPE]),
+            attempts.clone(),
+        ))
+        .start(broker.clone(), stores, options())
+        .await
+        .unwrap();
+    let paid = crate::envelope::Envelope::of("order-1", Paid {}).build();
+    let packed = crate::envelope::Envelope::of("order-1", Packed {}).build();
+    client.send_envelope(paid.clone()).await.unwrap();
+    client.send_envelope(packed.clone()).await.unwrap();
+    until("the join fires", &service, |s| {
+        s.handled == 1 && s.deliveries == 2
+    })
+    .await;
+    // Both arrivals again, each as a first delivery: a broker killed
+    // before it stored their delivery counts hands them out so.
+    client.send_envelope(paid).await.unwrap();
+    until("the first copy is settled", &service, |s| s.deliveries == 3).await;
+    client.send_envelope(packed).await.unwrap();
+    until("the second copy is settled", &service, |s| {
+        s.deliveries == 4
+    })
+    .await;
+    let stats = service.shutdown().await.unwrap();
+    assert_eq!(stats.handled, 1, "{stats:?}");
+    assert_eq!(
+        *attempts.lock().unwrap_or_else(|p| p.into_inner()),
         [("order-1".to_string(), 1)]
     );
 }
