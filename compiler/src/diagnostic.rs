@@ -48,6 +48,15 @@ macro_rules! codes {
             pub fn summary(self) -> &'static str {
                 match self { $(Code::$code => $summary,)* }
             }
+
+            /// Its long explanation, `compiler/explanations/<code>.md`.
+            pub fn explanation(self) -> &'static str {
+                match self {
+                    $(Code::$code => include_str!(
+                        concat!("../explanations/", stringify!($code), ".md")
+                    ),)*
+                }
+            }
         }
     };
 }

@@ -18,6 +18,7 @@
 // manifest) names `::alloc`.
 extern crate alloc;
 
+mod analysis;
 pub mod build;
 pub mod checks;
 pub mod codegen;

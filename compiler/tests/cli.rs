@@ -234,6 +234,14 @@ fn explain_prints_a_failing_and_a_fixed_example() {
     let out = choreoc(&["explain", "E9999"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not a choreo diagnostic code"));
+    // The list comes from the checks' table: each check with its codes.
+    assert!(
+        stderr(&out)
+            .lines()
+            .any(|l| l.split_whitespace().eq(["dead-ends", "E0204"])),
+        "{}",
+        stderr(&out)
+    );
 }
 
 fn repo_deps() -> String {

@@ -4,6 +4,7 @@
 // Tests fail by panicking; unwrapping is how they say what went wrong.
 #![allow(clippy::unwrap_used)]
 
+use choreo_compiler::checks::CHECKS;
 use choreo_compiler::{check, explain::explanation, Code, SourceFile};
 use std::path::Path;
 
@@ -36,6 +37,47 @@ fn each_explanation_has_an_example_that_fails_and_a_fix_that_does_not() {
             "{code}: the fix still has diagnostics: {:?}",
             fixed.diagnostics
         );
+    }
+}
+
+/// The checks' table is the list of codes: each code is reported by
+/// exactly one check, as `choreoc explain` lists them.
+#[test]
+fn every_code_belongs_to_exactly_one_check() {
+    let mut in_table: Vec<Code> = CHECKS
+        .iter()
+        .flat_map(|c| c.codes.iter().copied())
+        .collect();
+    in_table.sort();
+    let mut all = Code::ALL.to_vec();
+    all.sort();
+    assert_eq!(in_table, all, "the checks' table and the codes differ");
+}
+
+/// Every code of the checks' table has its explanation file, and every
+/// explanation file is the explanation of a code of the table.
+#[test]
+fn every_code_of_the_table_has_an_explanation_file_and_no_file_is_left_over() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("explanations");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut expected: Vec<String> = CHECKS
+        .iter()
+        .flat_map(|c| c.codes.iter().map(|code| format!("{code}.md")))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        files, expected,
+        "compiler/explanations/ and the checks' table differ"
+    );
+    for check in CHECKS {
+        for &code in check.codes {
+            let path = dir.join(format!("{code}.md"));
+            assert_eq!(std::fs::read_to_string(path).unwrap(), explanation(code));
+        }
     }
 }
 

@@ -1,17 +1,18 @@
 //! E0206 (a compensation of something that cannot have happened before it)
 //! and W0207 (a failure outcome reachable without a compensation running).
 
-use super::runs::{CommandRun, Runs};
+use super::{Findings, Joined};
+use crate::analysis::runs::{CommandRun, Runs};
 use crate::diagnostic::{Code, Diagnostic};
-use crate::model::{MessageId, ReactionId, Settlement};
-use rustc_hash::FxHashMap as HashMap;
+use crate::model::{MessageId, Settlement};
 use rustc_hash::FxHashSet as HashSet;
 use std::collections::VecDeque;
 
 /// E0206 (rule 7): `compensates X` needs an instance in which X is emitted
 /// before the reaction fires: X leads to the trigger, is emitted in the same
 /// `+` as it, or comes from another source's run than the trigger.
-pub(crate) fn check_order(runs: &Runs<'_>, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn check_order(joined: &Joined<'_>, diags: &mut Vec<Diagnostic>) {
+    let runs = joined.runs;
     let spec = runs.spec;
     for rid in spec.reaction_ids() {
         let r = spec.reaction(rid);
@@ -74,71 +75,42 @@ pub(crate) fn check_order(runs: &Runs<'_>, diags: &mut Vec<Diagnostic>) {
 /// counts as triggered as soon as any of its events occurs, which may miss
 /// a warning but never invents one.
 ///
-/// Each command's run is judged by [`Compensations::failing_in`] right
-/// after it is built, while it is in cache and on the thread that built
-/// it; [`report_missing`] then reports per event.
-pub(crate) struct Compensations {
-    /// Per compensated event: its compensations, and the events that
-    /// trigger them (forbidden in the runs judged).
-    by_event: HashMap<MessageId, (Vec<ReactionId>, HashSet<MessageId>)>,
-}
-
-impl Compensations {
-    pub fn new(spec: &crate::model::Spec) -> Self {
-        let mut by_event: HashMap<MessageId, (Vec<ReactionId>, HashSet<MessageId>)> =
-            HashMap::default();
-        for rid in spec.reaction_ids() {
-            if let Some(x) = spec.reaction(rid).compensates {
-                let (comps, forbidden) = by_event.entry(x.id).or_default();
-                comps.push(rid);
-                forbidden.extend(spec.flow.trigger(rid).iter().copied());
-            }
-        }
-        Compensations { by_event }
+/// Judges one command's run, right after it is built, while it is in cache
+/// and on the thread that built it: marks `(X, command)` for every
+/// compensated event X that the run can emit and then fail without
+/// compensating; [`report_missing`] then reports per event.
+pub(crate) fn judge(joined: &Joined<'_>, run: &CommandRun, found: &mut Findings) {
+    let runs = joined.runs;
+    if joined.compensations.by_event.is_empty()
+        || !run
+            .region
+            .iter()
+            .any(|&m| runs.terminal(m) == Some(Settlement::Failure))
+    {
+        return;
     }
-
-    /// Adds `(X, command)` to `found` for every compensated event X that
-    /// the command's run can emit and then fail without compensating.
-    pub fn failing_in(
-        &self,
-        runs: &Runs<'_>,
-        run: &CommandRun,
-        found: &mut Vec<(MessageId, MessageId)>,
-    ) {
-        if self.by_event.is_empty()
-            || !run
-                .region
-                .iter()
-                .any(|&m| runs.terminal(m) == Some(Settlement::Failure))
-        {
-            return;
-        }
-        for &x in &run.region {
-            if let Some((_, forbidden)) = self.by_event.get(&x) {
-                if run_can_fail_uncompensated(runs, run, x, forbidden) {
-                    found.push((x, run.start));
-                }
+    for &x in &run.region {
+        if let Some((_, forbidden)) = joined.compensations.by_event.get(&x) {
+            if run_can_fail_uncompensated(runs, run, x, forbidden) {
+                found.marks.push((x, run.start));
             }
         }
     }
 }
 
-/// Reports W0207 from what [`Compensations::failing_in`] found, given in
-/// the order of the commands: one warning per event, in id order, naming
-/// the commands in that order.
-pub(crate) fn report_missing(
-    runs: &Runs<'_>,
-    compensations: &Compensations,
-    mut found: Vec<(MessageId, MessageId)>,
-    diags: &mut Vec<Diagnostic>,
-) {
+/// Reports W0207 from what [`judge`] marked, given in the order of the
+/// commands: one warning per event, in id order, naming the commands in
+/// that order.
+pub(crate) fn report_missing(joined: &Joined<'_>, found: Findings, diags: &mut Vec<Diagnostic>) {
+    let runs = joined.runs;
+    let mut found = found.marks;
     let spec = runs.spec;
     // Stable: the commands stay in order within each event.
     found.sort_by_key(|&(x, _)| x);
     for group in found.chunk_by(|a, b| a.0 == b.0) {
         let x = group[0].0;
         let warned_for: Vec<MessageId> = group.iter().map(|&(_, c)| c).collect();
-        let Some((comps, _)) = compensations.by_event.get(&x) else {
+        let Some((comps, _)) = joined.compensations.by_event.get(&x) else {
             continue;
         };
         let m = spec.message(x);

@@ -5,15 +5,17 @@
 //! components that remain each contain at least one unbounded cycle, and
 //! one concrete cycle of each is reported as a path.
 
-use super::cycle_path::shortest_cycle;
-use super::runs::path_text;
+use super::Facts;
+use crate::analysis::cycle_path::shortest_cycle;
+use crate::analysis::runs::path_text;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{MessageId, ReactionId, Spec};
 use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use rustc_hash::FxHashSet as HashSet;
 
-pub(crate) fn check(spec: &Spec, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn check(facts: &Facts<'_>, diags: &mut Vec<Diagnostic>) {
+    let spec = facts.spec;
     let mut graph: DiGraph<MessageId, ReactionId> = DiGraph::with_capacity(spec.messages.len(), 0);
     for id in spec.message_ids() {
         graph.add_node(id);

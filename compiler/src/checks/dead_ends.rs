@@ -11,7 +11,8 @@
 //! dead end exactly when it is avoidable, and the choices that made it so
 //! are a concrete run to show.
 
-use super::runs::{path_text, CommandRun, Runs};
+use super::{Findings, Joined};
+use crate::analysis::runs::{path_text, CommandRun, Runs};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{MessageId, ReactionId};
 use rustc_hash::FxHashMap as HashMap;
@@ -26,7 +27,8 @@ enum Stop {
     NoWayOut,
 }
 
-pub(crate) fn check(runs: &Runs<'_>, run: &CommandRun, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn judge(joined: &Joined<'_>, run: &CommandRun, found: &mut Findings) {
+    let runs = joined.runs;
     let spec = runs.spec;
     let n = run.region.len();
 
@@ -118,7 +120,7 @@ pub(crate) fn check(runs: &Runs<'_>, run: &CommandRun, diags: &mut Vec<Diagnosti
     if avoidable[0].is_none() {
         return;
     }
-    report(runs, run, &avoidable, &chosen, diags);
+    report(runs, run, &avoidable, &chosen, &mut found.diags);
 }
 
 /// The events of an outcome, each once: outcomes are a few events long.

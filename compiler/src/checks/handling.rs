@@ -1,10 +1,11 @@
 //! E0201 (emitted, consumed by nobody, not terminal) and E0202 (consumed,
 //! produced by nobody, not external).
 
+use super::Facts;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::model::Spec;
 
-pub(crate) fn check(spec: &Spec, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn check(facts: &Facts<'_>, diags: &mut Vec<Diagnostic>) {
+    let spec = facts.spec;
     for id in spec.events() {
         let m = spec.message(id);
         let consumers = spec.flow.consumers(id);

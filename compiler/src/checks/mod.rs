@@ -1,158 +1,178 @@
-//! The checks of the design's table that look at the model as a whole:
-//! recursion (E0104), the flow checks (E0200–W0207) and the conventions
-//! (W0300–W0302). Name resolution (E0100–E0107) happens while the model is
-//! built.
+//! The checks, in one table: [`CHECKS`]. Each row names a check, the
+//! codes it can report, what it needs and the function that runs it; the
+//! scheduler ([`run`], in `schedule.rs`) and `choreoc explain`'s list are
+//! derived from the table. Adding a check means a module here and a row
+//! in the table; the analyses the checks share live in
+//! `compiler/src/analysis/`.
+//!
+//! The syntax (E0001) and the names (E0100–E0107 but E0104) are reported
+//! while the model is built; their rows say so and the scheduler skips them.
 
 mod compensation;
-mod cycle_path;
 mod cycles;
 mod dead_ends;
-mod dominance;
 mod handling;
 mod joins;
 mod naming;
 mod reach;
 mod recursion;
-mod runs;
+mod schedule;
 mod usage;
 
-use crate::diagnostic::Diagnostic;
+pub use schedule::run;
 
-/// Specs with at least this many commands are checked on two threads.
-const PARALLEL_FROM_COMMANDS: usize = 256;
-use crate::model::Spec;
+use crate::analysis::compensations::Compensations;
+use crate::analysis::joins::Verdict;
+use crate::analysis::references::References;
+use crate::analysis::runs::{CommandRun, Runs};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::model::{MessageId, Spec};
 
-/// Runs every check on a model.
-///
-/// `declarations_ok` says whether building the model found no error; the
-/// flow checks run only then, because a flow graph with a name missing or
-/// defined twice would report the consequences of that one mistake again
-/// as cycles, dead ends and unreachable events.
-pub fn run(spec: &Spec, declarations_ok: bool) -> Vec<Diagnostic> {
-    let parallel = spec.commands().nth(PARALLEL_FROM_COMMANDS - 1).is_some();
-    run_on(spec, declarations_ok, parallel)
+/// Every check, in the order its diagnostics are reported.
+pub const CHECKS: &[Check] = &[
+    Check::new("syntax", &[Code::E0001], Run::Building),
+    Check::new(
+        "names",
+        &[
+            Code::E0100,
+            Code::E0101,
+            Code::E0102,
+            Code::E0103,
+            Code::E0105,
+            Code::E0106,
+            Code::E0107,
+        ],
+        Run::Building,
+    ),
+    Check::new("naming", &[Code::W0300], Run::Model(naming::check)),
+    Check::new(
+        "usage",
+        &[Code::W0301, Code::W0302],
+        Run::Model(usage::check),
+    ),
+    Check::new("recursion", &[Code::E0104], Run::Model(recursion::check)),
+    Check::new("cycles", &[Code::E0200], Run::Flow(cycles::check)),
+    Check::new(
+        "handling",
+        &[Code::E0201, Code::E0202],
+        Run::Flow(handling::check),
+    ),
+    Check::new("joins", &[Code::E0205], Run::Joins(joins::check)),
+    Check::new("reach", &[Code::E0203], Run::Joins(reach::check)),
+    Check::new(
+        "dead-ends",
+        &[Code::E0204],
+        Run::EachCommand(dead_ends::judge, report_as_judged),
+    ),
+    Check::new(
+        "compensation-order",
+        &[Code::E0206],
+        Run::Joins(compensation::check_order),
+    ),
+    Check::new(
+        "compensation-missing",
+        &[Code::W0207],
+        Run::EachCommand(compensation::judge, compensation::report_missing),
+    ),
+];
+
+/// A check: its name, the codes it can report and how it runs.
+pub struct Check {
+    /// What `choreoc explain` calls it.
+    pub name: &'static str,
+    /// The codes it can report.
+    pub codes: &'static [Code],
+    run: Run,
 }
 
-/// [`run`], on two threads when `parallel`, with the same result either way.
-fn run_on(spec: &Spec, declarations_ok: bool, parallel: bool) -> Vec<Diagnostic> {
-    let declarations = |diags: &mut Vec<Diagnostic>| {
-        naming::check(spec, diags);
-        let referenced = usage::check(spec, declarations_ok, diags);
-        recursion::check(spec, diags);
-        referenced
-    };
-    if !declarations_ok {
-        let mut diags = Vec::new();
-        declarations(&mut diags);
-        return diags;
+/// What a check needs besides the spec's text, which decides when it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Needs {
+    /// Nothing more: the parser or the model's builder reports it.
+    Building,
+    /// The model, even when its declarations have errors.
+    Model,
+    /// A flow graph whose every name resolves: runs only when the
+    /// declarations have no error.
+    Flow,
+    /// The join analysis: its verdicts and its run facts.
+    Joins,
+    /// Every command's run, built once and judged by each such check.
+    EachRun,
+}
+
+/// How the scheduler calls a check: one signature per kind of need, so a
+/// check gets exactly what its row says it needs.
+enum Run {
+    Building,
+    Model(fn(&Facts<'_>, &mut Vec<Diagnostic>)),
+    Flow(fn(&Facts<'_>, &mut Vec<Diagnostic>)),
+    Joins(fn(&Joined<'_>, &mut Vec<Diagnostic>)),
+    /// Judges one command's run, then reports what it found in all of them.
+    EachCommand(Judge, Report),
+}
+
+type Judge = fn(&Joined<'_>, &CommandRun, &mut Findings);
+type Report = fn(&Joined<'_>, Findings, &mut Vec<Diagnostic>);
+
+impl Check {
+    const fn new(name: &'static str, codes: &'static [Code], run: Run) -> Self {
+        Check { name, codes, run }
     }
-    // The join analysis is the longest check, and the checks before it
-    // need none of its results: on a large spec they run on another thread
-    // meanwhile.
-    let independent = || {
-        let mut diags = Vec::new();
-        let referenced = declarations(&mut diags);
-        cycles::check(spec, &mut diags);
-        handling::check(spec, &mut diags);
-        let compensations = compensation::Compensations::new(spec);
-        (diags, referenced, compensations)
-    };
-    // The run facts come from the last round of the join analysis, which
-    // judged with exactly the joins that can fire.
-    let ((mut diags, referenced, compensations), (verdicts, runs)) = if parallel {
-        std::thread::scope(|scope| {
-            let other = scope.spawn(independent);
-            let feasibility = joins::feasibility(spec);
-            (join(other), feasibility)
-        })
-    } else {
-        (independent(), joins::feasibility(spec))
-    };
-    joins::check(spec, &verdicts, &mut diags);
-    reach::check(spec, &verdicts, &referenced, &mut diags);
-    // Each command's run is analysed on its own: on a large spec, half of
-    // them on another thread.
-    let commands: Vec<_> = spec.commands().collect();
-    let analyse = |commands: &[crate::model::MessageId]| {
-        let mut dead_ends = Vec::new();
-        let mut uncompensated = Vec::new();
-        for &c in commands {
-            let run = runs.command_run(c);
-            dead_ends::check(&runs, &run, &mut dead_ends);
-            compensations.failing_in(&runs, &run, &mut uncompensated);
+
+    /// What it needs, which decides when it runs.
+    pub fn needs(&self) -> Needs {
+        match self.run {
+            Run::Building => Needs::Building,
+            Run::Model(_) => Needs::Model,
+            Run::Flow(_) => Needs::Flow,
+            Run::Joins(_) => Needs::Joins,
+            Run::EachCommand(..) => Needs::EachRun,
         }
-        (dead_ends, uncompensated)
-    };
-    let (dead_ends, uncompensated) = if parallel {
-        let (first, second) = commands.split_at(commands.len() / 2);
-        std::thread::scope(|scope| {
-            let other = scope.spawn(|| analyse(second));
-            let (mut dead_a, mut uncompensated_a) = analyse(first);
-            let (dead_b, uncompensated_b) = join(other);
-            dead_a.extend(dead_b);
-            uncompensated_a.extend(uncompensated_b);
-            (dead_a, uncompensated_a)
-        })
-    } else {
-        analyse(&commands)
-    };
-    diags.extend(dead_ends);
-    compensation::check_order(&runs, &mut diags);
-    compensation::report_missing(&runs, &compensations, uncompensated, &mut diags);
-    diags
-}
-
-/// What a scoped thread returned. A panic there is a bug: it surfaces as
-/// one here.
-fn join<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    match thread.join() {
-        Ok(done) => done,
-        Err(panic) => std::panic::resume_unwind(panic),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{model, syntax, SourceFile};
-    use std::fmt::Write as _;
+/// The check that reports `code`.
+pub fn reporting(code: Code) -> Option<&'static Check> {
+    CHECKS.iter().find(|check| check.codes.contains(&code))
+}
 
-    /// A large spec with a finding of most kinds in every unit is reported
-    /// the same, in the same order, on one thread as on two.
-    #[test]
-    fn two_threads_find_what_one_finds() {
-        let mut text = String::from("choreography Many {\n    key id: uuid\n");
-        for k in 0..(PARALLEL_FROM_COMMANDS + 10) {
-            let _ = write!(
-                text,
-                "
-    command Start{k} {{ }}
-    event Looped{k} {{ }}
-    event Back{k} {{ }}
-    event Stuck{k} {{ }}
-    event Never{k} {{ }}
-    event Other{k} {{ }}
-    @terminal event Done{k} {{ }}
-    event gone_{k} {{ }}
-    participant P{k} {{
-        on Start{k} -> Looped{k} | Stuck{k} | Other{k}
-        on Looped{k} -> Back{k}
-        on Back{k} -> Looped{k} | Done{k}
-        on Never{k} & Stuck{k} -> Done{k}
-        on Other{k} -> gone_{k} compensates Done{k}
-    }}
-"
-            );
-        }
-        text.push_str("}\n");
-        let file = SourceFile::new("many.choreo", text);
-        let ast = syntax::parse(&file).expect("the spec parses");
-        let (spec, declared) = model::build(&ast);
-        assert!(declared.iter().all(|d| !d.is_error()), "{declared:?}");
-        let one = run_on(&spec, true, false);
-        let two = run_on(&spec, true, true);
-        let codes: std::collections::BTreeSet<_> = one.iter().map(|d| d.code).collect();
-        assert!(codes.len() >= 5, "too few kinds of finding: {codes:?}");
-        assert_eq!(one, two);
+/// What the checks that need the model see.
+pub(crate) struct Facts<'a> {
+    pub spec: &'a Spec,
+    /// Whether building the model found no error.
+    pub declarations_ok: bool,
+    pub references: &'a References<'a>,
+}
+
+/// What the checks that need the join analysis see. The run facts come
+/// from the last round of the join analysis, which judged with exactly the
+/// joins that can fire.
+pub(crate) struct Joined<'a> {
+    pub verdicts: &'a [Option<Verdict>],
+    pub runs: &'a Runs<'a>,
+    pub references: &'a References<'a>,
+    pub compensations: &'a Compensations,
+}
+
+/// What a check that judges each command's run found, in command order.
+#[derive(Default)]
+pub(crate) struct Findings {
+    /// Diagnostics to report as they are.
+    pub diags: Vec<Diagnostic>,
+    /// `(message, command)` pairs, for the check's report to gather across
+    /// commands.
+    pub marks: Vec<(MessageId, MessageId)>,
+}
+
+impl Findings {
+    fn extend(&mut self, other: Findings) {
+        self.diags.extend(other.diags);
+        self.marks.extend(other.marks);
     }
+}
+
+/// The report of a check whose judgements are its diagnostics.
+fn report_as_judged(_: &Joined<'_>, found: Findings, diags: &mut Vec<Diagnostic>) {
+    diags.extend(found.diags);
 }

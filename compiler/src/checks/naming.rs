@@ -2,8 +2,9 @@
 //! `[A-Z][A-Za-z0-9]*`, snake_case is `[a-z][a-z0-9_]*`; the key is judged
 //! as a field, the choreography's name as a type.
 
+use super::Facts;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::model::{Name, Spec};
+use crate::model::Name;
 use heck::{ToSnakeCase, ToUpperCamelCase};
 
 fn is_upper_camel(s: &str) -> bool {
@@ -17,7 +18,8 @@ fn is_snake(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-pub(crate) fn check(spec: &Spec, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn check(facts: &Facts<'_>, diags: &mut Vec<Diagnostic>) {
+    let spec = facts.spec;
     let camel = |what: &str, name: &Name, diags: &mut Vec<Diagnostic>| {
         if !is_upper_camel(&name.text) {
             let better = name.text.to_upper_camel_case();

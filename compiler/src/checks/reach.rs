@@ -4,17 +4,16 @@
 //! reaction fires once one of its alternatives is reachable, a join once all
 //! its events are and it can fire at all (E0205 decides that).
 
-use super::joins::Verdict;
+use super::Joined;
+use crate::analysis::joins::Verdict;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::model::{MessageId, Spec};
+use crate::model::MessageId;
 use std::collections::VecDeque;
 
-pub(crate) fn check(
-    spec: &Spec,
-    verdicts: &[Option<Verdict>],
-    referenced: &[bool],
-    diags: &mut Vec<Diagnostic>,
-) {
+pub(crate) fn check(joined: &Joined<'_>, diags: &mut Vec<Diagnostic>) {
+    let spec = joined.runs.spec;
+    let verdicts = joined.verdicts;
+    let referenced = &joined.references.messages;
     let n = spec.messages.len();
     let mut reachable = vec![false; n];
     let mut waiting: Vec<usize> = spec

@@ -1,15 +1,17 @@
 //! E0104: a record that contains itself other than through `list`, `map`
 //! or `?`, which would be an infinite value.
 
+use super::Facts;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::model::{RecordId, Spec, Type};
+use crate::model::{RecordId, Type};
 use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use rustc_hash::FxHashSet as HashSet;
 
-use super::cycle_path::shortest_cycle;
+use crate::analysis::cycle_path::shortest_cycle;
 
-pub(crate) fn check(spec: &Spec, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn check(facts: &Facts<'_>, diags: &mut Vec<Diagnostic>) {
+    let spec = facts.spec;
     // Edge R → S, weighted by the field, when R holds an S directly.
     let mut graph: DiGraph<RecordId, usize> = DiGraph::new();
     for i in 0..spec.records.len() {

@@ -1,6 +1,7 @@
 //! `choreoc explain`.
 
 use crate::status;
+use choreo_compiler::checks::CHECKS;
 use choreo_compiler::Code;
 
 /// Explain a diagnostic code at length, with a spec that triggers it and
@@ -19,13 +20,25 @@ pub fn run(args: Args) -> u8 {
             status::OK
         }
         Err(()) => {
-            let known: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
             say!(
-                "error: `{}` is not a choreo diagnostic code\n\nthe codes are: {}",
+                "error: `{}` is not a choreo diagnostic code\n\nthe codes, by the check that reports them:\n{}",
                 args.code,
-                known.join(", ")
+                codes_by_check()
             );
             status::FAILURE
         }
     }
+}
+
+/// One line per check of the compiler's table: its name and its codes.
+fn codes_by_check() -> String {
+    let width = CHECKS.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    CHECKS
+        .iter()
+        .map(|check| {
+            let codes: Vec<&str> = check.codes.iter().map(|c| c.as_str()).collect();
+            format!("  {:width$}  {}", check.name, codes.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
