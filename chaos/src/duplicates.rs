@@ -6,6 +6,7 @@
 //! not drop it and it really reaches the services; Redis (without
 //! `?dedup=`) deduplicates nothing, and takes the copy as it is.
 
+use choreo_runtime::sync::Recover;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -65,7 +66,7 @@ impl Duplicator {
                             continue;
                         }
                     };
-                    let mut s = sample.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut s = sample.locked();
                     for d in batch {
                         let n = seen.fetch_add(1, Ordering::Relaxed) + 1;
                         let entry = (d.topic().to_string(), d.envelope().clone());
@@ -94,8 +95,8 @@ impl Duplicator {
     /// how many went out (a broker down refuses some).
     pub async fn inject(&self, count: usize) -> usize {
         let picked: Vec<(String, Envelope)> = {
-            let s = self.sample.lock().unwrap_or_else(|p| p.into_inner());
-            let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+            let s = self.sample.locked();
+            let mut rng = self.rng.locked();
             (0..count.min(s.len()))
                 .filter_map(|_| s.get(rng.usize(0..s.len())).cloned())
                 .collect()

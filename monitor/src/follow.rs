@@ -10,6 +10,7 @@
 //!
 //! [`Broker::observe`]: choreo_runtime::broker::Broker::observe
 
+use choreo_runtime::sync::Recover;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -106,7 +107,7 @@ pub fn now_ms() -> i64 {
 }
 
 fn lock<T>(w: &Mutex<T>) -> MutexGuard<'_, T> {
-    w.lock().unwrap_or_else(|p| p.into_inner())
+    w.locked()
 }
 
 impl Monitor {

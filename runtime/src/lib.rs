@@ -67,6 +67,7 @@ pub mod progress;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod sync;
 pub mod testing;
 pub mod types;
 

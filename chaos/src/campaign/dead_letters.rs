@@ -1,5 +1,6 @@
 //! The dead letters of a campaign, each once with its reason.
 
+use choreo_runtime::sync::Recover;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,7 +39,7 @@ pub(super) async fn watch(
                     continue;
                 }
             };
-            let mut map = into.lock().unwrap_or_else(|p| p.into_inner());
+            let mut map = into.locked();
             for d in batch {
                 let e = d.envelope();
                 let group = e.extension(DLQ_GROUP).unwrap_or_default().to_owned();

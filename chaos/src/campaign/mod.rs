@@ -12,6 +12,7 @@ mod driver;
 mod injector;
 mod options;
 
+use choreo_runtime::sync::Recover;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -233,12 +234,7 @@ pub fn run(o: &Options) -> Result<Report, CampaignError> {
         .filter(|e| e.kind == Fault::Kill)
         .filter_map(|e| e.recovered_ms)
         .collect();
-    let dead_letters: Vec<DeadLetter> = dead_letters
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .values()
-        .cloned()
-        .collect();
+    let dead_letters: Vec<DeadLetter> = dead_letters.locked().values().cloned().collect();
     let report = Report {
         command: o.command(seed),
         example: o.example,

@@ -41,10 +41,11 @@ pub mod packages;
 pub mod system;
 pub mod verify;
 
+use choreo_runtime::sync::Recover;
 use std::sync::{Mutex, MutexGuard};
 
 /// Locks `m`, carrying on with the data of a holder that panicked (every
 /// critical section here leaves the data consistent at each step).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.locked()
 }

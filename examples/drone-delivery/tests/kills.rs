@@ -13,6 +13,7 @@
 //! servers (unless `CHOREO_REQUIRE_BROKERS=1`).
 #![allow(clippy::unwrap_used)]
 
+use choreo_runtime::sync::Recover;
 use drone_delivery::books::{Books, DroneBooks};
 use drone_delivery::delivery::Deliveries;
 use drone_delivery::flight::Flights;
@@ -143,7 +144,7 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// twice while deliveries are under way, restarting it each time, and
 /// checks that every delivery settles and the books are exact.
 fn killed_mid_run(broker: &str, groups: &[&[&str]]) {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _turn = ONE_AT_A_TIME.locked();
     let prefix = unique_prefix();
     let _clean = Cleanup {
         broker: broker.to_string(),

@@ -17,6 +17,7 @@ use crate::ecommerce::{
     PlaceOrder, ShipmentScheduled, StockReleased, StockReserved,
 };
 use choreo_runtime::service::{HandlerError, ServiceHandle, ServiceOptions, Stores};
+use choreo_runtime::sync::Recover;
 use choreo_runtime::types::{Decimal, Duration, Timestamp, Uuid};
 use choreo_runtime::SharedBroker;
 use example_support::books::{parse_column, Books, BooksError, Row, Transaction};
@@ -37,7 +38,7 @@ pub const PARTICIPANTS: [&str; 6] = [
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A handler that panicked mid-update is retried by the runtime; the
     // state it guards is only ever changed in whole steps, so it is usable.
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.locked()
 }
 
 /// An id derived from the order's, so that a repeated decision repeats

@@ -9,6 +9,7 @@ use crate::verify::OrderRecord;
 use choreo_runtime::http::axum;
 use choreo_runtime::progress::{InstanceTracker, TrackerOptions};
 use choreo_runtime::service::{ServiceError, ServiceHandle, ServiceStats};
+use choreo_runtime::sync::Recover;
 use choreo_runtime::{BrokerError, SharedBroker};
 use example_support::books::BooksError;
 use example_support::client::ClientError;
@@ -372,5 +373,5 @@ pub async fn place(
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.locked()
 }

@@ -2,6 +2,7 @@
 //! runs on a terminal, and the summary printed at the end.
 
 use choreo_runtime::progress::{InstanceProgress, InstanceTracker, TerminalKind};
+use choreo_runtime::sync::Recover;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -79,7 +80,7 @@ impl Settler {
 
     /// How `key` ended, if it has settled.
     pub fn ending(&self, key: &str) -> Option<Ending> {
-        lock(&self.seen).endings.get(key).cloned()
+        self.seen.locked().endings.get(key).cloned()
     }
 
     /// Waits until every one of `keys` has settled or `timeout` passes,
@@ -89,7 +90,7 @@ impl Settler {
         loop {
             let notified = self.changed.notified();
             let all = {
-                let seen = lock(&self.seen);
+                let seen = self.seen.locked();
                 keys.iter().all(|k| seen.endings.contains_key(k))
             };
             if all || tokio::time::Instant::now() >= deadline {
@@ -98,7 +99,7 @@ impl Settler {
             let _ = tokio::time::timeout_at(deadline, notified).await;
         }
         self.bar.finish_and_clear();
-        let seen = lock(&self.seen);
+        let seen = self.seen.locked();
         let mut summary = Summary {
             total: keys.len(),
             settled: 0,
@@ -128,13 +129,9 @@ impl Drop for Settler {
     }
 }
 
-fn lock(m: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn record(seen: &Mutex<Seen>, p: &InstanceProgress) {
     let Some(outcome) = &p.outcome else { return };
-    lock(seen).endings.insert(
+    seen.locked().endings.insert(
         p.key.to_string(),
         Ending {
             event: short(&outcome.event_type),

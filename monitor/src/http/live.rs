@@ -1,6 +1,7 @@
 //! The live feed: server-sent events, each a snapshot of the counts and
 //! of the instances that need someone's attention.
 
+use choreo_runtime::sync::Recover;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,11 +50,7 @@ fn snapshot(site: &Site) -> Snapshot {
 /// The snapshot as JSON, made at most once per [`EVERY`] whatever the
 /// number of pages open: each one costs a pass over every instance.
 fn shared(site: &Site) -> serde_json::Result<Arc<str>> {
-    let mut cache = site
-        .inner
-        .snapshot
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut cache = site.inner.snapshot.locked();
     if let Some((made, json)) = cache.as_ref() {
         if made.elapsed() < EVERY - Duration::from_millis(100) {
             return Ok(json.clone());

@@ -32,6 +32,7 @@
 //!   `choreo-observer-<random>-<n>`. Unsubscribing deletes it; one whose
 //!   client went away without that expires after 30 s without pulls.
 
+use crate::sync::{Recover, RecoverRw};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -265,12 +266,7 @@ impl NatsBroker {
 impl Inner {
     /// The stream holding `topic`, made if there is none.
     async fn stream_for(&self, topic: &str) -> Result<String, BrokerError> {
-        if let Some(s) = self
-            .streams
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(topic)
-        {
+        if let Some(s) = self.streams.read_locked().get(topic) {
             return Ok(s.0.clone());
         }
         check_subject(topic)?;
@@ -297,17 +293,13 @@ impl Inner {
             }
         };
         self.streams
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
+            .write_locked()
             .insert(topic.to_owned(), (name.clone(), Subject::from(topic)));
         Ok(name)
     }
 
     fn forget_stream(&self, topic: &str) {
-        self.streams
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(topic);
+        self.streams.write_locked().remove(topic);
     }
 
     /// Sends one message; the future resolves with the server's answer.
@@ -319,8 +311,7 @@ impl Inner {
     ) -> Result<jetstream::context::PublishAckFuture, BrokerError> {
         let known = self
             .streams
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .read_locked()
             .get(topic)
             .map(|(_, subject)| subject.clone());
         let subject = match known {
@@ -492,7 +483,7 @@ impl GiveBack<Held> for MemberCtx {
         // A pull request of this member may still be open on the server
         // (NATS cannot cancel one): the server would hand what is given
         // back straight to it again. Wait until it has ended.
-        let end = *self.requests_end.lock().unwrap_or_else(|p| p.into_inner());
+        let end = *self.requests_end.locked();
         let delay = end
             .map(|e| e.saturating_duration_since(Instant::now()))
             .filter(|d| !d.is_zero())
@@ -523,7 +514,7 @@ impl MemberCtx {
             };
             let request_end = Instant::now() + self.broker.options.pull_expires;
             {
-                let mut last = self.requests_end.lock().unwrap_or_else(|p| p.into_inner());
+                let mut last = self.requests_end.locked();
                 *last = Some(last.map_or(request_end, |l| l.max(request_end)));
             }
             let batch = consumer

@@ -19,6 +19,7 @@
 //! subscription of an observer ([`Broker::observe`](super::Broker::observe)),
 //! which has no member, no credit and nothing to give back.
 
+use crate::sync::Recover;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -172,7 +173,7 @@ impl<M: Live> Lifecycle<M> {
     }
 
     pub(crate) fn register(&self, member: &Arc<M>) {
-        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        let mut members = self.members.locked();
         members.retain(|m| m.strong_count() > 0);
         members.push(Arc::downgrade(member));
         drop(members);
@@ -189,7 +190,7 @@ impl<M: Live> Lifecycle<M> {
 
     /// The members that have not left.
     pub(crate) fn live(&self) -> Vec<Arc<M>> {
-        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        let mut members = self.members.locked();
         members.retain(|m| m.strong_count() > 0);
         members
             .iter()
@@ -296,7 +297,7 @@ impl<H> Member<H> {
     }
 
     fn lock(&self) -> MutexGuard<'_, Held<H>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+        self.held.locked()
     }
 
     /// Forgets deliveries whose ack wait has passed (the server redelivers

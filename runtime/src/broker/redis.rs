@@ -39,6 +39,7 @@
 //!   the streams' last ids); no group, nothing left on the server. A stream
 //!   that is not there yet is read all the same, from its first entry.
 
+use crate::sync::Recover;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -794,7 +795,7 @@ impl Settler for MemberCtx {
             }
         }
         if let Some(at) = earliest {
-            let mut claim_at = self.claim_at.lock().unwrap_or_else(|p| p.into_inner());
+            let mut claim_at = self.claim_at.locked();
             *claim_at = (*claim_at).min(at);
         }
         pull::settled(first_err, unknown)
@@ -908,13 +909,12 @@ impl MemberCtx {
             let mut got: Vec<Entry> = Vec::new();
             let now = Instant::now();
             let claim_due = {
-                let at = *self.claim_at.lock().unwrap_or_else(|p| p.into_inner());
+                let at = *self.claim_at.locked();
                 at <= now
             };
             let mut failed = None;
             if claim_due {
-                *self.claim_at.lock().unwrap_or_else(|p| p.into_inner()) =
-                    now + options.claim_interval;
+                *self.claim_at.locked() = now + options.claim_interval;
                 if let Err(e) = self.claim(c, reserved, &mut cursors, &mut got).await {
                     failed = Some(e);
                 }
@@ -923,8 +923,7 @@ impl MemberCtx {
             if left > 0 && failed.is_none() {
                 let until_claim = self
                     .claim_at
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
+                    .locked()
                     .saturating_duration_since(Instant::now());
                 let block = options.block.min(until_claim).max(Duration::from_millis(1));
                 if let Err(e) = self

@@ -1,6 +1,7 @@
 //! The cases of the conformance suite. Each takes a fresh broker and a
 //! unique prefix, and panics on a broken guarantee.
 
+use crate::sync::Recover;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
@@ -546,7 +547,7 @@ pub async fn per_key_order(broker: SharedBroker, ctx: CaseContext) -> Outcome {
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.locked()
 }
 
 /// A member never holds more than `max_in_flight` unsettled deliveries.

@@ -6,6 +6,7 @@
 //! distinct values must not grow memory without end. Past the bounds, or
 //! for long texts, [`Recent::shared`] allocates as it always did.
 
+use crate::sync::Recover;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,7 +38,7 @@ fn intern(text: &str) -> Option<&'static str> {
     if text.len() > MAX_TEXT || FULL.load(Ordering::Relaxed) {
         return None;
     }
-    let mut guard = TABLE.lock().unwrap_or_else(|p| p.into_inner());
+    let mut guard = TABLE.locked();
     let table = guard.get_or_insert_with(|| Table {
         texts: HashSet::new(),
         bytes: 0,

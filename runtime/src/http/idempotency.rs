@@ -13,6 +13,7 @@
 //! most [`IdempotencyOptions::capacity`] keys (the oldest forgotten first),
 //! in this process.
 
+use crate::sync::Recover;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -167,9 +168,7 @@ impl IdempotencyKeys {
     fn lock(&self) -> std::sync::MutexGuard<'_, Remembered> {
         // A panic while the lock was held leaves the maps whole (each
         // change is one insert or one remove), so a poisoned lock is used.
-        self.seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.seen.locked()
     }
 }
 

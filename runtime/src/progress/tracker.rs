@@ -8,6 +8,7 @@
 //! An instance is settled when a terminal event has been emitted and no
 //! reaction is pending.
 
+use crate::sync::Recover;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -223,10 +224,6 @@ pub struct InstanceTracker {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn lock(s: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
-    s.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl InstanceTracker {
     /// Subscribes to every type of `topology` and to the progress notices.
     pub async fn start(
@@ -261,7 +258,7 @@ impl InstanceTracker {
         let task = tokio::spawn(follow(sub, stopped, "tracker", 1024, move |deliveries| {
             let mut settlements = Vec::with_capacity(deliveries.len());
             {
-                let mut state = lock(&st);
+                let mut state = st.locked();
                 for d in deliveries {
                     let s = observe(&mut state, d.envelope());
                     settlements.push((d, s));
@@ -280,7 +277,7 @@ impl InstanceTracker {
 
     /// How far `key` has got, if the tracker has seen it.
     pub fn instance(&self, key: &str) -> Option<InstanceProgress> {
-        let state = lock(&self.state);
+        let state = self.state.locked();
         state
             .instances
             .get_key_value(key)
@@ -289,14 +286,14 @@ impl InstanceTracker {
 
     /// Every instance seen.
     pub fn instances(&self) -> Vec<InstanceProgress> {
-        let state = lock(&self.state);
+        let state = self.state.locked();
         state.instances.iter().map(|(k, i)| i.progress(k)).collect()
     }
 
     /// A stream of instances as they settle, from now on.
     pub fn settled(&self) -> mpsc::UnboundedReceiver<InstanceProgress> {
         let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.state).listeners.push(tx);
+        self.state.locked().listeners.push(tx);
         rx
     }
 
@@ -319,7 +316,7 @@ impl InstanceTracker {
     /// Forgets `key` (trackers of long-running deployments drop settled
     /// instances once reported).
     pub fn forget(&self, key: &str) {
-        lock(&self.state).instances.remove(key);
+        self.state.locked().instances.remove(key);
     }
 
     /// Stops following.

@@ -2,6 +2,7 @@
 //! participant, batches pulled within `max_in_flight`, each handled by a
 //! task of its own, claimed and settled in groups.
 
+use crate::sync::{Recover, RecoverRw};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -209,7 +210,7 @@ impl Holding {
             .collect();
         let mut held_here = Vec::with_capacity(ids.len());
         {
-            let mut holding = runner.holding.lock().unwrap_or_else(|p| p.into_inner());
+            let mut holding = runner.holding.locked();
             for id in &ids {
                 let n = holding.entry(id.clone()).or_insert(0);
                 held_here.push(*n > 0);
@@ -234,11 +235,7 @@ impl Holding {
 
 impl Drop for Holding {
     fn drop(&mut self) {
-        let mut holding = self
-            .runner
-            .holding
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut holding = self.runner.holding.locked();
         for id in &self.ids {
             if let Some(n) = holding.get_mut(id) {
                 *n -= 1;
@@ -600,18 +597,12 @@ impl Runner {
         if self.opts.topics.is_unprefixed() {
             return ty.clone();
         }
-        if let Some(t) = self
-            .topic_cache
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(ty)
-        {
+        if let Some(t) = self.topic_cache.read_locked().get(ty) {
             return t.clone();
         }
         let topic = SharedStr::from(self.opts.topics.for_type(ty));
         self.topic_cache
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
+            .write_locked()
             .insert(ty.clone(), topic.clone());
         topic
     }

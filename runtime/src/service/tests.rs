@@ -2,6 +2,7 @@
 //! redelivered: work a first holder took and lost), and what it does with
 //! copies of events it has handled or still holds.
 
+use crate::sync::Recover;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,8 +47,7 @@ fn noting(name: &str, trigger: Trigger, attempts: Attempts) -> Reaction {
         let attempts = attempts.clone();
         async move {
             attempts
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .locked()
                 .push((ctx.instance_key().to_string(), ctx.attempt()));
             Ok(Emit::none())
         }
@@ -140,7 +140,7 @@ async fn a_delivery_whose_first_holder_let_its_ack_wait_pass_counts_as_redeliver
     );
     assert!(stats.received >= stats.deliveries);
     assert_eq!(
-        *attempts.lock().unwrap_or_else(|p| p.into_inner()),
+        *attempts.locked(),
         [("order-1".to_string(), 2), ("order-2".to_string(), 1)]
     );
     // The lapsed delivery, settled late by its first holder, changes
@@ -192,10 +192,7 @@ async fn a_join_fired_by_a_lapsed_delivery_counts_as_redelivered() {
         (2, 2, 1, 1),
         "{stats:?}"
     );
-    assert_eq!(
-        *attempts.lock().unwrap_or_else(|p| p.into_inner()),
-        [("order-1".to_string(), 2)]
-    );
+    assert_eq!(*attempts.locked(), [("order-1".to_string(), 2)]);
     for d in forgotten {
         let _ = d.ack().await;
     }
@@ -225,10 +222,7 @@ async fn a_join_arrival_stored_by_a_lapsed_delivery_counts_as_redelivered() {
         (1, 0, 1, 1),
         "{stats:?}"
     );
-    assert!(attempts
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .is_empty());
+    assert!(attempts.locked().is_empty());
     for d in forgotten {
         let _ = d.ack().await;
     }
@@ -292,8 +286,7 @@ async fn a_copy_of_an_event_this_process_still_holds_waits_for_it_and_runs_nothi
         move |ctx, _input| {
             let (runs, gate) = (r.clone(), g.clone());
             async move {
-                runs.lock()
-                    .unwrap_or_else(|p| p.into_inner())
+                runs.locked()
                     .push((ctx.instance_key().to_string(), ctx.attempt()));
                 let _pass = gate.acquire().await;
                 Ok(Emit::none())
@@ -308,7 +301,7 @@ async fn a_copy_of_an_event_this_process_still_holds_waits_for_it_and_runs_nothi
     let envelope = crate::envelope::Envelope::of("order-1", Charge { cents: 5 }).build();
     client.send_envelope(envelope.clone()).await.unwrap();
     until("the first copy runs", &service, |s| s.received == 1).await;
-    while runs.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+    while runs.locked().is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // The broker hands the event out again while this process holds it.
@@ -319,10 +312,7 @@ async fn a_copy_of_an_event_this_process_still_holds_waits_for_it_and_runs_nothi
     until("the copy finds it done", &service, |s| s.duplicates == 1).await;
     let stats = service.shutdown().await.unwrap();
     assert_eq!(stats.handled, 1, "{stats:?}");
-    assert_eq!(
-        *runs.lock().unwrap_or_else(|p| p.into_inner()),
-        [("order-1".to_string(), 1)]
-    );
+    assert_eq!(*runs.locked(), [("order-1".to_string(), 1)]);
 }
 
 #[tokio::test]
@@ -361,7 +351,7 @@ async fn a_first_delivery_found_done_reports_its_completion_again() {
         }
     }
     assert_eq!(reported, 2, "the handling and the copy found done report");
-    assert_eq!(runs.lock().unwrap_or_else(|p| p.into_inner()).len(), 1);
+    assert_eq!(runs.locked().len(), 1);
 }
 
 /// One join of one instance: its scope and instance key.
@@ -406,7 +396,7 @@ impl crate::store::StateStore for CompletingJoins {
         slots: usize,
         envelope: &crate::envelope::Envelope,
     ) -> Result<crate::store::JoinArrival, crate::store::StoreError> {
-        let mut all = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.slots.locked();
         let join = all
             .entry((scope.to_string(), instance.to_string()))
             .or_insert_with(|| vec![None; slots]);
@@ -432,8 +422,7 @@ impl crate::store::StateStore for CompletingJoins {
         instance: &str,
     ) -> Result<(), crate::store::StoreError> {
         self.slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .remove(&(scope.to_string(), instance.to_string()));
         Ok(())
     }
@@ -443,7 +432,7 @@ impl crate::store::StateStore for CompletingJoins {
         scope: &str,
         instance: &str,
     ) -> Result<u64, crate::store::StoreError> {
-        let fired = self.fired.lock().unwrap_or_else(|p| p.into_inner());
+        let fired = self.fired.locked();
         Ok(fired
             .get(&(scope.to_string(), instance.to_string()))
             .copied()
@@ -455,7 +444,7 @@ impl crate::store::StateStore for CompletingJoins {
         scope: &str,
         instance: &str,
     ) -> Result<u64, crate::store::StoreError> {
-        let mut fired = self.fired.lock().unwrap_or_else(|p| p.into_inner());
+        let mut fired = self.fired.locked();
         let n = fired
             .entry((scope.to_string(), instance.to_string()))
             .or_insert(0);
@@ -501,10 +490,7 @@ async fn a_join_whose_arrivals_come_again_as_first_deliveries_fires_once() {
     .await;
     let stats = service.shutdown().await.unwrap();
     assert_eq!(stats.handled, 1, "{stats:?}");
-    assert_eq!(
-        *attempts.lock().unwrap_or_else(|p| p.into_inner()),
-        [("order-1".to_string(), 1)]
-    );
+    assert_eq!(*attempts.locked(), [("order-1".to_string(), 1)]);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! In-process stores: fast, and gone with the process.
 
+use crate::sync::Recover;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
@@ -204,7 +205,7 @@ impl MemoryInbox {
     }
 
     fn with_scope<R>(&self, scope: &str, f: impl FnOnce(&mut ScopeInbox) -> R) -> R {
-        let mut scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut scopes = self.scopes.locked();
         if let Some(s) = scopes.get_mut(scope) {
             return f(s);
         }
@@ -293,7 +294,7 @@ impl StateStore for MemoryStateStore {
         envelope: &Envelope,
     ) -> Result<Option<Vec<Envelope>>, StoreError> {
         check_slot(slot, slots)?;
-        let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
+        let mut joins = self.joins.locked();
         let filled = joins
             .entry((scope.to_owned(), instance.to_owned()))
             .or_insert_with(|| vec![None; slots]);
@@ -307,13 +308,13 @@ impl StateStore for MemoryStateStore {
     }
 
     async fn join_clear(&self, scope: &str, instance: &str) -> Result<(), StoreError> {
-        let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
+        let mut joins = self.joins.locked();
         joins.remove(&(scope.to_owned(), instance.to_owned()));
         Ok(())
     }
 
     async fn fired_count(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
-        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let counts = self.counts.locked();
         Ok(counts
             .get(&(scope.to_owned(), instance.to_owned()))
             .copied()
@@ -321,7 +322,7 @@ impl StateStore for MemoryStateStore {
     }
 
     async fn record_firing(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = self.counts.locked();
         let c = counts
             .entry((scope.to_owned(), instance.to_owned()))
             .or_insert(0);

@@ -1,6 +1,7 @@
 //! One consumer group on one topic: its queue, its in-flight deliveries,
 //! redelivery timers, per-key locks, and its members.
 
+use crate::sync::Recover;
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -216,7 +217,7 @@ impl Group {
     fn lock(&self) -> MutexGuard<'_, GroupState> {
         // A panic while holding the lock cannot leave the queue half
         // updated in a way that matters more than stopping the service.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 
     /// Enqueues newly published messages (each `copies` times) and wakes

@@ -18,6 +18,7 @@
 mod group;
 mod observer;
 
+use crate::sync::{Recover, RecoverRw};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -155,7 +156,7 @@ impl Shared {
         if let Some(t) = read(&self.topics).get(name) {
             return t.clone();
         }
-        let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        let mut topics = self.topics.write_locked();
         topics
             .entry(SharedStr::from(name.to_owned()))
             .or_insert_with(|| {
@@ -240,11 +241,11 @@ impl Shared {
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|p| p.into_inner())
+    l.read_locked()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.locked()
 }
 
 #[async_trait]

@@ -2,6 +2,7 @@
 //! (`<prefix>choreo_bounds`), each change a compare-and-set on the key's
 //! revision.
 
+use crate::sync::Recover;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -211,7 +212,7 @@ impl NatsKvStateStore {
     }
 
     fn hints(&self) -> std::sync::MutexGuard<'_, Hints> {
-        self.hints.lock().unwrap_or_else(|p| p.into_inner())
+        self.hints.locked()
     }
 
     /// The answer of a join arrival that wrote `filled` at `revision`,
