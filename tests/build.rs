@@ -1,8 +1,8 @@
 //! Generates the test fixtures' modules from their specs with the
-//! build-script entry point users call (`choreo_compiler::build`), so that
+//! build-script entry point users call (`choreo_compiler::builder`), so that
 //! the workspace's own build compiles, lints and tests generated code.
 
-fn main() -> Result<(), choreo_compiler::build::BuildError> {
+fn main() -> Result<(), choreo_compiler::builder::BuildError> {
     // The examples with their HTTP ingress, as the example services use them.
     for spec in [
         "../examples/ecommerce/ecommerce.choreo",
@@ -10,10 +10,10 @@ fn main() -> Result<(), choreo_compiler::build::BuildError> {
         // A key the client gives: the ingress's other way to key a route.
         "specs/tickets.choreo",
     ] {
-        choreo_compiler::build::Builder::new()
+        choreo_compiler::builder::Builder::new()
             .http(true)
             .compile(spec)?;
     }
-    choreo_compiler::build::compile("specs/keywords.choreo")?;
+    choreo_compiler::builder::compile("specs/keywords.choreo")?;
     Ok(())
 }

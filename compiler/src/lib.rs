@@ -4,7 +4,7 @@
 //! The pipeline runs one way: [`syntax`] (text to AST) → [`model`] (names
 //! bound, types resolved, flow graph built) → [`checks`] (the flow and
 //! convention analyses) → back ends. The library never prints: it returns
-//! structured [`Diagnostic`]s, which front ends render with [`render`].
+//! structured [`Diagnostic`]s, which front ends render with [`diagnostic::render`].
 //!
 //! ```
 //! use choreo_compiler::{check, SourceFile};
@@ -19,7 +19,12 @@
 extern crate alloc;
 
 mod analysis;
-pub mod build;
+pub mod builder;
+/// The build-script support's former path.
+#[deprecated(note = "renamed `choreo_compiler::builder`")]
+pub mod build {
+    pub use crate::builder::*;
+}
 pub mod checks;
 pub mod codegen;
 pub mod diagnostic;
@@ -30,7 +35,14 @@ mod lists;
 pub mod macro_support;
 pub mod model;
 pub mod output;
-pub mod render;
+/// The diagnostic renderer's former path.
+#[deprecated(
+    since = "0.2.0",
+    note = "moved to `choreo_compiler::diagnostic::render`"
+)]
+pub mod render {
+    pub use crate::diagnostic::render::*;
+}
 pub mod scaffold;
 pub mod source;
 mod suggest;

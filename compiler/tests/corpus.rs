@@ -5,7 +5,7 @@
 // Tests fail by panicking; unwrapping is how they say what went wrong.
 #![allow(clippy::unwrap_used)]
 
-use choreo_compiler::render::{json_line, render_text, ColorMode};
+use choreo_compiler::diagnostic::render::{json_line, render_text, ColorMode};
 use choreo_compiler::{check, SourceFile};
 use std::path::{Path, PathBuf};
 
@@ -184,7 +184,7 @@ fn brief_example_passes_and_its_mutation_yields_e0201_and_e0204() {
     let report = check(&SourceFile::new("brief.choreo", brief.clone()));
     assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
 
-    // The design's own mutation: delete the `StockReleased` trigger from Orders.
+    // The mutation every flow check must catch: delete the `StockReleased` trigger from Orders.
     let mutated = brief.replace(
         "on OutOfStock | StockReleased -> OrderFailed",
         "on OutOfStock -> OrderFailed",

@@ -207,6 +207,6 @@ proptest! {
             prop_assert!(d.primary.span.start() <= file.text().len());
             prop_assert!(!d.message.is_empty());
         }
-        let _ = choreo_compiler::render::render_text(&file, &report.diagnostics, choreo_compiler::render::ColorMode::Never);
+        let _ = choreo_compiler::diagnostic::render::render_text(&file, &report.diagnostics, choreo_compiler::diagnostic::render::ColorMode::Never);
     }
 }

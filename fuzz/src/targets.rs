@@ -1,8 +1,8 @@
 //! The three targets and what each checks of the compiler's output.
 
 use choreo_compiler::codegen::{self, CrateSource};
+use choreo_compiler::diagnostic::render::{json_line, render_text, ColorMode};
 use choreo_compiler::diagram::{self, Format, View};
-use choreo_compiler::render::{json_line, render_text, ColorMode};
 use choreo_compiler::{check_bytes, Diagnostic, SourceFile};
 use std::fmt;
 use std::str::FromStr;

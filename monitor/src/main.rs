@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use choreo_compiler::render::{render_text, ColorMode};
+use choreo_compiler::diagnostic::render::{render_text, ColorMode};
 use choreo_compiler::{check, CheckedSpec, SourceFile};
 use choreo_monitor::{Flow, Monitor, MonitorOptions, WatchOptions};
 use choreo_runtime::broker::{connect, StartPosition};

@@ -1,5 +1,5 @@
 //! The join analysis: which joins can fire, because some instance contains
-//! all of their events (rule 5); the checks of E0205 and the run-based
+//! all of their events (docs/language.md, "Checks": joins); the checks of E0205 and the run-based
 //! rules use its verdicts and the run facts it ends with.
 //!
 //! For a join on `k` events, every message that can lead to one of them gets

@@ -1,4 +1,5 @@
-//! The run semantics shared by the flow checks (rule 3 of the design).
+//! The run semantics shared by the flow checks (docs/language.md,
+//! "Instances and runs").
 //!
 //! A run starts from one command and delivers every emitted event to every
 //! reaction that consumes it; each firing picks one outcome; a join fires
@@ -354,7 +355,7 @@ impl<'a> Runs<'a> {
         local: &HashMap<MessageId, usize>,
         dominators: &DominatorTree,
     ) -> bool {
-        // Rule 3: an arrival from another command or an external event is
+        // docs/language.md, "Instances and runs": an arrival from another command or an external event is
         // assumed where a join waits for it.
         if self.sources[other.index()].other_than(start) {
             return true;

@@ -8,7 +8,7 @@ use crate::model::{MessageId, Settlement};
 use rustc_hash::FxHashSet as HashSet;
 use std::collections::VecDeque;
 
-/// E0206 (rule 7): `compensates X` needs an instance in which X is emitted
+/// E0206 (docs/language.md, "Checks"): `compensates X` needs an instance in which X is emitted
 /// before the reaction fires: X leads to the trigger, is emitted in the same
 /// `+` as it, or comes from another source's run than the trigger.
 pub(crate) fn check_order(joined: &Joined<'_>, diags: &mut Vec<Diagnostic>) {
@@ -64,7 +64,7 @@ pub(crate) fn check_order(joined: &Joined<'_>, diags: &mut Vec<Diagnostic>) {
     }
 }
 
-/// W0207 (rule 8): for each event X that has compensations, warn when a run
+/// W0207 (docs/language.md, "Checks"): for each event X that has compensations, warn when a run
 /// from some command can contain X and a failure terminal event while no
 /// compensation of X fires.
 ///

@@ -1,5 +1,5 @@
 //! E0204: a way an instance can go that never reaches a terminal event
-//! (rule 4).
+//! (docs/language.md, "Checks": dead ends).
 //!
 //! For each command, "avoidable" is computed as a least fixed point over
 //! the messages its runs can reach: a message is avoidable when it is not
@@ -7,7 +7,7 @@
 //! no way out, or a plain dead end), or every reaction that must fire when
 //! it occurs has an outcome whose events are all avoidable. Being a least
 //! fixed point, a cycle cannot justify itself: a cycle with a way out is
-//! assumed to be left eventually, as the design asks. The command has a
+//! assumed to be left eventually, as docs/language.md says. The command has a
 //! dead end exactly when it is avoidable, and the choices that made it so
 //! are a concrete run to show.
 

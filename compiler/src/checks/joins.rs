@@ -1,5 +1,5 @@
 //! E0205: joins that can never fire, because no instance contains all of
-//! their events (rule 5); the join analysis decides it.
+//! their events (docs/language.md, "Checks": joins); the join analysis decides it.
 
 use super::Joined;
 use crate::analysis::joins::Verdict;

@@ -1,4 +1,4 @@
-//! W0300: naming conventions (rule 12). UpperCamelCase is
+//! W0300: naming conventions (compiler/explanations/W0300.md). UpperCamelCase is
 //! `[A-Z][A-Za-z0-9]*`, snake_case is `[a-z][a-z0-9_]*`; the key is judged
 //! as a field, the choreography's name as a type.
 

@@ -1,4 +1,5 @@
-//! E0203: events and reactions that no run can reach (rule 6).
+//! E0203: events and reactions that no run can reach
+//! (compiler/explanations/E0203.md).
 //!
 //! Reachability starts from every command and `@external` event; a plain
 //! reaction fires once one of its alternatives is reachable, a join once all
@@ -95,7 +96,7 @@ pub(crate) fn check(joined: &Joined<'_>, diags: &mut Vec<Diagnostic>) {
     for rid in spec.reaction_ids() {
         let trigger = spec.flow.trigger(rid);
         if verdicts[rid.index()].is_some() || trigger.is_empty() {
-            // Joins are E0205's to judge (rule 5).
+            // Joins are E0205's to judge (see `analysis::joins`).
             continue;
         }
         let any_reachable = trigger.iter().any(|t| reachable[t.index()]);

@@ -1,4 +1,4 @@
-//! W0301 (declared and never used, rule 13) and W0302 (use of a deprecated
+//! W0301 (declared and never used) and W0302 (use of a deprecated
 //! item), from the references the model's analysis gathered.
 
 use super::Facts;

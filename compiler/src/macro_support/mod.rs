@@ -305,7 +305,7 @@ fn from_file(
             quote!(#tracked #module)
         }
         Err(_) => {
-            let message = crate::build::errors_message(&file, &diagnostics);
+            let message = crate::builder::errors_message(&file, &diagnostics);
             let error = error_at(at, at, message.trim_end());
             quote!(#tracked #error)
         }

@@ -214,7 +214,7 @@ fn a_file_with_errors_is_one_error_with_the_rendered_diagnostics() {
     let report = crate::check(&file);
     assert_eq!(
         messages[0],
-        crate::build::errors_message(&file, &report.diagnostics).trim_end()
+        crate::builder::errors_message(&file, &report.diagnostics).trim_end()
     );
     assert!(messages[0].starts_with(&format!(
         "the choreo spec `{path}` has 2 errors:\n\nerror[E0201]"

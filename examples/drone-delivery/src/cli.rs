@@ -1,4 +1,4 @@
-//! The `drone-delivery` program: the drone delivery services of seed 000,
+//! The `drone-delivery` program: the drone delivery services,
 //! all in one process on the in-memory broker, or one per process against
 //! NATS. `src/main.rs` calls [`main_with`] with the process's arguments;
 //! another program (a test harness, a supervisor) can call it with its
@@ -24,7 +24,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// The drone delivery services of seed 000 (ingestion, package, drone
+/// The drone delivery services (ingestion, package, drone
 /// scheduler, delivery, flight, notifications) and their HTTP ingress.
 ///
 /// Without --service, everything runs in this process. With

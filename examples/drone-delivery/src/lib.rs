@@ -1,4 +1,4 @@
-//! The drone delivery application of seed 000, built with choreo.
+//! The drone delivery application, built with choreo.
 //!
 //! The services are generated from `drone-delivery.choreo` by the
 //! [`choreo!`](choreo_runtime::choreo) macro, HTTP ingress included

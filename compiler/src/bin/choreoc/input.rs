@@ -1,6 +1,6 @@
 //! Reading spec files and showing what was found in them.
 
-use choreo_compiler::render::{self, ColorMode};
+use choreo_compiler::diagnostic::render::{self, ColorMode};
 use choreo_compiler::{CheckedSpec, Diagnostic, Report, SourceFile};
 use clap::ValueEnum;
 use std::ffi::OsString;

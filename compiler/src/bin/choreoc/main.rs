@@ -113,7 +113,7 @@ fn write_stdout(bytes: &[u8]) -> u8 {
     status::OK
 }
 
-/// Exit statuses, as the design fixes them.
+/// Exit statuses, as `choreoc --help` and the manual pages list them.
 pub(crate) mod status {
     /// No error (warnings allowed unless denied).
     pub const OK: u8 = 0;

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 choreo_runtime::choreo! {
     /// Drone delivery without a central coordinator.
     ///
-    /// Modelled on the drone delivery application of seed 000: an ingestion
+    /// Modelled on the drone delivery example: an ingestion
     /// service takes delivery requests over HTTP, a package service creates the
     /// package (operation CreatePackage), a drone scheduler assigns a drone
     /// (operation GetDrone), and a delivery service manages deliveries that are

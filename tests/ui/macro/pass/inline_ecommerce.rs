@@ -7,12 +7,12 @@ use choreo_runtime::types::{Decimal, Uuid};
 choreo_runtime::choreo! {
     /// An online shop whose order process no service coordinates.
     ///
-    /// Modelled on three of the documents choreo grew from: an order service
+    /// An order service
     /// that takes orders over HTTP and payment and shipping services reacting to
-    /// it (seed 001); a payment saga that approves or declines against the
-    /// customer's credit and completes or fails the order (seed 002); and seller,
+    /// it; a payment saga that approves or declines against the
+    /// customer's credit and completes or fails the order; and seller,
     /// logistics and customer notifications all reacting to the placed order
-    /// instead of being called by it (seed 004).
+    /// instead of being called by it.
     choreography Ecommerce {
         version "1.0.0"
 
@@ -92,7 +92,7 @@ choreo_runtime::choreo! {
             on PaymentDeclined -> StockReleased compensates StockReserved
         }
 
-        /// Charges the customer's credit (seed 002's credit check).
+        /// Charges the customer's credit.
         participant Payment {
             /// Needs the amount of the order and its reserved stock.
             @retry(max = 5, backoff = 200ms)
@@ -100,12 +100,12 @@ choreo_runtime::choreo! {
             on OrderPlaced & StockReserved -> PaymentApproved | PaymentDeclined
         }
 
-        /// Keeps the shipment ready once the order is paid (seed 004).
+        /// Keeps the shipment ready once the order is paid.
         participant Seller {
             on PaymentApproved -> ParcelPrepared
         }
 
-        /// Assigns a delivery partner (seed 004's logistics service).
+        /// Assigns a delivery partner (the logistics service).
         participant Logistics {
             @retry(max = 3, backoff = 1s)
             on OrderPlaced & ParcelPrepared -> ShipmentScheduled

@@ -3,8 +3,8 @@
 //!
 //! ```no_run
 //! // build.rs
-//! fn main() -> Result<(), choreo_compiler::build::BuildError> {
-//!     choreo_compiler::build::compile("specs/shop.choreo")
+//! fn main() -> Result<(), choreo_compiler::builder::BuildError> {
+//!     choreo_compiler::builder::compile("specs/shop.choreo")
 //! }
 //! ```
 //!
@@ -13,7 +13,7 @@
 //! include!(concat!(env!("OUT_DIR"), "/shop.rs")); // defines `pub mod shop`
 //! ```
 
-use crate::render::{render_text, ColorMode};
+use crate::diagnostic::render::{render_text, ColorMode};
 use crate::{Diagnostic, Severity, SourceFile};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -104,7 +104,7 @@ impl Builder {
         let dir = match &self.out_dir {
             Some(dir) => dir.clone(),
             None => std::env::var_os("OUT_DIR").map(PathBuf::from).ok_or_else(|| BuildError {
-                message: "OUT_DIR is not set: call choreo_compiler::build from a build script, or set Builder::out_dir".into(),
+                message: "OUT_DIR is not set: call choreo_compiler::builder from a build script, or set Builder::out_dir".into(),
             })?,
         };
         let name = crate::codegen::module_name(&checked);

@@ -1,5 +1,7 @@
 //! Structured diagnostics: what the library returns and front ends render.
 
+pub mod render;
+
 use crate::source::Span;
 use std::fmt;
 
@@ -53,7 +55,7 @@ macro_rules! codes {
             pub fn explanation(self) -> &'static str {
                 match self {
                     $(Code::$code => include_str!(
-                        concat!("../explanations/", stringify!($code), ".md")
+                        concat!("../../explanations/", stringify!($code), ".md")
                     ),)*
                 }
             }
