@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Notify};
 
-use super::notice::{Completion, CompletionOutcome, ProgressNotice};
 use super::topology::{TerminalKind, Topology};
 use crate::broker::{
     follow, BrokerError, Settlement, SharedBroker, StartPosition, SubscribeOptions,
 };
 use crate::envelope::{Envelope, EventId, SharedStr};
 use crate::payload::Message;
+use crate::service::notice::{Completion, CompletionOutcome, ProgressNotice};
 use crate::service::Topics;
 
 /// A reaction that still has an event to finish.

@@ -12,6 +12,7 @@ use smallvec::SmallVec;
 use tracing::Instrument;
 
 use super::definition::{Context, Emit, HandlerError, Input, Reaction, Trigger};
+use super::notice::{Completion, CompletionOutcome, EmittedEvent};
 use super::options::bump;
 use super::runner::{
     claim_owner, Batch, Claims, Handled, InboxAction, Outbox, Outcome, PreClaims, Results, Runner,
@@ -20,7 +21,6 @@ use super::runner::{
 use crate::broker::{Delivery, Settlement};
 use crate::envelope::{Envelope, EventId, SharedStr, TraceParent};
 use crate::payload::Payload;
-use crate::progress::notice::{Completion, CompletionOutcome, EmittedEvent};
 use crate::store::{Claim, JoinArrival, Seen, StoreError};
 
 /// The verdict on one delivery, gathered reaction by reaction.

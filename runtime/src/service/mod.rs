@@ -5,6 +5,7 @@
 mod client;
 mod definition;
 mod handling;
+pub mod notice;
 mod options;
 mod runner;
 mod topics;

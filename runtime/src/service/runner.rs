@@ -15,12 +15,12 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::definition::{HandlerError, HandlerSlot, ServiceDefinition, Trigger};
+use super::notice::{Completion, CompletionOutcome, ProgressNotice};
 use super::options::{bump, Counters, ServiceError, ServiceOptions, ServiceStats};
 use crate::broker::{
     settle_all, Delivery, KeepAlive, Settlement, SharedBroker, SubscribeOptions, Subscription,
 };
 use crate::envelope::{interned, Envelope, EventId, SharedStr};
-use crate::progress::notice::{Completion, CompletionOutcome, ProgressNotice};
 use crate::store::Stores;
 use crate::store::{Claim, StoreError};
 

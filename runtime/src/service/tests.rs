@@ -341,7 +341,7 @@ async fn a_first_delivery_found_done_reports_its_completion_again() {
         tokio::time::timeout(Duration::from_millis(500), notices.next_batch(16)).await
     {
         for d in batch {
-            let notice: crate::progress::ProgressNotice = d.envelope().decode().unwrap();
+            let notice: super::notice::ProgressNotice = d.envelope().decode().unwrap();
             reported += notice
                 .completions
                 .iter()
