@@ -11,6 +11,8 @@
 //! - [`service`]: participants' reactions run against a broker; [`service::Client`].
 //! - [`progress`]: how far each instance has got.
 //! - [`secret`]: URLs as they may be shown, without passwords or tokens.
+//! - [`codegen`]: what generated code uses, and all it uses: the contract
+//!   between the runtime and the code choreoc writes.
 //! - `conformance` (feature `conformance`): the suite every adapter passes.
 //!
 //! ```
@@ -57,6 +59,7 @@
 //! ```
 
 pub mod broker;
+pub mod codegen;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod envelope;
