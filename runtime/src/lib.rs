@@ -73,9 +73,9 @@ pub mod store;
 pub mod testing;
 pub mod types;
 
-// Generated code derives serde's traits through this path
-// (`#[serde(crate = "::choreo_runtime::serde")]`), so a generated crate
-// needs no dependency of its own on serde.
+// Code generated before `codegen` existed derives serde's traits through
+// this path (`#[serde(crate = "::choreo_runtime::serde")]`); generated code
+// now uses `codegen::serde`, the same crate.
 #[doc(hidden)]
 pub use serde;
 #[doc(hidden)]
