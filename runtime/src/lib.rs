@@ -11,6 +11,8 @@
 //! - [`service`]: participants' reactions run against a broker; [`service::Client`].
 //! - [`progress`]: how far each instance has got.
 //! - [`secret`]: URLs as they may be shown, without passwords or tokens.
+//! - [`codegen`]: what generated code uses, and all it uses: the contract
+//!   between the runtime and the code choreoc writes.
 //! - `conformance` (feature `conformance`): the suite every adapter passes.
 //!
 //! ```
@@ -57,6 +59,7 @@
 //! ```
 
 pub mod broker;
+pub mod codegen;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod envelope;
@@ -71,9 +74,9 @@ pub mod sync;
 pub mod testing;
 pub mod types;
 
-// Generated code derives serde's traits through this path
-// (`#[serde(crate = "::choreo_runtime::serde")]`), so a generated crate
-// needs no dependency of its own on serde.
+// Code generated before `codegen` existed derives serde's traits through
+// this path (`#[serde(crate = "::choreo_runtime::serde")]`); generated code
+// now uses `codegen::serde`, the same crate.
 #[doc(hidden)]
 pub use serde;
 #[doc(hidden)]

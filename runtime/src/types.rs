@@ -1,7 +1,7 @@
 //! The Rust types behind a spec's built-in types, for generated code, with
 //! the JSON forms the language reference gives them: a generated crate
 //! depends on `choreo-runtime` alone and names these as
-//! `::choreo_runtime::types::…`.
+//! `::choreo_runtime::codegen::…` (the contract module re-exports them).
 //!
 //! | spec | Rust | JSON |
 //! |---|---|---|

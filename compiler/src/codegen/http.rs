@@ -11,7 +11,7 @@
 //! it. docs/codegen.md says what each answer means.
 
 use super::names::{id, Namespace};
-use super::Names;
+use super::{runtime, Names};
 use crate::model::{CheckedSpec, HttpMethod, Scalar};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;
@@ -19,6 +19,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The `http` module, or nothing when the spec has no `@http` command.
 pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
+    let rt_accepted = runtime::accepted();
+    let rt_axum = runtime::axum();
+    let rt_command_request = runtime::command_request();
+    let rt_decode_body = runtime::decode_body();
+    let rt_http_state = runtime::http_state();
+    let rt_ingress_options = runtime::ingress_options();
+    let rt_ingress_state = runtime::ingress_state();
+    let rt_instance_tracker = runtime::instance_tracker();
+    let rt_message = runtime::message();
+    let rt_parse_key = runtime::parse_key();
+    let rt_read_body = runtime::read_body();
+    let rt_unavailable = runtime::unavailable();
     let key_name = spec.key().name.text.to_string();
     let placeholder = format!("{{{key_name}}}");
     let commands_ty = &names.commands;
@@ -62,7 +74,7 @@ pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
         let route_text = format!("{} {}", route.method.as_str(), route.path);
         let parse = |raw: TokenStream| {
             quote! {
-                match ::choreo_runtime::http::parse_key(#raw, #key_name) {
+                match #rt_parse_key(#raw, #key_name) {
                     ::std::result::Result::Ok(key) => key,
                     ::std::result::Result::Err(response) => return response,
                 }
@@ -93,28 +105,28 @@ pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
             }
         };
         let path_arg = keyed.then(
-            || quote!(axum::extract::Path(raw_key): axum::extract::Path<::std::string::String>,),
+            || quote!(#rt_axum::extract::Path(raw_key): #rt_axum::extract::Path<::std::string::String>,),
         );
         let doc = format!(" `{route_text}`: sends `{}`.", m.name.text);
         handlers.push(quote! {
             #[doc = #doc]
             async fn #handler(
-                axum::extract::State(ingress): axum::extract::State<Ingress>,
+                #rt_axum::extract::State(ingress): #rt_axum::extract::State<Ingress>,
                 #path_arg
-                headers: axum::http::HeaderMap,
-                body: ::std::result::Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-            ) -> axum::response::Response {
-                let body = match ::choreo_runtime::http::read_body(body, ingress.state.options().body_limit) {
+                headers: #rt_axum::http::HeaderMap,
+                body: ::std::result::Result<#rt_axum::body::Bytes, #rt_axum::extract::rejection::BytesRejection>,
+            ) -> #rt_axum::response::Response {
+                let body = match #rt_read_body(body, ingress.state.options().body_limit) {
                     ::std::result::Result::Ok(body) => body,
                     ::std::result::Result::Err(response) => return response,
                 };
-                let message: super::#ty = match ::choreo_runtime::http::decode_body(&body) {
+                let message: super::#ty = match #rt_decode_body(&body) {
                     ::std::result::Result::Ok(message) => message,
                     ::std::result::Result::Err(response) => return response,
                 };
-                let request = match ::choreo_runtime::http::CommandRequest::read(
+                let request = match #rt_command_request::read(
                     &headers,
-                    <super::#ty as ::choreo_runtime::Message>::TYPE,
+                    <super::#ty as #rt_message>::TYPE,
                 ) {
                     ::std::result::Result::Ok(request) => request,
                     ::std::result::Result::Err(response) => return response,
@@ -126,8 +138,8 @@ pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
                     ::std::result::Result::Err(response) => return response,
                 };
                 match ingress.commands.client().send_with_id(key_text.clone(), message, id).await {
-                    ::std::result::Result::Ok(id) => ::choreo_runtime::http::accepted(&key_text, &id, &#loc),
-                    ::std::result::Result::Err(e) => ::choreo_runtime::http::unavailable(e),
+                    ::std::result::Result::Ok(id) => #rt_accepted(&key_text, &id, &#loc),
+                    ::std::result::Result::Err(e) => #rt_unavailable(e),
                 }
             }
         });
@@ -156,20 +168,18 @@ pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
         let (first, rest) = methods
             .split_first()
             .map_or((None, &[][..]), |(f, r)| (Some(f), r));
-        let chain = quote!(axum::routing::#first #(.#rest)*);
+        let chain = quote!(#rt_axum::routing::#first #(.#rest)*);
         quote!(.route(#path, #chain))
     });
     quote! {
         /// The HTTP ingress of the `@http` commands, and the state of each
         /// instance, on axum (choreo-runtime's `http` feature).
         pub mod http {
-            use ::choreo_runtime::http::axum;
-
             /// What the routes share.
             #[derive(::std::clone::Clone)]
             pub struct Ingress {
                 commands: super::#commands_ty,
-                state: ::choreo_runtime::http::IngressState,
+                state: #rt_ingress_state,
             }
 
             /// The routes, with the default options
@@ -177,9 +187,9 @@ pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
             /// [`router_with`].
             pub fn router(
                 commands: super::#commands_ty,
-                tracker: ::std::sync::Arc<::choreo_runtime::progress::InstanceTracker>,
-            ) -> axum::Router {
-                router_with(commands, tracker, ::choreo_runtime::http::IngressOptions::default())
+                tracker: ::std::sync::Arc<#rt_instance_tracker>,
+            ) -> #rt_axum::Router {
+                router_with(commands, tracker, #rt_ingress_options::default())
             }
 
             /// The routes: one per `@http` command, and `GET` of each
@@ -189,24 +199,24 @@ pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
             /// router, such as `choreo_runtime::http::bearer(token)`.
             pub fn router_with(
                 commands: super::#commands_ty,
-                tracker: ::std::sync::Arc<::choreo_runtime::progress::InstanceTracker>,
-                options: ::choreo_runtime::http::IngressOptions,
-            ) -> axum::Router {
-                axum::Router::new()
+                tracker: ::std::sync::Arc<#rt_instance_tracker>,
+                options: #rt_ingress_options,
+            ) -> #rt_axum::Router {
+                #rt_axum::Router::new()
                     #(#route_calls)*
-                    .layer(axum::extract::DefaultBodyLimit::max(options.body_limit))
+                    .layer(#rt_axum::extract::DefaultBodyLimit::max(options.body_limit))
                     .with_state(Ingress {
                         commands,
-                        state: ::choreo_runtime::http::IngressState::new(tracker, options),
+                        state: #rt_ingress_state::new(tracker, options),
                     })
             }
 
             /// `GET`: how far the instance has got.
             async fn state(
-                axum::extract::State(ingress): axum::extract::State<Ingress>,
-                axum::extract::Path(key): axum::extract::Path<::std::string::String>,
-            ) -> axum::response::Response {
-                ::choreo_runtime::http::state(&ingress.state.tracker, &key)
+                #rt_axum::extract::State(ingress): #rt_axum::extract::State<Ingress>,
+                #rt_axum::extract::Path(key): #rt_axum::extract::Path<::std::string::String>,
+            ) -> #rt_axum::response::Response {
+                #rt_http_state(&ingress.state.tracker, &key)
             }
 
             #(#handlers)*

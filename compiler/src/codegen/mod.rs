@@ -11,6 +11,7 @@ mod crate_source;
 mod http;
 mod names;
 mod participants;
+pub(crate) mod runtime;
 mod types;
 
 use crate::model::{CheckedSpec, Docs, Settlement};
@@ -264,6 +265,9 @@ pub fn source_with(spec: &CheckedSpec, options: Options) -> String {
 
 /// The typed context handlers receive.
 fn context(spec: &CheckedSpec, names: &Names) -> TokenStream {
+    let rt_context = runtime::context();
+    let rt_event_id = runtime::event_id();
+    let rt_handler_error = runtime::handler_error();
     let ctx = &names.context;
     let key = &names.key;
     let key_ty = spec.key().ty.name();
@@ -272,16 +276,16 @@ fn context(spec: &CheckedSpec, names: &Names) -> TokenStream {
         #[derive(::std::fmt::Debug, ::std::clone::Clone)]
         pub struct #ctx {
             key: #key,
-            inner: ::choreo_runtime::service::Context,
+            inner: #rt_context,
         }
 
         impl #ctx {
             /// Wraps the runtime's context, parsing the instance key.
             pub fn from_runtime(
-                inner: ::choreo_runtime::service::Context,
-            ) -> ::std::result::Result<Self, ::choreo_runtime::service::HandlerError> {
+                inner: #rt_context,
+            ) -> ::std::result::Result<Self, #rt_handler_error> {
                 let key = inner.instance_key().parse::<#key>().map_err(|e| {
-                    ::choreo_runtime::service::HandlerError::rejected(::std::format!(
+                    #rt_handler_error::rejected(::std::format!(
                         "the instance key `{}` is not a valid {}: {}",
                         inner.instance_key(),
                         #key_ty,
@@ -297,7 +301,7 @@ fn context(spec: &CheckedSpec, names: &Names) -> TokenStream {
             }
 
             /// The id of the event being handled.
-            pub fn event_id(&self) -> &::choreo_runtime::EventId {
+            pub fn event_id(&self) -> &#rt_event_id {
                 self.inner.event_id()
             }
 
@@ -307,7 +311,7 @@ fn context(spec: &CheckedSpec, names: &Names) -> TokenStream {
             }
 
             /// The runtime's own context: reaction name and tracing span.
-            pub fn runtime(&self) -> &::choreo_runtime::service::Context {
+            pub fn runtime(&self) -> &#rt_context {
                 &self.inner
             }
         }
@@ -316,6 +320,11 @@ fn context(spec: &CheckedSpec, names: &Names) -> TokenStream {
 
 /// The typed way to send each command (and `@external` event).
 fn commands(spec: &CheckedSpec, names: &Names) -> TokenStream {
+    let rt_broker_error = runtime::broker_error();
+    let rt_client = runtime::client();
+    let rt_event_id = runtime::event_id();
+    let rt_shared_broker = runtime::shared_broker();
+    let rt_topics = runtime::topics();
     let commands = &names.commands;
     let key = &names.key;
     let source = format!("{}/commands", spec.name.text);
@@ -331,15 +340,26 @@ fn commands(spec: &CheckedSpec, names: &Names) -> TokenStream {
         .map(|m| {
             let ty = id(&m.name.text);
             let method = id(&methods.fresh(&names::snake(&m.name.text)));
-            let what = if m.is_command() { "command" } else { "external event" };
-            let mut lines = vec![format!("Sends the `{}` {what} for instance `key`.", m.name.text)];
+            let what = if m.is_command() {
+                "command"
+            } else {
+                "external event"
+            };
+            let mut lines = vec![format!(
+                "Sends the `{}` {what} for instance `key`.",
+                m.name.text
+            )];
             if !m.docs.is_empty() {
                 lines.push(String::new());
                 lines.extend(m.docs.lines.iter().cloned());
             }
             if let Some(http) = &m.http {
                 lines.push(String::new());
-                lines.push(format!("Also exposed as `{} {}`.", http.method.as_str(), http.path));
+                lines.push(format!(
+                    "Also exposed as `{} {}`.",
+                    http.method.as_str(),
+                    http.path
+                ));
             }
             let doc = doc_lines(&lines);
             let deprecated = m.deprecated.as_ref().map(|d| match &d.reason {
@@ -353,7 +373,7 @@ fn commands(spec: &CheckedSpec, names: &Names) -> TokenStream {
                     &self,
                     key: &#key,
                     message: #ty,
-                ) -> ::std::result::Result<::choreo_runtime::EventId, ::choreo_runtime::BrokerError> {
+                ) -> ::std::result::Result<#rt_event_id, #rt_broker_error> {
                     self.client.send(::std::string::ToString::to_string(key), message).await
                 }
             }
@@ -362,30 +382,30 @@ fn commands(spec: &CheckedSpec, names: &Names) -> TokenStream {
         /// Sends the choreography's commands and `@external` events.
         #[derive(::std::clone::Clone)]
         pub struct #commands {
-            client: ::choreo_runtime::service::Client,
+            client: #rt_client,
         }
 
         impl #commands {
             /// Commands sent on `broker` under the default topic names.
-            pub fn new(broker: ::choreo_runtime::SharedBroker) -> Self {
-                Self::with_topics(broker, ::choreo_runtime::service::Topics::default())
+            pub fn new(broker: #rt_shared_broker) -> Self {
+                Self::with_topics(broker, #rt_topics::default())
             }
 
             /// Commands sent on `broker` under the given topic names.
             pub fn with_topics(
-                broker: ::choreo_runtime::SharedBroker,
-                topics: ::choreo_runtime::service::Topics,
+                broker: #rt_shared_broker,
+                topics: #rt_topics,
             ) -> Self {
-                Self::from_client(::choreo_runtime::service::Client::new(broker, topics, #source))
+                Self::from_client(#rt_client::new(broker, topics, #source))
             }
 
             /// Commands sent through an existing client.
-            pub fn from_client(client: ::choreo_runtime::service::Client) -> Self {
+            pub fn from_client(client: #rt_client) -> Self {
                 Self { client: client #with_version }
             }
 
             /// The underlying client.
-            pub fn client(&self) -> &::choreo_runtime::service::Client {
+            pub fn client(&self) -> &#rt_client {
                 &self.client
             }
 
@@ -400,7 +420,11 @@ fn topology(
     names: &Names,
     plans: &[participants::ParticipantPlan],
 ) -> TokenStream {
+    let rt_message = runtime::message();
+    let rt_terminal_kind = runtime::terminal_kind();
+    let rt_topology = runtime::topology();
     let choreography = &names.choreography;
+    let rt_message = &rt_message;
     let reactions = plans.iter().flat_map(|p| {
         let pname = spec.participant(p.id).name.text.to_string();
         p.reactions.iter().map(move |rp| {
@@ -408,29 +432,29 @@ fn topology(
             let name = &rp.name;
             let types = r.trigger.ids().map(|m| {
                 let t = id(spec.message_name(m));
-                quote!(<#t as ::choreo_runtime::Message>::TYPE)
+                quote!(<#t as #rt_message>::TYPE)
             });
             quote!(.reaction(#pname, #name, [#(#types),*]))
         })
     });
     let events = spec.messages.iter().map(|m| {
         let t = id(&m.name.text);
-        quote!(.event(<#t as ::choreo_runtime::Message>::TYPE))
+        quote!(.event(<#t as #rt_message>::TYPE))
     });
     let terminals = spec.messages.iter().filter_map(|m| {
         let (s, _) = m.terminal?;
         let t = id(&m.name.text);
         let kind = match s {
-            Settlement::Success => quote!(::choreo_runtime::progress::TerminalKind::Success),
-            Settlement::Failure => quote!(::choreo_runtime::progress::TerminalKind::Failure),
+            Settlement::Success => quote!(#rt_terminal_kind::Success),
+            Settlement::Failure => quote!(#rt_terminal_kind::Failure),
         };
-        Some(quote!(.terminal(<#t as ::choreo_runtime::Message>::TYPE, #kind)))
+        Some(quote!(.terminal(<#t as #rt_message>::TYPE, #kind)))
     });
     quote! {
         /// Every reaction, event and terminal event of the choreography, for
         /// an `InstanceTracker` to follow instances with.
-        pub fn topology() -> ::choreo_runtime::progress::Topology {
-            ::choreo_runtime::progress::Topology::new(#choreography)
+        pub fn topology() -> #rt_topology {
+            #rt_topology::new(#choreography)
                 #(#reactions)*
                 #(#events)*
                 #(#terminals)*
@@ -440,6 +464,12 @@ fn topology(
 
 /// Starts every participant on one broker.
 fn start_all(plans: &[participants::ParticipantPlan]) -> TokenStream {
+    let rt_service_error = runtime::service_error();
+    let rt_service_handle = runtime::service_handle();
+    let rt_service_options = runtime::service_options();
+    let rt_shared_broker = runtime::shared_broker();
+    let rt_store_options = runtime::store_options();
+    let rt_stores = runtime::stores();
     let generics: Vec<Ident> = (0..plans.len())
         .map(|i| Ident::new(&format!("__P{i}"), Span::call_site()))
         .collect();
@@ -468,16 +498,16 @@ fn start_all(plans: &[participants::ParticipantPlan]) -> TokenStream {
         /// topics' prefix (NATS Key-Value on NATS, keys on Redis, memory on
         /// the memory broker), or the stores to use.
         pub async fn start_all<#(#bounds),*>(
-            broker: ::choreo_runtime::SharedBroker,
-            stores: impl ::std::convert::Into<::std::option::Option<::choreo_runtime::service::Stores> >,
-            options: ::choreo_runtime::service::ServiceOptions,
+            broker: #rt_shared_broker,
+            stores: impl ::std::convert::Into<::std::option::Option<#rt_stores> >,
+            options: #rt_service_options,
             #(#args),*
-        ) -> ::std::result::Result<::std::vec::Vec<::choreo_runtime::service::ServiceHandle>, ::choreo_runtime::service::ServiceError> {
+        ) -> ::std::result::Result<::std::vec::Vec<#rt_service_handle>, #rt_service_error> {
             let stores = match ::std::convert::Into::into(stores) {
                 ::std::option::Option::Some(stores) => stores,
                 ::std::option::Option::None => {
-                    let prefix = ::choreo_runtime::store::StoreOptions::with_prefix(options.topics.prefix());
-                    ::choreo_runtime::service::Stores::of_broker(&broker, &prefix).await?
+                    let prefix = #rt_store_options::with_prefix(options.topics.prefix());
+                    #rt_stores::of_broker(&broker, &prefix).await?
                 }
             };
             let mut handles = ::std::vec::Vec::new();

@@ -3,7 +3,7 @@
 //! implementation on the runtime.
 
 use super::names::{camel, id, snake, Namespace};
-use super::{docs, Names};
+use super::{docs, runtime, Names};
 use crate::model::{CheckedSpec, MessageId, ParticipantId, Reaction, ReactionId, TriggerKind};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
@@ -213,6 +213,7 @@ pub(crate) fn participant_trait(
     names: &Names,
     plan: &ParticipantPlan,
 ) -> TokenStream {
+    let rt_handler_error = runtime::handler_error();
     let p = spec.participant(plan.id);
     let trait_name = &plan.trait_name;
     let doc = docs(
@@ -259,7 +260,7 @@ pub(crate) fn participant_trait(
         quote! {
             #doc
             fn #method(&self, ctx: #ctx, #(#params),*) -> impl ::std::future::Future<
-                Output = ::std::result::Result<#output, ::choreo_runtime::service::HandlerError>,
+                Output = ::std::result::Result<#output, #rt_handler_error>,
             > + ::std::marker::Send;
         }
     });
@@ -277,6 +278,11 @@ pub(crate) fn participant_module(
     names: &Names,
     plan: &ParticipantPlan,
 ) -> TokenStream {
+    let rt_emitted = runtime::emitted();
+    let rt_fixture_error = runtime::fixture_error();
+    let rt_message = runtime::message();
+    let rt_participant_fixture = runtime::participant_fixture();
+    let rt_service_definition = runtime::service_definition();
     let p = spec.participant(plan.id);
     let module = &plan.module;
     let trait_name = &plan.trait_name;
@@ -346,7 +352,7 @@ pub(crate) fn participant_module(
 
     let emit_types = emits.iter().map(|e| {
         let t = id(spec.message_name(*e));
-        quote!(<super::#t as ::choreo_runtime::Message>::TYPE)
+        quote!(<super::#t as #rt_message>::TYPE)
     });
     let mut consumed: Vec<MessageId> = Vec::new();
     for rp in &plan.reactions {
@@ -373,28 +379,28 @@ pub(crate) fn participant_module(
 
             /// The service definition that runs `participant` on the runtime,
             /// with the spec's `@retry`, `@timeout` and `@bounded` applied.
-            pub fn definition<P: super::#trait_name>(participant: P) -> ::choreo_runtime::service::ServiceDefinition {
+            pub fn definition<P: super::#trait_name>(participant: P) -> #rt_service_definition {
                 let participant = ::std::sync::Arc::new(participant);
-                ::choreo_runtime::service::ServiceDefinition::new(super::#choreography, #pname)
+                #rt_service_definition::new(super::#choreography, #pname)
                     #version
                     #(.reaction(#reactions))*
             }
 
             /// The messages this participant consumes, which a [`Fixture`] can deliver.
-            pub trait Consumes: ::choreo_runtime::Message {}
+            pub trait Consumes: #rt_message {}
             #(#consumes)*
 
             /// Runs the participant alone on a memory broker, to hand it
             /// events and see what it emits.
             pub struct Fixture {
-                inner: ::choreo_runtime::testing::ParticipantFixture,
+                inner: #rt_participant_fixture,
             }
 
             /// Starts a [`Fixture`] for `participant`.
             pub async fn fixture<P: super::#trait_name>(
                 participant: P,
-            ) -> ::std::result::Result<Fixture, ::choreo_runtime::testing::FixtureError> {
-                let inner = ::choreo_runtime::testing::ParticipantFixture::start(definition(participant), EMITS).await?;
+            ) -> ::std::result::Result<Fixture, #rt_fixture_error> {
+                let inner = #rt_participant_fixture::start(definition(participant), EMITS).await?;
                 ::std::result::Result::Ok(Fixture { inner })
             }
 
@@ -405,7 +411,7 @@ pub(crate) fn participant_module(
                     &mut self,
                     key: &super::#key,
                     message: M,
-                ) -> ::std::result::Result<::choreo_runtime::testing::Emitted, ::choreo_runtime::testing::FixtureError> {
+                ) -> ::std::result::Result<#rt_emitted, #rt_fixture_error> {
                     self.inner.deliver(&::std::string::ToString::to_string(key), message).await
                 }
 
@@ -425,18 +431,26 @@ fn wiring(
     plan: &ParticipantPlan,
     rp: &ReactionPlan,
 ) -> TokenStream {
+    let rt_context = runtime::context();
+    let rt_emit = runtime::emit();
+    let rt_handler_error = runtime::handler_error();
+    let rt_input = runtime::input();
+    let rt_message = runtime::message();
+    let rt_reaction = runtime::reaction();
+    let rt_retry_policy = runtime::retry_policy();
+    let rt_trigger = runtime::trigger();
     let r = spec.reaction(rp.id);
     let context = &names.context;
     let method = &rp.method;
     let name = &rp.name;
     let types = r.trigger.ids().map(|m| {
         let t = id(spec.message_name(m));
-        quote!(<super::#t as ::choreo_runtime::Message>::TYPE)
+        quote!(<super::#t as #rt_message>::TYPE)
     });
     let trigger = if r.trigger.is_join() {
-        quote!(::choreo_runtime::service::Trigger::all([#(#types),*]))
+        quote!(#rt_trigger::all([#(#types),*]))
     } else {
-        quote!(::choreo_runtime::service::Trigger::any([#(#types),*]))
+        quote!(#rt_trigger::any([#(#types),*]))
     };
 
     // Decoding the input into the handler's arguments.
@@ -444,7 +458,7 @@ fn wiring(
         let arms = variants.iter().map(|(v, m)| {
             let t = id(spec.message_name(*m));
             quote! {
-                ty if ty == <super::#t as ::choreo_runtime::Message>::TYPE => #enum_name::#v(input.decode()?),
+                ty if ty == <super::#t as #rt_message>::TYPE => #enum_name::#v(input.decode()?),
             }
         });
         (
@@ -452,7 +466,7 @@ fn wiring(
                 let event = match input.ty() {
                     #(#arms)*
                     other => {
-                        return ::std::result::Result::Err(::choreo_runtime::service::HandlerError::rejected(
+                        return ::std::result::Result::Err(#rt_handler_error::rejected(
                             ::std::format!("`{}` cannot trigger `{}`", other, #name),
                         ))
                     }
@@ -478,12 +492,13 @@ fn wiring(
         (Some((enum_name, variants)), _) => {
             let arms = variants.iter().map(|(v, events)| {
                 if events.is_empty() {
-                    quote!(#enum_name::#v => ::choreo_runtime::service::Emit::none(),)
+                    quote!(#enum_name::#v => #rt_emit::none(),)
                 } else {
-                    let vars: Vec<Ident> = (0..events.len()).map(|i| format_ident!("e{}", i)).collect();
+                    let vars: Vec<Ident> =
+                        (0..events.len()).map(|i| format_ident!("e{}", i)).collect();
                     let first = &vars[0];
                     let rest = &vars[1..];
-                    quote!(#enum_name::#v(#(#vars),*) => ::choreo_runtime::service::Emit::one(#first)#(.and(#rest))*,)
+                    quote!(#enum_name::#v(#(#vars),*) => #rt_emit::one(#first)#(.and(#rest))*,)
                 }
             });
             quote!(match outcome { #(#arms)* })
@@ -491,25 +506,25 @@ fn wiring(
         (None, [single]) if !single.is_none() => {
             let n = single.events.len();
             if n == 1 {
-                quote!(::choreo_runtime::service::Emit::one(outcome))
+                quote!(#rt_emit::one(outcome))
             } else {
                 let idx = (1..n).map(syn::Index::from);
-                quote!(::choreo_runtime::service::Emit::one(outcome.0)#(.and(outcome.#idx))*)
+                quote!(#rt_emit::one(outcome.0)#(.and(outcome.#idx))*)
             }
         }
         _ => quote!({
             let () = outcome;
-            ::choreo_runtime::service::Emit::none()
+            #rt_emit::none()
         }),
     };
 
     let mut reaction = quote! {
         {
             let participant = ::std::sync::Arc::clone(&participant);
-            ::choreo_runtime::service::Reaction::new(
+            #rt_reaction::new(
                 #name,
                 #trigger,
-                move |ctx: ::choreo_runtime::service::Context, input: ::choreo_runtime::service::Input| {
+                move |ctx: #rt_context, input: #rt_input| {
                     let participant = ::std::sync::Arc::clone(&participant);
                     async move {
                         let ctx = super::#context::from_runtime(ctx)?;
@@ -524,7 +539,7 @@ fn wiring(
     if let Some(retry) = r.retry.as_deref() {
         let max = retry.max;
         let ms = u64::try_from(retry.backoff.as_millis()).unwrap_or(u64::MAX);
-        reaction = quote!(#reaction.retry(::choreo_runtime::service::RetryPolicy::new(#max, ::std::time::Duration::from_millis(#ms))));
+        reaction = quote!(#reaction.retry(#rt_retry_policy::new(#max, ::std::time::Duration::from_millis(#ms))));
     }
     if let Some(&(t, _)) = r.timeout.as_deref() {
         let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);

@@ -2,7 +2,7 @@
 //! spec types to Rust types.
 
 use super::names::{id, ident};
-use super::{docs, Names};
+use super::{docs, runtime, Names};
 use crate::model::{CheckedSpec, Field, RecordId, Scalar, Type};
 use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -19,12 +19,12 @@ pub(crate) fn scalar(s: Scalar) -> TokenStream {
         Scalar::U64 => quote!(u64),
         Scalar::F64 => quote!(f64),
         Scalar::String => quote!(::std::string::String),
-        Scalar::Uuid => quote!(::choreo_runtime::types::Uuid),
-        Scalar::Timestamp => quote!(::choreo_runtime::types::Timestamp),
-        Scalar::Duration => quote!(::choreo_runtime::types::Duration),
-        Scalar::Decimal => quote!(::choreo_runtime::types::Decimal),
-        Scalar::Bytes => quote!(::choreo_runtime::types::Bytes),
-        Scalar::Json => quote!(::choreo_runtime::types::Json),
+        Scalar::Uuid => runtime::uuid(),
+        Scalar::Timestamp => runtime::timestamp(),
+        Scalar::Duration => runtime::duration(),
+        Scalar::Decimal => runtime::decimal(),
+        Scalar::Bytes => runtime::bytes(),
+        Scalar::Json => runtime::json(),
     }
 }
 
@@ -107,7 +107,7 @@ pub(crate) fn rust_type(
             quote!(#prefix #name)
         }
         // A checked spec has no unresolved type.
-        Type::Error => quote!(::choreo_runtime::types::Json),
+        Type::Error => runtime::json(),
     }
 }
 
@@ -138,6 +138,8 @@ fn fields(
 
 /// `#[derive]`s and serde's crate path, shared by every generated data type.
 fn data_attrs(copy: bool) -> TokenStream {
+    let rt_serde = runtime::serde();
+    let serde_crate = runtime::text(&rt_serde);
     let extra = copy.then(|| {
         quote!(
             ::std::marker::Copy,
@@ -153,10 +155,10 @@ fn data_attrs(copy: bool) -> TokenStream {
             ::std::clone::Clone,
             ::std::cmp::PartialEq,
             #extra
-            ::choreo_runtime::serde::Serialize,
-            ::choreo_runtime::serde::Deserialize,
+            #rt_serde::Serialize,
+            #rt_serde::Deserialize,
         )]
-        #[serde(crate = "::choreo_runtime::serde")]
+        #[serde(crate = #serde_crate)]
     }
 }
 
@@ -211,6 +213,7 @@ pub(crate) fn enums(spec: &CheckedSpec) -> Vec<TokenStream> {
 
 /// A struct per command and event, with its `Message` impl.
 pub(crate) fn messages(spec: &CheckedSpec, names: &Names) -> Vec<TokenStream> {
+    let rt_message = runtime::message();
     spec.messages
         .iter()
         .map(|m| {
@@ -238,7 +241,7 @@ pub(crate) fn messages(spec: &CheckedSpec, names: &Names) -> Vec<TokenStream> {
                 #attrs
                 pub struct #name { #(#fields,)* }
 
-                impl ::choreo_runtime::Message for #name {
+                impl #rt_message for #name {
                     const TYPE: &'static str = #wire;
                 }
             }

@@ -182,6 +182,9 @@ pub fn files(
         spec_file => spec_file.clone(),
         deps_source => deps.to_string(),
         runtime => deps.runtime_toml(RUNTIME_FEATURES),
+        // The runtime as the files choreoc keeps name it (participant
+        // files are the user's and use the runtime's public API).
+        rt => codegen::runtime::MODULE,
         compiler => deps.compiler_toml(),
         participants => &participants,
         context => names.context_name(),

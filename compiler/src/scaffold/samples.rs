@@ -1,12 +1,14 @@
 //! Sample values for scaffolded code: a valid outcome for every handler and
 //! a sample command, as Rust source text.
 
+use crate::codegen::runtime;
 use crate::model::{CheckedSpec, MessageId, ReactionId, Scalar, Settlement, Type};
+use proc_macro2::TokenStream;
 
 /// A Rust expression of type `ty`; `m` is the generated module's path.
 pub(crate) fn value(spec: &CheckedSpec, ty: &Type, m: &str) -> String {
     match ty {
-        Type::Scalar(s) => scalar(*s).to_string(),
+        Type::Scalar(s) => scalar(*s),
         Type::List(_) => "::std::vec::Vec::new()".to_string(),
         Type::Map(_) => "::std::collections::BTreeMap::new()".to_string(),
         Type::Optional(_) => "::std::option::Option::None".to_string(),
@@ -25,22 +27,23 @@ pub(crate) fn value(spec: &CheckedSpec, ty: &Type, m: &str) -> String {
                 None => "todo!()".to_string(),
             }
         }
-        Type::Error => "::choreo_runtime::types::Json::Null".to_string(),
+        Type::Error => scalar(Scalar::Json),
     }
 }
 
-fn scalar(s: Scalar) -> &'static str {
+fn scalar(s: Scalar) -> String {
+    let of = |item: TokenStream, call: &str| format!("{}{call}", runtime::text(&item));
     match s {
-        Scalar::Bool => "false",
-        Scalar::I32 | Scalar::I64 | Scalar::U32 | Scalar::U64 => "1",
-        Scalar::F64 => "1.0",
-        Scalar::String => "::std::string::String::from(\"example\")",
-        Scalar::Uuid => "::choreo_runtime::types::Uuid::new_v4()",
-        Scalar::Timestamp => "::choreo_runtime::types::Timestamp::now()",
-        Scalar::Duration => "::choreo_runtime::types::Duration::from_secs(1)",
-        Scalar::Decimal => "::choreo_runtime::types::Decimal::new(100, 2)",
-        Scalar::Bytes => "::choreo_runtime::types::Bytes::default()",
-        Scalar::Json => "::choreo_runtime::types::Json::Null",
+        Scalar::Bool => "false".to_string(),
+        Scalar::I32 | Scalar::I64 | Scalar::U32 | Scalar::U64 => "1".to_string(),
+        Scalar::F64 => "1.0".to_string(),
+        Scalar::String => "::std::string::String::from(\"example\")".to_string(),
+        Scalar::Uuid => of(runtime::uuid(), "::new_v4()"),
+        Scalar::Timestamp => of(runtime::timestamp(), "::now()"),
+        Scalar::Duration => of(runtime::duration(), "::from_secs(1)"),
+        Scalar::Decimal => of(runtime::decimal(), "::new(100, 2)"),
+        Scalar::Bytes => of(runtime::bytes(), "::default()"),
+        Scalar::Json => of(runtime::json(), "::Null"),
     }
 }
 
@@ -71,7 +74,7 @@ pub(crate) fn message(spec: &CheckedSpec, id: MessageId, m: &str) -> String {
 /// A fresh key per sample instance `i`.
 pub(crate) fn key(spec: &CheckedSpec) -> String {
     match spec.key().ty {
-        Scalar::Uuid => "::choreo_runtime::types::Uuid::new_v4()".to_string(),
+        Scalar::Uuid => scalar(Scalar::Uuid),
         Scalar::String => "::std::format!(\"instance-{i}\")".to_string(),
         Scalar::U32 => "i as u32 + 1".to_string(),
         Scalar::U64 => "i as u64 + 1".to_string(),
