@@ -569,7 +569,7 @@ pub(crate) fn command_method_ident(spec: &CheckedSpec, m: crate::model::MessageI
     }
     id(&found)
 }
-pub(crate) use names::ident as rust_ident;
+pub(crate) use names::{camel as rust_camel, ident as rust_ident, snake as rust_snake};
 
 /// The package name of the crate `choreoc generate` writes.
 pub fn crate_name(spec: &CheckedSpec) -> String {

@@ -79,7 +79,9 @@ pub fn files(
                 module_path,
                 handlers,
             } = sketch;
-            let file = codegen::rust_ident(&codegen_snake(&name)).0.to_string();
+            let file = codegen::rust_ident(&codegen::rust_snake(&name))
+                .0
+                .to_string();
             let handlers = handlers
                 .into_iter()
                 .zip(&p.reactions)
@@ -144,7 +146,7 @@ pub fn files(
                     .to_string(),
                 bin: file.trim_start_matches("r#").to_string(),
                 file,
-                service: format!("{}Service", codegen_camel(&name)),
+                service: format!("{}Service", codegen::rust_camel(&name)),
                 trait_path,
                 module: module_path
                     .rsplit("::")
@@ -224,14 +226,6 @@ pub fn files(
         ));
     }
     Ok(files)
-}
-
-fn codegen_snake(name: &str) -> String {
-    heck::ToSnakeCase::to_snake_case(name)
-}
-
-fn codegen_camel(name: &str) -> String {
-    heck::ToUpperCamelCase::to_upper_camel_case(name)
 }
 
 const TEMPLATES: &[(&str, &str)] = &[
