@@ -15,14 +15,10 @@ mod follow;
 pub mod memory;
 #[cfg(feature = "nats")]
 pub mod nats;
-#[cfg(feature = "nats")]
-pub mod nats_url;
 #[cfg(any(feature = "nats", feature = "redis"))]
 mod pull;
 #[cfg(feature = "redis")]
 pub mod redis;
-#[cfg(feature = "redis")]
-pub mod redis_url;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +29,11 @@ pub use backoff::Backoff;
 pub use connect::{connect, ConnectError};
 pub use follow::follow;
 #[cfg(feature = "nats")]
+pub use nats::url as nats_url;
+#[cfg(feature = "nats")]
 pub use nats::{NatsBroker, NatsOptions};
+#[cfg(feature = "redis")]
+pub use redis::url as redis_url;
 #[cfg(feature = "redis")]
 pub use redis::{RedisBroker, RedisOptions};
 

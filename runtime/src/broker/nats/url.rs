@@ -21,7 +21,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::BrokerError;
+use crate::broker::BrokerError;
 
 /// What a NATS URL's query sets: `nats://a:4222,b:4222?replicas=3&max_age=7d`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -237,7 +237,7 @@ pub(crate) async fn connect(
         // A user's replies come on an inbox of its own, so that its
         // permissions can keep other users from reading them.
         UserInfo::UserAndPassword(u, p) => options
-            .custom_inbox_prefix(super::nats::inbox_prefix(&u))
+            .custom_inbox_prefix(super::inbox_prefix(&u))
             .user_and_password(u, p),
         UserInfo::Token(t) => options.token(t),
     };
