@@ -28,12 +28,14 @@ use async_trait::async_trait;
 pub use backoff::Backoff;
 pub use connect::{connect, ConnectError};
 pub use follow::follow;
+/// The NATS URL's former path.
 #[cfg(feature = "nats")]
-pub use nats::url as nats_url;
+#[deprecated(note = "moved to `choreo_runtime::broker::nats::url`")]
+pub mod nats_url {
+    pub use super::nats::url::*;
+}
 #[cfg(feature = "nats")]
 pub use nats::{NatsBroker, NatsOptions};
-#[cfg(feature = "redis")]
-pub use redis::url as redis_url;
 #[cfg(feature = "redis")]
 pub use redis::{RedisBroker, RedisOptions};
 

@@ -127,11 +127,11 @@ pub struct RedisStores {
 
 impl RedisStores {
     /// Connects to `url` (`redis://host:port[/db]`, `rediss://…` over TLS
-    /// with the settings of [`crate::broker::redis_url`]). The connection comes
+    /// with the settings of [`crate::broker::redis::url`]). The connection comes
     /// back by itself after the server restarts; meanwhile each call fails
     /// within a few seconds.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
-        let client = crate::broker::redis_url::client(url).map_err(StoreError::Config)?;
+        let client = crate::broker::redis::url::client(url).map_err(StoreError::Config)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)))

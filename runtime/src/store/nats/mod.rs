@@ -116,7 +116,7 @@ pub struct NatsKvStores {
 impl NatsKvStores {
     /// Connects to `url` (`nats://host:port`, `tls://host:port`, with TLS
     /// and credentials as the broker reads them:
-    /// [`crate::broker::nats_url`]) and opens the deployment's buckets,
+    /// [`crate::broker::nats::url`]) and opens the deployment's buckets,
     /// making them where missing.
     /// A URL's `?replicas=N` sets [`StoreOptions::replicas`], as for the
     /// streams ([`crate::broker::nats::url_settings`]).
@@ -132,7 +132,7 @@ impl NatsKvStores {
             .name("choreo-stores")
             .connection_timeout(Duration::from_secs(5))
             .request_timeout(Some(Duration::from_secs(5)));
-        let client = crate::broker::nats_url::connect(base, &servers, &settings)
+        let client = crate::broker::nats::url::connect(base, &servers, &settings)
             .await
             .map_err(|e| backend("connect", e))?;
         let js = jetstream::ContextBuilder::new()
