@@ -1,14 +1,13 @@
 //! Observing: an ordered consumer per topic (ephemeral, no acks), read
 //! into the observation's channel; deleted when it ends.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::streams::check_subject;
+use super::streams::distinct_subjects;
 use super::subscribe::by_start_time;
 use super::{unavailable, Inner};
 use crate::broker::pull::{self, Observation, Observed};
@@ -23,12 +22,7 @@ pub(super) async fn observe(
 ) -> Result<Box<dyn Subscription>, BrokerError> {
     options.validate()?;
     inner.life.check_open()?;
-    let mut topics = Vec::new();
-    let mut seen = HashSet::new();
-    for t in options.topics.iter().filter(|t| seen.insert(t.as_str())) {
-        check_subject(t)?;
-        topics.push(t.clone());
-    }
+    let topics = distinct_subjects(&options.topics)?;
     let base = format!("choreo-observer-{:016x}", fastrand::u64(..));
     let (tx, rx) = Observation::channel(options.max_in_flight);
     let mut made: Vec<(String, String)> = Vec::with_capacity(topics.len());

@@ -9,6 +9,18 @@ use async_nats::Subject;
 use super::{unavailable, Inner, NatsBroker};
 use crate::broker::BrokerError;
 
+/// `topics` without repeats, in order, each checked as a subject (a
+/// subscription and an observation take their topics the same way).
+pub(super) fn distinct_subjects(topics: &[String]) -> Result<Vec<String>, BrokerError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(topics.len());
+    for t in topics.iter().filter(|t| seen.insert(t.as_str())) {
+        check_subject(t)?;
+        out.push(t.clone());
+    }
+    Ok(out)
+}
+
 /// Whether `topic` can be used as a NATS subject as it is: tokens of
 /// printable characters without wildcards.
 pub(super) fn check_subject(topic: &str) -> Result<(), BrokerError> {

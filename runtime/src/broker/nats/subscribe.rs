@@ -2,7 +2,6 @@
 //! there are none), the member that pulls from them, and the subscription
 //! that keeps them registered for `close`.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use super::consume::MemberCtx;
-use super::streams::{check_subject, consumer_name};
+use super::streams::{consumer_name, distinct_subjects};
 use super::{unavailable, Consumers, Held, Inner};
 use crate::broker::pull::{Member, PulledSubscription};
 use crate::broker::{BrokerError, Delivery, StartPosition, SubscribeOptions, Subscription};
@@ -32,12 +31,7 @@ pub(super) async fn subscribe(
     // conformance case `per_key_order` checks the refusal).
     options.refuse_per_key_order("NATS JetStream")?;
     inner.life.check_open()?;
-    let mut topics = Vec::new();
-    let mut seen = HashSet::new();
-    for t in options.topics.iter().filter(|t| seen.insert(t.as_str())) {
-        check_subject(t)?;
-        topics.push(t.clone());
-    }
+    let topics = distinct_subjects(&options.topics)?;
     let mut consumers = Vec::with_capacity(topics.len());
     for topic in &topics {
         let stream_name = inner.stream_for(topic).await?;
