@@ -61,6 +61,25 @@ pub(super) enum NodeKind {
     Peer,
 }
 
+impl NodeKind {
+    /// The legend entry of a kind of node (compensations are reactions).
+    pub(super) fn legend_item(self) -> LegendItem {
+        match self {
+            NodeKind::Command => LegendItem::Command,
+            NodeKind::Event(EventStyle::Plain) => LegendItem::Event,
+            NodeKind::Event(EventStyle::External) => LegendItem::External,
+            NodeKind::Event(EventStyle::Success) => LegendItem::Success,
+            NodeKind::Event(EventStyle::Failure) => LegendItem::Failure,
+            NodeKind::Reaction { .. } => LegendItem::Reaction,
+            NodeKind::Decision => LegendItem::Decision,
+            NodeKind::FanOut => LegendItem::FanOut,
+            NodeKind::Join => LegendItem::Join,
+            NodeKind::Nothing => LegendItem::Nothing,
+            NodeKind::Peer => LegendItem::Peer,
+        }
+    }
+}
+
 /// A node.
 #[derive(Debug, Clone)]
 pub(super) struct Node {
@@ -199,7 +218,7 @@ impl Graph {
     pub fn legend(&self) -> Vec<LegendItem> {
         let mut items = BTreeSet::new();
         for node in &self.nodes {
-            items.insert(super::style::item(node.kind));
+            items.insert(node.kind.legend_item());
             if let NodeKind::Reaction {
                 compensation: true, ..
             } = node.kind

@@ -78,7 +78,7 @@ pub(super) fn render(graph: &Graph) -> String {
                 }
             }
             kind => {
-                let _ = writeln!(out, "    class {} {}", node.id, class(style::item(kind)));
+                let _ = writeln!(out, "    class {} {}", node.id, class(kind.legend_item()));
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The colours and strokes of each kind of node, shared by every format so
 //! that a Mermaid, DOT and SVG diagram of one spec look alike.
 
-use super::graph::{EventStyle, LegendItem, NodeKind};
+use super::graph::{LegendItem, NodeKind};
 
 /// How one kind of node is painted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,23 +87,6 @@ pub(super) fn node(kind: NodeKind) -> Paint {
                 base
             }
         }
-        other => legend(item(other)),
-    }
-}
-
-/// The legend entry of a kind of node (compensations are reactions).
-pub(super) fn item(kind: NodeKind) -> LegendItem {
-    match kind {
-        NodeKind::Command => LegendItem::Command,
-        NodeKind::Event(EventStyle::Plain) => LegendItem::Event,
-        NodeKind::Event(EventStyle::External) => LegendItem::External,
-        NodeKind::Event(EventStyle::Success) => LegendItem::Success,
-        NodeKind::Event(EventStyle::Failure) => LegendItem::Failure,
-        NodeKind::Reaction { .. } => LegendItem::Reaction,
-        NodeKind::Decision => LegendItem::Decision,
-        NodeKind::FanOut => LegendItem::FanOut,
-        NodeKind::Join => LegendItem::Join,
-        NodeKind::Nothing => LegendItem::Nothing,
-        NodeKind::Peer => LegendItem::Peer,
+        other => legend(other.legend_item()),
     }
 }

@@ -11,6 +11,7 @@ use futures::FutureExt;
 use smallvec::SmallVec;
 use tracing::Instrument;
 
+use super::busy::busy_delay;
 use super::definition::{Context, Emit, HandlerError, Input, Reaction, Trigger};
 use super::notice::{Completion, CompletionOutcome, EmittedEvent};
 use super::options::bump;
@@ -683,24 +684,6 @@ impl Runner {
 /// What a handler came to: its result, or the panic it raised.
 type HandlerResult = Result<Result<Emit, HandlerError>, Box<dyn std::any::Any + Send>>;
 
-/// How long a delivery whose event is claimed elsewhere waits before it
-/// comes again. A copy handled by a live member finishes within moments,
-/// but a claim whose holder died holds until its lease ends: the wait
-/// doubles with each delivery, from `base` up to [`BUSY_WAIT_CAP`] (or
-/// the lease, if shorter), so that waiting out a dead holder's lease (60 s
-/// by default) costs about 35 deliveries rather than the broker's
-/// `max_deliveries` (100, which then dead-letters). The cap keeps the
-/// delivery coming often enough to be taken soon after the lease ends.
-pub(super) fn busy_delay(base: Duration, lease: Duration, attempt: u32) -> Duration {
-    let doublings = attempt.saturating_sub(1).min(20);
-    base.saturating_mul(1 << doublings)
-        .min(BUSY_WAIT_CAP.min(lease))
-        .max(base)
-}
-
-/// The longest a busy delivery waits between two deliveries.
-const BUSY_WAIT_CAP: Duration = Duration::from_secs(2);
-
 /// What a store error that waiting did not mend means for a handling: a
 /// backend still down as the service stops is no fault of the event (it
 /// is handed back, to come again); corrupt data or a bad configuration is
@@ -715,28 +698,4 @@ fn store_failed(e: StoreError) -> Outcome {
 /// The inbox id of a join's one firing in `instance`.
 fn join_firing_id(instance: &str) -> EventId {
     EventId::derived(&EventId::from(instance), "join", 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::busy_delay;
-    use std::time::Duration;
-
-    #[test]
-    fn a_busy_delivery_waits_longer_each_time_up_to_the_lease() {
-        let (base, lease) = (Duration::from_millis(50), Duration::from_secs(60));
-        let delays: Vec<u128> = (1..=8)
-            .map(|a| busy_delay(base, lease, a).as_millis())
-            .collect();
-        assert_eq!(delays, [50, 100, 200, 400, 800, 1600, 2000, 2000]);
-        // Waiting out a whole lease takes about 35 deliveries, well under
-        // the hundred of `max_deliveries`.
-        let waited: Duration = (1..=36).map(|a| busy_delay(base, lease, a)).sum();
-        assert!(waited > lease, "{waited:?}");
-        assert_eq!(busy_delay(base, lease, 0), base);
-        assert_eq!(busy_delay(base, lease, u32::MAX).as_secs(), 2);
-        // A lease shorter than the cap caps the wait.
-        let short = Duration::from_millis(300);
-        assert_eq!(busy_delay(base, short, 10), short);
-    }
 }

@@ -2,6 +2,7 @@
 //! participant's reactions, running them against a broker, and a client
 //! that sends commands.
 
+mod busy;
 mod client;
 mod definition;
 mod handling;

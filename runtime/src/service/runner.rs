@@ -726,7 +726,7 @@ impl Runner {
                 batch.settlements.push((
                     d,
                     Settlement::Nack {
-                        delay: Some(super::handling::busy_delay(
+                        delay: Some(super::busy::busy_delay(
                             self.opts.busy_retry,
                             self.opts.claim_lease,
                             attempt,
