@@ -6,8 +6,6 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::fleet::Stopped;
-
 /// An example choreography.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -165,7 +163,7 @@ impl Example {
             summary: summary.to_owned(),
             ..Outcome::default()
         };
-        let settled = crate::campaign::settled_of(summary);
+        let settled = settled_of(summary);
         let (settled, placed) = settled.unwrap_or((0, n));
         out.settled = settled;
         out.placed = placed;
@@ -294,4 +292,23 @@ fn read_records<T: serde::de::DeserializeOwned>(
             None
         }
     }
+}
+
+/// What a stopped member printed last: the participant's final state.
+#[derive(Debug, Clone)]
+pub struct Stopped {
+    /// The participant.
+    pub participant: &'static str,
+    /// Whether it exited with success.
+    pub success: bool,
+    /// The last line of its standard output.
+    pub last_line: String,
+}
+
+/// `settled X/N…` on the last line of a driver's summary.
+pub fn settled_of(summary: &str) -> Option<(usize, usize)> {
+    let last = summary.trim_end().lines().last()?;
+    let (x, rest) = last.strip_prefix("settled ")?.split_once('/')?;
+    let n = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+    Some((x.parse().ok()?, n.parse().ok()?))
 }

@@ -12,6 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::example::Example;
+use crate::example::Stopped;
 
 /// Every member's counters at one moment (see [`Fleet::snapshot`]).
 pub struct Snapshot {
@@ -105,17 +106,6 @@ struct Member {
     incarnation: usize,
     child: Option<Child>,
     paused: bool,
-}
-
-/// What a stopped member printed last: the participant's final state.
-#[derive(Debug, Clone)]
-pub struct Stopped {
-    /// The participant.
-    pub participant: &'static str,
-    /// Whether it exited with success.
-    pub success: bool,
-    /// The last line of its standard output.
-    pub last_line: String,
 }
 
 /// The participants' processes.

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::Options;
-use crate::example::Example;
+use crate::example::{settled_of, Example};
 
 /// Starts of a round the driver may need before it is given up on (a
 /// driver whose consumers could not be made while a server was down
@@ -198,12 +198,4 @@ impl Round {
         ));
         text
     }
-}
-
-/// `settled X/N…` on the last line of a driver's summary.
-pub fn settled_of(summary: &str) -> Option<(usize, usize)> {
-    let last = summary.trim_end().lines().last()?;
-    let (x, rest) = last.strip_prefix("settled ")?.split_once('/')?;
-    let n = rest.split(|c: char| !c.is_ascii_digit()).next()?;
-    Some((x.parse().ok()?, n.parse().ok()?))
 }

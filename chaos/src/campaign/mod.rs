@@ -33,7 +33,7 @@ use choreo_runtime::store::nats::check_replicated_cas;
 use driver::{Driver, Polled, Round};
 use injector::{Injector, Stage};
 
-pub use driver::settled_of;
+pub use crate::example::settled_of;
 pub use options::{parse_duration, Options};
 
 /// A campaign that could not run (as opposed to one that ran and found a
