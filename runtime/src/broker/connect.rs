@@ -36,7 +36,7 @@ pub enum ConnectError {
 /// Streams (feature `redis`; `rediss://host:port` over TLS), each with its
 /// default options but for what the URL sets (see
 /// [`RedisBroker::connect_with`](super::RedisBroker::connect_with) for
-/// Redis' `?dedup=` and TLS settings, [`nats_url`](super::nats_url) for
+/// Redis' `?dedup=` and TLS settings, [`nats::url`](super::nats::url) for
 /// NATS' TLS and credentials). An unreachable server
 /// is an error naming the URL, after at most the adapter's connect timeout
 /// (5 s).

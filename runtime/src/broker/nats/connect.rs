@@ -77,7 +77,7 @@ impl NatsBroker {
     /// `tls://` for TLS) and checks that JetStream answers, all within
     /// `options.connect_timeout`. The URL's query sets what it names over
     /// `options`, and TLS and credentials (see [`url_settings`] and the
-    /// module [`nats_url`](super::url)): `?replicas=3&max_age=7d`,
+    /// module [`url`](super::url)): `?replicas=3&max_age=7d`,
     /// `?tls_ca=/etc/choreo/ca.pem&nkey_seed_file=/run/secrets/seed`.
     pub async fn connect_with(
         url: &str,
