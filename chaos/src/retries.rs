@@ -184,13 +184,16 @@ async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             }
         };
         let stats = d.stats_writer(handle.iter().map(ServiceHandle::stats_reader).collect())?;
+        // A service catches SIGTERM before it says it runs, so that the
+        // harness's signal right after that line stops it cleanly.
+        let stop = service.map(|_| shutdown_signal());
         println!(
             "{} running on {}, stores: {described}",
             service.unwrap_or("every participant"),
             choreo_runtime::secret::redact(&d.broker)
         );
-        if service.is_some() {
-            shutdown_signal().await;
+        if let Some(stop) = stop {
+            stop.await;
         }
         let ok = match cli.orders {
             Some(n) if service.is_none() => drive(&cli, broker.clone(), n).await?,

@@ -102,6 +102,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let stop = choreo_monitor::http::shutdown_signal();
     println!(
         "choreo-monitor: watching `{}` on {} (prefix `{}`), serving http://{addr}/",
         spec.name.text,
@@ -109,7 +110,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         cli.prefix
     );
     let site = choreo_monitor::http::Site::new(monitor.clone(), &spec);
-    choreo_monitor::http::serve(site, listener, choreo_monitor::http::shutdown_signal())
+    choreo_monitor::http::serve(site, listener, stop)
         .await
         .map_err(|e| format!("serving failed: {e}"))?;
     monitor.shutdown().await;

@@ -234,11 +234,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             stop_stats(stats).await;
             // What the monitor shows of the run stays up until stopped.
             if let Some(m) = &monitor {
+                let stop = shutdown_signal();
                 eprintln!("the monitor goes on serving {}; Ctrl-C stops it", m.url());
-                shutdown_signal().await;
+                stop.await;
             }
         }
         None => {
+            // Caught before the ready line: a SIGTERM right after it must
+            // stop the node cleanly, not kill it.
+            let stop = shutdown_signal();
             print_line(&ready);
             match node.base_url() {
                 Some(url) => eprintln!(
@@ -249,7 +253,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     eprintln!("{name} running on {shown}, stores: {described}; Ctrl-C stops it")
                 }
             }
-            shutdown_signal().await;
+            stop.await;
             let state = node.stop().await;
             stop_stats(stats).await;
             if !state.is_null() {

@@ -95,6 +95,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Some(INGRESS) => ingress(&cli).await,
         Some(participant) => {
             let system = System::start(d, cli.data, Role::Participant(participant)).await?;
+            // Caught before the line that says it runs: a SIGTERM right
+            // after it must stop the service cleanly, not kill it.
+            let stop = shutdown_signal();
             println!("books: {}", system.books.as_deref().unwrap_or("none"));
             println!(
                 "{participant} running on {} (prefix `{}`), stores: {}; SIGTERM or Ctrl-C stops it",
@@ -103,7 +106,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
                 system.stores.as_deref().unwrap_or("none")
             );
             flush();
-            shutdown_signal().await;
+            stop.await;
             let shop = system.shop.clone();
             system.stop().await?;
             // One JSON line, the last of the output: what a test or an
@@ -175,8 +178,7 @@ async fn drive(cli: &Cli, system: &System, n: usize, check: bool) -> Result<bool
 /// Serves the ingress until stopped when `serve`, then stops the system.
 async fn finish(system: System, serve: bool, ok: bool) -> Result<ExitCode, Error> {
     if serve {
-        serve_until_stopped(&system);
-        shutdown_signal().await;
+        serve_until_stopped(&system).await;
     }
     system.stop().await?;
     Ok(if ok {
@@ -202,7 +204,10 @@ fn headline(n: usize, c: &Catalogue, broker: &str, duplicates: bool) -> String {
     )
 }
 
-fn serve_until_stopped(system: &System) {
+/// Says where the system serves and returns what completes when it is
+/// asked to stop; the signals are caught before anything is said.
+fn serve_until_stopped(system: &System) -> impl std::future::Future<Output = ()> {
+    let stop = shutdown_signal();
     if let Some(url) = system.base_url() {
         println!("HTTP ingress on {url}: POST /orders, GET /orders/{{id}}; Ctrl-C stops it");
     }
@@ -210,6 +215,7 @@ fn serve_until_stopped(system: &System) {
         println!("monitor on {url}: the page, /api/summary, /api/instances, /metrics");
     }
     flush();
+    stop
 }
 
 fn write_report(cli: &Cli, records: &[crate::OrderRecord]) -> Result<(), Error> {

@@ -108,25 +108,41 @@ pub async fn serve(
 }
 
 /// Completes on Ctrl-C or SIGTERM: how a server is asked to stop.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
+///
+/// The signals are caught from the moment this is called, not from the
+/// first poll: a service calls it before it says it is ready, so that a
+/// supervisor's SIGTERM sent right after that line stops it cleanly
+/// instead of killing it with the signal's default action.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let (term, interrupt) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        tokio::select! {
+            () = next_signal(term) => {},
+            () = next_signal(interrupt) => {},
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    }
+}
+
+/// Waits for the next signal of `listener`; forever when it could not be
+/// set up, so that the other signal still stops the server.
+#[cfg(unix)]
+async fn next_signal(listener: Option<tokio::signal::unix::Signal>) {
+    match listener {
+        Some(mut listener) => {
+            listener.recv().await;
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        None => std::future::pending::<()>().await,
     }
 }
