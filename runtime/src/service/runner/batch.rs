@@ -9,7 +9,6 @@ use smallvec::SmallVec;
 
 use super::super::definition::HandlerSlot;
 use super::super::notice::{Completion, ProgressNotice};
-use super::verdict::InboxAction;
 use super::Runner;
 use crate::broker::{settle_all, Delivery, Settlement};
 use crate::envelope::{Envelope, EventId, SharedStr};
@@ -17,6 +16,13 @@ use crate::envelope::{Envelope, EventId, SharedStr};
 /// Emitted envelopes waiting for the flush, with their topics (mostly
 /// one per handling: kept inline).
 pub(super) type Outbox = SmallVec<[(SharedStr, Envelope); 1]>;
+
+/// What a handling must do with an inbox claim taken for it.
+pub(super) enum InboxAction {
+    None,
+    Complete(EventId),
+    Release(EventId),
+}
 
 /// Where a handling puts its completions and inbox updates.
 pub(super) trait Sink {
@@ -157,6 +163,7 @@ impl Batch {
         &mut self.publish
     }
 
+    /// Takes in a handling that finished as a future of its own.
     pub(super) fn absorb(&mut self, h: Handled) {
         self.settlements.push((h.delivery, h.settlement));
         self.completions.extend(h.results.completions);

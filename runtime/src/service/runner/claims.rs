@@ -2,12 +2,13 @@
 //! look instead of a claim for a first delivery where the broker drops a
 //! second publish), read back delivery by delivery.
 
+use smallvec::SmallVec;
+
 use super::super::definition::Trigger;
 use super::{FastSet, Runner};
 use crate::broker::Delivery;
 use crate::envelope::{EventId, SharedStr};
 use crate::store::{Claim, StoreError};
-use smallvec::SmallVec;
 
 /// A claim owner: random, never 0 (see [`crate::store::InboxStore::claim_many_as`]).
 pub(super) fn claim_owner() -> u64 {

@@ -1,9 +1,8 @@
 //! A handler's run: its context and span, the `@bounded` check, the
 //! `@timeout`, the panic guard, and what it emits (envelopes with derived
-//! ids, and their topics).
+//! ids, on their topics).
 
 use std::panic::AssertUnwindSafe;
-use std::sync::RwLock;
 
 use futures::FutureExt;
 use smallvec::SmallVec;
@@ -11,13 +10,11 @@ use tracing::Instrument;
 
 use super::super::definition::{Context, Emit, HandlerError, HandlerFuture, Input, Reaction};
 use super::super::notice::EmittedEvent;
-use super::super::topics::Topics;
 use super::batch::Outbox;
 use super::verdict::{store_failed, Outcome};
-use super::{FastMap, Runner};
+use super::Runner;
 use crate::envelope::{Envelope, EventId, SharedStr, TraceParent};
 use crate::payload::Payload;
-use crate::sync::RecoverRw;
 
 /// A handler future started on the fast path that did not finish on its
 /// first poll.
@@ -203,34 +200,5 @@ impl Runner {
             self.def.version.clone(),
             payload,
         )
-    }
-}
-
-/// The topics of emitted types, worked out once per type.
-pub(super) struct TopicCache {
-    topics: Topics,
-    cache: RwLock<FastMap<SharedStr, SharedStr>>,
-}
-
-impl TopicCache {
-    /// A cache of the topics `topics` gives.
-    pub(super) fn new(topics: Topics) -> Self {
-        TopicCache {
-            topics,
-            cache: RwLock::new(FastMap::default()),
-        }
-    }
-
-    /// The topic of emitted type `ty`.
-    pub(super) fn topic_for(&self, ty: &SharedStr) -> SharedStr {
-        if self.topics.is_unprefixed() {
-            return ty.clone();
-        }
-        if let Some(t) = self.cache.read_locked().get(ty) {
-            return t.clone();
-        }
-        let topic = SharedStr::from(self.topics.for_type(ty));
-        self.cache.write_locked().insert(ty.clone(), topic.clone());
-        topic
     }
 }

@@ -4,12 +4,12 @@
 //!
 //! The runner's parts, each in a module of its own: its life (start, the
 //! pull loop, the drain at shutdown) in `lifecycle`; one batch's task in
-//! `batch_task`, its claims in `claims`, what it gathers and its
-//! settling (the flush) in `batch`; one delivery's handling in `delivery`, its
-//! verdict (retry, dead letter) in `verdict`, a join's arrival in `join`,
-//! the handler's run and what it emits in `handler`; waiting out an
-//! outage in `outage`; the ids held by this process in `holding`; which
-//! reactions a type triggers in `routes`.
+//! `batch_task`, its claims in `claims`, what it gathers and its flush in
+//! `batch`; one delivery's handling in `delivery`, its verdict (retry,
+//! dead letter) in `verdict`, a join's arrival in `join`, the handler's
+//! run and what it emits in `handler`; waiting out an outage in
+//! `outage`; the ids this process holds in `holding`; which reactions a
+//! type triggers in `routes`.
 
 mod batch;
 mod batch_task;
@@ -28,10 +28,10 @@ use std::sync::Arc;
 
 use super::definition::ServiceDefinition;
 use super::options::{Counters, ServiceOptions};
+use super::topics::TopicCache;
 use crate::broker::{SharedBroker, SubscribeOptions};
 use crate::envelope::{interned, SharedStr};
 use crate::store::Stores;
-use handler::TopicCache;
 use holding::Held;
 use routes::Routes;
 

@@ -9,10 +9,10 @@ use super::super::busy::busy_delay;
 use super::super::definition::HandlerError;
 use super::super::notice::{Completion, CompletionOutcome};
 use super::super::options::bump;
-use super::batch::Sink;
+use super::batch::{InboxAction, Sink};
 use super::Runner;
 use crate::broker::Settlement;
-use crate::envelope::{Envelope, EventId};
+use crate::envelope::Envelope;
 use crate::store::StoreError;
 
 /// How one reaction dealt with one delivery.
@@ -22,13 +22,6 @@ pub(super) enum Outcome {
     Busy,
     Failed(HandlerError),
     DeadLetter(String),
-}
-
-/// What a handling must do with an inbox claim taken for it.
-pub(super) enum InboxAction {
-    None,
-    Complete(EventId),
-    Release(EventId),
 }
 
 /// The verdict on one delivery, gathered reaction by reaction.
