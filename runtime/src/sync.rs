@@ -3,7 +3,7 @@
 //! The runtime's locks guard maps, caches and counters that each critical
 //! section updates in one step, and no handler code runs under them; a
 //! panic elsewhere on the holding thread (a handler's is caught, see
-//! `service::runner`) leaves their data whole. A poisoned lock is
+//! `service::runner::handler`) leaves their data whole. A poisoned lock is
 //! therefore taken as it is, rather than failing every later call of a
 //! service that is otherwise sound. The examples, the monitor and the
 //! chaos harness take their locks the same way, through this trait.

@@ -5,7 +5,7 @@
 mod busy;
 mod client;
 mod definition;
-mod handling;
+mod handle;
 pub mod notice;
 mod options;
 mod runner;
@@ -18,8 +18,8 @@ pub use definition::{
     Context, Emit, Handler, HandlerError, HandlerFuture, Input, Reaction, RetryPolicy,
     ServiceDefinition, Trigger,
 };
+pub use handle::{ServiceHandle, StatsReader};
 pub use options::{ServiceError, ServiceOptions, ServiceStats};
-pub use runner::{ServiceHandle, StatsReader};
 pub use topics::Topics;
 
 /// The store scope of `reaction` of `participant`: its inbox, join slots

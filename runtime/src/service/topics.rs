@@ -1,5 +1,11 @@
 //! Topic names: one topic per wire type, under an optional prefix.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use crate::envelope::SharedStr;
+use crate::sync::RecoverRw;
+
 /// Where a choreography's messages travel. Every participant, client and
 /// tracker of one deployment must use the same prefix.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,5 +43,34 @@ impl Topics {
     /// The topic of the progress notices of `choreography`.
     pub fn progress(&self, choreography: &str) -> String {
         format!("{}choreo-progress.{choreography}", self.prefix)
+    }
+}
+
+/// The topics of emitted types, worked out once per type.
+pub(super) struct TopicCache {
+    topics: Topics,
+    cache: RwLock<HashMap<SharedStr, SharedStr, foldhash::fast::RandomState>>,
+}
+
+impl TopicCache {
+    /// A cache of the topics `topics` gives.
+    pub(super) fn new(topics: Topics) -> Self {
+        TopicCache {
+            topics,
+            cache: RwLock::new(HashMap::default()),
+        }
+    }
+
+    /// The topic of emitted type `ty`.
+    pub(super) fn topic_for(&self, ty: &SharedStr) -> SharedStr {
+        if self.topics.is_unprefixed() {
+            return ty.clone();
+        }
+        if let Some(t) = self.cache.read_locked().get(ty) {
+            return t.clone();
+        }
+        let topic = SharedStr::from(self.topics.for_type(ty));
+        self.cache.write_locked().insert(ty.clone(), topic.clone());
+        topic
     }
 }
