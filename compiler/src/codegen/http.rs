@@ -10,15 +10,15 @@
 //! `Choreo-Key` header; only a `uuid` key is generated when neither gives
 //! it. docs/codegen.md says what each answer means.
 
-use super::names::{id, Namespace};
-use super::{runtime, Names};
+use super::plan::NamingPlan;
+use super::runtime;
 use crate::model::{CheckedSpec, HttpMethod, Scalar};
-use proc_macro2::{Ident, Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::quote;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The `http` module, or nothing when the spec has no `@http` command.
-pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
+pub(crate) fn module(spec: &CheckedSpec, plan: &NamingPlan) -> TokenStream {
     let rt_accepted = runtime::accepted();
     let rt_axum = runtime::axum();
     let rt_command_request = runtime::command_request();
@@ -33,15 +33,11 @@ pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
     let rt_unavailable = runtime::unavailable();
     let key_name = spec.key().name.text.to_string();
     let placeholder = format!("{{{key_name}}}");
-    let commands_ty = &names.commands;
-    let key_ty = &names.key;
+    let commands_ty = &plan.commands;
+    let key_ty = &plan.key;
     let mut handlers = Vec::new();
     let mut routes: BTreeMap<String, Vec<TokenStream>> = BTreeMap::new();
     let mut with_state: BTreeSet<String> = BTreeSet::new();
-    let mut fns = Namespace::default();
-    for fixed in ["router", "router_with", "state", "Ingress"] {
-        fns.take(fixed);
-    }
     // Paths where a command itself answers GET keep it; the state route
     // goes elsewhere only where nothing else answers GET.
     let command_gets: BTreeSet<String> = spec
@@ -51,13 +47,11 @@ pub(crate) fn module(spec: &CheckedSpec, names: &Names) -> TokenStream {
         .filter(|r| r.method == HttpMethod::Get)
         .map(|r| r.path.clone())
         .collect();
-    for m in spec.message_ids().map(|i| spec.message(i)) {
-        let Some(route) = &m.http else { continue };
-        let ty = id(&m.name.text);
-        let handler = Ident::new(
-            &fns.fresh(&super::names::snake(&m.name.text)),
-            Span::call_site(),
-        );
+    for (m, names) in spec.messages.iter().zip(plan.messages()) {
+        let (Some(route), Some(handler)) = (&m.http, &names.http_handler) else {
+            continue;
+        };
+        let ty = &names.ty;
         let keyed = route.path.contains(&placeholder);
         let collection = if keyed {
             route.path.clone()

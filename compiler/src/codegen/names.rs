@@ -11,7 +11,6 @@
 
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use proc_macro2::{Ident, Span};
-use std::collections::BTreeSet;
 
 const KEYWORDS: &[&str] = &[
     "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
@@ -22,7 +21,7 @@ const KEYWORDS: &[&str] = &[
 ];
 
 /// Names that cannot be raw identifiers.
-const NOT_RAW: &[&str] = &["self", "Self", "super", "crate", "_"];
+pub(super) const NOT_RAW: &[&str] = &["self", "Self", "super", "crate", "_"];
 
 /// The Rust identifier for a spec name, and whether serde needs a rename
 /// to keep the spec name on the wire.
@@ -61,29 +60,6 @@ pub(crate) fn camel(name: &str) -> String {
     }
 }
 
-/// Names already used in one namespace; hands out fresh ones.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Namespace {
-    taken: BTreeSet<String>,
-}
-
-impl Namespace {
-    /// Marks a name as used.
-    pub fn take(&mut self, name: &str) {
-        self.taken.insert(name.to_string());
-    }
-
-    /// `base`, or `base_`, `base__`… if taken; the result is marked used.
-    pub fn fresh(&mut self, base: &str) -> String {
-        let mut name = base.to_string();
-        while self.taken.contains(&name) || NOT_RAW.contains(&name.as_str()) {
-            name.push('_');
-        }
-        self.taken.insert(name.clone());
-        name
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,10 +74,5 @@ mod tests {
         assert_eq!(ident("Self").0.to_string(), "Self_");
         assert_eq!(ident("String").0.to_string(), "String");
         assert_eq!(snake("DroneScheduler"), "drone_scheduler");
-        let mut ns = Namespace::default();
-        ns.take("Key");
-        assert_eq!(ns.fresh("Key"), "Key_");
-        assert_eq!(ns.fresh("Key"), "Key__");
-        assert_eq!(ns.fresh("self"), "self_");
     }
 }

@@ -2,152 +2,40 @@
 //! exactly what the spec declares, and the wiring that runs an
 //! implementation on the runtime.
 
-use super::names::{camel, id, snake, Namespace};
-use super::{docs, runtime, Names};
-use crate::model::{CheckedSpec, MessageId, ParticipantId, Reaction, ReactionId, TriggerKind};
-use proc_macro2::{Ident, Span, TokenStream};
+use super::docs::{doc_lines, docs};
+use super::plan::{NamingPlan, ParticipantNames, ReactionNames};
+use super::runtime;
+use crate::model::{CheckedSpec, MessageId, Reaction, TriggerKind};
+use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
-/// What the generator decided about one reaction.
-pub(crate) struct ReactionPlan {
-    pub id: ReactionId,
-    /// The handler method and the runtime reaction name.
-    pub method: Ident,
-    pub name: String,
-    /// The type the handler returns, as seen from the module's top level.
-    pub output: TokenStream,
-    /// The enum of the outcomes or of the triggers, in the participant's module.
-    outcome_enum: Option<(Ident, Vec<OutcomeVariant>)>,
-    trigger_enum: Option<(Ident, Vec<(Ident, MessageId)>)>,
-}
-
-/// A variant of an outcome enum and the events it carries.
-type OutcomeVariant = (Ident, Vec<MessageId>);
-
-/// What the generator decided about one participant.
-pub(crate) struct ParticipantPlan {
-    pub id: ParticipantId,
-    pub trait_name: Ident,
-    pub module: Ident,
-    /// The argument name in `start_all`.
-    pub arg: Ident,
-    pub reactions: Vec<ReactionPlan>,
-}
-
-fn method_name(spec: &CheckedSpec, r: &Reaction) -> String {
-    let sep = match r.trigger.kind {
-        TriggerKind::Any => "_or_",
-        TriggerKind::All => "_and_",
-    };
-    let parts: Vec<String> = r
-        .trigger
-        .ids()
-        .map(|m| snake(spec.message_name(m)))
-        .collect();
-    format!("on_{}", parts.join(sep))
-}
-
-/// Plans every participant: names of traits, modules, methods and enums.
-pub(crate) fn plan(spec: &CheckedSpec, names: &mut Names) -> Vec<ParticipantPlan> {
-    let mut plans = Vec::new();
-    for (pi, p) in spec.participants.iter().enumerate() {
-        let module = names.types.fresh(&snake(&p.name.text));
-        let arg = names.args.fresh(&snake(&p.name.text));
-        let mut methods = Namespace::default();
-        let mut local = Namespace::default();
-        for fixed in ["Fixture", "Consumes", "definition", "fixture", "EMITS"] {
-            local.take(fixed);
-        }
-        let mut reactions = Vec::new();
-        for &rid in &p.reactions {
-            let r = spec.reaction(rid);
-            let name = methods.fresh(&method_name(spec, r));
-            let method = Ident::new(&name, Span::call_site());
-            let base = camel(&name);
-            let outcomes = r.outcomes();
-            let (output, outcome_enum) = match outcomes {
-                [] => (quote!(()), None),
-                [single] if single.is_none() => (quote!(()), None),
-                [single] => {
-                    let tys: Vec<TokenStream> = single
-                        .ids()
-                        .map(|e| {
-                            let t = id(spec.message_name(e));
-                            quote!(#t)
-                        })
-                        .collect();
-                    let output = if tys.len() == 1 {
-                        tys[0].clone()
-                    } else {
-                        quote!((#(#tys),*))
-                    };
-                    (output, None)
-                }
-                many => {
-                    let enum_name =
-                        Ident::new(&local.fresh(&format!("{base}Outcome")), Span::call_site());
-                    let mut variants = Namespace::default();
-                    let vs = many
-                        .iter()
-                        .map(|o| {
-                            let label = if o.is_none() {
-                                "Nothing".to_string()
-                            } else {
-                                o.ids()
-                                    .map(|e| camel(spec.message_name(e)))
-                                    .collect::<Vec<_>>()
-                                    .join("And")
-                            };
-                            let v = Ident::new(&variants.fresh(&label), Span::call_site());
-                            (v, o.ids().collect::<Vec<_>>())
-                        })
-                        .collect::<Vec<_>>();
-                    let module_ident = id(&module);
-                    (quote!(#module_ident::#enum_name), Some((enum_name, vs)))
-                }
-            };
-            let trigger_enum = (r.trigger.kind == TriggerKind::Any && r.trigger.messages.len() > 1)
-                .then(|| {
-                    let enum_name =
-                        Ident::new(&local.fresh(&format!("{base}Trigger")), Span::call_site());
-                    let mut variants = Namespace::default();
-                    let vs = r
-                        .trigger
-                        .ids()
-                        .map(|m| {
-                            (
-                                Ident::new(
-                                    &variants.fresh(&camel(spec.message_name(m))),
-                                    Span::call_site(),
-                                ),
-                                m,
-                            )
-                        })
-                        .collect();
-                    (enum_name, vs)
-                });
-            reactions.push(ReactionPlan {
-                id: rid,
-                method,
-                name,
-                output,
-                outcome_enum,
-                trigger_enum,
-            });
-        }
-        plans.push(ParticipantPlan {
-            id: ParticipantId::from_index(pi),
-            trait_name: id(&p.name.text),
-            module: id(&module),
-            arg: id(&arg),
-            reactions,
-        });
+/// The type a handler returns, as seen from the module's top level.
+pub(super) fn output(
+    spec: &CheckedSpec,
+    plan: &NamingPlan,
+    participant: &ParticipantNames,
+    rp: &ReactionNames,
+) -> TokenStream {
+    if let Some(outcomes) = &rp.outcome_enum {
+        let module = &participant.module;
+        let name = &outcomes.name;
+        return quote!(#module::#name);
     }
-    plans
+    match spec.reaction(rp.id).outcomes() {
+        [single] if !single.is_none() => {
+            let tys: Vec<&Ident> = single.ids().map(|e| plan.message_type(e)).collect();
+            match tys.as_slice() {
+                [one] => quote!(#one),
+                _ => quote!((#(#tys),*)),
+            }
+        }
+        _ => quote!(()),
+    }
 }
 
-/// The reaction as written in the spec, for docs.
-fn spec_text(spec: &CheckedSpec, r: &Reaction) -> String {
+/// The reaction as written in the spec, for docs (here and in the
+/// scaffold's sketches).
+pub(super) fn spec_text(spec: &CheckedSpec, r: &Reaction) -> String {
     let sep = if r.trigger.kind == TriggerKind::All {
         " & "
     } else {
@@ -180,42 +68,42 @@ fn spec_text(spec: &CheckedSpec, r: &Reaction) -> String {
 }
 
 /// The handler's event parameters, as (name, type at top level).
-fn params(
+pub(super) fn params(
     spec: &CheckedSpec,
-    r: &Reaction,
-    plan: &ReactionPlan,
-    module: &Ident,
+    plan: &NamingPlan,
+    participant: &ParticipantNames,
+    rp: &ReactionNames,
 ) -> Vec<(Ident, TokenStream)> {
-    if let Some((enum_name, _)) = &plan.trigger_enum {
-        return vec![(format_ident!("event"), quote!(#module::#enum_name))];
+    if let Some(triggers) = &rp.trigger_enum {
+        let module = &participant.module;
+        let name = &triggers.name;
+        return vec![(format_ident!("event"), quote!(#module::#name))];
     }
-    if r.trigger.kind == TriggerKind::All && r.trigger.messages.len() > 1 {
-        let mut taken = Namespace::default();
-        taken.take("ctx");
-        taken.take("self");
-        return r
-            .trigger
-            .ids()
-            .map(|m| {
-                let name = taken.fresh(&snake(spec.message_name(m)));
-                let ty = id(spec.message_name(m));
-                (super::names::ident(&name).0, quote!(#ty))
+    let r = spec.reaction(rp.id);
+    if !rp.join_params.is_empty() {
+        return rp
+            .join_params
+            .iter()
+            .zip(r.trigger.ids())
+            .map(|(name, m)| {
+                let ty = plan.message_type(m);
+                (name.clone(), quote!(#ty))
             })
             .collect();
     }
-    let ty = r.trigger.ids().next().map(|m| id(spec.message_name(m)));
+    let ty = r.trigger.ids().next().map(|m| plan.message_type(m));
     vec![(format_ident!("event"), quote!(#ty))]
 }
 
 /// The trait of one participant.
 pub(crate) fn participant_trait(
     spec: &CheckedSpec,
-    names: &Names,
-    plan: &ParticipantPlan,
+    plan: &NamingPlan,
+    participant: &ParticipantNames,
 ) -> TokenStream {
     let rt_handler_error = runtime::handler_error();
-    let p = spec.participant(plan.id);
-    let trait_name = &plan.trait_name;
+    let p = spec.participant(participant.id);
+    let trait_name = &participant.trait_name;
     let doc = docs(
         &p.docs,
         &format!(
@@ -223,8 +111,8 @@ pub(crate) fn participant_trait(
             p.name.text
         ),
     );
-    let ctx = &names.context;
-    let methods = plan.reactions.iter().map(|rp| {
+    let ctx = &plan.context;
+    let methods = participant.reactions.iter().map(|rp| {
         let r = spec.reaction(rp.id);
         let mut lines = vec![format!("`{}`", spec_text(spec, r))];
         if !r.docs.is_empty() {
@@ -251,10 +139,10 @@ pub(crate) fn participant_trait(
                 notes.join("; ")
             ));
         }
-        let doc = super::doc_lines(&lines);
+        let doc = doc_lines(&lines);
         let method = &rp.method;
-        let output = &rp.output;
-        let params = params(spec, r, rp, &plan.module)
+        let output = output(spec, plan, participant, rp);
+        let params = params(spec, plan, participant, rp)
             .into_iter()
             .map(|(n, t)| quote!(#n: #t));
         quote! {
@@ -275,39 +163,41 @@ pub(crate) fn participant_trait(
 /// The module of one participant: its enums, `definition`, and test fixture.
 pub(crate) fn participant_module(
     spec: &CheckedSpec,
-    names: &Names,
-    plan: &ParticipantPlan,
+    plan: &NamingPlan,
+    participant: &ParticipantNames,
 ) -> TokenStream {
     let rt_emitted = runtime::emitted();
     let rt_fixture_error = runtime::fixture_error();
     let rt_message = runtime::message();
     let rt_participant_fixture = runtime::participant_fixture();
     let rt_service_definition = runtime::service_definition();
-    let p = spec.participant(plan.id);
-    let module = &plan.module;
-    let trait_name = &plan.trait_name;
-    let key = &names.key;
+    let p = spec.participant(participant.id);
+    let module = &participant.module;
+    let trait_name = &participant.trait_name;
+    let key = &plan.key;
     let pname = p.name.text.as_str();
     let mdoc = format!(" Types and wiring of the `{pname}` participant.");
 
     let mut enums = Vec::new();
     let mut reactions = Vec::new();
     let mut emits: Vec<MessageId> = Vec::new();
-    for rp in &plan.reactions {
+    for rp in &participant.reactions {
         let r = spec.reaction(rp.id);
         for e in r.emitted() {
             if !emits.contains(&e) {
                 emits.push(e);
             }
         }
-        if let Some((enum_name, variants)) = &rp.outcome_enum {
+        if let Some(outcomes) = &rp.outcome_enum {
+            let enum_name = &outcomes.name;
             let doc = format!(
                 " The outcomes of `{}`: exactly one happens.",
                 spec_text(spec, r)
             );
-            let vs = variants.iter().map(|(v, events)| {
+            let vs = outcomes.variants.iter().zip(r.outcomes()).map(|(v, o)| {
+                let events: Vec<MessageId> = o.ids().collect();
                 let tys = events.iter().map(|e| {
-                    let t = id(spec.message_name(*e));
+                    let t = plan.message_type(*e);
                     quote!(super::#t)
                 });
                 let vdoc = if events.is_empty() {
@@ -334,11 +224,12 @@ pub(crate) fn participant_module(
                 pub enum #enum_name { #(#vs,)* }
             });
         }
-        if let Some((enum_name, variants)) = &rp.trigger_enum {
+        if let Some(triggers) = &rp.trigger_enum {
+            let enum_name = &triggers.name;
             let doc = format!(" What triggered `{}`: one of these.", spec_text(spec, r));
-            let vs = variants.iter().map(|(v, m)| {
-                let t = id(spec.message_name(*m));
-                let vdoc = format!(" `{}` arrived.", spec.message_name(*m));
+            let vs = triggers.variants.iter().zip(r.trigger.ids()).map(|(v, m)| {
+                let t = plan.message_type(m);
+                let vdoc = format!(" `{}` arrived.", spec.message_name(m));
                 quote! { #[doc = #vdoc] #v(super::#t) }
             });
             enums.push(quote! {
@@ -347,15 +238,15 @@ pub(crate) fn participant_module(
                 pub enum #enum_name { #(#vs,)* }
             });
         }
-        reactions.push(wiring(spec, names, plan, rp));
+        reactions.push(wiring(spec, plan, participant, rp));
     }
 
     let emit_types = emits.iter().map(|e| {
-        let t = id(spec.message_name(*e));
+        let t = plan.message_type(*e);
         quote!(<super::#t as #rt_message>::TYPE)
     });
     let mut consumed: Vec<MessageId> = Vec::new();
-    for rp in &plan.reactions {
+    for rp in &participant.reactions {
         for m in spec.reaction(rp.id).trigger.ids() {
             if !consumed.contains(&m) {
                 consumed.push(m);
@@ -363,11 +254,11 @@ pub(crate) fn participant_module(
         }
     }
     let consumes = consumed.iter().map(|m| {
-        let t = id(spec.message_name(*m));
+        let t = plan.message_type(*m);
         quote!(impl Consumes for super::#t {})
     });
-    let version = names.version.as_ref().map(|v| quote!(.version(super::#v)));
-    let choreography = &names.choreography;
+    let version = plan.version.as_ref().map(|v| quote!(.version(super::#v)));
+    let choreography = &plan.choreography;
 
     quote! {
         #[doc = #mdoc]
@@ -427,9 +318,9 @@ pub(crate) fn participant_module(
 /// The `Reaction` of one handler: decode, call, map the outcome to `Emit`.
 fn wiring(
     spec: &CheckedSpec,
-    names: &Names,
-    plan: &ParticipantPlan,
-    rp: &ReactionPlan,
+    plan: &NamingPlan,
+    participant: &ParticipantNames,
+    rp: &ReactionNames,
 ) -> TokenStream {
     let rt_context = runtime::context();
     let rt_emit = runtime::emit();
@@ -440,11 +331,11 @@ fn wiring(
     let rt_retry_policy = runtime::retry_policy();
     let rt_trigger = runtime::trigger();
     let r = spec.reaction(rp.id);
-    let context = &names.context;
+    let context = &plan.context;
     let method = &rp.method;
     let name = &rp.name;
     let types = r.trigger.ids().map(|m| {
-        let t = id(spec.message_name(m));
+        let t = plan.message_type(m);
         quote!(<super::#t as #rt_message>::TYPE)
     });
     let trigger = if r.trigger.is_join() {
@@ -454,9 +345,10 @@ fn wiring(
     };
 
     // Decoding the input into the handler's arguments.
-    let (decode, args) = if let Some((enum_name, variants)) = &rp.trigger_enum {
-        let arms = variants.iter().map(|(v, m)| {
-            let t = id(spec.message_name(*m));
+    let (decode, args) = if let Some(triggers) = &rp.trigger_enum {
+        let enum_name = &triggers.name;
+        let arms = triggers.variants.iter().zip(r.trigger.ids()).map(|(v, m)| {
+            let t = plan.message_type(m);
             quote! {
                 ty if ty == <super::#t as #rt_message>::TYPE => #enum_name::#v(input.decode()?),
             }
@@ -475,7 +367,7 @@ fn wiring(
             vec![format_ident!("event")],
         )
     } else {
-        let params = params(spec, r, rp, &plan.module);
+        let params = params(spec, plan, participant, rp);
         let lets = params.iter().map(|(n, t)| {
             // The parameter types are written for the top level.
             let t = quote!(super::#t);
@@ -489,13 +381,15 @@ fn wiring(
 
     // Mapping the outcome to what is emitted.
     let emit = match (&rp.outcome_enum, r.outcomes()) {
-        (Some((enum_name, variants)), _) => {
-            let arms = variants.iter().map(|(v, events)| {
-                if events.is_empty() {
+        (Some(outcomes), all) => {
+            let enum_name = &outcomes.name;
+            let arms = outcomes.variants.iter().zip(all).map(|(v, o)| {
+                if o.is_none() {
                     quote!(#enum_name::#v => #rt_emit::none(),)
                 } else {
-                    let vars: Vec<Ident> =
-                        (0..events.len()).map(|i| format_ident!("e{}", i)).collect();
+                    let vars: Vec<Ident> = (0..o.events.len())
+                        .map(|i| format_ident!("e{}", i))
+                        .collect();
                     let first = &vars[0];
                     let rest = &vars[1..];
                     quote!(#enum_name::#v(#(#vars),*) => #rt_emit::one(#first)#(.and(#rest))*,)
@@ -549,117 +443,4 @@ fn wiring(
         reaction = quote!(#reaction.bounded(#n));
     }
     reaction
-}
-
-/// A participant's handlers as the scaffold writes them in user code: the
-/// names and types the generated trait uses, as Rust source text, with the
-/// module path `m` (e.g. `crate::shop`) in front of generated items.
-pub(crate) struct HandlerSketch {
-    pub method: String,
-    /// `name: Type` parameters after `ctx`.
-    pub params: Vec<(String, String)>,
-    pub output: String,
-    /// Per outcome: the expression that builds it, given an expression for
-    /// each event it emits (in order), and those events.
-    pub outcomes: Vec<(OutcomeShape, Vec<MessageId>)>,
-    pub spec_text: String,
-}
-
-/// How an outcome value is written.
-pub(crate) enum OutcomeShape {
-    /// `()`: a sink or `none`.
-    Unit,
-    /// The event itself, or a tuple of events.
-    Plain,
-    /// `Enum::Variant(events…)`, or `Enum::Variant` for `none`.
-    Variant(String),
-}
-
-/// A participant as the scaffold writes it.
-pub(crate) struct ParticipantSketch {
-    /// The participant's name in the spec.
-    pub name: String,
-    /// The path of its trait, e.g. `shop::Payment`.
-    pub trait_path: String,
-    /// The path of its module, e.g. `shop::payment`.
-    pub module_path: String,
-    pub handlers: Vec<HandlerSketch>,
-}
-
-/// Sketches of every handler of every participant, in the spec's order.
-pub(crate) fn sketches(spec: &CheckedSpec, names: &mut Names, m: &str) -> Vec<ParticipantSketch> {
-    let plans = plan(spec, names);
-    plans
-        .iter()
-        .map(|p| {
-            let module = format!("{m}::{}", p.module);
-            let handlers = p
-                .reactions
-                .iter()
-                .map(|rp| {
-                    let r = spec.reaction(rp.id);
-                    let params = params(spec, r, rp, &p.module)
-                        .into_iter()
-                        .map(|(n, t)| (n.to_string(), format!("{m}::{}", compact(&t.to_string()))))
-                        .collect();
-                    let output = match &rp.outcome_enum {
-                        Some((e, _)) => format!("{module}::{e}"),
-                        None => {
-                            let o = compact(&rp.output.to_string());
-                            if o == "()" {
-                                o
-                            } else if o.starts_with('(') {
-                                let inner: Vec<String> = o
-                                    .trim_matches(|c| c == '(' || c == ')')
-                                    .split(',')
-                                    .map(|t| format!("{m}::{}", t.trim()))
-                                    .collect();
-                                format!("({})", inner.join(", "))
-                            } else {
-                                format!("{m}::{o}")
-                            }
-                        }
-                    };
-                    let outcomes = match &rp.outcome_enum {
-                        Some((e, variants)) => variants
-                            .iter()
-                            .map(|(v, evs)| {
-                                (
-                                    OutcomeShape::Variant(format!("{module}::{e}::{v}")),
-                                    evs.clone(),
-                                )
-                            })
-                            .collect(),
-                        None => match r.outcomes() {
-                            [single] if !single.is_none() => {
-                                vec![(OutcomeShape::Plain, single.ids().collect())]
-                            }
-                            _ => vec![(OutcomeShape::Unit, Vec::new())],
-                        },
-                    };
-                    HandlerSketch {
-                        method: rp.method.to_string(),
-                        params,
-                        output,
-                        outcomes,
-                        spec_text: spec_text(spec, r),
-                    }
-                })
-                .collect();
-            ParticipantSketch {
-                name: spec.participant(p.id).name.text.to_string(),
-                trait_path: format!("{m}::{}", p.trait_name),
-                module_path: module,
-                handlers,
-            }
-        })
-        .collect()
-}
-
-/// Token text without the spaces `quote` puts between tokens.
-fn compact(text: &str) -> String {
-    text.replace(" :: ", "::")
-        .replace(" ,", ",")
-        .replace("( ", "(")
-        .replace(" )", ")")
 }

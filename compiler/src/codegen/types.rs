@@ -1,9 +1,10 @@
 //! Structs for types, commands and events; enums for enums; the mapping of
 //! spec types to Rust types.
 
-use super::names::{id, ident};
-use super::{docs, runtime, Names};
-use crate::model::{CheckedSpec, Field, RecordId, Scalar, Type};
+use super::docs::docs;
+use super::plan::{Member, NamingPlan};
+use super::runtime;
+use crate::model::{CheckedSpec, EnumId, Field, RecordId, Scalar, Type};
 use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use proc_macro2::TokenStream;
@@ -63,31 +64,33 @@ pub(crate) fn recursive_records(spec: &CheckedSpec) -> Vec<usize> {
     component
 }
 
-/// The Rust type of a field type. `prefix` qualifies declared types (empty
-/// at the module's top level, `super::` in a participant's module); `owner`
-/// is the record holding the field, for boxing recursive optionals.
-pub(crate) fn rust_type(
-    spec: &CheckedSpec,
-    names: &Names,
-    ty: &Type,
-    prefix: &TokenStream,
+/// What the Rust type of a field depends on beyond the field itself.
+struct Scope<'a> {
+    plan: &'a NamingPlan,
+    /// Per record, its cycle of containment, or `usize::MAX` (from
+    /// [`recursive_records`]).
+    cycles: &'a [usize],
+    /// The record holding the field, for boxing recursive optionals.
     owner: Option<usize>,
-) -> TokenStream {
+}
+
+/// The Rust type of a field type, at the module's top level.
+fn rust_type(scope: &Scope<'_>, ty: &Type) -> TokenStream {
     match ty {
         Type::Scalar(s) => scalar(*s),
         Type::List(t) => {
-            let t = rust_type(spec, names, t, prefix, owner);
+            let t = rust_type(scope, t);
             quote!(::std::vec::Vec<#t>)
         }
         Type::Map(t) => {
-            let t = rust_type(spec, names, t, prefix, owner);
+            let t = rust_type(scope, t);
             quote!(::std::collections::BTreeMap<::std::string::String, #t>)
         }
         Type::Optional(t) => {
-            let inner = rust_type(spec, names, t, prefix, owner);
-            let boxed = match (&**t, owner) {
+            let inner = rust_type(scope, t);
+            let boxed = match (&**t, scope.owner) {
                 (Type::Record(target), Some(o)) => {
-                    let c = &names.record_cycles;
+                    let c = scope.cycles;
                     c[target.index()] != usize::MAX && c[target.index()] == c[o]
                 }
                 _ => false,
@@ -99,40 +102,44 @@ pub(crate) fn rust_type(
             }
         }
         Type::Record(r) => {
-            let name = id(&spec.record(*r).name.text);
-            quote!(#prefix #name)
+            let name = &scope.plan.record(*r).ty;
+            quote!(#name)
         }
         Type::Enum(e) => {
-            let name = id(&spec.enumeration(*e).name.text);
-            quote!(#prefix #name)
+            let name = &scope.plan.enumeration(*e).ty;
+            quote!(#name)
         }
         // A checked spec has no unresolved type.
         Type::Error => runtime::json(),
     }
 }
 
-fn fields(
-    spec: &CheckedSpec,
-    names: &Names,
-    fields: &[Field],
-    owner: Option<usize>,
-) -> Vec<TokenStream> {
+/// The fields of a struct, named as `names` says.
+fn fields(scope: &Scope<'_>, fields: &[Field], names: &[Member]) -> Vec<TokenStream> {
     fields
         .iter()
-        .map(|f| {
-            let (name, renamed) = ident(&f.name.text);
-            let ty = rust_type(spec, names, &f.ty, &quote!(), owner);
-            let doc = docs(&f.docs, &format!("The `{}` field.", f.name.text));
-            let rename = renamed.then(|| {
-                let wire = f.name.text.as_str();
-                quote!(#[serde(rename = #wire)])
-            });
-            quote! {
-                #doc
-                #rename
-                pub #name: #ty
-            }
-        })
+        .zip(names)
+        .map(
+            |(
+                f,
+                Member {
+                    ident: name,
+                    renamed,
+                },
+            )| {
+                let ty = rust_type(scope, &f.ty);
+                let doc = docs(&f.docs, &format!("The `{}` field.", f.name.text));
+                let rename = renamed.then(|| {
+                    let wire = f.name.text.as_str();
+                    quote!(#[serde(rename = #wire)])
+                });
+                quote! {
+                    #doc
+                    #rename
+                    pub #name: #ty
+                }
+            },
+        )
         .collect()
 }
 
@@ -163,16 +170,23 @@ fn data_attrs(copy: bool) -> TokenStream {
 }
 
 /// A struct per record.
-pub(crate) fn records(spec: &CheckedSpec, names: &Names) -> Vec<TokenStream> {
+pub(crate) fn records(spec: &CheckedSpec, plan: &NamingPlan) -> Vec<TokenStream> {
+    let cycles = recursive_records(spec);
     spec.records
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let name = id(&r.name.text);
+            let names = plan.record(RecordId::from_index(i));
+            let name = &names.ty;
             let doc = docs(&r.docs, &format!("The `{}` type.", r.name.text));
             let deprecated = r.deprecated.as_deref().map(deprecated);
             let attrs = data_attrs(false);
-            let fields = fields(spec, names, &r.fields, Some(i));
+            let scope = Scope {
+                plan,
+                cycles: &cycles,
+                owner: Some(i),
+            };
+            let fields = fields(&scope, &r.fields, &names.members);
             quote! {
                 #doc
                 #deprecated
@@ -184,16 +198,21 @@ pub(crate) fn records(spec: &CheckedSpec, names: &Names) -> Vec<TokenStream> {
 }
 
 /// An enum per spec enum.
-pub(crate) fn enums(spec: &CheckedSpec) -> Vec<TokenStream> {
+pub(crate) fn enums(spec: &CheckedSpec, plan: &NamingPlan) -> Vec<TokenStream> {
     spec.enums
         .iter()
-        .map(|e| {
-            let name = id(&e.name.text);
+        .enumerate()
+        .map(|(i, e)| {
+            let names = plan.enumeration(EnumId::from_index(i));
+            let name = &names.ty;
             let doc = docs(&e.docs, &format!("The `{}` enum.", e.name.text));
             let deprecated = e.deprecated.as_deref().map(deprecated);
             let attrs = data_attrs(true);
-            let variants = e.variants.iter().map(|v| {
-                let (vname, renamed) = ident(&v.name.text);
+            let variants = e.variants.iter().zip(&names.members).map(|(v, m)| {
+                let Member {
+                    ident: vname,
+                    renamed,
+                } = m;
                 let vdoc = docs(&v.docs, &format!("`{}`.", v.name.text));
                 let rename = renamed.then(|| {
                     let wire = v.name.text.as_str();
@@ -212,12 +231,18 @@ pub(crate) fn enums(spec: &CheckedSpec) -> Vec<TokenStream> {
 }
 
 /// A struct per command and event, with its `Message` impl.
-pub(crate) fn messages(spec: &CheckedSpec, names: &Names) -> Vec<TokenStream> {
+pub(crate) fn messages(spec: &CheckedSpec, plan: &NamingPlan) -> Vec<TokenStream> {
     let rt_message = runtime::message();
+    let scope = Scope {
+        plan,
+        cycles: &[],
+        owner: None,
+    };
     spec.messages
         .iter()
-        .map(|m| {
-            let name = id(&m.name.text);
+        .zip(plan.messages())
+        .map(|(m, names)| {
+            let name = &names.ty;
             let kind = m.kind.as_str();
             let mut summary = format!("The `{}` {kind}.", m.name.text);
             if let Some((s, _)) = m.terminal {
@@ -233,8 +258,8 @@ pub(crate) fn messages(spec: &CheckedSpec, names: &Names) -> Vec<TokenStream> {
             let doc = docs(&m.docs, &summary);
             let deprecated = m.deprecated.as_deref().map(deprecated);
             let attrs = data_attrs(false);
-            let fields = fields(spec, names, &m.fields, None);
-            let wire = names.wire_type(&m.name.text);
+            let fields = fields(&scope, &m.fields, &names.fields);
+            let wire = &names.wire;
             quote! {
                 #doc
                 #deprecated

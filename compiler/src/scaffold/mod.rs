@@ -162,7 +162,7 @@ pub fn files(
     let (starter_name, starter_method, starter_sample) = match spec.commands().next() {
         Some(c) => (
             spec.message_name(c).to_string(),
-            codegen::command_method(spec, c),
+            names.command_method(c),
             samples::message(spec, c, &module),
         ),
         // A checked spec has a command (E0107).
