@@ -271,10 +271,16 @@ impl crate::broker::Broker for LooksFirst {
     }
 }
 
-#[tokio::test]
-async fn a_copy_of_an_event_this_process_still_holds_waits_for_it_and_runs_nothing() {
+/// A [`LooksFirst`] broker and a client on it.
+fn looks_first() -> (SharedBroker, Client) {
     let broker: SharedBroker = Arc::new(LooksFirst(MemoryBroker::new()));
     let client = Client::new(broker.clone(), Topics::default(), "test");
+    (broker, client)
+}
+
+#[tokio::test]
+async fn a_copy_of_an_event_this_process_still_holds_waits_for_it_and_runs_nothing() {
+    let (broker, client) = looks_first();
     let runs: Attempts = Arc::default();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let (r, g) = (runs.clone(), gate.clone());
@@ -317,8 +323,7 @@ async fn a_copy_of_an_event_this_process_still_holds_waits_for_it_and_runs_nothi
 
 #[tokio::test]
 async fn a_first_delivery_found_done_reports_its_completion_again() {
-    let broker: SharedBroker = Arc::new(LooksFirst(MemoryBroker::new()));
-    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let (broker, client) = looks_first();
     let watch = SubscribeOptions::new("watch", [Topics::default().progress("Shop")]);
     let mut notices = broker.subscribe(watch).await.unwrap();
     let runs: Attempts = Arc::default();
@@ -455,8 +460,7 @@ impl crate::store::StateStore for CompletingJoins {
 
 #[tokio::test]
 async fn a_join_whose_arrivals_come_again_as_first_deliveries_fires_once() {
-    let broker: SharedBroker = Arc::new(LooksFirst(MemoryBroker::new()));
-    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let (broker, client) = looks_first();
     let attempts: Attempts = Arc::default();
     let stores = Stores {
         state: Arc::new(CompletingJoins::default()),
