@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -370,8 +371,11 @@ impl OwnServer {
     }
 
     fn spawn(&mut self) -> std::io::Result<()> {
+        // A process group of its own, so that `kill` takes the server's
+        // children with it (PostgreSQL's backends).
         let child = Command::new(self.binary)
             .args(&self.args)
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -401,9 +405,17 @@ impl OwnServer {
         Ok(())
     }
 
-    /// `kill -9`: the server gets no chance to flush anything.
+    /// `kill -9` of the server's whole process group: it gets no chance
+    /// to flush anything. PostgreSQL's backends outlive a killed
+    /// postmaster for a moment, and one of them could still answer a
+    /// pooled connection's query as if the server were up; a machine that
+    /// loses power loses them all at once.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", c.id())])
+                .stderr(Stdio::null())
+                .status();
             let _ = c.kill();
             let _ = c.wait();
         }
