@@ -142,13 +142,19 @@ fn layout_snapshots() {
     }
 }
 
-/// The corpus specs that parse, to vary.
-fn parsing_specs() -> Vec<String> {
-    corpus()
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter(|t| parse(&SourceFile::new("t", t.as_str())).is_ok())
-        .collect()
+/// A corpus spec that parses, read once for every case, and its
+/// variation by [`vary`].
+fn picked_and_varied(pick: prop::sample::Index, fills: &[String]) -> (&'static str, String) {
+    static SPECS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let specs = SPECS.get_or_init(|| {
+        corpus()
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .filter(|t| parse(&SourceFile::new("t", t.as_str())).is_ok())
+            .collect()
+    });
+    let text = specs[pick.index(specs.len())].as_str();
+    (text, vary(text, fills))
 }
 
 /// Whitespace or a comment, which may go between two tokens of a line.
@@ -166,14 +172,15 @@ fn filler() -> impl Strategy<Value = String> {
     ]
 }
 
-/// Whitespace that may go between two tokens of a line.
+/// Whitespace that may go between two tokens of a line. Not a blank
+/// line: one between two items is kept, by design.
 fn spacing() -> impl Strategy<Value = String> {
     prop_oneof![
         Just(" ".to_string()),
         Just("  ".to_string()),
         Just("\t".to_string()),
         Just("\n".to_string()),
-        Just("\n\n\n".to_string()),
+        Just(" \r\n\t".to_string()),
     ]
 }
 
@@ -188,13 +195,29 @@ proptest! {
         pick in any::<prop::sample::Index>(),
         fills in prop::collection::vec(filler(), 64),
     ) {
-        let specs = parsing_specs();
-        let text = &specs[pick.index(specs.len())];
-        let varied = vary(text, &fills);
-        let original = parse(&SourceFile::new("t", text.as_str())).unwrap();
+        let (text, varied) = picked_and_varied(pick, &fills);
+        let original = parse(&SourceFile::new("t", text)).unwrap();
         let varied_tree = parse(&SourceFile::new("t", varied.as_str())).unwrap();
         prop_assert!(same_tree(&original, &varied_tree));
         prop_assert!(check_properties("varied", &varied).is_some());
+    }
+
+    /// A corpus spec with a stretch cut out and text put in its place
+    /// (mostly a spec that does not parse any more): formatting does not
+    /// panic, and whatever parses keeps the properties.
+    #[test]
+    fn damaged_specs_are_refused_or_formatted(
+        pick in any::<prop::sample::Index>(),
+        at in any::<prop::sample::Index>(),
+        cut in 0usize..40,
+        put in "[ -~\n]{0,12}",
+    ) {
+        let (text, _) = picked_and_varied(pick, &[String::new()]);
+        let start = at.index(text.len());
+        let start = (0..=start).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        let end = (start + cut..=text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+        let damaged = format!("{}{put}{}", &text[..start], &text[end..]);
+        check_properties("damaged", &damaged);
     }
 
     /// A corpus spec with other whitespace between its tokens formats
@@ -204,9 +227,7 @@ proptest! {
         pick in any::<prop::sample::Index>(),
         fills in prop::collection::vec(spacing(), 64),
     ) {
-        let specs = parsing_specs();
-        let text = &specs[pick.index(specs.len())];
-        let varied = vary(text, &fills);
+        let (text, varied) = picked_and_varied(pick, &fills);
         let once = check_properties("t", text).unwrap();
         prop_assert_eq!(check_properties("varied", &varied), Some(once));
     }
