@@ -31,6 +31,7 @@ pub mod diagnostic;
 pub mod diagram;
 pub mod explain;
 pub mod export;
+pub mod format;
 mod lists;
 pub mod macro_support;
 pub mod model;

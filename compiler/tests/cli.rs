@@ -384,3 +384,71 @@ fn new_scaffolds_a_workspace_and_explains_itself() {
         stderr(&bad)
     );
 }
+
+// ---- fmt ----
+
+#[test]
+fn fmt_rewrites_a_file_in_place_and_leaves_a_formatted_one_alone() {
+    let dir = temp_dir("fmt-in-place");
+    let messy = dir.join("messy.choreo");
+    let tidy = dir.join("tidy.choreo");
+    std::fs::write(&messy, "choreography A{key k:u32 // the key\n}").unwrap();
+    std::fs::write(&tidy, "choreography B {\n    key k: u32\n}\n").unwrap();
+    let tidy_modified = std::fs::metadata(&tidy).unwrap().modified().unwrap();
+    let out = choreoc(&["fmt", messy.to_str().unwrap(), tidy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        std::fs::read_to_string(&messy).unwrap(),
+        "choreography A {\n    key k: u32 // the key\n}\n"
+    );
+    assert_eq!(
+        std::fs::metadata(&tidy).unwrap().modified().unwrap(),
+        tidy_modified
+    );
+    // Nothing is left beside them.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+}
+
+#[test]
+fn fmt_check_prints_a_diff_writes_nothing_and_exits_1() {
+    let dir = temp_dir("fmt-check");
+    let messy = dir.join("messy.choreo");
+    std::fs::write(&messy, "choreography A{key k:u32}").unwrap();
+    let out = choreoc(&["fmt", "--check", messy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let diff = String::from_utf8_lossy(&out.stdout);
+    assert!(diff.contains("-choreography A{key k:u32}"), "{diff}");
+    assert!(diff.contains("+    key k: u32"), "{diff}");
+    assert_eq!(
+        std::fs::read_to_string(&messy).unwrap(),
+        "choreography A{key k:u32}"
+    );
+    let clean = choreoc(&["fmt", "--check", &example("ecommerce")]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
+    assert!(clean.stdout.is_empty());
+}
+
+#[test]
+fn fmt_refuses_a_syntax_error_with_its_e0001_and_writes_nothing() {
+    let dir = temp_dir("fmt-error");
+    let bad = dir.join("bad.choreo");
+    std::fs::write(&bad, "choreography {").unwrap();
+    let out = choreoc(&["--color", "never", "fmt", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("error[E0001]"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&bad).unwrap(), "choreography {");
+    let piped = choreoc_with_input(&["fmt", "-"], b"choreography {");
+    assert_eq!(piped.status.code(), Some(2));
+    assert!(piped.stdout.is_empty());
+}
+
+#[test]
+fn fmt_dash_formats_standard_input_to_standard_output() {
+    let out = choreoc_with_input(&["fmt", "-"], b"choreography A{key k:u32}");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "choreography A {\n    key k: u32\n}\n"
+    );
+}

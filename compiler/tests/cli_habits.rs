@@ -17,6 +17,7 @@ const SUBCOMMANDS: &[&str] = &[
     "check",
     "diagram",
     "explain",
+    "fmt",
     "generate",
     "new",
     "completions",

@@ -4,7 +4,7 @@ pub mod ast;
 mod error;
 mod literal;
 mod lower;
-mod scan;
+pub(crate) mod scan;
 
 use crate::diagnostic::Diagnostic;
 use crate::source::SourceFile;

@@ -138,7 +138,7 @@ pub fn scan(text: &str, pieces: usize) -> Result<Scanned<'_>, Box<Diagnostic>> {
     Ok(Scanned { text, bounds })
 }
 
-pub(super) fn line_end(bytes: &[u8], from: usize) -> usize {
+pub(crate) fn line_end(bytes: &[u8], from: usize) -> usize {
     bytes[from..]
         .iter()
         .position(|&b| b == b'\n')
@@ -146,7 +146,7 @@ pub(super) fn line_end(bytes: &[u8], from: usize) -> usize {
 }
 
 /// End (exclusive) of the block comment opening at `start`, counting nesting.
-fn block_comment_end(bytes: &[u8], start: usize) -> Option<usize> {
+pub(crate) fn block_comment_end(bytes: &[u8], start: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = start;
     while i + 1 < bytes.len() {
@@ -170,7 +170,7 @@ fn block_comment_end(bytes: &[u8], start: usize) -> Option<usize> {
 
 /// End (exclusive) of the string literal opening at `start`, or the end of
 /// the text when it is unterminated (the grammar reports that).
-pub(super) fn string_end(bytes: &[u8], start: usize) -> usize {
+pub(crate) fn string_end(bytes: &[u8], start: usize) -> usize {
     let mut i = start + 1;
     while i < bytes.len() {
         match bytes[i] {

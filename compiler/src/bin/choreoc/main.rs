@@ -26,6 +26,7 @@ mod deps;
 mod diagram;
 mod explain;
 mod export;
+mod fmt;
 mod generate;
 mod input;
 mod man;
@@ -68,6 +69,7 @@ Examples:
   choreoc new shop.choreo shop               a runnable workspace: cd shop && cargo run
   choreoc generate shop.choreo --out types   a library crate of typed services
   choreoc diagram shop.choreo -f svg -o shop.svg
+  choreoc fmt shop.choreo                    rewrite a spec in the canonical layout
   choreoc export permissions shop.choreo --broker nats -o nats/
   choreoc completions bash > ~/.local/share/bash-completion/completions/choreoc
 
@@ -99,6 +101,7 @@ enum Command {
     Diagram(diagram::Args),
     Explain(explain::Args),
     Export(export::Args),
+    Fmt(fmt::Args),
     Generate(generate::Args),
     New(new::Args),
     Completions(completions::Args),
@@ -156,6 +159,7 @@ fn main() -> ExitCode {
         Command::Diagram(args) => diagram::run(args, color),
         Command::Explain(args) => explain::run(args),
         Command::Export(args) => export::run(args, color),
+        Command::Fmt(args) => fmt::run(args, color),
         Command::Generate(args) => generate::run(args, color),
         Command::New(args) => new::run(args, color),
         Command::Completions(args) => completions::run(args),
