@@ -89,6 +89,16 @@ pub(super) struct Injector {
     proof: Proof,
     server_down: Option<usize>,
     net_on: bool,
+    /// No broker restart before this: a pause is proven when a sibling
+    /// handles what the paused member held as a redelivery, after the
+    /// ack wait, and a NATS server killed before that forgets the
+    /// delivery counts, so the copy comes as a first delivery and the
+    /// pause, though it bit, shows nothing.
+    restart_gate: Instant,
+    /// A broker restart put off by the gate, injected when it opens.
+    restart_deferred: bool,
+    /// The pause that closed the gate: it opens early once that bit.
+    gate_pause: Option<usize>,
 }
 
 impl Injector {
@@ -107,6 +117,9 @@ impl Injector {
             proof: Proof::default(),
             server_down: None,
             net_on: false,
+            restart_gate: started,
+            restart_deferred: false,
+            gate_pause: None,
         }
     }
 
@@ -122,8 +135,32 @@ impl Injector {
         self.watch(&stage.fleet.snapshot());
         if now >= self.next_fault {
             self.next_fault = now + self.schedule.gap();
-            if let Some(kind) = self.schedule.kind() {
-                self.inject(kind, stage, now);
+            if let Some(e) = self.gate_pause {
+                if self.timeline.get(e).is_some_and(|p| p.bit) {
+                    self.restart_gate = now;
+                    self.gate_pause = None;
+                }
+            }
+            let open = now >= self.restart_gate;
+            let kind = if self.restart_deferred && open {
+                self.restart_deferred = false;
+                Some(Fault::BrokerRestart)
+            } else {
+                self.schedule.kind()
+            };
+            match kind {
+                // Put off, and another kind meanwhile (a second restart
+                // drawn now goes with the one put off).
+                Some(Fault::BrokerRestart) if !open => {
+                    self.restart_deferred = true;
+                    if let Some(other) = self.schedule.kind() {
+                        if other != Fault::BrokerRestart {
+                            self.inject(other, stage, now);
+                        }
+                    }
+                }
+                Some(kind) => self.inject(kind, stage, now),
+                None => {}
             }
         }
     }
@@ -333,6 +370,10 @@ impl Injector {
         let pause = lapse + self.schedule.millis(1000, 3000);
         fleet.pause(i);
         self.push_later(now + pause, Later::Resume(i));
+        // The copies of what it held come again after the ack wait (the
+        // lapse); a sibling takes them a moment later.
+        self.restart_gate = self.restart_gate.max(now + lapse + Duration::from_secs(2));
+        self.gate_pause = Some(watch.entry);
         injected.target = fleet.label(i);
         injected.detail = format!(
             "SIGSTOP for {pause:?} (past the {lapse:?} ack wait and claim lease), holding {held} deliveries"
