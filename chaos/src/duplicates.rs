@@ -91,9 +91,16 @@ impl Duplicator {
         })
     }
 
-    /// Publishes `count` events of the sample again, in random order;
-    /// how many went out (a broker down refuses some).
-    pub async fn inject(&self, count: usize) -> usize {
+    /// Publishes `count` events of the sample again, in random order, for
+    /// at most `within`; how many went out (a broker down refuses some).
+    ///
+    /// The bound matters: the campaign's faults are injected and ended
+    /// from one loop, and a publish to a server that is down waits for
+    /// its acknowledgement until the client's request timeout. Eighty of
+    /// them once held that loop for six minutes, and with it the restart
+    /// of the server (docs/reliability.md, "What the campaigns found").
+    pub async fn inject(&self, count: usize, within: std::time::Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + within;
         let picked: Vec<(String, Envelope)> = {
             let s = self.sample.locked();
             let mut rng = self.rng.locked();
@@ -115,12 +122,23 @@ impl Duplicator {
                             async_nats::header::NATS_MESSAGE_ID,
                             format!("{}/chaos/{n}", env.id()),
                         );
-                    match b.jetstream().send_publish(topic, msg).await {
-                        Ok(ack) => ack.await.is_ok(),
-                        Err(_) => false,
-                    }
+                    let publish = async {
+                        match b.jetstream().send_publish(topic, msg).await {
+                            Ok(ack) => ack.await.is_ok(),
+                            Err(_) => false,
+                        }
+                    };
+                    tokio::time::timeout_at(deadline, publish).await
                 }
-                Target::Other(b) => b.publish(&topic, env).await.is_ok(),
+                Target::Other(b) => {
+                    tokio::time::timeout_at(deadline, async {
+                        b.publish(&topic, env).await.is_ok()
+                    })
+                    .await
+                }
+            };
+            let Ok(ok) = ok else {
+                break;
             };
             if ok {
                 self.injected.fetch_add(1, Ordering::Relaxed);

@@ -56,6 +56,9 @@ pub struct Counters {
     /// Deliveries that came again after another holder lost them, and
     /// were handled here.
     pub redelivered: u64,
+    /// Deliveries that came again after another holder lost them, and
+    /// found the work done already (handled, not acknowledged).
+    pub redelivered_done: u64,
     /// Deliveries taken from the broker.
     pub received: u64,
     /// Deliveries settled.
@@ -75,11 +78,18 @@ impl Counters {
             c.handled += g("handled");
             c.duplicates += g("duplicates");
             c.redelivered += g("redelivered");
+            c.redelivered_done += g("redelivered_done");
             c.received += g("received");
             c.deliveries += g("deliveries");
             c.dead_lettered += g("dead_lettered");
         }
         Some((pid, c))
+    }
+
+    /// Redeliveries of work another holder lost: handled here, or found
+    /// done already. Either shows that a kill or a pause bit.
+    pub fn taken_over(&self) -> u64 {
+        self.redelivered + self.redelivered_done
     }
 
     /// Deliveries taken and not yet settled.
@@ -91,6 +101,7 @@ impl Counters {
         self.handled += o.handled;
         self.duplicates += o.duplicates;
         self.redelivered += o.redelivered;
+        self.redelivered_done += o.redelivered_done;
         self.received += o.received;
         self.deliveries += o.deliveries;
         self.dead_lettered += o.dead_lettered;

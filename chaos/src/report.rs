@@ -50,8 +50,9 @@ pub struct Proof {
     pub kills_in_flight: usize,
     /// Processes paused past the ack wait and the claim lease.
     pub pauses: usize,
-    /// Deliveries lost by a killed or paused holder and handled again by
-    /// another process (or the restarted one): takeovers.
+    /// Deliveries lost by a killed or paused holder and taken over by
+    /// another process (or the restarted one), which handled them or
+    /// found them done already: takeovers.
     pub takeovers: u64,
     /// Broker servers killed and restarted.
     pub broker_restarts: usize,

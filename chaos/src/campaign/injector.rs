@@ -74,6 +74,10 @@ const WATCH_FOR: Duration = Duration::from_secs(60);
 /// one: a fault that hits an idle process proves little.
 const BUSY_WITHIN: Duration = Duration::from_millis(1500);
 
+/// The longest a burst of duplicates may take: the loop that injects it
+/// also ends the other faults (a server's restart among them) on time.
+const DUPLICATES_WITHIN: Duration = Duration::from_secs(3);
+
 /// The faults of one campaign.
 pub(super) struct Injector {
     schedule: Schedule,
@@ -272,7 +276,9 @@ impl Injector {
                 self.net(stage.proxies, now, &mut injected);
                 true
             }
-            Fault::Duplicates => match stage.duplicator {
+            // A producer cannot publish to a server that is down: nothing
+            // would bite.
+            Fault::Duplicates if self.server_down.is_none() => match stage.duplicator {
                 Some(d) => {
                     self.duplicates(d, stage, &mut injected, &mut watch);
                     true
@@ -351,7 +357,7 @@ impl Injector {
         self.proof.kills_in_flight += usize::from(held > 0);
         if held > 0 {
             // It bit once its deliveries come again and are taken over.
-            watch.proof = Some((|c| c.redelivered, fleet.total_of(p).redelivered));
+            watch.proof = Some((Counters::taken_over, fleet.total_of(p).taken_over()));
         }
     }
 
@@ -364,7 +370,7 @@ impl Injector {
         watch: &mut Watching,
     ) {
         let p = watch.on(fleet, i);
-        watch.proof = Some((|c| c.redelivered, fleet.total_of(p).redelivered));
+        watch.proof = Some((Counters::taken_over, fleet.total_of(p).taken_over()));
         let held = fleet.current(i).in_flight();
         let lapse = self.lapse;
         let pause = lapse + self.schedule.millis(1000, 3000);
@@ -388,7 +394,12 @@ impl Injector {
             let stream = choreo_runtime::broker::NatsBroker::stream_name(stage.prefix);
             stage
                 .rt
-                .block_on(stream_leader(stage.servers, &stream))
+                // Bounded like every step of the loop that ends faults.
+                .block_on(async {
+                    let within = Duration::from_secs(3);
+                    let leader = stream_leader(stage.servers, &stream);
+                    tokio::time::timeout(within, leader).await.ok().flatten()
+                })
                 .unwrap_or_else(|| self.schedule.pick(stage.servers.len()))
         } else {
             0
@@ -436,7 +447,7 @@ impl Injector {
         watch: &mut Watching,
     ) {
         let want = self.schedule.count(20, 80);
-        let sent = stage.rt.block_on(d.inject(want));
+        let sent = stage.rt.block_on(d.inject(want, DUPLICATES_WITHIN));
         watch.proof = Some((|c| c.duplicates, stage.fleet.total().duplicates));
         watch.ended = Some(Instant::now());
         injected.target = format!("{} events seen so far", d.observed());

@@ -220,7 +220,7 @@ pub fn run(o: &Options) -> Result<Report, CampaignError> {
     }
 
     let (timeline, mut proof) = injector.into_parts();
-    proof.takeovers = totals.redelivered;
+    proof.takeovers = totals.taken_over();
     proof.duplicates_delivered = totals.duplicates;
     proof.duplicates_injected = duplicator.as_ref().map_or(0, Duplicator::injected);
     proof.retried_after_503 = summary

@@ -88,9 +88,17 @@ pub struct ServiceStats {
     /// is work another member or an earlier process had taken and lost
     /// (killed, paused past the ack wait, or past the claim lease), or a
     /// handler failure retried by `@retry` (`failures` counts those).
-    /// Redeliveries found done already count as `duplicates` instead, and
-    /// those still claimed elsewhere, which come back later, not at all.
+    /// Redeliveries found done already count as `duplicates` (and
+    /// `redelivered_done`) instead, and those still claimed elsewhere,
+    /// which come back later, not at all.
     pub redelivered: u64,
+    /// Deliveries that came again (`attempt > 1`) and found the event
+    /// handled already: the work had been done, by another member or an
+    /// earlier process, but the delivery not acknowledged (a process
+    /// paused or killed between the done-mark and the ack). Counted in
+    /// `duplicates` too; with `redelivered`, every redelivery that ran
+    /// nothing new or ran the handler.
+    pub redelivered_done: u64,
     /// Handler runs that succeeded.
     pub handled: u64,
     /// Deliveries of events a reaction had handled already.
@@ -124,6 +132,8 @@ pub(super) struct Counters {
     pub(super) received: AtomicU64,
     /// Redeliveries handled ([`ServiceStats::redelivered`]).
     pub(super) redelivered: AtomicU64,
+    /// Redeliveries found done ([`ServiceStats::redelivered_done`]).
+    pub(super) redelivered_done: AtomicU64,
     pub(super) handled: AtomicU64,
     pub(super) duplicates: AtomicU64,
     pub(super) failures: AtomicU64,
@@ -149,6 +159,7 @@ impl Counters {
         ServiceStats {
             received: g(&self.received),
             redelivered: g(&self.redelivered),
+            redelivered_done: g(&self.redelivered_done),
             handled: g(&self.handled),
             duplicates: g(&self.duplicates),
             failures: g(&self.failures),

@@ -151,6 +151,53 @@ async fn a_delivery_whose_first_holder_let_its_ack_wait_pass_counts_as_redeliver
     drop(holder);
 }
 
+/// What a process paused between the done-mark and the ack leaves: the
+/// event handled, its delivery not acknowledged. The copy that comes again
+/// runs nothing and counts as a redelivery found done, which is how a
+/// chaos campaign tells that the pause bit.
+#[tokio::test]
+async fn a_delivery_that_comes_again_to_find_its_work_done_counts_as_redelivered_done() {
+    let broker: SharedBroker = Arc::new(MemoryBroker::new());
+    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let stores = Stores::memory();
+    let attempts: Attempts = Arc::default();
+    let payment = |stores: Stores| {
+        ServiceDefinition::new("Shop", "Payment")
+            .reaction(noting(
+                "charge",
+                Trigger::any([Charge::TYPE]),
+                attempts.clone(),
+            ))
+            .start(broker.clone(), stores, options())
+    };
+    let envelope = crate::envelope::Envelope::of("order-1", Charge { cents: 5 }).build();
+    let first = payment(stores.clone()).await.unwrap();
+    client.send_envelope(envelope.clone()).await.unwrap();
+    until("the event is handled", &first, |s| s.handled == 1).await;
+    first.shutdown().await.unwrap();
+    // The same event again, taken by a holder that never acknowledges it,
+    // as the paused process: the broker hands it out once more after the
+    // ack wait, as a second attempt.
+    let mut holder = first_holder(&broker, "Payment", Charge::TYPE).await;
+    client.send_envelope(envelope).await.unwrap();
+    let _forgotten = take_and_forget(&mut holder).await;
+    let second = payment(stores).await.unwrap();
+    until("the copy is settled", &second, |s| s.deliveries == 1).await;
+    let stats = second.shutdown().await.unwrap();
+    assert_eq!(
+        (
+            stats.handled,
+            stats.duplicates,
+            stats.redelivered,
+            stats.redelivered_done
+        ),
+        (0, 1, 0, 1),
+        "{stats:?}"
+    );
+    assert_eq!(*attempts.locked(), [("order-1".to_string(), 1)]);
+    drop(holder);
+}
+
 /// A Shipping service whose one reaction joins `Paid` and `Packed`, noting
 /// its runs in `attempts`.
 async fn shipping(broker: &SharedBroker, attempts: &Attempts) -> ServiceHandle {

@@ -34,6 +34,11 @@ pub(super) struct Verdict {
     /// delivery: a redelivery then counts as
     /// [`ServiceStats::redelivered`](super::super::ServiceStats::redelivered).
     pub(super) ran: bool,
+    /// A reaction found the event handled already: a redelivery then
+    /// counts as
+    /// [`ServiceStats::redelivered_done`](super::super::ServiceStats::redelivered_done)
+    /// (unless a handler ran for it too).
+    found_done: bool,
 }
 
 impl Verdict {
@@ -44,6 +49,7 @@ impl Verdict {
             dead: Vec::new(),
             busy: false,
             ran: false,
+            found_done: false,
         }
     }
 
@@ -64,6 +70,7 @@ impl Verdict {
             Outcome::Completed(c) => sink.completion(c),
             Outcome::Duplicate => {
                 bump(&runner.counters.duplicates);
+                self.found_done = true;
                 // Found done: the handler ran and its events were
                 // published before the done-mark, but the progress notice
                 // may never have gone out (a crash between the two), and
@@ -118,8 +125,12 @@ impl Verdict {
         env: &Envelope,
         sink: &mut impl Sink,
     ) -> Settlement {
-        if self.ran && self.attempt > 1 {
-            bump(&runner.counters.redelivered);
+        if self.attempt > 1 {
+            if self.ran {
+                bump(&runner.counters.redelivered);
+            } else if self.found_done {
+                bump(&runner.counters.redelivered_done);
+            }
         }
         if let Some(delay) = self.retry_in {
             Settlement::Nack { delay: Some(delay) }
