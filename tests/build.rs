@@ -73,7 +73,7 @@ fn wire_samples() -> Result<(), Box<dyn std::error::Error>> {
     }
     writeln!(
         out,
-        "/// Each corpus spec: its path from the repository's root, its keys and its messages' samples.\npub const CASES: &[(&str, fn() -> Vec<String>, fn() -> Vec<(&'static str, &'static str, Vec<choreo_runtime::Payload>, case_0::Decode)>)] = &[\n{cases}];"
+        "/// Each corpus spec: its path from the repository's root, its keys and its messages' samples.\npub type Case = (&'static str, fn() -> Vec<String>, fn() -> Vec<case_0::Sample>);\npub const CASES: &[Case] = &[\n{cases}];"
     )?;
     let dir = std::env::var("OUT_DIR")?;
     std::fs::write(Path::new(&dir).join("wire_samples.rs"), out)?;

@@ -67,15 +67,7 @@ fn checked(path: &str) -> CheckedSpec {
 /// Publishes every sample of `messages` twice, as a client's command and
 /// as an event a handler emitted, on a memory broker; returns each as the
 /// broker adapters encode it, with its spec message name.
-async fn publish(
-    keys: &[String],
-    messages: &[(
-        &str,
-        &str,
-        Vec<choreo_runtime::Payload>,
-        samples::case_0::Decode,
-    )],
-) -> Vec<(String, Vec<u8>)> {
+async fn publish(keys: &[String], messages: &[samples::case_0::Sample]) -> Vec<(String, Vec<u8>)> {
     let broker = choreo_runtime::connect("memory://").await.unwrap();
     let topics: Vec<String> = messages.iter().map(|m| m.1.to_string()).collect();
     let mut observer = broker.observe(ObserveOptions::new(topics)).await.unwrap();

@@ -29,10 +29,11 @@ const MAX_DEPTH: usize = 3;
 /// - the generated data types ([`data_types`]);
 /// - `pub type Decode = fn(&Envelope) -> Result<(), DecodeError>`;
 /// - `pub fn keys() -> Vec<String>`: correlation keys, as text;
-/// - `pub fn messages() -> Vec<(&'static str, &'static str, Vec<Payload>,
-///   Decode)>`: per message, its spec name, its wire type (the generated
-///   `Message::TYPE`), typed payloads of samples, and a function that
-///   decodes an envelope's data into the generated type.
+/// - `pub type Sample = (&'static str, &'static str, Vec<Payload>, Decode)`
+///   and `pub fn messages() -> Vec<Sample>`: per message, its spec name,
+///   its wire type (the generated `Message::TYPE`), typed payloads of
+///   samples, and a function that decodes an envelope's data into the
+///   generated type.
 ///
 /// A message that no value can be built for (it holds an enum without
 /// variants) has no samples.
@@ -44,15 +45,15 @@ pub fn wire_samples(spec: &CheckedSpec) -> String {
     let mut out = data_types(spec).to_string();
     let _ = write!(
         out,
-        "\npub type Decode = fn(&{rt}::Envelope) -> ::std::result::Result<(), {rt}::DecodeError>;\n"
+        "\npub type Decode = fn(&{rt}::Envelope) -> ::std::result::Result<(), {rt}::DecodeError>;\npub type Sample = (&'static str, &'static str, ::std::vec::Vec<{rt}::Payload>, Decode);\n"
     );
     let keys: Vec<String> = (0..SHAPES)
         .filter_map(|shape| samples.value(&Type::Scalar(spec.key().ty), shape, 0))
         .map(|v| format!("::std::string::ToString::to_string(&({v}))"))
         .collect();
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "pub fn keys() -> ::std::vec::Vec<::std::string::String> {{ ::std::vec![{}] }}\n",
+        "pub fn keys() -> ::std::vec::Vec<::std::string::String> {{ ::std::vec![{}] }}",
         keys.join(", ")
     );
     let mut entries = Vec::new();
@@ -62,9 +63,9 @@ pub fn wire_samples(spec: &CheckedSpec) -> String {
             .filter_map(|shape| samples.fields(&ty, &m.fields, &names.fields, shape, 0))
             .map(|v| format!("{rt}::Payload::typed({v})"))
             .collect();
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "fn decode_{i}(e: &{rt}::Envelope) -> ::std::result::Result<(), {rt}::DecodeError> {{ e.decode::<{ty}>().map(|_| ()) }}\n"
+            "fn decode_{i}(e: &{rt}::Envelope) -> ::std::result::Result<(), {rt}::DecodeError> {{ e.decode::<{ty}>().map(|_| ()) }}"
         );
         entries.push(format!(
             "({:?}, <{ty} as {rt}::Message>::TYPE, ::std::vec![{}], decode_{i} as Decode)",
@@ -72,9 +73,9 @@ pub fn wire_samples(spec: &CheckedSpec) -> String {
             payloads.join(", ")
         ));
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "pub fn messages() -> ::std::vec::Vec<(&'static str, &'static str, ::std::vec::Vec<{rt}::Payload>, Decode)> {{ ::std::vec![{}] }}\n",
+        "pub fn messages() -> ::std::vec::Vec<Sample> {{ ::std::vec![{}] }}",
         entries.join(",\n")
     );
     out
