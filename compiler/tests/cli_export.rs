@@ -134,20 +134,25 @@ fn a_prefix_that_cannot_start_a_subject_and_an_unknown_broker_are_refused() {
     assert!(out.stdout.is_empty());
 }
 
+/// `choreoc export jsonschema SPEC --out DIR`.
+fn jsonschema(spec: &str, dir: &Path) -> Output {
+    choreoc(
+        &[
+            "export",
+            "jsonschema",
+            spec,
+            "--out",
+            dir.to_str().expect("utf-8"),
+        ],
+        &[],
+    )
+}
+
 #[test]
 fn jsonschema_writes_a_schema_per_message_and_the_shared_definitions() {
     let dir = scratch("jsonschema");
     let out_dir = dir.join("schemas");
-    let out = choreoc(
-        &[
-            "export",
-            "jsonschema",
-            ECOMMERCE,
-            "--out",
-            out_dir.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let out = jsonschema(ECOMMERCE, &out_dir);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let mut names: Vec<String> = std::fs::read_dir(&out_dir)
         .expect("the directory is made")
@@ -176,16 +181,7 @@ fn jsonschema_writes_a_schema_per_message_and_the_shared_definitions() {
     }
     // The same spec gives the same bytes.
     let again = dir.join("again");
-    let out = choreoc(
-        &[
-            "export",
-            "jsonschema",
-            ECOMMERCE,
-            "--out",
-            again.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let out = jsonschema(ECOMMERCE, &again);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     for name in &names {
         assert_eq!(
@@ -200,32 +196,14 @@ fn jsonschema_writes_a_schema_per_message_and_the_shared_definitions() {
 fn jsonschema_of_a_spec_with_errors_writes_nothing_and_a_bad_directory_is_refused() {
     let dir = scratch("jsonschema-errors");
     let out_dir = dir.join("schemas");
-    let out = choreoc(
-        &[
-            "export",
-            "jsonschema",
-            "tests/cases/invalid/E0001_fat_arrow.choreo",
-            "--out",
-            out_dir.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let out = jsonschema("tests/cases/invalid/E0001_fat_arrow.choreo", &out_dir);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("E0001"), "{}", text(&out.stderr));
     assert!(!out_dir.exists());
 
     let file = dir.join("a-file");
     std::fs::write(&file, "").expect("a file");
-    let out = choreoc(
-        &[
-            "export",
-            "jsonschema",
-            ECOMMERCE,
-            "--out",
-            file.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let out = jsonschema(ECOMMERCE, &file);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("cannot make `"),
