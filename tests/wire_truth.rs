@@ -32,8 +32,15 @@ use std::time::{Duration, Instant};
 /// `$ref`s find `defs.schema.json`.
 const BASE: &str = "file:///choreo/schemas/";
 
-/// A spec's validators by wire type.
+/// A spec's validators by wire type, once every document has been checked
+/// against the draft 2020-12 meta-schema.
 fn validators(schemas: &JsonSchemas) -> HashMap<String, jsonschema::Validator> {
+    let documents = schemas.messages().iter().map(|m| &m.message);
+    for document in documents.chain([&schemas.defs()]) {
+        if let Err(e) = jsonschema::meta::validate(document) {
+            panic!("not a valid draft 2020-12 schema: {e}\n{document:#}");
+        }
+    }
     let registry = jsonschema::Registry::new()
         .add(format!("{BASE}{DEFS_FILE}"), schemas.defs())
         .unwrap()
