@@ -3,5 +3,8 @@
 //!
 //! - [`permissions`]: per participant, what it may publish, read and keep
 //!   on a broker (NATS users, Redis ACL rules), and nothing more.
+//! - [`jsonschema`]: JSON Schema of every command and event, as the bytes
+//!   the runtime publishes.
 
+pub mod jsonschema;
 pub mod permissions;
