@@ -4,6 +4,7 @@
 use crate::input::{self, Color};
 use crate::status;
 use choreo_compiler::export::asyncapi::{self, servers, Broker, Format, Options};
+use choreo_compiler::export::jsonschema::JsonSchemas;
 use choreo_compiler::export::permissions::{
     self,
     nats::NatsPermissions,
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 /// Examples:
 ///   choreoc export permissions shop.choreo --broker nats -o nats/
 ///   choreoc export permissions shop.choreo --broker redis --prefix t1. -o users.acl
+///   choreoc export jsonschema shop.choreo --out schemas/
 ///   choreoc export asyncapi shop.choreo --server prod=nats://broker:4222 -o asyncapi.yaml
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -28,7 +30,29 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum What {
     Permissions(PermissionsArgs),
+    Jsonschema(JsonSchemaArgs),
     Asyncapi(AsyncapiArgs),
+}
+
+/// JSON Schema (draft 2020-12) of every command and event
+///
+/// Writes, into DIR (made if missing), `<Message>.schema.json` per command
+/// and event, each describing the whole message as choreo-runtime
+/// publishes it (the CloudEvents envelope in structured mode, its `data`
+/// the payload), and `defs.schema.json`, the records and enums they refer
+/// to. A message as it lies on the broker validates against its file.
+///
+/// Exit status: 0 when written, 1 when the spec has errors, 2 when the
+/// command could not run.
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+struct JsonSchemaArgs {
+    /// The `.choreo` file; `-` reads it from standard input.
+    #[arg(value_name = "SPEC")]
+    spec: PathBuf,
+    /// The directory to write the schemas into (made if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
 }
 
 /// An AsyncAPI 3.0 document: channels, operations and messages
@@ -135,8 +159,29 @@ enum BrokerArg {
 pub fn run(args: Args, color: Color) -> u8 {
     match args.what {
         What::Permissions(a) => run_permissions(a, color),
+        What::Jsonschema(a) => run_jsonschema(a, color),
         What::Asyncapi(a) => run_asyncapi(a, color),
     }
+}
+
+fn run_jsonschema(args: JsonSchemaArgs, color: Color) -> u8 {
+    let spec = match input::checked_spec(&args.spec, color, "export") {
+        Ok(accepted) => accepted.spec,
+        Err(code) => return code,
+    };
+    if let Err(err) = std::fs::create_dir_all(&args.out) {
+        input::fail(&format!("cannot make `{}`: {err}", args.out.display()));
+        return status::FAILURE;
+    }
+    for (name, text) in JsonSchemas::of(&spec).files() {
+        let path = args.out.join(name);
+        if let Err(err) = std::fs::write(&path, text.as_bytes()) {
+            input::fail(&format!("cannot write `{}`: {err}", path.display()));
+            return status::FAILURE;
+        }
+        say!("wrote {}", path.display());
+    }
+    status::OK
 }
 
 fn run_asyncapi(args: AsyncapiArgs, color: Color) -> u8 {

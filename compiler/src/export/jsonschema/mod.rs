@@ -1,0 +1,204 @@
+//! JSON Schema (draft 2020-12) of every message of a checked spec, as the
+//! bytes choreo-runtime publishes.
+//!
+//! [`JsonSchemas::of`] derives, per command and event, the schema of its
+//! payload ([`JsonSchemas::payload`], the `data` of the envelope) and of
+//! the whole CloudEvents envelope in structured mode
+//! ([`JsonSchemas::message`]), so that a message as it lies on the broker
+//! validates as it is; records and enums are shared definitions
+//! ([`JsonSchemas::definitions`]), which the messages name by `$ref`.
+//! [`JsonSchemas::files`] lays them out as `choreoc export jsonschema`
+//! writes them: `defs.schema.json` and one `<Message>.schema.json` each.
+//!
+//! The schemas say what the runtime writes (strings for `decimal`,
+//! RFC 3339 for `timestamp`, …); where its decoder is more lenient than
+//! that, they say what it writes. Unknown payload fields are allowed, as
+//! the generated types ignore them.
+
+pub mod envelope;
+pub mod types;
+
+use crate::codegen::wire_names;
+use crate::model::MessageId;
+use crate::CheckedSpec;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// The JSON Schema dialect of every document.
+pub const DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
+
+/// The file of the shared definitions.
+pub const DEFS_FILE: &str = "defs.schema.json";
+
+/// How message files name the shared definitions: `$ref` is this followed
+/// by the record's or enum's name.
+pub const DEFS_REF_PREFIX: &str = "defs.schema.json#/$defs/";
+
+/// One message's schemas.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageSchema {
+    /// The message's name in the spec.
+    pub name: String,
+    /// Its wire type (also its topic without prefix).
+    pub wire_type: String,
+    /// The schema of its payload, the envelope's `data`.
+    pub payload: Value,
+    /// The schema of the whole envelope, a document of its own.
+    pub message: Value,
+}
+
+/// The JSON Schemas of one spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonSchemas {
+    /// Per message, by [`MessageId`] index.
+    messages: Vec<MessageSchema>,
+    /// Records and enums by name.
+    definitions: BTreeMap<String, Value>,
+}
+
+impl JsonSchemas {
+    /// The schemas of `spec`, naming records and enums as
+    /// `defs.schema.json#/$defs/<Name>` ([`DEFS_REF_PREFIX`]).
+    pub fn of(spec: &CheckedSpec) -> JsonSchemas {
+        JsonSchemas::with_ref_prefix(spec, DEFS_REF_PREFIX)
+    }
+
+    /// The schemas of `spec`, naming records and enums as `ref_prefix`
+    /// followed by their name: `#/components/schemas/` puts them where an
+    /// AsyncAPI document keeps its schemas.
+    pub fn with_ref_prefix(spec: &CheckedSpec, ref_prefix: &str) -> JsonSchemas {
+        let wire = wire_names(spec);
+        let mut definitions = BTreeMap::new();
+        for r in &spec.records {
+            definitions.insert(r.name.text.to_string(), types::record(spec, r, ref_prefix));
+        }
+        for e in &spec.enums {
+            definitions.insert(e.name.text.to_string(), types::enumeration(e));
+        }
+        let messages = spec
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let wire_type = wire.types.get(i).cloned().unwrap_or_default();
+                let mut payload = Map::new();
+                payload.insert("title".into(), m.name.text.as_str().into());
+                payload.extend(types::fields(spec, &m.fields, ref_prefix));
+                types::deprecated(&mut payload, m.deprecated.is_some());
+                let mut payload = Value::Object(payload);
+                types::describe(&mut payload, &m.docs);
+                let mut head = Map::new();
+                head.insert("$schema".into(), DIALECT.into());
+                head.insert("title".into(), m.name.text.as_str().into());
+                head.insert(
+                    "description".into(),
+                    summary(m, &wire_type, spec.key().name.text.as_str()).into(),
+                );
+                types::deprecated(&mut head, m.deprecated.is_some());
+                let message = envelope::schema(head, spec.key(), &wire_type, payload.clone());
+                MessageSchema {
+                    name: m.name.text.to_string(),
+                    wire_type,
+                    payload,
+                    message,
+                }
+            })
+            .collect();
+        JsonSchemas {
+            messages,
+            definitions,
+        }
+    }
+
+    /// Every message's schemas, in the spec's order.
+    pub fn messages(&self) -> &[MessageSchema] {
+        &self.messages
+    }
+
+    /// The schemas of one message.
+    pub fn get(&self, id: MessageId) -> Option<&MessageSchema> {
+        self.messages.get(id.index())
+    }
+
+    /// The schema of a message's payload (the envelope's `data`); `null`
+    /// for an id not of this spec.
+    pub fn payload(&self, id: MessageId) -> Value {
+        self.get(id).map_or(Value::Null, |m| m.payload.clone())
+    }
+
+    /// The schema of a message's whole envelope; `null` for an id not of
+    /// this spec.
+    pub fn message(&self, id: MessageId) -> Value {
+        self.get(id).map_or(Value::Null, |m| m.message.clone())
+    }
+
+    /// The records' and enums' schemas by name, sorted.
+    pub fn definitions(&self) -> &BTreeMap<String, Value> {
+        &self.definitions
+    }
+
+    /// The document of the shared definitions: `{"$schema", "$defs"}`.
+    pub fn defs(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("$schema".into(), DIALECT.into());
+        out.insert(
+            "$defs".into(),
+            Value::Object(self.definitions.clone().into_iter().collect()),
+        );
+        Value::Object(out)
+    }
+
+    /// The files `choreoc export jsonschema` writes, sorted by name:
+    /// `defs.schema.json` and `<Message>.schema.json` per message, each
+    /// pretty JSON with a trailing newline.
+    pub fn files(&self) -> Vec<(String, String)> {
+        let mut files: Vec<(String, String)> = self
+            .messages
+            .iter()
+            .map(|m| (format!("{}.schema.json", m.name), pretty(&m.message)))
+            .collect();
+        files.push((DEFS_FILE.to_string(), pretty(&self.defs())));
+        files.sort();
+        files
+    }
+}
+
+/// What a message's document says first: its doc comment, then what it is.
+fn summary(m: &crate::model::Message, wire_type: &str, key: &str) -> String {
+    let what = format!(
+        "The `{}` {} as choreo-runtime publishes it: a CloudEvents 1.0 envelope in structured mode, of type `{wire_type}`, whose `data` is the payload and whose `correlationid` is the instance's `{key}`.",
+        m.name.text,
+        m.kind.as_str()
+    );
+    if m.docs.is_empty() {
+        what
+    } else {
+        format!("{}\n\n{what}", m.docs.text())
+    }
+}
+
+/// Pretty JSON with a trailing newline, every object's keys sorted (also
+/// when a crate in the build turns on serde_json's `preserve_order`), so
+/// that the output is the same from run to run.
+pub fn pretty(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(&sorted(value)).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sorted(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
