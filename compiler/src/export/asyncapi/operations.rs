@@ -102,11 +102,11 @@ pub(crate) fn operations(cx: &Context) -> IndexMap<String, Operation> {
         let key = message_key(spec, id);
         let summary = match &spec.message(id).http {
             Some(route) => format!(
-                "the ingress sends {key} ({} {})",
+                "The ingress sends {key} ({} {})",
                 route.method.as_str(),
                 route.path
             ),
-            None => format!("the ingress sends {key}"),
+            None => format!("The ingress sends {key}"),
         };
         out.insert(
             format!("{INGRESS}.send.{key}"),
