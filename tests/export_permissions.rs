@@ -130,10 +130,7 @@ fn the_asyncapi_channels_are_the_topics_the_runtime_uses() {
                         on_broker(&dead_letter_topic(&topic))
                     );
                     if broker == Broker::Nats {
-                        assert_eq!(
-                            ext("x-choreo-nats-stream"),
-                            NatsBroker::stream_name(&topic)
-                        );
+                        assert_eq!(ext("x-choreo-nats-stream"), NatsBroker::stream_name(&topic));
                     }
                     topic_of.insert(format!("#/channels/{key}"), topic);
                     checked_channels += 1;
@@ -148,16 +145,15 @@ fn the_asyncapi_channels_are_the_topics_the_runtime_uses() {
                     };
                     let group = op.extensions["x-choreo-consumer-group"].0.as_str().unwrap();
                     let topic = &topic_of[&op.channel.reference];
-                    assert_eq!(
-                        consumer.0,
-                        NatsBroker::consumer_name(group, topic),
-                        "{key}"
-                    );
+                    assert_eq!(consumer.0, NatsBroker::consumer_name(group, topic), "{key}");
                 }
             }
         }
     }
-    assert!(checked_channels > 300, "only {checked_channels} channels compared");
+    assert!(
+        checked_channels > 300,
+        "only {checked_channels} channels compared"
+    );
 }
 
 /// Whether `key` matches the Redis glob `pattern` (only `*` and `\`

@@ -117,10 +117,11 @@ fn expected_operations(spec: &CheckedSpec) -> usize {
 fn the_ecommerce_document_as_a_snapshot() {
     let spec = load(&root().join("examples/ecommerce/ecommerce.choreo"));
     let mut options = options(Broker::Nats, "");
-    options.servers = vec![
-        ServerSpec::parse("production=nats://orders:secret@nats-1:4222,nats-2:4222", Broker::Nats)
-            .expect("server"),
-    ];
+    options.servers = vec![ServerSpec::parse(
+        "production=nats://orders:secret@nats-1:4222,nats-2:4222",
+        Broker::Nats,
+    )
+    .expect("server")];
     let (text, _) = exported(&spec, &options, Format::Yaml);
     assert!(!text.contains("secret"), "a password reached the document");
     insta::assert_snapshot!("asyncapi_ecommerce_nats_yaml", text);
@@ -255,7 +256,10 @@ fn the_flow_is_kept_in_extensions() {
     let (_, doc) = exported(&spec, &options(Broker::Nats, ""), Format::Json);
     let info = &doc["info"];
     assert_eq!(info["version"], "3.2.1");
-    assert_eq!(info["description"], "Tickets, with every construct of the flow.");
+    assert_eq!(
+        info["description"],
+        "Tickets, with every construct of the flow."
+    );
     assert_eq!(
         info["x-choreo-key"],
         serde_json::json!({"name": "ticket_id", "type": "u64", "description": "The ticket."})
@@ -273,7 +277,10 @@ fn the_flow_is_kept_in_extensions() {
     assert_eq!(channel("Abandoned")["x-choreo-terminal"], "failure");
     assert_eq!(channel("CustomerClosed")["x-choreo-external"], true);
     assert_eq!(channel("Opened")["x-choreo-deprecated"], "use Triaged");
-    assert_eq!(channel("Opened")["x-choreo-dead-letters"], "Flow.v3.Opened.dlq");
+    assert_eq!(
+        channel("Opened")["x-choreo-dead-letters"],
+        "Flow.v3.Opened.dlq"
+    );
     assert_eq!(channel("Opened")["x-choreo-nats-stream"], "Flow");
     let op = |key: &str| {
         let op = &doc["operations"][key];
@@ -295,7 +302,10 @@ fn the_flow_is_kept_in_extensions() {
     assert_eq!(bounded["x-choreo-timeout"], "30s");
     for event in ["Assigned", "Notified"] {
         let join = op(&format!("Agents.on_assigned_and_notified.receive.{event}"));
-        assert_eq!(join["x-choreo-join"], serde_json::json!(["Assigned", "Notified"]));
+        assert_eq!(
+            join["x-choreo-join"],
+            serde_json::json!(["Assigned", "Notified"])
+        );
         assert_eq!(join["x-choreo-trigger"], "Assigned & Notified");
         assert_eq!(join["x-choreo-outcomes"], serde_json::json!(["Resolved"]));
         assert_eq!(join["description"], "Fires once both have arrived.");
@@ -306,14 +316,20 @@ fn the_flow_is_kept_in_extensions() {
     assert_eq!(compensation["x-choreo-source"], "Flow/Agents");
     let archive = op("Archive.on_resolved_or_abandoned.receive.Abandoned");
     assert_eq!(archive["x-choreo-trigger"], "Resolved | Abandoned");
-    assert_eq!(archive["x-choreo-outcomes"], serde_json::json!(["Archived", "none"]));
+    assert_eq!(
+        archive["x-choreo-outcomes"],
+        serde_json::json!(["Archived", "none"])
+    );
     let sink = op("Archive.on_dropped.receive.Dropped");
-    assert!(sink.get("x-choreo-outcomes").is_none(), "a sink has no outcomes");
+    assert!(
+        sink.get("x-choreo-outcomes").is_none(),
+        "a sink has no outcomes"
+    );
     assert_eq!(op("ingress.send.Open")["action"], "send");
     assert_eq!(op("outside.send.CustomerClosed")["action"], "send");
     // The key's type decides what `correlationid` holds.
-    let correlation = &doc["components"]["messages"]["Open"]["payload"]["properties"]
-        ["correlationid"];
+    let correlation =
+        &doc["components"]["messages"]["Open"]["payload"]["properties"]["correlationid"];
     assert_eq!(correlation["type"], "string");
     assert!(correlation["pattern"].is_string(), "{correlation}");
 }
@@ -326,10 +342,16 @@ fn the_transport_is_described_per_broker() {
     assert_eq!(message["contentType"], "application/cloudevents+json");
     let headers = resolve(&nats, &message["headers"]);
     assert_eq!(headers["required"], serde_json::json!(["Nats-Msg-Id"]));
-    assert_eq!(nats["channels"]["OrderPlaced"]["address"], "Ecommerce.v1.OrderPlaced");
+    assert_eq!(
+        nats["channels"]["OrderPlaced"]["address"],
+        "Ecommerce.v1.OrderPlaced"
+    );
     let (_, redis) = exported(&spec, &options(Broker::Redis, "t1."), Format::Json);
     let message = &redis["components"]["messages"]["OrderPlaced"];
-    assert!(message.get("headers").is_none(), "Redis streams have no headers");
+    assert!(
+        message.get("headers").is_none(),
+        "Redis streams have no headers"
+    );
     assert_eq!(message["x-choreo-redis-field"], "event");
     let channel = &redis["channels"]["OrderPlaced"];
     assert_eq!(channel["address"], "choreo:t1.Ecommerce.v1.OrderPlaced");
@@ -338,7 +360,10 @@ fn the_transport_is_described_per_broker() {
         "choreo:t1.Ecommerce.v1.OrderPlaced.dlq"
     );
     assert!(channel.get("x-choreo-nats-stream").is_none());
-    assert_eq!(redis["info"]["x-choreo-progress"], "choreo:t1.choreo-progress.Ecommerce");
+    assert_eq!(
+        redis["info"]["x-choreo-progress"],
+        "choreo:t1.choreo-progress.Ecommerce"
+    );
 }
 
 /// Whether a tool-based test may run: false (after saying so) when the
@@ -388,7 +413,11 @@ fn asyncapi_parser_accepts_every_document() {
     ];
     for (i, path) in corpus().into_iter().enumerate() {
         let spec = load(&path);
-        let stem = path.file_stem().expect("name").to_string_lossy().into_owned();
+        let stem = path
+            .file_stem()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         // The parser costs about half a second a document (it compiles
         // AsyncAPI's whole JSON Schema for each), so each spec is checked
         // in one broker and format, in turn, and the ecommerce example in
@@ -401,32 +430,26 @@ fn asyncapi_parser_accepts_every_document() {
             .filter(|(k, _)| all || *k == i % combinations.len())
             .map(|(_, c)| *c);
         for (broker, format) in picked {
-            let b = match broker {
-                Broker::Nats => "nats",
-                Broker::Redis => "redis",
+            let (b, url) = match broker {
+                Broker::Nats => ("nats", "prod=tls://user:pw@nats:4222"),
+                Broker::Redis => ("redis", "prod=redis://redis:6379/1"),
+            };
+            let ext = match format {
+                Format::Yaml => "yaml",
+                Format::Json => "json",
             };
             let mut options = options(broker, "p.");
-            let url = match broker {
-                Broker::Nats => "prod=tls://user:pw@nats:4222",
-                Broker::Redis => "prod=redis://redis:6379/1",
-            };
             options.servers = vec![ServerSpec::parse(url, broker).expect("server")];
-            {
-                let ext = match format {
-                    Format::Yaml => "yaml",
-                    Format::Json => "json",
-                };
-                let (text, _) = exported(&spec, &options, format);
-                let file = dir.join(format!("{stem}-{b}.{ext}"));
-                std::fs::write(&file, text).expect("write");
-                let counts = (
-                    spec.messages.len(),
-                    expected_operations(&spec),
-                    spec.messages.len(),
-                );
-                expected.insert(file.display().to_string(), counts);
-                files.push(file);
-            }
+            let (text, _) = exported(&spec, &options, format);
+            let file = dir.join(format!("{stem}-{b}.{ext}"));
+            std::fs::write(&file, text).expect("write");
+            let counts = (
+                spec.messages.len(),
+                expected_operations(&spec),
+                spec.messages.len(),
+            );
+            expected.insert(file.display().to_string(), counts);
+            files.push(file);
         }
     }
     let started = std::time::Instant::now();

@@ -57,7 +57,11 @@ pub(crate) fn info(cx: &Context) -> Extensions {
     put(&mut ext, "broker", cx.options.broker.protocol().into());
     put(&mut ext, "prefix", cx.options.prefix.clone().into());
     let progress = names::progress_topic(&cx.options.prefix, &spec.name.text);
-    put(&mut ext, "progress", cx.options.broker.address(&progress).into());
+    put(
+        &mut ext,
+        "progress",
+        cx.options.broker.address(&progress).into(),
+    );
     ext
 }
 

@@ -110,10 +110,20 @@ pub(crate) fn operations(cx: &Context) -> IndexMap<String, Operation> {
         };
         out.insert(
             format!("{INGRESS}.send.{key}"),
-            operation(Action::Send, &key, summary, None, INGRESS, Extensions::new()),
+            operation(
+                Action::Send,
+                &key,
+                summary,
+                None,
+                INGRESS,
+                Extensions::new(),
+            ),
         );
     }
-    for id in spec.events().filter(|&id| spec.message(id).external.is_some()) {
+    for id in spec
+        .events()
+        .filter(|&id| spec.message(id).external.is_some())
+    {
         let key = message_key(spec, id);
         out.insert(
             format!("{OUTSIDE}.send.{key}"),
