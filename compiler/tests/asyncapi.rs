@@ -7,27 +7,16 @@
 //! The parser test skips with a message when Node or the parser is
 //! missing, and fails instead when `CHOREO_REQUIRE_TOOLS=1` (as in CI).
 
+mod common;
+
 use choreo_compiler::export::asyncapi::{self, Broker, Format, Options, ServerSpec};
-use choreo_compiler::{check, CheckedSpec, SourceFile};
+use choreo_compiler::CheckedSpec;
+use common::{checked, repo, runs, tool_available};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the compiler crate sits in the workspace")
-        .to_path_buf()
-}
-
-fn checked(name: &str, text: String) -> CheckedSpec {
-    match check(&SourceFile::new(name, text)).into_checked() {
-        Ok((spec, _warnings)) => spec,
-        Err(diagnostics) => panic!("{name} has errors: {diagnostics:#?}"),
-    }
-}
 
 fn load(path: &Path) -> CheckedSpec {
     let text = std::fs::read_to_string(path).expect("spec readable");
@@ -37,7 +26,7 @@ fn load(path: &Path) -> CheckedSpec {
 /// Every valid spec of the corpus: `tests/cases/valid`, `tests/specs` and
 /// the examples, sorted.
 fn corpus() -> Vec<PathBuf> {
-    let root = root();
+    let root = repo();
     let mut specs = Vec::new();
     for dir in ["tests/cases/valid", "tests/specs"] {
         for entry in std::fs::read_dir(root.join(dir)).expect("corpus directory") {
@@ -115,7 +104,7 @@ fn expected_operations(spec: &CheckedSpec) -> usize {
 
 #[test]
 fn the_ecommerce_document_as_a_snapshot() {
-    let spec = load(&root().join("examples/ecommerce/ecommerce.choreo"));
+    let spec = load(&repo().join("examples/ecommerce/ecommerce.choreo"));
     let mut options = options(Broker::Nats, "");
     options.servers = vec![ServerSpec::parse(
         "production=nats://orders:secret@nats-1:4222,nats-2:4222",
@@ -179,22 +168,22 @@ fn every_corpus_spec_exports_in_both_formats_for_both_brokers() {
                 assert!(channel["address"].is_string(), "{name}: {key}");
             }
             // Every schema reference resolves.
-            check_refs(&doc, &doc, &name.to_string());
+            check_refs(&doc, &doc);
         }
     }
 }
 
-fn check_refs(doc: &Value, at: &Value, name: &str) {
+fn check_refs(doc: &Value, at: &Value) {
     match at {
         Value::Object(map) => {
             if map.contains_key("$ref") {
                 resolve(doc, at);
             }
             for v in map.values() {
-                check_refs(doc, v, name);
+                check_refs(doc, v);
             }
         }
-        Value::Array(items) => items.iter().for_each(|v| check_refs(doc, v, name)),
+        Value::Array(items) => items.iter().for_each(|v| check_refs(doc, v)),
         _ => {}
     }
 }
@@ -336,7 +325,7 @@ fn the_flow_is_kept_in_extensions() {
 
 #[test]
 fn the_transport_is_described_per_broker() {
-    let spec = load(&root().join("examples/ecommerce/ecommerce.choreo"));
+    let spec = load(&repo().join("examples/ecommerce/ecommerce.choreo"));
     let (_, nats) = exported(&spec, &options(Broker::Nats, ""), Format::Json);
     let message = &nats["components"]["messages"]["OrderPlaced"];
     assert_eq!(message["contentType"], "application/cloudevents+json");
@@ -366,35 +355,13 @@ fn the_transport_is_described_per_broker() {
     );
 }
 
-/// Whether a tool-based test may run: false (after saying so) when the
-/// tool is missing, a failure when CI requires the tools.
-fn tool_available(what: &str, available: bool) -> bool {
-    if available {
-        return true;
-    }
-    if std::env::var("CHOREO_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
-        panic!("{what} is missing, and CHOREO_REQUIRE_TOOLS=1 requires it (see .ci/run)");
-    }
-    // Straight to the stderr handle: libtest captures `eprintln!` of passing
-    // tests, and a skip must be seen.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: {what} is missing; set CHOREO_REQUIRE_TOOLS=1 to make this a failure"
-    );
-    false
-}
-
 #[test]
 fn asyncapi_parser_accepts_every_document() {
-    let checker = root().join("tests/asyncapi");
+    let checker = repo().join("tests/asyncapi");
     let installed = checker
         .join("node_modules/@asyncapi/parser/package.json")
         .is_file();
-    let node = Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !tool_available("Node.js", node)
+    if !tool_available("Node.js", runs("node", "--version"))
         || !tool_available("@asyncapi/parser (`npm ci` in tests/asyncapi)", installed)
     {
         return;
