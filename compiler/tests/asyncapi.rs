@@ -324,6 +324,40 @@ fn the_flow_is_kept_in_extensions() {
 }
 
 #[test]
+fn participants_named_like_the_ingress_keep_their_own_tags() {
+    let text = r#"
+choreography Odd {
+    key id: string
+    command Go { }
+    @external
+    event Came { }
+    @terminal
+    event Done { }
+    participant ingress { on Go -> Done }
+    participant outside { on Came }
+}
+"#;
+    let spec = checked("odd.choreo", text.to_owned());
+    let (_, doc) = exported(&spec, &options(Broker::Nats, ""), Format::Json);
+    let tags: Vec<&str> = doc["info"]["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(tags, ["ingress", "outside", "ingress_", "outside_"]);
+    assert_eq!(
+        doc["operations"]["ingress_.send.Go"]["tags"][0]["name"],
+        "ingress_"
+    );
+    assert_eq!(doc["operations"]["outside_.send.Came"]["action"], "send");
+    assert_eq!(
+        doc["operations"]["ingress.on_go.receive.Go"]["action"],
+        "receive"
+    );
+}
+
+#[test]
 fn the_transport_is_described_per_broker() {
     let spec = load(&repo().join("examples/ecommerce/ecommerce.choreo"));
     let (_, nats) = exported(&spec, &options(Broker::Nats, ""), Format::Json);

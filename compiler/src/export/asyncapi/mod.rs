@@ -126,10 +126,10 @@ pub fn document(spec: &CheckedSpec, options: &Options) -> Document {
         .collect();
     let operations = operations::operations(&context);
     if spec.commands().next().is_some() {
-        tags.push(operations::ingress_tag());
+        tags.push(operations::ingress_tag(spec));
     }
     if spec.messages.iter().any(|m| m.external.is_some()) {
-        tags.push(operations::outside_tag());
+        tags.push(operations::outside_tag(spec));
     }
     Document {
         asyncapi: ASYNCAPI_VERSION,

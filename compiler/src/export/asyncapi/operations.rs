@@ -5,7 +5,9 @@
 //! An operation's key says who does what where:
 //! `<Participant>.<reaction>.receive.<Message>`,
 //! `<Participant>.<reaction>.send.<Event>`, `ingress.send.<Command>` and
-//! `outside.send.<Event>`. Names are identifiers, so keys never clash.
+//! `outside.send.<Event>`. Names are identifiers, so keys never clash;
+//! a participant named `ingress` or `outside` moves the others' tag to
+//! `ingress_` or `outside_`, as tags are told apart by name.
 
 use super::channels::{message_reference, reference};
 use super::document::{Action, Extensions, Operation, Tag};
@@ -21,10 +23,19 @@ pub const INGRESS: &str = crate::export::permissions::INGRESS_USER;
 /// The tag and key part of whatever publishes `@external` events.
 pub const OUTSIDE: &str = "outside";
 
+/// `base`, with `_` added while a participant has that name.
+fn principal(spec: &crate::CheckedSpec, base: &str) -> String {
+    let mut name = base.to_owned();
+    while spec.participants.iter().any(|p| p.name.text == name) {
+        name.push('_');
+    }
+    name
+}
+
 /// The ingress's tag.
-pub(crate) fn ingress_tag() -> Tag {
+pub(crate) fn ingress_tag(spec: &crate::CheckedSpec) -> Tag {
     Tag {
-        name: INGRESS.to_owned(),
+        name: principal(spec, INGRESS),
         description: Some(
             "The HTTP ingress and the clients that send commands; they start and steer instances."
                 .to_owned(),
@@ -33,9 +44,9 @@ pub(crate) fn ingress_tag() -> Tag {
 }
 
 /// The tag of what stands outside the choreography.
-pub(crate) fn outside_tag() -> Tag {
+pub(crate) fn outside_tag(spec: &crate::CheckedSpec) -> Tag {
     Tag {
-        name: OUTSIDE.to_owned(),
+        name: principal(spec, OUTSIDE),
         description: Some(
             "Producers outside the choreography: they publish the `@external` events.".to_owned(),
         ),
@@ -98,6 +109,7 @@ pub(crate) fn operations(cx: &Context) -> IndexMap<String, Operation> {
             }
         }
     }
+    let ingress = principal(spec, INGRESS);
     for id in spec.commands() {
         let key = message_key(spec, id);
         let summary = match &spec.message(id).http {
@@ -109,30 +121,31 @@ pub(crate) fn operations(cx: &Context) -> IndexMap<String, Operation> {
             None => format!("The ingress sends {key}"),
         };
         out.insert(
-            format!("{INGRESS}.send.{key}"),
+            format!("{ingress}.send.{key}"),
             operation(
                 Action::Send,
                 &key,
                 summary,
                 None,
-                INGRESS,
+                &ingress,
                 Extensions::new(),
             ),
         );
     }
+    let outside = principal(spec, OUTSIDE);
     for id in spec
         .events()
         .filter(|&id| spec.message(id).external.is_some())
     {
         let key = message_key(spec, id);
         out.insert(
-            format!("{OUTSIDE}.send.{key}"),
+            format!("{outside}.send.{key}"),
             operation(
                 Action::Send,
                 &key,
                 format!("{key} is sent from outside the choreography"),
                 None,
-                OUTSIDE,
+                &outside,
                 Extensions::new(),
             ),
         );
