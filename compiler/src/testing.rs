@@ -1,7 +1,10 @@
-//! Generators of synthetic specs, for benchmarks and stress tests. Not part
-//! of the stable API.
+//! Generators of synthetic specs, for benchmarks and stress tests, and of
+//! sample messages for the wire-truth test ([`wire_samples`]). Not part of
+//! the stable API.
 
 use std::fmt::Write;
+
+pub use crate::codegen::wire_samples::wire_samples;
 
 /// Reactions in one unit of [`synthetic_spec`].
 pub const REACTIONS_PER_UNIT: usize = 9;

@@ -244,3 +244,89 @@ fn asyncapi_of_a_spec_with_errors_exits_1_and_writes_nothing() {
     assert!(text(&out.stderr).contains("E0201"));
     assert!(!file.exists());
 }
+
+/// `choreoc export jsonschema SPEC --out DIR`.
+fn jsonschema(spec: &str, dir: &Path) -> Output {
+    choreoc(
+        &[
+            "export",
+            "jsonschema",
+            spec,
+            "--out",
+            dir.to_str().expect("utf-8"),
+        ],
+        &[],
+    )
+}
+
+#[test]
+fn jsonschema_writes_a_schema_per_message_and_the_shared_definitions() {
+    let dir = scratch("jsonschema");
+    let out_dir = dir.join("schemas");
+    let out = jsonschema(ECOMMERCE, &out_dir);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut names: Vec<String> = std::fs::read_dir(&out_dir)
+        .expect("the directory is made")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    // One file per command and event of the spec, and the definitions.
+    let spec = std::fs::read_to_string(root().join(ECOMMERCE)).expect("spec");
+    let report = choreo_compiler::check(&choreo_compiler::SourceFile::new(ECOMMERCE, spec));
+    let messages = report.into_checked().expect("checks").0.messages.len();
+    assert_eq!(names.len(), messages + 1, "{names:?}");
+    let said: Vec<String> = names
+        .iter()
+        .map(|n| format!("wrote {}", out_dir.join(n).display()))
+        .collect();
+    // Progress goes to standard error, as `export permissions` has it.
+    assert_eq!(text(&out.stderr), said.join("\n") + "\n");
+    for name in &names {
+        let written = std::fs::read_to_string(out_dir.join(name)).expect("a schema");
+        let value: serde_json::Value = serde_json::from_str(&written).expect("JSON");
+        assert_eq!(
+            value["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+        insta::assert_snapshot!(format!("jsonschema-ecommerce-{name}"), written);
+    }
+    // The same spec gives the same bytes.
+    let again = dir.join("again");
+    let out = jsonschema(ECOMMERCE, &again);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for name in &names {
+        assert_eq!(
+            std::fs::read(out_dir.join(name)).expect("first"),
+            std::fs::read(again.join(name)).expect("second"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn jsonschema_of_a_spec_with_errors_writes_nothing_and_a_bad_directory_is_refused() {
+    let dir = scratch("jsonschema-errors");
+    let out_dir = dir.join("schemas");
+    let out = jsonschema("tests/cases/invalid/E0001_fat_arrow.choreo", &out_dir);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("E0001"), "{}", text(&out.stderr));
+    assert!(!out_dir.exists());
+
+    let file = dir.join("a-file");
+    std::fs::write(&file, "").expect("a file");
+    let out = jsonschema(ECOMMERCE, &file);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot make `"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = choreoc(
+        &["export", "jsonschema", "no/such.choreo", "--out", "x"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = choreoc(&["export", "jsonschema", ECOMMERCE], &[]);
+    assert_eq!(out.status.code(), Some(2), "--out is required");
+}

@@ -24,6 +24,7 @@ mod plan;
 pub(crate) mod runtime;
 mod sketch;
 mod types;
+pub(crate) mod wire_samples;
 mod wiring;
 
 use crate::model::CheckedSpec;
@@ -161,6 +162,35 @@ pub fn module_with(spec: &CheckedSpec, options: Options) -> TokenStream {
             #topology
             #start_all
             #http
+        }
+    }
+}
+
+/// The module's data types alone, as [`module`] writes them, in
+/// `pub mod <name>`: the key alias, a struct per record, command and event
+/// (with its `Message` impl) and an enum per enum. For code that needs the
+/// wire forms without the services (the tests of the exported schemas).
+pub fn data_types(spec: &CheckedSpec) -> TokenStream {
+    let plan = NamingPlan::new(spec);
+    let module = &plan.module;
+    let key = types::key(spec, &plan.key);
+    let records = types::records(spec, &plan);
+    let enums = types::enums(spec, &plan);
+    let messages = types::messages(spec, &plan);
+    quote! {
+        pub mod #module {
+            #![allow(
+                deprecated,
+                missing_docs,
+                non_camel_case_types,
+                non_snake_case,
+                clippy::all,
+                clippy::pedantic
+            )]
+            #key
+            #(#records)*
+            #(#enums)*
+            #(#messages)*
         }
     }
 }

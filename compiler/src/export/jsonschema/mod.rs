@@ -16,10 +16,12 @@
 //! the generated types ignore them.
 
 pub mod envelope;
+#[cfg(test)]
+mod tests;
 pub mod types;
 
 use crate::codegen::wire_names;
-use crate::model::MessageId;
+use crate::model::{MessageId, Settlement};
 use crate::CheckedSpec;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -165,11 +167,20 @@ impl JsonSchemas {
 
 /// What a message's document says first: its doc comment, then what it is.
 fn summary(m: &crate::model::Message, wire_type: &str, key: &str) -> String {
-    let what = format!(
+    let mut what = format!(
         "The `{}` {} as choreo-runtime publishes it: a CloudEvents 1.0 envelope in structured mode, of type `{wire_type}`, whose `data` is the payload and whose `correlationid` is the instance's `{key}`.",
         m.name.text,
         m.kind.as_str()
     );
+    match m.terminal {
+        Some((Settlement::Success, _)) => {
+            what.push_str(" Terminal: it settles the instance with success.")
+        }
+        Some((Settlement::Failure, _)) => {
+            what.push_str(" Terminal: it settles the instance with failure.")
+        }
+        None => {}
+    }
     if m.docs.is_empty() {
         what
     } else {
