@@ -134,6 +134,117 @@ fn a_prefix_that_cannot_start_a_subject_and_an_unknown_broker_are_refused() {
     assert!(out.stdout.is_empty());
 }
 
+#[test]
+fn asyncapi_goes_to_standard_output_as_yaml_by_default() {
+    let out = choreoc(&["export", "asyncapi", ECOMMERCE], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc = text(&out.stdout);
+    assert!(doc.starts_with("asyncapi: 3.0.0\n"), "{doc}");
+    assert!(doc.contains("address: Ecommerce.v1.OrderPlaced\n"), "{doc}");
+    assert!(doc.contains("$ref: '#/components/schemas/choreo.NatsHeaders'"));
+    assert!(doc.ends_with('\n'));
+}
+
+#[test]
+fn asyncapi_writes_json_for_redis_with_its_servers_to_a_file() {
+    let dir = scratch("asyncapi");
+    let file = dir.join("shop.json");
+    let out = choreoc(
+        &[
+            "export",
+            "asyncapi",
+            ECOMMERCE,
+            "--format",
+            "json",
+            "--broker",
+            "redis",
+            "--prefix",
+            "t1.",
+            "--server",
+            "prod=rediss://shop:hunter2@cache:6380/3?dedup=2m",
+            "--server",
+            "dev=redis://localhost:6379",
+            "-o",
+            file.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    assert!(text(&out.stderr).contains("wrote"), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(&file).expect("the document");
+    assert!(
+        !written.contains("hunter2"),
+        "a password reached the document"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&written).expect("JSON");
+    assert_eq!(
+        doc["channels"]["OrderPlaced"]["address"],
+        "choreo:t1.Ecommerce.v1.OrderPlaced"
+    );
+    let prod = &doc["servers"]["prod"];
+    assert_eq!(
+        (&prod["host"], &prod["protocol"], &prod["pathname"]),
+        (
+            &serde_json::json!("cache:6380"),
+            &serde_json::json!("redis"),
+            &serde_json::json!("/3")
+        )
+    );
+    assert_eq!(prod["x-choreo-tls"], true);
+    assert_eq!(doc["servers"]["dev"]["host"], "localhost:6379");
+}
+
+#[test]
+fn asyncapi_refuses_a_malformed_server_without_showing_its_url() {
+    for server in [
+        "prod",
+        "prod=broker:4222",
+        "prod=redis://user:hunter2@broker:6379",
+        "bad name=nats://user:hunter2@broker:4222",
+    ] {
+        let out = choreoc(&["export", "asyncapi", ECOMMERCE, "--server", server], &[]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{server}: {stderr}");
+        assert!(out.stdout.is_empty());
+        assert!(stderr.contains("error: "), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+    let out = choreoc(
+        &[
+            "export",
+            "asyncapi",
+            ECOMMERCE,
+            "--server",
+            "a=nats://x:4222",
+            "--server",
+            "a=nats://y:4222",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("server `a` is given twice"));
+}
+
+#[test]
+fn asyncapi_of_a_spec_with_errors_exits_1_and_writes_nothing() {
+    let dir = scratch("asyncapi-errors");
+    let file = dir.join("out.yaml");
+    let out = choreoc(
+        &[
+            "export",
+            "asyncapi",
+            "tests/cases/invalid/E0201_unhandled.choreo",
+            "-o",
+            file.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("E0201"));
+    assert!(!file.exists());
+}
+
 /// `choreoc export jsonschema SPEC --out DIR`.
 fn jsonschema(spec: &str, dir: &Path) -> Output {
     choreoc(

@@ -5,11 +5,13 @@
 //! The tests that run Graphviz or Node skip with a message when the tool
 //! is missing, and fail instead when `CHOREO_REQUIRE_TOOLS=1` (as in CI).
 
+mod common;
+
 use choreo_compiler::diagram::{render, DiagramError, Format, View};
 use choreo_compiler::testing::{synthetic_pipeline, synthetic_spec};
-use choreo_compiler::{check, CheckedSpec, SourceFile};
+use choreo_compiler::CheckedSpec;
+use common::{checked, runs, tool_available};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -36,17 +38,9 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn checked_text(name: &str, text: String) -> CheckedSpec {
-    let file = SourceFile::new(name, text);
-    match check(&file).into_checked() {
-        Ok((spec, _warnings)) => spec,
-        Err(diagnostics) => panic!("{name} has errors: {diagnostics:#?}"),
-    }
-}
-
 fn load(path: &str) -> CheckedSpec {
     let text = std::fs::read_to_string(root().join(path)).expect("spec readable");
-    checked_text(path, text)
+    checked(path, text)
 }
 
 /// Every view of a spec: flow, sequence, then each participant.
@@ -401,7 +395,7 @@ fn sequence_is_mermaid_only() {
 
 #[test]
 fn sequence_shows_alternatives_fan_outs_and_outcomes() {
-    let spec = checked_text(
+    let spec = checked(
         "fan.choreo",
         "choreography Fan {
             key id: uuid
@@ -441,31 +435,6 @@ fn sequence_shows_alternatives_fan_outs_and_outcomes() {
     ] {
         assert!(text.contains(expected), "`{expected}` missing from\n{text}");
     }
-}
-
-/// Whether a tool-based test may run: false (after saying so) when the
-/// tool is missing, a failure when CI requires the tools.
-fn tool_available(what: &str, available: bool) -> bool {
-    if available {
-        return true;
-    }
-    if std::env::var("CHOREO_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
-        panic!("{what} is missing, and CHOREO_REQUIRE_TOOLS=1 requires it (see .ci/run)");
-    }
-    // Straight to the stderr handle: libtest captures `eprintln!` of passing
-    // tests, and a skip must be seen.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: {what} is missing; set CHOREO_REQUIRE_TOOLS=1 to make this a failure"
-    );
-    false
-}
-
-fn runs(program: &str, arg: &str) -> bool {
-    Command::new(program)
-        .arg(arg)
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// Every flow and participant diagram of the specs and the escaping spec.
@@ -649,8 +618,8 @@ fn readme_shows_the_current_ecommerce_flow() {
 #[test]
 fn a_thousand_reactions_render_to_svg() {
     for spec in [
-        checked_text("synthetic.choreo", synthetic_spec(1_000)),
-        checked_text("pipeline.choreo", synthetic_pipeline(1_000)),
+        checked("synthetic.choreo", synthetic_spec(1_000)),
+        checked("pipeline.choreo", synthetic_pipeline(1_000)),
     ] {
         let svg = draw(&spec, Format::Svg, &View::Flow);
         let texts = svg_texts(&svg);

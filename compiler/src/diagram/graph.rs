@@ -498,7 +498,7 @@ pub(super) fn attributes(r: &Reaction) -> Vec<String> {
 }
 
 /// A duration as a spec would write it.
-pub(super) fn duration(d: Duration) -> String {
+pub(crate) fn duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
         return "0ms".to_owned();

@@ -41,6 +41,8 @@
 mod dot;
 pub mod escape;
 mod graph;
+// Durations as a spec writes them, for the AsyncAPI export too.
+pub(crate) use graph::duration;
 mod mermaid;
 mod sequence;
 mod style;

@@ -5,6 +5,12 @@
 //!   on a broker (NATS users, Redis ACL rules), and nothing more.
 //! - [`jsonschema`]: JSON Schema of every command and event, as the bytes
 //!   the runtime publishes.
+//! - [`asyncapi`]: an AsyncAPI 3.0 document of the channels, operations
+//!   and messages of a deployment on one broker.
+//! - [`names`]: the names choreo-runtime gives to topics, streams and
+//!   keys, which the permissions and the AsyncAPI document use.
 
+pub mod asyncapi;
 pub mod jsonschema;
+pub mod names;
 pub mod permissions;

@@ -4,6 +4,8 @@
 // Each test binary uses its own share of these.
 #![allow(dead_code)]
 
+use choreo_compiler::{check, CheckedSpec, SourceFile};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -55,4 +57,39 @@ pub fn temp_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a temporary directory");
     dir
+}
+
+/// Whether a tool-based test may run: false (after saying so) when the
+/// tool is missing, a failure when CI requires the tools.
+pub fn tool_available(what: &str, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    if std::env::var("CHOREO_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
+        panic!("{what} is missing, and CHOREO_REQUIRE_TOOLS=1 requires it (see .ci/run)");
+    }
+    // Straight to the stderr handle: libtest captures `eprintln!` of passing
+    // tests, and a skip must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {what} is missing; set CHOREO_REQUIRE_TOOLS=1 to make this a failure"
+    );
+    false
+}
+
+/// Whether `program arg` runs and succeeds (`node --version`).
+pub fn runs(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The checked spec of `text`, named `name`; a panic showing the
+/// diagnostics when it has errors.
+pub fn checked(name: &str, text: String) -> CheckedSpec {
+    match check(&SourceFile::new(name, text)).into_checked() {
+        Ok((spec, _warnings)) => spec,
+        Err(diagnostics) => panic!("{name} has errors: {diagnostics:#?}"),
+    }
 }

@@ -3,6 +3,7 @@
 
 use crate::input::{self, Color};
 use crate::status;
+use choreo_compiler::export::asyncapi::{self, servers, Broker, Format, Options};
 use choreo_compiler::export::jsonschema::JsonSchemas;
 use choreo_compiler::export::permissions::{
     self,
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 ///   choreoc export permissions shop.choreo --broker nats -o nats/
 ///   choreoc export permissions shop.choreo --broker redis --prefix t1. -o users.acl
 ///   choreoc export jsonschema shop.choreo --out schemas/
+///   choreoc export asyncapi shop.choreo --server prod=nats://broker:4222 -o asyncapi.yaml
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -29,6 +31,7 @@ pub struct Args {
 enum What {
     Permissions(PermissionsArgs),
     Jsonschema(JsonSchemaArgs),
+    Asyncapi(AsyncapiArgs),
 }
 
 /// JSON Schema (draft 2020-12) of every command and event
@@ -50,6 +53,57 @@ struct JsonSchemaArgs {
     /// The directory to write the schemas into (made if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+}
+
+/// An AsyncAPI 3.0 document: channels, operations and messages
+///
+/// A channel per event and command, addressed as the services name its
+/// topic on the broker under the prefix (a NATS subject, a Redis stream);
+/// per participant, an operation that receives each trigger of each
+/// reaction and one that sends each of its events; the ingress sends the
+/// commands. Each message is the CloudEvent (structured mode) that the
+/// runtime publishes, its `data` the message's type, with the transport's
+/// headers (`Nats-Msg-Id`). Joins, compensations, retries, timeouts,
+/// bounds, terminal events and deadlines are `x-choreo-*` extensions;
+/// doc comments are descriptions.
+///
+/// A server's URL keeps only its host, port and Redis database in the
+/// document: credentials and settings are left out.
+///
+/// Without -o the document goes to standard output.
+///
+/// Exit status: 0 when written, 1 when the spec has errors, 2 when the
+/// command could not run (a malformed --server, an unwritable file).
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+struct AsyncapiArgs {
+    /// The `.choreo` file; `-` reads it from standard input.
+    #[arg(value_name = "SPEC")]
+    spec: PathBuf,
+    /// The file to write.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// The document's format.
+    #[arg(long, value_enum, default_value = "yaml")]
+    format: FormatArg,
+    /// The broker the deployment runs on.
+    #[arg(long, value_enum, default_value = "nats")]
+    broker: BrokerArg,
+    /// The deployment's prefix (the services' `--prefix`): put in front of
+    /// every topic.
+    #[arg(long, default_value = "", value_name = "P")]
+    prefix: String,
+    /// A server, as `prod=nats://broker:4222`; repeat for more.
+    #[arg(long = "server", value_name = "NAME=URL")]
+    servers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FormatArg {
+    /// YAML.
+    Yaml,
+    /// JSON.
+    Json,
 }
 
 /// Least privilege: per participant, a broker user allowed what it needs
@@ -106,6 +160,7 @@ pub fn run(args: Args, color: Color) -> u8 {
     match args.what {
         What::Permissions(a) => run_permissions(a, color),
         What::Jsonschema(a) => run_jsonschema(a, color),
+        What::Asyncapi(a) => run_asyncapi(a, color),
     }
 }
 
@@ -126,6 +181,55 @@ fn run_jsonschema(args: JsonSchemaArgs, color: Color) -> u8 {
         }
         say!("wrote {}", path.display());
     }
+    status::OK
+}
+
+fn run_asyncapi(args: AsyncapiArgs, color: Color) -> u8 {
+    let broker = match args.broker {
+        BrokerArg::Nats => Broker::Nats,
+        BrokerArg::Redis => Broker::Redis,
+    };
+    if broker == Broker::Nats {
+        if let Err(message) = permissions::nats::check_prefix(&args.prefix) {
+            input::fail(&message);
+            return status::FAILURE;
+        }
+    }
+    let servers = match servers::parse_all(&args.servers, broker) {
+        Ok(s) => s,
+        Err(e) => {
+            input::fail(&e.to_string());
+            return status::FAILURE;
+        }
+    };
+    let spec = match input::checked_spec(&args.spec, color, "export") {
+        Ok(accepted) => accepted.spec,
+        Err(code) => return code,
+    };
+    let options = Options {
+        broker,
+        prefix: args.prefix,
+        servers,
+    };
+    let format = match args.format {
+        FormatArg::Yaml => Format::Yaml,
+        FormatArg::Json => Format::Json,
+    };
+    let text = match asyncapi::render(&asyncapi::document(&spec, &options), format) {
+        Ok(t) => t,
+        Err(e) => {
+            input::fail(&e.to_string());
+            return status::FAILURE;
+        }
+    };
+    let Some(path) = &args.output else {
+        return crate::write_stdout(text.as_bytes());
+    };
+    if let Err(err) = std::fs::write(path, text.as_bytes()) {
+        input::fail(&format!("cannot write `{}`: {err}", path.display()));
+        return status::FAILURE;
+    }
+    say!("wrote {}", path.display());
     status::OK
 }
 

@@ -17,9 +17,13 @@
 //! an environment variable of the server ([`password_variable`]), and the
 //! Redis ACL holds SHA-256 hashes of the passwords given.
 
-pub mod names;
 pub mod nats;
 pub mod redis;
+
+// Re-exported where they were first: the naming is shared with the
+// AsyncAPI export now.
+pub use super::names;
+pub use super::names::{dead_letter_topic, progress_topic};
 
 use crate::codegen::wire_names;
 use crate::model::{MessageKind, TriggerKind};
@@ -111,16 +115,6 @@ pub struct Usage {
     pub ingress: IngressUsage,
 }
 
-/// The dead-letter topic of `topic`, as choreo-runtime names it.
-pub fn dead_letter_topic(topic: &str) -> String {
-    format!("{topic}.dlq")
-}
-
-/// The topic of the progress notices of `choreography` under `prefix`.
-pub fn progress_topic(prefix: &str, choreography: &str) -> String {
-    format!("{prefix}choreo-progress.{choreography}")
-}
-
 /// The store scope of a reaction, as the runtime makes it.
 pub fn scope(choreography: &str, participant: &str, reaction: &str) -> String {
     format!("{choreography}/{participant}/{reaction}")
@@ -133,10 +127,7 @@ impl Usage {
         let wire = wire_names(spec);
         let prefix = &deployment.prefix;
         let topic = |m: crate::model::MessageId| {
-            format!(
-                "{prefix}{}",
-                wire.types.get(m.index()).map_or("", String::as_str)
-            )
+            names::topic(prefix, wire.types.get(m.index()).map_or("", String::as_str))
         };
         let choreography = spec.name.text.to_string();
         let progress = progress_topic(prefix, &choreography);
@@ -177,10 +168,10 @@ impl Usage {
             .iter()
             .enumerate()
             .filter(|(_, m)| m.kind == MessageKind::Command)
-            .map(|(i, _)| prefix.clone() + wire.types.get(i).map_or("", String::as_str))
+            .map(|(i, _)| names::topic(prefix, wire.types.get(i).map_or("", String::as_str)))
             .collect();
         sort_dedup(&mut commands);
-        let mut follows: Vec<String> = wire.types.iter().map(|t| format!("{prefix}{t}")).collect();
+        let mut follows: Vec<String> = wire.types.iter().map(|t| names::topic(prefix, t)).collect();
         follows.push(progress);
         sort_dedup(&mut follows);
         Usage {

@@ -1,11 +1,31 @@
-//! The names choreo-runtime gives to what it makes on a broker: streams,
-//! consumers, Key-Value buckets and keys, Redis keys. Each mirrors one
-//! function of the runtime (named in its doc); the `tests` crate asserts
-//! that they agree for every spec of the corpus, so that a change on one
-//! side fails there rather than in a deployment refused by its broker.
+//! The names choreo-runtime gives to what it makes on a broker: topics,
+//! streams, consumers, Key-Value buckets and keys, Redis keys. Each mirrors
+//! one function of the runtime (named in its doc); the `tests` crate
+//! asserts that they agree for every spec of the corpus, so that a change
+//! on one side fails there rather than in a deployment refused by its
+//! broker. Both exports that name broker objects use them: `permissions`
+//! and `asyncapi`.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+
+/// The topic of the messages of wire type `wire` (`Ecommerce.v1.OrderPlaced`)
+/// under the deployment's `prefix` (`Topics::for_type`): the NATS subject
+/// as it is, and the Redis stream after the broker's key prefix.
+pub fn topic(prefix: &str, wire: &str) -> String {
+    format!("{prefix}{wire}")
+}
+
+/// The dead-letter topic of `topic` (`choreo_runtime::broker::dead_letter_topic`).
+pub fn dead_letter_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+/// The topic of the progress notices of `choreography` under `prefix`
+/// (`Topics::progress`).
+pub fn progress_topic(prefix: &str, choreography: &str) -> String {
+    format!("{prefix}choreo-progress.{choreography}")
+}
 
 /// A name made of `[A-Za-z0-9_-]` only, at most `max` characters of
 /// `text`, with a hash of the whole text when it had to change

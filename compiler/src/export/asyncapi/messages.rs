@@ -1,0 +1,107 @@
+//! The messages: what lies on the broker for each event and command.
+//!
+//! The payload is the CloudEvent in structured mode that every adapter of
+//! choreo-runtime publishes (`choreo_runtime::envelope::json::encode`):
+//! its attributes, with `type` the message's wire type and
+//! `correlationid` the instance key as text, and `data` the message's
+//! fields. The schemas are the JSON Schema export's
+//! ([`crate::export::jsonschema`]), with records and enums in
+//! `components/schemas` under their names. They are JSON Schema 2020-12
+//! using only keywords that draft 7, and so AsyncAPI's default schema
+//! format, reads alike; the `$schema` line of each is left out, as
+//! AsyncAPI's format is the document's.
+//!
+//! The transport adds to it:
+//!
+//! - NATS: the header `Nats-Msg-Id`, the envelope's `id`, by which
+//!   JetStream drops a second publish within the stream's duplicate window
+//!   (a dead letter's is `<id>/dlq/<group>`);
+//! - Redis: the stream entry has one field, `event`, whose value is the
+//!   payload (`x-choreo-redis-field`); Redis has no headers.
+
+use super::document::{Extensions, Json, Message};
+use super::extensions::{docs, put};
+use super::{message_key, Broker, Context, CLOUDEVENTS_JSON};
+use crate::export::jsonschema::JsonSchemas;
+use indexmap::IndexMap;
+use serde_json::{json, Value};
+
+/// Where the records' and enums' schemas are: `components/schemas`.
+pub const SCHEMAS: &str = "#/components/schemas/";
+
+/// The key of the NATS headers' schema; the dot keeps it apart from the
+/// spec's names, which are identifiers.
+pub const NATS_HEADERS: &str = "choreo.NatsHeaders";
+
+/// The field of a Redis stream entry that holds the payload
+/// (`choreo_runtime::broker::redis`'s `FIELD`).
+pub const REDIS_FIELD: &str = "event";
+
+/// The JSON Schemas of `cx`'s spec, naming records and enums where this
+/// document keeps them.
+pub(crate) fn json_schemas(spec: &crate::CheckedSpec) -> JsonSchemas {
+    JsonSchemas::with_ref_prefix(spec, SCHEMAS)
+}
+
+/// `components/schemas`: the records and enums, sorted by name, then the
+/// transport's headers.
+pub(crate) fn schemas(cx: &Context) -> IndexMap<String, Json> {
+    let mut out: IndexMap<String, Json> = cx
+        .schemas
+        .definitions()
+        .iter()
+        .map(|(name, schema)| (name.clone(), Json(schema.clone())))
+        .collect();
+    if cx.options.broker == Broker::Nats {
+        out.insert(NATS_HEADERS.to_owned(), Json(nats_headers()));
+    }
+    out
+}
+
+fn nats_headers() -> Value {
+    json!({
+        "type": "object",
+        "description": "The NATS headers choreo-runtime sets on a publish.",
+        "required": ["Nats-Msg-Id"],
+        "properties": {
+            "Nats-Msg-Id": {
+                "type": "string",
+                "minLength": 1,
+                "description": "The envelope's `id`: JetStream drops a second publish of it within the stream's duplicate window. A dead letter's is `<id>/dlq/<group>`."
+            }
+        }
+    })
+}
+
+/// `components/messages`: one per event and command, in the spec's order.
+pub(crate) fn messages(cx: &Context) -> IndexMap<String, Message> {
+    let spec = cx.spec;
+    spec.message_ids()
+        .map(|id| {
+            let m = spec.message(id);
+            let key = message_key(spec, id);
+            let mut payload = cx.schemas.message(id);
+            if let Value::Object(map) = &mut payload {
+                map.remove("$schema");
+            }
+            let mut extensions = Extensions::new();
+            let headers = match cx.options.broker {
+                Broker::Nats => Some(Json(json!({ "$ref": format!("{SCHEMAS}{NATS_HEADERS}") }))),
+                Broker::Redis => {
+                    put(&mut extensions, "redis-field", REDIS_FIELD.into());
+                    None
+                }
+            };
+            let message = Message {
+                name: key.clone(),
+                title: format!("{} {key}", m.kind.as_str()),
+                description: docs(&m.docs),
+                content_type: CLOUDEVENTS_JSON,
+                headers,
+                payload: Json(payload),
+                extensions,
+            };
+            (key, message)
+        })
+        .collect()
+}
