@@ -2,28 +2,35 @@
 
 use crate::status;
 use choreo_compiler::checks::CHECKS;
-use choreo_compiler::Code;
+use choreo_compiler::evolution::Rule;
 
 /// Explain a diagnostic code at length, with a spec that triggers it and
-/// the same spec fixed.
+/// the same spec fixed; or a rule of `choreoc diff`, with a spec before and
+/// after the change it finds.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The code, e.g. `E0204` (case does not matter).
+    /// The code, e.g. `E0204`, or the rule id, e.g. `FIELD_REMOVED` (case
+    /// does not matter).
     #[arg(value_name = "CODE")]
     code: String,
 }
 
 pub fn run(args: Args) -> u8 {
-    match args.code.parse::<Code>() {
-        Ok(code) => {
-            out!("{}", choreo_compiler::explain::explanation(code));
+    match choreo_compiler::explain::lookup(&args.code) {
+        Ok(text) => {
+            out!("{text}");
             status::OK
         }
-        Err(()) => {
+        Err(closest) => {
+            let hint = closest
+                .map(|id| format!("\nhelp: did you mean `{id}`?\n"))
+                .unwrap_or_default();
+            let rules: Vec<&str> = Rule::ALL.iter().map(|r| r.as_str()).collect();
             say!(
-                "error: `{}` is not a choreo diagnostic code\n\nthe codes, by the check that reports them:\n{}",
+                "error: `{}` is not a choreo diagnostic code nor a `choreoc diff` rule\n{hint}\nthe codes, by the check that reports them:\n{}\n\nthe rules of `choreoc diff`:\n  {}",
                 args.code,
-                codes_by_check()
+                codes_by_check(),
+                rules.join(", ")
             );
             status::FAILURE
         }
