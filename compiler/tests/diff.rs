@@ -338,3 +338,12 @@ fn against_reads_the_old_spec_from_a_git_revision() {
     let _ = std::fs::remove_dir_all(&root);
     let _ = std::fs::remove_dir_all(&outside);
 }
+
+#[test]
+fn docs_evolution_md_lists_every_rule_with_its_level() {
+    let doc = std::fs::read_to_string(repo().join("docs/evolution.md")).unwrap();
+    for &rule in Rule::ALL {
+        let row = format!("| `{rule}` | {} |", rule.level());
+        assert!(doc.contains(&row), "docs/evolution.md lacks `{row}`");
+    }
+}

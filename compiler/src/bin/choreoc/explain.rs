@@ -25,12 +25,11 @@ pub fn run(args: Args) -> u8 {
             let hint = closest
                 .map(|id| format!("\nhelp: did you mean `{id}`?\n"))
                 .unwrap_or_default();
-            let rules: Vec<&str> = Rule::ALL.iter().map(|r| r.as_str()).collect();
             say!(
-                "error: `{}` is not a choreo diagnostic code nor a `choreoc diff` rule\n{hint}\nthe codes, by the check that reports them:\n{}\n\nthe rules of `choreoc diff`:\n  {}",
+                "error: `{}` is not a choreo diagnostic code nor a `choreoc diff` rule\n{hint}\nthe codes, by the check that reports them:\n{}\n\nthe rules of `choreoc diff`:\n{}",
                 args.code,
                 codes_by_check(),
-                rules.join(", ")
+                diff_rules()
             );
             status::FAILURE
         }
@@ -45,6 +44,27 @@ fn codes_by_check() -> String {
         .map(|check| {
             let codes: Vec<&str> = check.codes.iter().map(|c| c.as_str()).collect();
             format!("  {:width$}  {}", check.name, codes.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One line per rule of `choreoc diff`: its id, level and summary.
+fn diff_rules() -> String {
+    let width = Rule::ALL
+        .iter()
+        .map(|r| r.as_str().len())
+        .max()
+        .unwrap_or(0);
+    Rule::ALL
+        .iter()
+        .map(|rule| {
+            format!(
+                "  {:width$}  {:8}  {}",
+                rule.as_str(),
+                rule.level().as_str(),
+                rule.summary()
+            )
         })
         .collect::<Vec<_>>()
         .join("\n")
