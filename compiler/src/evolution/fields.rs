@@ -7,13 +7,18 @@
 //! message that reaches it. Such a change is reported once, at the record,
 //! with the messages it affects.
 
-use super::messages::counterpart;
+use super::names::Names;
 use super::{Finding, Rule};
 use crate::model::{CheckedSpec, EnumId, Field, RecordId, Spec, Type};
 use crate::source::Span;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-pub(super) fn compare(old: &CheckedSpec, new: &CheckedSpec, out: &mut Vec<Finding>) {
+pub(super) fn compare(
+    old: &CheckedSpec,
+    new: &CheckedSpec,
+    new_names: &Names<'_>,
+    out: &mut Vec<Finding>,
+) {
     let mut walk = Walk {
         old,
         new,
@@ -21,7 +26,7 @@ pub(super) fn compare(old: &CheckedSpec, new: &CheckedSpec, out: &mut Vec<Findin
         nodes: FxHashMap::default(),
     };
     for m in &old.messages {
-        let Some(n) = counterpart(new, m) else {
+        let Some(n) = new_names.counterpart(m) else {
             continue;
         };
         let owner = Owner {
@@ -31,11 +36,10 @@ pub(super) fn compare(old: &CheckedSpec, new: &CheckedSpec, out: &mut Vec<Findin
         };
         let mut node = Node::default();
         walk.fields(&m.fields, &n.fields, &owner, &mut node);
+        // Each finding is reached once per message, and each message is
+        // walked once: no name is pushed twice.
         for index in walk.reached(&node) {
-            let affects = &mut walk.out[index].affects;
-            if !affects.iter().any(|a| *a == m.name.text) {
-                affects.push(m.name.text.to_string());
-            }
+            walk.out[index].affects.push(m.name.text.to_string());
         }
     }
 }

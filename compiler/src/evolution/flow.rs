@@ -7,13 +7,20 @@
 //! left-over old reaction and a left-over new one that share a message are
 //! one reaction whose trigger changed.
 
+use super::names::Names;
 use super::{Finding, Rule};
 use crate::model::{CheckedSpec, Participant, Reaction, Spec, TriggerKind};
+use rustc_hash::FxHashSet;
 
-pub(super) fn compare(old: &CheckedSpec, new: &CheckedSpec, out: &mut Vec<Finding>) {
+pub(super) fn compare(
+    old: &CheckedSpec,
+    new: &CheckedSpec,
+    (old_names, new_names): &(Names<'_>, Names<'_>),
+    out: &mut Vec<Finding>,
+) {
     for p in &old.participants {
-        match new.find_participant(&p.name.text) {
-            Some(id) => reactions(old, new, p, new.participant(id), out),
+        match new_names.participant(&p.name.text) {
+            Some(np) => reactions(old, new, p, np, out),
             None => out.push(Finding::new(
                 Rule::ParticipantRemoved,
                 format!("participant `{}` is removed", p.name.text),
@@ -23,7 +30,7 @@ pub(super) fn compare(old: &CheckedSpec, new: &CheckedSpec, out: &mut Vec<Findin
         }
     }
     for p in &new.participants {
-        if old.find_participant(&p.name.text).is_none() {
+        if old_names.participant(&p.name.text).is_none() {
             out.push(Finding::new(
                 Rule::ParticipantAdded,
                 format!("participant `{}` is added", p.name.text),
@@ -64,17 +71,19 @@ fn reactions(
     out: &mut Vec<Finding>,
 ) {
     let name = &op.name.text;
-    let old_ids: Vec<_> = op.reactions.iter().map(|&r| old.reaction(r)).collect();
-    let new_ids: Vec<_> = np.reactions.iter().map(|&r| new.reaction(r)).collect();
-    let old_keys: Vec<_> = old_ids.iter().map(|r| identity(old, r)).collect();
-    let new_keys: Vec<_> = new_ids.iter().map(|r| identity(new, r)).collect();
+    let old_reactions: Vec<_> = op.reactions.iter().map(|&r| old.reaction(r)).collect();
+    let new_reactions: Vec<_> = np.reactions.iter().map(|&r| new.reaction(r)).collect();
+    let old_keys: Vec<_> = old_reactions.iter().map(|r| identity(old, r)).collect();
+    let new_keys: Vec<_> = new_reactions.iter().map(|r| identity(new, r)).collect();
     // Left-over reactions, by index: those whose trigger the other side
     // does not have.
-    let mut old_left: Vec<usize> = (0..old_ids.len())
-        .filter(|&i| !new_keys.contains(&old_keys[i]))
+    let old_set: FxHashSet<&(bool, Vec<String>)> = old_keys.iter().collect();
+    let new_set: FxHashSet<&(bool, Vec<String>)> = new_keys.iter().collect();
+    let mut old_left: Vec<usize> = (0..old_reactions.len())
+        .filter(|&i| !new_set.contains(&old_keys[i]))
         .collect();
-    let mut new_left: Vec<usize> = (0..new_ids.len())
-        .filter(|&i| !old_keys.contains(&new_keys[i]))
+    let mut new_left: Vec<usize> = (0..new_reactions.len())
+        .filter(|&i| !old_set.contains(&new_keys[i]))
         .collect();
     // Pair left-overs that share a message: one reaction, changed.
     old_left.retain(|&i| {
@@ -83,7 +92,7 @@ fn reactions(
             return true;
         };
         let j = new_left.remove(pos);
-        let (o, n) = (old_ids[i], new_ids[j]);
+        let (o, n) = (old_reactions[i], new_reactions[j]);
         out.push(Finding::new(
             Rule::ReactionTriggerChanged,
             format!(
@@ -97,7 +106,7 @@ fn reactions(
         false
     });
     for i in old_left {
-        let o = old_ids[i];
+        let o = old_reactions[i];
         out.push(Finding::new(
             Rule::ReactionRemoved,
             format!(
@@ -109,7 +118,7 @@ fn reactions(
         ));
     }
     for j in new_left {
-        let n = new_ids[j];
+        let n = new_reactions[j];
         out.push(Finding::new(
             Rule::ReactionAdded,
             format!("`{name}` gets a reaction on `{}`", written(new, n)),

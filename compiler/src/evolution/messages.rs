@@ -1,24 +1,21 @@
 //! Commands and events that come and go, their HTTP routes, and the
 //! correlation key.
 
+use super::names::Names;
 use super::{Finding, Rule};
 use crate::model::{CheckedSpec, HttpRoute, Message};
 
-/// The message of `spec` that `m` of the other spec is: same name and
-/// kind. A command that became an event (or back) is another wire
-/// contract, so it counts as removed and added.
-pub(super) fn counterpart<'a>(spec: &'a CheckedSpec, m: &Message) -> Option<&'a Message> {
-    spec.find_message(&m.name.text)
-        .map(|id| spec.message(id))
-        .filter(|other| other.kind == m.kind)
-}
-
-pub(super) fn compare(old: &CheckedSpec, new: &CheckedSpec, out: &mut Vec<Finding>) {
+pub(super) fn compare(
+    old: &CheckedSpec,
+    new: &CheckedSpec,
+    (old_names, new_names): &(Names<'_>, Names<'_>),
+    out: &mut Vec<Finding>,
+) {
     key(old, new, out);
     for m in &old.messages {
         let kind = m.kind.as_str();
         let name = &m.name.text;
-        match counterpart(new, m) {
+        match new_names.counterpart(m) {
             None => {
                 let mut f = Finding::new(
                     Rule::MessageRemoved,
@@ -33,7 +30,7 @@ pub(super) fn compare(old: &CheckedSpec, new: &CheckedSpec, out: &mut Vec<Findin
         }
     }
     for m in &new.messages {
-        if counterpart(old, m).is_none() {
+        if old_names.counterpart(m).is_none() {
             let kind = m.kind.as_str();
             let mut f = Finding::new(
                 Rule::MessageAdded,

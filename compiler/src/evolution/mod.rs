@@ -15,6 +15,7 @@
 mod fields;
 mod flow;
 mod messages;
+mod names;
 mod rules;
 mod version;
 
@@ -133,9 +134,10 @@ impl Comparison {
 /// Compares the old spec with the new one.
 pub fn compare(old: &CheckedSpec, new: &CheckedSpec) -> Comparison {
     let mut findings = Vec::new();
-    messages::compare(old, new, &mut findings);
-    fields::compare(old, new, &mut findings);
-    flow::compare(old, new, &mut findings);
+    let names = (names::Names::of(old), names::Names::of(new));
+    messages::compare(old, new, &names, &mut findings);
+    fields::compare(old, new, &names.1, &mut findings);
+    flow::compare(old, new, &names, &mut findings);
     let mut comparison = Comparison {
         findings,
         old: Side::of(old),

@@ -97,3 +97,88 @@ fn a_spec_without_version_counts_as_0_0_0_and_declaring_one_moves_the_wire_types
     let minor = compare(&zero, &spec("version \"0.2.0\"", "", "a: u32"));
     assert!(minor.fails());
 }
+
+#[test]
+fn optionality_inside_a_list_or_map_is_a_type_change() {
+    let cases = [
+        ("a: list<u32?>", "a: list<u32>"),
+        ("a: list<u32>", "a: map<string, u32>"),
+        ("a: map<string, u32>", "a: map<string, u32?>"),
+    ];
+    for (old, new) in cases {
+        let c = compare(&spec("", "", old), &spec("", "", new));
+        assert_eq!(
+            rules(&c),
+            vec![Rule::FieldTypeChanged, Rule::VersionNotBumped],
+            "{old} → {new}"
+        );
+    }
+}
+
+#[test]
+fn a_record_change_is_reported_once_with_every_message_that_reaches_it() {
+    let text = |fields: &str| {
+        checked(&format!(
+            "choreography Shop {{\nkey id: uuid\ntype Inner {{ {fields} }}\ntype Outer {{ inner: map<string, Inner> }}\ncommand Place {{ outer: Outer }}\n@terminal event Placed {{ items: list<Inner>? }}\nparticipant Orders {{ on Place -> Placed }}\n}}"
+        ))
+    };
+    let c = compare(&text("x: u32, y: string"), &text("y: string, z: bool?"));
+    assert_eq!(
+        rules(&c),
+        vec![
+            Rule::FieldRemoved,
+            Rule::FieldAddedOptional,
+            Rule::VersionNotBumped
+        ]
+    );
+    for f in &c.findings[..2] {
+        assert_eq!(f.affects, vec!["Place".to_string(), "Placed".to_string()]);
+        assert!(f.message.contains("record `Inner`"), "{}", f.message);
+    }
+}
+
+#[test]
+fn a_record_swapped_for_an_enum_or_a_scalar_is_a_type_change() {
+    let items = "type R { x: u32 }\nenum E { X }";
+    for (old, new) in [
+        ("a: R, b: E", "a: E, b: E"),
+        ("a: R, b: E", "a: R, b: string"),
+    ] {
+        let c = compare(&spec("", items, old), &spec("", items, new));
+        assert_eq!(
+            rules(&c),
+            vec![Rule::FieldTypeChanged, Rule::VersionNotBumped],
+            "{old} → {new}"
+        );
+    }
+}
+
+#[test]
+fn a_command_that_becomes_an_event_is_removed_and_added() {
+    let old = checked("choreography S {\nkey id: uuid\ncommand Go { }\ncommand Cancel { }\n@terminal event Done { }\nparticipant P {\non Go -> Done\non Cancel -> Done\n}\n}");
+    let new = checked("choreography S {\nkey id: uuid\ncommand Go { }\n@external event Cancel { }\n@terminal event Done { }\nparticipant P {\non Go -> Done\non Cancel -> Done\n}\n}");
+    let c = compare(&old, &new);
+    assert_eq!(
+        rules(&c),
+        vec![
+            Rule::MessageRemoved,
+            Rule::MessageAdded,
+            Rule::VersionNotBumped
+        ]
+    );
+}
+
+#[test]
+fn reactions_match_by_trigger_whatever_the_order_written() {
+    let text = |trigger: &str| {
+        checked(&format!(
+            "choreography S {{\nkey id: uuid\ncommand Go {{ }}\nevent A {{ }}\nevent B {{ }}\n@terminal event Done {{ }}\nparticipant P {{ on Go -> A + B }}\nparticipant Q {{ on {trigger} -> Done }}\n}}"
+        ))
+    };
+    assert!(compare(&text("A & B"), &text("B & A")).findings.is_empty());
+    let c = compare(&text("A & B"), &text("A | B"));
+    assert_eq!(
+        rules(&c),
+        vec![Rule::ReactionTriggerChanged, Rule::VersionNotBumped]
+    );
+}

@@ -72,8 +72,7 @@ fn to_codespan(f: &Finding, (old, new): (usize, usize), c: &Comparison) -> cs::D
     }
     let mut notes = vec![format!("{}: {}", f.level(), f.rule.summary())];
     if !f.affects.is_empty() {
-        let names: Vec<String> = f.affects.iter().map(|a| format!("`{a}`")).collect();
-        notes.push(format!("affects {}", names.join(", ")));
+        notes.push(format!("affects {}", affected(&f.affects)));
     }
     if f.allowed {
         notes.push(format!(
@@ -88,6 +87,26 @@ fn to_codespan(f: &Finding, (old, new): (usize, usize), c: &Comparison) -> cs::D
         .with_message(&f.message)
         .with_labels(labels)
         .with_notes(notes)
+}
+
+/// Messages named in a note at most; a record that every unit of a large
+/// spec reaches would otherwise make one note of thousands of names (the
+/// JSON lists them all).
+const AFFECTS_SHOWN: usize = 8;
+
+/// "`A`, `B`", or "`A`, …, `H` and 12 more".
+fn affected(names: &[String]) -> String {
+    let shown: Vec<String> = names
+        .iter()
+        .take(AFFECTS_SHOWN)
+        .map(|a| format!("`{a}`"))
+        .collect();
+    let rest = names.len().saturating_sub(AFFECTS_SHOWN);
+    if rest == 0 {
+        shown.join(", ")
+    } else {
+        format!("{} and {rest} more", shown.join(", "))
+    }
 }
 
 fn count(n: usize, what: &str) -> String {
