@@ -24,6 +24,9 @@ use std::path::PathBuf;
 /// not run (an unreadable file, a spec with errors, an unknown git
 /// revision).
 #[derive(Debug, clap::Args)]
+#[command(
+    override_usage = "choreoc diff [OPTIONS] OLD NEW\n       choreoc diff [OPTIONS] --against GIT_REV SPEC"
+)]
 pub struct Args {
     /// The OLD and the NEW spec; with `--against`, the one SPEC to compare
     /// with its committed version.
@@ -33,10 +36,18 @@ pub struct Args {
     /// commit, e.g. `origin/main`), read with `git show REV:PATH`.
     #[arg(long, value_name = "GIT_REV")]
     against: Option<String>,
-    /// Output format: `text` (like rustc, on stderr) or `json` (one object,
-    /// on stdout; docs/evolution.md describes it).
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    format: Output,
+}
+
+/// How findings are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    /// Like rustc, pointing into both specs, on standard error.
+    Text,
+    /// One JSON object on standard output, as docs/evolution.md describes.
+    Json,
 }
 
 /// A spec that checked without errors, with its file for rendering.
@@ -76,11 +87,11 @@ pub fn run(args: Args, color: Color) -> u8 {
     };
     let comparison = evolution::compare(&old.spec, &new.spec);
     match args.format {
-        Format::Text => {
+        Output::Text => {
             let text = render::text(&old.file, &new.file, &comparison, color.mode());
             say!("{}", text.trim_end_matches('\n'));
         }
-        Format::Json => out!("{}", render::json(&old.file, &new.file, &comparison)),
+        Output::Json => out!("{}", render::json(&old.file, &new.file, &comparison)),
     }
     exit_status(&comparison)
 }
