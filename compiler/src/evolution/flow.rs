@@ -93,37 +93,54 @@ fn reactions(
         };
         let j = new_left.remove(pos);
         let (o, n) = (old_reactions[i], new_reactions[j]);
-        out.push(Finding::new(
-            Rule::ReactionTriggerChanged,
-            format!(
-                "the reaction of `{name}` on `{}` now reacts on `{}`",
-                written(old, o),
-                written(new, n)
-            ),
-            Some(o.trigger.span),
-            Some(n.trigger.span),
-        ));
+        let mut affects = old_keys[i].1.clone();
+        affects.extend(
+            new_keys[j]
+                .1
+                .iter()
+                .filter(|m| !old_keys[i].1.contains(m))
+                .cloned(),
+        );
+        out.push(
+            Finding::new(
+                Rule::ReactionTriggerChanged,
+                format!(
+                    "the reaction of `{name}` on `{}` now reacts on `{}`",
+                    written(old, o),
+                    written(new, n)
+                ),
+                Some(o.trigger.span),
+                Some(n.trigger.span),
+            )
+            .affecting(affects),
+        );
         false
     });
     for i in old_left {
         let o = old_reactions[i];
-        out.push(Finding::new(
-            Rule::ReactionRemoved,
-            format!(
-                "the reaction of `{name}` on `{}` is removed",
-                written(old, o)
-            ),
-            Some(o.trigger.span),
-            Some(np.name.span),
-        ));
+        out.push(
+            Finding::new(
+                Rule::ReactionRemoved,
+                format!(
+                    "the reaction of `{name}` on `{}` is removed",
+                    written(old, o)
+                ),
+                Some(o.trigger.span),
+                Some(np.name.span),
+            )
+            .affecting(old_keys[i].1.clone()),
+        );
     }
     for j in new_left {
         let n = new_reactions[j];
-        out.push(Finding::new(
-            Rule::ReactionAdded,
-            format!("`{name}` gets a reaction on `{}`", written(new, n)),
-            Some(op.name.span),
-            Some(n.trigger.span),
-        ));
+        out.push(
+            Finding::new(
+                Rule::ReactionAdded,
+                format!("`{name}` gets a reaction on `{}`", written(new, n)),
+                Some(op.name.span),
+                Some(n.trigger.span),
+            )
+            .affecting(new_keys[j].1.clone()),
+        );
     }
 }

@@ -17,14 +17,15 @@ pub(super) fn compare(
         let name = &m.name.text;
         match new_names.counterpart(m) {
             None => {
-                let mut f = Finding::new(
-                    Rule::MessageRemoved,
-                    format!("{kind} `{name}` is removed"),
-                    Some(m.name.span),
-                    None,
+                out.push(
+                    Finding::new(
+                        Rule::MessageRemoved,
+                        format!("{kind} `{name}` is removed"),
+                        Some(m.name.span),
+                        None,
+                    )
+                    .affecting(vec![name.to_string()]),
                 );
-                f.affects.push(name.to_string());
-                out.push(f);
             }
             Some(n) => route(m, n, out),
         }
@@ -32,14 +33,15 @@ pub(super) fn compare(
     for m in &new.messages {
         if old_names.counterpart(m).is_none() {
             let kind = m.kind.as_str();
-            let mut f = Finding::new(
-                Rule::MessageAdded,
-                format!("{kind} `{}` is added", m.name.text),
-                None,
-                Some(m.name.span),
+            out.push(
+                Finding::new(
+                    Rule::MessageAdded,
+                    format!("{kind} `{}` is added", m.name.text),
+                    None,
+                    Some(m.name.span),
+                )
+                .affecting(vec![m.name.text.to_string()]),
             );
-            f.affects.push(m.name.text.to_string());
-            out.push(f);
         }
     }
 }
@@ -90,9 +92,7 @@ fn route(old: &Message, new: &Message, out: &mut Vec<Finding>) {
         ),
         _ => return,
     };
-    let mut finding = finding;
-    finding.affects.push(name.to_string());
-    out.push(finding);
+    out.push(finding.affecting(vec![name.to_string()]));
 }
 
 fn key(old: &CheckedSpec, new: &CheckedSpec, out: &mut Vec<Finding>) {

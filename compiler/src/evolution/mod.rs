@@ -59,6 +59,12 @@ impl Finding {
         }
     }
 
+    /// The same finding, affecting these messages.
+    fn affecting(mut self, affects: Vec<String>) -> Self {
+        self.affects = affects;
+        self
+    }
+
     /// The rule's level.
     pub fn level(&self) -> Level {
         self.rule.level()
