@@ -36,8 +36,28 @@ fn checked(name: &str, text: &str) -> Option<CheckedSpec> {
 }
 
 /// The library's comparison of a pair, or `None` when a side has errors.
+/// Each side's first line, `// expect: CODES`, says which diagnostics it
+/// has, as in the rest of the corpus (the fuzzers' seeds rely on it).
 fn library(pair: &str) -> Option<Comparison> {
-    let read = |side: &str| std::fs::read_to_string(pairs_dir().join(pair).join(side)).unwrap();
+    let read = |side: &str| {
+        let text = std::fs::read_to_string(pairs_dir().join(pair).join(side)).unwrap();
+        let expected = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("// expect:"))
+            .unwrap_or_else(|| panic!("{pair}/{side}: no `// expect:` line"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        let report = check(&SourceFile::new(side, text.as_str()));
+        let codes: Vec<String> = report
+            .diagnostics
+            .iter()
+            .map(|d| d.code.to_string())
+            .collect();
+        assert_eq!(codes, expected, "{pair}/{side}");
+        text
+    };
     let old = checked("old.choreo", &read("old.choreo"))?;
     let new = checked("new.choreo", &read("new.choreo"))?;
     Some(compare(&old, &new))
@@ -226,6 +246,12 @@ fn wrong_arguments_and_unreadable_files_exit_2() {
     let out = choreoc_in(&dir, &["diff", "--against", "HEAD", one, one]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("give one SPEC"), "{}", stderr(&out));
+    let out = choreoc_in(&dir, &["diff", "--against", "HEAD", "missing.choreo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).matches("cannot read `missing.choreo`").count(),
+        1
+    );
     let out = choreoc_in(&dir, &["diff", one, "missing.choreo"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

@@ -79,8 +79,12 @@ pub fn run(args: Args, color: Color) -> u8 {
     let (old, new) = match (old, new) {
         (Ok(old), Ok(new)) => (old, new),
         (old, new) => {
-            for message in [old.err(), new.err()].into_iter().flatten() {
-                input::fail(&message);
+            let mut messages: Vec<String> = [old.err(), new.err()].into_iter().flatten().collect();
+            // A missing SPEC with `--against` is the same failure on both
+            // sides: say it once.
+            messages.dedup();
+            for message in &messages {
+                input::fail(message);
             }
             return status::FAILURE;
         }
