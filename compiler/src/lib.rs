@@ -29,6 +29,7 @@ pub mod checks;
 pub mod codegen;
 pub mod diagnostic;
 pub mod diagram;
+pub mod evolution;
 pub mod explain;
 pub mod export;
 pub mod format;

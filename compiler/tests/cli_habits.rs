@@ -16,6 +16,7 @@ use std::process::Command;
 const SUBCOMMANDS: &[&str] = &[
     "check",
     "diagram",
+    "diff",
     "explain",
     "fmt",
     "generate",

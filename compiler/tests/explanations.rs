@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use choreo_compiler::checks::CHECKS;
+use choreo_compiler::evolution::Rule;
 use choreo_compiler::{check, explain::explanation, Code, SourceFile};
 use std::path::Path;
 
@@ -64,14 +65,17 @@ fn every_code_of_the_table_has_an_explanation_file_and_no_file_is_left_over() {
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
+    // The rules of `choreoc diff` are explained beside the codes;
+    // compiler/tests/diff.rs checks their before and after.
     let mut expected: Vec<String> = CHECKS
         .iter()
         .flat_map(|c| c.codes.iter().map(|code| format!("{code}.md")))
+        .chain(Rule::ALL.iter().map(|rule| format!("{rule}.md")))
         .collect();
     expected.sort();
     assert_eq!(
         files, expected,
-        "compiler/explanations/ and the checks' table differ"
+        "compiler/explanations/ and the checks' table with the diff rules differ"
     );
     for check in CHECKS {
         for &code in check.codes {

@@ -617,6 +617,16 @@ impl Spec {
         self.message_ids().find(|&id| self.message_name(id) == name)
     }
 
+    /// What every wire type (the CloudEvents `type`, also the topic) starts
+    /// with: `Choreography.vMAJOR.`, or `Choreography.` without a `version`.
+    /// Services whose prefixes differ never consume each other's events.
+    pub fn wire_prefix(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{}.v{}.", self.name.text, v.value.major),
+            None => format!("{}.", self.name.text),
+        }
+    }
+
     /// The participant of this name.
     pub fn find_participant(&self, name: &str) -> Option<ParticipantId> {
         (0..self.participants.len())

@@ -24,6 +24,7 @@ mod check;
 mod completions;
 mod deps;
 mod diagram;
+mod diff;
 mod explain;
 mod export;
 mod fmt;
@@ -70,6 +71,8 @@ Examples:
   choreoc generate shop.choreo --out types   a library crate of typed services
   choreoc diagram shop.choreo -f svg -o shop.svg
   choreoc fmt shop.choreo                    rewrite a spec in the canonical layout
+  choreoc diff --against origin/main shop.choreo
+                                             what the change breaks in a rolling deployment
   choreoc export permissions shop.choreo --broker nats -o nats/
   choreoc completions bash > ~/.local/share/bash-completion/completions/choreoc
 
@@ -99,6 +102,7 @@ pub(crate) struct Cli {
 enum Command {
     Check(check::Args),
     Diagram(diagram::Args),
+    Diff(diff::Args),
     Explain(explain::Args),
     Export(export::Args),
     Fmt(fmt::Args),
@@ -157,6 +161,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check::run(args, color),
         Command::Diagram(args) => diagram::run(args, color),
+        Command::Diff(args) => diff::run(args, color),
         Command::Explain(args) => explain::run(args),
         Command::Export(args) => export::run(args, color),
         Command::Fmt(args) => fmt::run(args, color),

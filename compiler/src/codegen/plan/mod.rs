@@ -117,10 +117,7 @@ impl NamingPlan {
         let mut args = Namespace::with(START_ALL_FIXED);
         let participants = participants::plan(spec, &mut types, &mut args);
 
-        let wire_prefix = match &spec.version {
-            Some(v) => format!("{}.v{}.", spec.name.text, v.value.major),
-            None => format!("{}.", spec.name.text),
-        };
+        let wire_prefix = spec.wire_prefix();
         let mut senders = Namespace::with(COMMANDS_FIXED);
         let mut handlers = Namespace::with(HTTP_FIXED);
         let messages = spec
