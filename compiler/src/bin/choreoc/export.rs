@@ -39,8 +39,9 @@ enum What {
 /// Writes, into DIR (made if missing), `<Message>.schema.json` per command
 /// and event, each describing the whole message as choreo-runtime
 /// publishes it (the CloudEvents envelope in structured mode, its `data`
-/// the payload), and `defs.schema.json`, the records and enums they refer
-/// to. A message as it lies on the broker validates against its file.
+/// the payload), and `defs.schema.json`, what they refer to: the envelope
+/// they share and the records and enums. A message as it lies on the
+/// broker validates against its file.
 ///
 /// Exit status: 0 when written, 1 when the spec has errors, 2 when the
 /// command could not run.
@@ -63,7 +64,7 @@ struct JsonSchemaArgs {
 /// reaction and one that sends each of its events; the ingress sends the
 /// commands. Each message is the CloudEvent (structured mode) that the
 /// runtime publishes, its `data` the message's type, with the transport's
-/// headers (`Nats-Msg-Id`). Joins, compensations, retries, timeouts,
+/// headers (`Nats-Msg-Id`); the envelope is one schema they all refer to. Joins, compensations, retries, timeouts,
 /// bounds, terminal events and deadlines are `x-choreo-*` extensions;
 /// doc comments are descriptions.
 ///

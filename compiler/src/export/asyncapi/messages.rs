@@ -5,11 +5,13 @@
 //! its attributes, with `type` the message's wire type and
 //! `correlationid` the instance key as text, and `data` the message's
 //! fields. The schemas are the JSON Schema export's
-//! ([`crate::export::jsonschema`]), with records and enums in
-//! `components/schemas` under their names. They are JSON Schema 2020-12
+//! ([`crate::export::jsonschema`]): the envelope, the same for every
+//! message, once in `components/schemas` as `choreo.CloudEvent`, the
+//! records and enums there under their names, and each payload all of the
+//! envelope and its own `type` and `data`. They are JSON Schema 2020-12
 //! using only keywords that draft 7, and so AsyncAPI's default schema
-//! format, reads alike; the `$schema` line of each is left out, as
-//! AsyncAPI's format is the document's.
+//! format, reads alike (hence `allOf`, as draft 7 ignores what stands
+//! beside a `$ref`).
 //!
 //! The transport adds to it:
 //!
@@ -22,7 +24,7 @@
 use super::document::{Extensions, Json, Message};
 use super::extensions::{docs, put};
 use super::{message_key, Broker, Context, CLOUDEVENTS_JSON};
-use crate::export::jsonschema::JsonSchemas;
+use crate::export::jsonschema::{envelope, JsonSchemas};
 use indexmap::IndexMap;
 use serde_json::{json, Value};
 
@@ -43,15 +45,20 @@ pub(crate) fn json_schemas(spec: &crate::CheckedSpec) -> JsonSchemas {
     JsonSchemas::with_ref_prefix(spec, SCHEMAS)
 }
 
-/// `components/schemas`: the records and enums, sorted by name, then the
-/// transport's headers.
+/// `components/schemas`: the envelope, the records and enums sorted by
+/// name, then the transport's headers.
 pub(crate) fn schemas(cx: &Context) -> IndexMap<String, Json> {
-    let mut out: IndexMap<String, Json> = cx
-        .schemas
-        .definitions()
-        .iter()
-        .map(|(name, schema)| (name.clone(), Json(schema.clone())))
-        .collect();
+    let mut out = IndexMap::with_capacity(cx.schemas.definitions().len() + 2);
+    out.insert(
+        envelope::NAME.to_owned(),
+        Json(cx.schemas.envelope().clone()),
+    );
+    out.extend(
+        cx.schemas
+            .definitions()
+            .iter()
+            .map(|(name, schema)| (name.clone(), Json(schema.clone()))),
+    );
     if cx.options.broker == Broker::Nats {
         out.insert(NATS_HEADERS.to_owned(), Json(nats_headers()));
     }
@@ -73,6 +80,23 @@ fn nats_headers() -> Value {
     })
 }
 
+/// The payload of message `id`: all of the shared envelope and the
+/// message's own `type` and `data`, titled with its name (which code
+/// generators name their type after).
+fn payload(schemas: &JsonSchemas, id: crate::model::MessageId) -> Value {
+    let Some(m) = schemas.get(id) else {
+        return Value::Null;
+    };
+    let own = envelope::narrowed(&m.wire_type, m.payload.clone());
+    json!({
+        "title": m.name,
+        "allOf": [
+            { "$ref": format!("{SCHEMAS}{}", envelope::NAME) },
+            { "type": "object", "properties": own },
+        ]
+    })
+}
+
 /// `components/messages`: one per event and command, in the spec's order.
 pub(crate) fn messages(cx: &Context) -> IndexMap<String, Message> {
     let spec = cx.spec;
@@ -80,10 +104,7 @@ pub(crate) fn messages(cx: &Context) -> IndexMap<String, Message> {
         .map(|id| {
             let m = spec.message(id);
             let key = message_key(spec, id);
-            let mut payload = cx.schemas.message(id);
-            if let Value::Object(map) = &mut payload {
-                map.remove("$schema");
-            }
+            let payload = payload(cx.schemas, id);
             let mut extensions = Extensions::new();
             let headers = match cx.options.broker {
                 Broker::Nats => Some(Json(json!({ "$ref": format!("{SCHEMAS}{NATS_HEADERS}") }))),

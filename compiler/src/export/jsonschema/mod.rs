@@ -5,10 +5,12 @@
 //! payload ([`JsonSchemas::payload`], the `data` of the envelope) and of
 //! the whole CloudEvents envelope in structured mode
 //! ([`JsonSchemas::message`]), so that a message as it lies on the broker
-//! validates as it is; records and enums are shared definitions
-//! ([`JsonSchemas::definitions`]), which the messages name by `$ref`.
-//! [`JsonSchemas::files`] lays them out as `choreoc export jsonschema`
-//! writes them: `defs.schema.json` and one `<Message>.schema.json` each.
+//! validates as it is. What all messages share is defined once and named
+//! by `$ref`: the envelope's attributes ([`JsonSchemas::envelope`], the
+//! definition [`envelope::NAME`]) and the records and enums
+//! ([`JsonSchemas::definitions`]). [`JsonSchemas::files`] lays them out
+//! as `choreoc export jsonschema` writes them: `defs.schema.json` with the
+//! shared definitions and one `<Message>.schema.json` each.
 //!
 //! The schemas say what the runtime writes (strings for `decimal`,
 //! RFC 3339 for `timestamp`, …); where its decoder is more lenient than
@@ -21,6 +23,7 @@ mod tests;
 pub mod types;
 
 use crate::codegen::wire_names;
+use crate::export::sorted::Sorted;
 use crate::model::{MessageId, Settlement};
 use crate::CheckedSpec;
 use serde_json::{Map, Value};
@@ -33,7 +36,7 @@ pub const DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
 pub const DEFS_FILE: &str = "defs.schema.json";
 
 /// How message files name the shared definitions: `$ref` is this followed
-/// by the record's or enum's name.
+/// by the record's or enum's name, or by [`envelope::NAME`].
 pub const DEFS_REF_PREFIX: &str = "defs.schema.json#/$defs/";
 
 /// One message's schemas.
@@ -45,7 +48,8 @@ pub struct MessageSchema {
     pub wire_type: String,
     /// The schema of its payload, the envelope's `data`.
     pub payload: Value,
-    /// The schema of the whole envelope, a document of its own.
+    /// The schema of the whole envelope, a document of its own: the shared
+    /// envelope by `$ref`, with the message's `type` and `data`.
     pub message: Value,
 }
 
@@ -56,18 +60,20 @@ pub struct JsonSchemas {
     messages: Vec<MessageSchema>,
     /// Records and enums by name.
     definitions: BTreeMap<String, Value>,
+    /// The envelope every message shares.
+    envelope: Value,
 }
 
 impl JsonSchemas {
-    /// The schemas of `spec`, naming records and enums as
+    /// The schemas of `spec`, naming records, enums and the envelope as
     /// `defs.schema.json#/$defs/<Name>` ([`DEFS_REF_PREFIX`]).
     pub fn of(spec: &CheckedSpec) -> JsonSchemas {
         JsonSchemas::with_ref_prefix(spec, DEFS_REF_PREFIX)
     }
 
-    /// The schemas of `spec`, naming records and enums as `ref_prefix`
-    /// followed by their name: `#/components/schemas/` puts them where an
-    /// AsyncAPI document keeps its schemas.
+    /// The schemas of `spec`, naming records, enums and the envelope as
+    /// `ref_prefix` followed by their name: `#/components/schemas/` puts
+    /// them where an AsyncAPI document keeps its schemas.
     pub fn with_ref_prefix(spec: &CheckedSpec, ref_prefix: &str) -> JsonSchemas {
         let wire = wire_names(spec);
         let mut definitions = BTreeMap::new();
@@ -97,7 +103,7 @@ impl JsonSchemas {
                     summary(m, &wire_type, spec.key().name.text.as_str()).into(),
                 );
                 types::deprecated(&mut head, m.deprecated.is_some());
-                let message = envelope::schema(head, spec.key(), &wire_type, payload.clone());
+                let message = envelope::schema(head, ref_prefix, &wire_type, payload.clone());
                 MessageSchema {
                     name: m.name.text.to_string(),
                     wire_type,
@@ -109,6 +115,7 @@ impl JsonSchemas {
         JsonSchemas {
             messages,
             definitions,
+            envelope: envelope::definition(spec.key()),
         }
     }
 
@@ -139,14 +146,25 @@ impl JsonSchemas {
         &self.definitions
     }
 
-    /// The document of the shared definitions: `{"$schema", "$defs"}`.
+    /// The envelope every message shares (the definition
+    /// [`envelope::NAME`]): its attributes and extensions, with any `type`
+    /// and any `data`, which each message's schema narrows.
+    pub fn envelope(&self) -> &Value {
+        &self.envelope
+    }
+
+    /// The document of the shared definitions: `{"$schema", "$defs"}`,
+    /// the records, the enums and the envelope.
     pub fn defs(&self) -> Value {
+        let mut defs: Map<String, Value> = self
+            .definitions
+            .iter()
+            .map(|(name, schema)| (name.clone(), schema.clone()))
+            .collect();
+        defs.insert(envelope::NAME.into(), self.envelope.clone());
         let mut out = Map::new();
         out.insert("$schema".into(), DIALECT.into());
-        out.insert(
-            "$defs".into(),
-            Value::Object(self.definitions.clone().into_iter().collect()),
-        );
+        out.insert("$defs".into(), Value::Object(defs));
         Value::Object(out)
     }
 
@@ -188,28 +206,10 @@ fn summary(m: &crate::model::Message, wire_type: &str, key: &str) -> String {
     }
 }
 
-/// Pretty JSON with a trailing newline, every object's keys sorted (also
-/// when a crate in the build turns on serde_json's `preserve_order`), so
-/// that the output is the same from run to run.
+/// Pretty JSON with a trailing newline, every object's keys sorted
+/// ([`Sorted`]), so that the output is the same from run to run.
 pub fn pretty(value: &Value) -> String {
-    let mut text = serde_json::to_string_pretty(&sorted(value)).unwrap_or_default();
+    let mut text = serde_json::to_string_pretty(&Sorted(value)).unwrap_or_default();
     text.push('\n');
     text
-}
-
-fn sorted(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), sorted(v)))
-                    .collect(),
-            )
-        }
-        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
-        other => other.clone(),
-    }
 }
