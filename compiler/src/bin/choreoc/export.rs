@@ -11,6 +11,7 @@ use choreo_compiler::export::permissions::{
     redis::{password_hash, RedisAcl},
     Deployment, Usage,
 };
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Derive configuration for other tools from a spec
@@ -216,17 +217,23 @@ fn run_asyncapi(args: AsyncapiArgs, color: Color) -> u8 {
         FormatArg::Yaml => Format::Yaml,
         FormatArg::Json => Format::Json,
     };
-    let text = match asyncapi::render(&asyncapi::document(&spec, &options), format) {
-        Ok(t) => t,
-        Err(e) => {
-            input::fail(&e.to_string());
-            return status::FAILURE;
-        }
-    };
+    let doc = asyncapi::document(&spec, &options);
     let Some(path) = &args.output else {
-        return crate::write_stdout(text.as_bytes());
+        return match asyncapi::render(&doc, format) {
+            Ok(text) => crate::write_stdout(text.as_bytes()),
+            Err(e) => {
+                input::fail(&e.to_string());
+                status::FAILURE
+            }
+        };
     };
-    if let Err(err) = std::fs::write(path, text.as_bytes()) {
+    // Straight into the file: the text of a large spec is tens of MB.
+    let written = std::fs::File::create(path).and_then(|file| {
+        let mut out = std::io::BufWriter::new(file);
+        asyncapi::write(&doc, format, &mut out)?;
+        out.flush()
+    });
+    if let Err(err) = written {
         input::fail(&format!("cannot write `{}`: {err}", path.display()));
         return status::FAILURE;
     }

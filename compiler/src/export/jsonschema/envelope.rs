@@ -160,16 +160,16 @@ pub fn narrowed(wire_type: &str, payload: Value) -> Map<String, Value> {
 
 /// The whole envelope schema of one message as a document of its own,
 /// with `extra` (title, description, `$schema`): the shared envelope by
-/// `$ref` to `ref_prefix` followed by [`NAME`] (in draft 2020-12 `$ref`
+/// `$ref` to `reference`, where [`NAME`] is (in draft 2020-12 `$ref`
 /// applies beside the other keywords), narrowed to the message.
 pub fn schema(
     extra: Map<String, Value>,
-    ref_prefix: &str,
+    reference: &str,
     wire_type: &str,
     payload: Value,
 ) -> Value {
     let mut out = extra;
-    out.insert("$ref".into(), format!("{ref_prefix}{NAME}").into());
+    out.insert("$ref".into(), reference.into());
     out.insert(
         "properties".into(),
         Value::Object(narrowed(wire_type, payload)),

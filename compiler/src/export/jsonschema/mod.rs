@@ -48,9 +48,11 @@ pub struct MessageSchema {
     pub wire_type: String,
     /// The schema of its payload, the envelope's `data`.
     pub payload: Value,
-    /// The schema of the whole envelope, a document of its own: the shared
-    /// envelope by `$ref`, with the message's `type` and `data`.
-    pub message: Value,
+    /// What its document says first ([`JsonSchemas::document`]): its doc
+    /// comment, then what it is.
+    pub description: String,
+    /// Whether it is `@deprecated`.
+    pub deprecated: bool,
 }
 
 /// The JSON Schemas of one spec.
@@ -62,6 +64,8 @@ pub struct JsonSchemas {
     definitions: BTreeMap<String, Value>,
     /// The envelope every message shares.
     envelope: Value,
+    /// How a message's document names the envelope: `$ref`'s value.
+    envelope_ref: String,
 }
 
 impl JsonSchemas {
@@ -75,7 +79,18 @@ impl JsonSchemas {
     /// `ref_prefix` followed by their name: `#/components/schemas/` puts
     /// them where an AsyncAPI document keeps its schemas.
     pub fn with_ref_prefix(spec: &CheckedSpec, ref_prefix: &str) -> JsonSchemas {
-        let wire = wire_names(spec);
+        JsonSchemas::with_wire_types(spec, ref_prefix, wire_names(spec).types)
+    }
+
+    /// [`JsonSchemas::with_ref_prefix`], given the messages' wire types by
+    /// index, for a caller that has them already: they come from the
+    /// naming plan of the generated code, which is not cheap to make.
+    pub(crate) fn with_wire_types(
+        spec: &CheckedSpec,
+        ref_prefix: &str,
+        wire_types: Vec<String>,
+    ) -> JsonSchemas {
+        let mut wire_types = wire_types.into_iter();
         let mut definitions = BTreeMap::new();
         for r in &spec.records {
             definitions.insert(r.name.text.to_string(), types::record(spec, r, ref_prefix));
@@ -86,29 +101,20 @@ impl JsonSchemas {
         let messages = spec
             .messages
             .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let wire_type = wire.types.get(i).cloned().unwrap_or_default();
+            .map(|m| {
+                let wire_type = wire_types.next().unwrap_or_default();
                 let mut payload = Map::new();
                 payload.insert("title".into(), m.name.text.as_str().into());
                 payload.extend(types::fields(spec, &m.fields, ref_prefix));
                 types::deprecated(&mut payload, m.deprecated.is_some());
                 let mut payload = Value::Object(payload);
                 types::describe(&mut payload, &m.docs);
-                let mut head = Map::new();
-                head.insert("$schema".into(), DIALECT.into());
-                head.insert("title".into(), m.name.text.as_str().into());
-                head.insert(
-                    "description".into(),
-                    summary(m, &wire_type, spec.key().name.text.as_str()).into(),
-                );
-                types::deprecated(&mut head, m.deprecated.is_some());
-                let message = envelope::schema(head, ref_prefix, &wire_type, payload.clone());
                 MessageSchema {
                     name: m.name.text.to_string(),
+                    description: summary(m, &wire_type, spec.key().name.text.as_str()),
                     wire_type,
                     payload,
-                    message,
+                    deprecated: m.deprecated.is_some(),
                 }
             })
             .collect();
@@ -116,6 +122,7 @@ impl JsonSchemas {
             messages,
             definitions,
             envelope: envelope::definition(spec.key()),
+            envelope_ref: format!("{ref_prefix}{}", envelope::NAME),
         }
     }
 
@@ -135,10 +142,31 @@ impl JsonSchemas {
         self.get(id).map_or(Value::Null, |m| m.payload.clone())
     }
 
-    /// The schema of a message's whole envelope; `null` for an id not of
-    /// this spec.
+    /// The schema of a message's whole envelope ([`JsonSchemas::document`]);
+    /// `null` for an id not of this spec.
     pub fn message(&self, id: MessageId) -> Value {
-        self.get(id).map_or(Value::Null, |m| m.message.clone())
+        self.get(id).map_or(Value::Null, |m| self.document(m))
+    }
+
+    /// The document of one of [`JsonSchemas::messages`], the schema of the
+    /// whole envelope as it lies on the broker: the shared envelope by
+    /// `$ref`, narrowed to the message's `type` and `data`. It is made when
+    /// asked for, as the AsyncAPI document, which names the envelope its
+    /// own way, has no use for it.
+    pub fn document(&self, m: &MessageSchema) -> Value {
+        let mut head = Map::new();
+        head.insert("$schema".into(), DIALECT.into());
+        head.insert("title".into(), m.name.as_str().into());
+        head.insert("description".into(), m.description.as_str().into());
+        types::deprecated(&mut head, m.deprecated);
+        envelope::schema(head, &self.envelope_ref, &m.wire_type, m.payload.clone())
+    }
+
+    /// The schemas taken apart, to move them into a document of one's own
+    /// without copying: every message's (by [`MessageId`] index), the
+    /// records' and enums' by name, and the envelope.
+    pub fn into_parts(self) -> (Vec<MessageSchema>, BTreeMap<String, Value>, Value) {
+        (self.messages, self.definitions, self.envelope)
     }
 
     /// The records' and enums' schemas by name, sorted.
@@ -175,7 +203,7 @@ impl JsonSchemas {
         let mut files: Vec<(String, String)> = self
             .messages
             .iter()
-            .map(|m| (format!("{}.schema.json", m.name), pretty(&m.message)))
+            .map(|m| (format!("{}.schema.json", m.name), pretty(&self.document(m))))
             .collect();
         files.push((DEFS_FILE.to_string(), pretty(&self.defs())));
         files.sort();
