@@ -115,10 +115,11 @@ fn the_asyncapi_channels_are_the_topics_the_runtime_uses() {
                 let doc = asyncapi::document(&spec, &options);
                 let mut topic_of = std::collections::HashMap::new();
                 for (key, channel) in &doc.channels {
-                    // The wire type the envelope carries; the runtime makes
-                    // the topic from it.
-                    let wire = doc.components.messages[key].payload.0["properties"]["type"]
-                        ["const"]
+                    // The wire type the envelope carries (the message's own
+                    // part of the payload, beside the shared envelope); the
+                    // runtime makes the topic from it.
+                    let wire = doc.components.messages[key].payload.0["allOf"][1]["properties"]
+                        ["type"]["const"]
                         .as_str()
                         .unwrap()
                         .to_owned();

@@ -35,8 +35,12 @@ const BASE: &str = "file:///choreo/schemas/";
 /// A spec's validators by wire type, once every document has been checked
 /// against the draft 2020-12 meta-schema.
 fn validators(schemas: &JsonSchemas) -> HashMap<String, jsonschema::Validator> {
-    let documents = schemas.messages().iter().map(|m| &m.message);
-    for document in documents.chain([&schemas.defs()]) {
+    let documents: Vec<Value> = schemas
+        .messages()
+        .iter()
+        .map(|m| schemas.document(m))
+        .collect();
+    for document in documents.iter().chain([&schemas.defs()]) {
         if let Err(e) = jsonschema::meta::validate(document) {
             panic!("not a valid draft 2020-12 schema: {e}\n{document:#}");
         }
@@ -49,13 +53,14 @@ fn validators(schemas: &JsonSchemas) -> HashMap<String, jsonschema::Validator> {
     schemas
         .messages()
         .iter()
-        .map(|m| {
+        .zip(&documents)
+        .map(|(m, document)| {
             let validator = jsonschema::options()
                 .with_registry(&registry)
                 .with_base_uri(format!("{BASE}{}.schema.json", m.name))
                 // Draft 2020-12 only annotates formats by default.
                 .should_validate_formats(true)
-                .build(&m.message)
+                .build(document)
                 .unwrap_or_else(|e| panic!("the schema of `{}` does not build: {e}", m.name));
             (m.wire_type.clone(), validator)
         })

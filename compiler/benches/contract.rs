@@ -45,7 +45,10 @@ fn tools(c: &mut Criterion) {
     group.bench_with_input(BenchmarkId::new("fmt", reactions), &text, |b, text| {
         b.iter(|| format(&SourceFile::new("synthetic.choreo", text.clone())).unwrap())
     });
-    for (name, how) in [("asyncapi-yaml", Format::Yaml), ("asyncapi-json", Format::Json)] {
+    for (name, how) in [
+        ("asyncapi-yaml", Format::Yaml),
+        ("asyncapi-json", Format::Json),
+    ] {
         group.bench_with_input(BenchmarkId::new(name, reactions), &spec, |b, spec| {
             b.iter(|| {
                 let doc = asyncapi::document(spec, &Options::default());

@@ -143,7 +143,14 @@ fn every_corpus_spec_exports_in_both_formats_for_both_brokers() {
                     assert_eq!(m["name"], key.as_str(), "{name}");
                     // The payload's `type` is the address without the
                     // prefixes: the wire type the runtime's topic is made of.
-                    let ty = m["payload"]["properties"]["type"]["const"]
+                    // All of the shared envelope and the message's own.
+                    let all = m["payload"]["allOf"].as_array().expect("allOf");
+                    assert_eq!(
+                        resolve(&doc, &all[0]),
+                        &doc["components"]["schemas"]["choreo.CloudEvent"],
+                        "{name}"
+                    );
+                    let ty = all[1]["properties"]["type"]["const"]
                         .as_str()
                         .expect("type");
                     let address = channel["address"].as_str().expect("address");
@@ -316,9 +323,10 @@ fn the_flow_is_kept_in_extensions() {
     );
     assert_eq!(op("ingress.send.Open")["action"], "send");
     assert_eq!(op("outside.send.CustomerClosed")["action"], "send");
-    // The key's type decides what `correlationid` holds.
+    // The key's type decides what `correlationid` holds, in the envelope
+    // every message shares.
     let correlation =
-        &doc["components"]["messages"]["Open"]["payload"]["properties"]["correlationid"];
+        &doc["components"]["schemas"]["choreo.CloudEvent"]["properties"]["correlationid"];
     assert_eq!(correlation["type"], "string");
     assert!(correlation["pattern"].is_string(), "{correlation}");
 }

@@ -55,12 +55,21 @@ pub struct WireNames {
 
 /// The run-time names of `spec`'s messages and reactions.
 pub fn wire_names(spec: &CheckedSpec) -> WireNames {
-    let plan = NamingPlan::new(spec);
-    let types = plan.messages().iter().map(|m| m.wire.clone()).collect();
+    // The plan's own functions for these two, not the whole plan: making
+    // every identifier of the generated code costs as much as the check
+    // at 10k reactions, and the exports ask for the names on every run.
+    let wire_prefix = spec.wire_prefix();
+    let types = spec
+        .messages
+        .iter()
+        .map(|m| plan::wire_type(&wire_prefix, m))
+        .collect();
     let mut reactions = vec![String::new(); spec.reactions.len()];
-    for r in plan.participants().iter().flat_map(|p| &p.reactions) {
-        if let Some(slot) = reactions.get_mut(r.id.index()) {
-            slot.clone_from(&r.name);
+    for p in &spec.participants {
+        for (&rid, name) in p.reactions.iter().zip(plan::reaction_names(spec, p)) {
+            if let Some(slot) = reactions.get_mut(rid.index()) {
+                *slot = name;
+            }
         }
     }
     WireNames { types, reactions }

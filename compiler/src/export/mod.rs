@@ -9,8 +9,11 @@
 //!   and messages of a deployment on one broker.
 //! - [`names`]: the names choreo-runtime gives to topics, streams and
 //!   keys, which the permissions and the AsyncAPI document use.
+//! - [`sorted`]: JSON written with sorted keys, so that both schema
+//!   exports give the same bytes from run to run.
 
 pub mod asyncapi;
 pub mod jsonschema;
 pub mod names;
 pub mod permissions;
+pub mod sorted;

@@ -11,6 +11,7 @@ use choreo_compiler::export::permissions::{
     redis::{password_hash, RedisAcl},
     Deployment, Usage,
 };
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Derive configuration for other tools from a spec
@@ -39,8 +40,9 @@ enum What {
 /// Writes, into DIR (made if missing), `<Message>.schema.json` per command
 /// and event, each describing the whole message as choreo-runtime
 /// publishes it (the CloudEvents envelope in structured mode, its `data`
-/// the payload), and `defs.schema.json`, the records and enums they refer
-/// to. A message as it lies on the broker validates against its file.
+/// the payload), and `defs.schema.json`, what they refer to: the envelope
+/// they share and the records and enums. A message as it lies on the
+/// broker validates against its file.
 ///
 /// Exit status: 0 when written, 1 when the spec has errors, 2 when the
 /// command could not run.
@@ -63,7 +65,7 @@ struct JsonSchemaArgs {
 /// reaction and one that sends each of its events; the ingress sends the
 /// commands. Each message is the CloudEvent (structured mode) that the
 /// runtime publishes, its `data` the message's type, with the transport's
-/// headers (`Nats-Msg-Id`). Joins, compensations, retries, timeouts,
+/// headers (`Nats-Msg-Id`); the envelope is one schema they all refer to. Joins, compensations, retries, timeouts,
 /// bounds, terminal events and deadlines are `x-choreo-*` extensions;
 /// doc comments are descriptions.
 ///
@@ -215,17 +217,23 @@ fn run_asyncapi(args: AsyncapiArgs, color: Color) -> u8 {
         FormatArg::Yaml => Format::Yaml,
         FormatArg::Json => Format::Json,
     };
-    let text = match asyncapi::render(&asyncapi::document(&spec, &options), format) {
-        Ok(t) => t,
-        Err(e) => {
-            input::fail(&e.to_string());
-            return status::FAILURE;
-        }
-    };
+    let doc = asyncapi::document(&spec, &options);
     let Some(path) = &args.output else {
-        return crate::write_stdout(text.as_bytes());
+        return match asyncapi::render(&doc, format) {
+            Ok(text) => crate::write_stdout(text.as_bytes()),
+            Err(e) => {
+                input::fail(&e.to_string());
+                status::FAILURE
+            }
+        };
     };
-    if let Err(err) = std::fs::write(path, text.as_bytes()) {
+    // Straight into the file: the text of a large spec is tens of MB.
+    let written = std::fs::File::create(path).and_then(|file| {
+        let mut out = std::io::BufWriter::new(file);
+        asyncapi::write(&doc, format, &mut out)?;
+        out.flush()
+    });
+    if let Err(err) = written {
         input::fail(&format!("cannot write `{}`: {err}", path.display()));
         return status::FAILURE;
     }

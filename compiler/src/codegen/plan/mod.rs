@@ -17,7 +17,7 @@ mod tests;
 use super::names::{id, ident, snake};
 use crate::model::{CheckedSpec, EnumId, Field, MessageId, RecordId};
 use namespace::Namespace;
-pub(crate) use participants::{ParticipantNames, ReactionNames};
+pub(crate) use participants::{reaction_names, ParticipantNames, ReactionNames};
 use proc_macro2::{Ident, Span};
 
 /// A field of a record or message, or a variant of an enum.
@@ -88,6 +88,12 @@ const COMMANDS_FIXED: &[&str] = &["new", "with_topics", "from_client", "client"]
 const START_ALL_FIXED: &[&str] = &["broker", "stores", "options"];
 
 /// The generated module's name: the choreography's name in snake_case.
+/// A message's wire type: the spec's wire prefix
+/// ([`CheckedSpec::wire_prefix`]) and its name.
+pub(crate) fn wire_type(wire_prefix: &str, m: &crate::model::Message) -> String {
+    format!("{wire_prefix}{}", m.name.text)
+}
+
 pub(crate) fn module_ident(spec: &CheckedSpec) -> Ident {
     id(&snake(&spec.name.text))
 }
@@ -128,7 +134,7 @@ impl NamingPlan {
                 MessageNames {
                     ty: id(&m.name.text),
                     fields: members(&m.fields),
-                    wire: format!("{wire_prefix}{}", m.name.text),
+                    wire: wire_type(&wire_prefix, m),
                     send: (m.is_command() || m.external.is_some()).then(|| method(&mut senders)),
                     http_handler: m.http.is_some().then(|| method(&mut handlers)),
                 }

@@ -4,7 +4,7 @@
 
 use super::Namespace;
 use crate::codegen::names::{camel, id, ident, snake};
-use crate::model::{CheckedSpec, ParticipantId, Reaction, ReactionId, TriggerKind};
+use crate::model::{CheckedSpec, Participant, ParticipantId, Reaction, ReactionId, TriggerKind};
 use proc_macro2::{Ident, Span};
 
 /// Items every participant's module writes beside its enums.
@@ -72,6 +72,19 @@ fn call_site(name: &str) -> Ident {
     Ident::new(name, Span::call_site())
 }
 
+/// The run-time names of participant `p`'s reactions, in its order: its
+/// handler methods' names, each `on_` and its triggers, made unique within
+/// the participant. The plan names the methods by it, and
+/// [`crate::codegen::wire_names`] takes it alone, without the rest of the
+/// plan.
+pub(crate) fn reaction_names(spec: &CheckedSpec, p: &Participant) -> Vec<String> {
+    let mut methods = Namespace::default();
+    p.reactions
+        .iter()
+        .map(|&rid| methods.fresh(&method_base(spec, spec.reaction(rid))))
+        .collect()
+}
+
 /// Names every participant: modules in `types`, arguments in `args`.
 pub(super) fn plan(
     spec: &CheckedSpec,
@@ -84,12 +97,12 @@ pub(super) fn plan(
         .map(|(pi, p)| {
             let module = types.fresh(&snake(&p.name.text));
             let arg = args.fresh(&snake(&p.name.text));
-            let mut methods = Namespace::default();
             let mut local = Namespace::with(MODULE_FIXED);
             let reactions = p
                 .reactions
                 .iter()
-                .map(|&rid| reaction(spec, rid, &mut methods, &mut local))
+                .zip(reaction_names(spec, p))
+                .map(|(&rid, name)| reaction(spec, rid, name, &mut local))
                 .collect();
             ParticipantNames {
                 id: ParticipantId::from_index(pi),
@@ -102,16 +115,15 @@ pub(super) fn plan(
         .collect()
 }
 
-/// Names one reaction: its method among the participant's `methods`, its
+/// Names one reaction, whose method is `name` ([`reaction_names`]): its
 /// enums among the items of the participant's module, `local`.
 fn reaction(
     spec: &CheckedSpec,
     rid: ReactionId,
-    methods: &mut Namespace,
+    name: String,
     local: &mut Namespace,
 ) -> ReactionNames {
     let r = spec.reaction(rid);
-    let name = methods.fresh(&method_base(spec, r));
     let base = camel(&name);
     let outcomes = r.outcomes();
     let outcome_enum = (outcomes.len() > 1).then(|| {

@@ -224,3 +224,18 @@ fn the_plan_names_every_reaction_and_message_once() {
         assert_eq!(senders.len(), sent, "{what}: distinct senders");
     }
 }
+
+#[test]
+fn wire_names_are_the_plans_names_without_the_plan() {
+    for spec in valid_specs() {
+        let plan = NamingPlan::new(&spec);
+        let wire = crate::codegen::wire_names(&spec);
+        let what = &spec.name.text;
+        let types: Vec<&str> = plan.messages().iter().map(|m| m.wire.as_str()).collect();
+        assert_eq!(wire.types, types, "{what}");
+        for r in plan.participants().iter().flat_map(|p| &p.reactions) {
+            assert_eq!(wire.reactions[r.id.index()], r.name, "{what}");
+        }
+        assert_eq!(wire.reactions.len(), spec.reactions.len(), "{what}");
+    }
+}

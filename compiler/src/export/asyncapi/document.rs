@@ -4,8 +4,8 @@
 //! (schemas, extension values) write their keys sorted, so that the same
 //! spec always gives the same bytes whatever serde_json's features.
 
+use crate::export::sorted::Sorted;
 use indexmap::IndexMap;
-use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
@@ -26,32 +26,6 @@ impl From<Value> for Json {
 impl Serialize for Json {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         Sorted(&self.0).serialize(serializer)
-    }
-}
-
-struct Sorted<'a>(&'a Value);
-
-impl Serialize for Sorted<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Value::Object(map) => {
-                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-                entries.sort_by(|a, b| a.0.cmp(b.0));
-                let mut out = serializer.serialize_map(Some(entries.len()))?;
-                for (k, v) in entries {
-                    out.serialize_entry(k, &Sorted(v))?;
-                }
-                out.end()
-            }
-            Value::Array(items) => {
-                let mut out = serializer.serialize_seq(Some(items.len()))?;
-                for v in items {
-                    out.serialize_element(&Sorted(v))?;
-                }
-                out.end()
-            }
-            other => other.serialize(serializer),
-        }
     }
 }
 

@@ -34,7 +34,7 @@ pub mod servers;
 use super::names;
 use crate::codegen::wire_names;
 use crate::CheckedSpec;
-use document::{Components, Document, Info, Tag};
+use document::{Document, Info, Tag};
 pub use servers::{ServerError, ServerSpec};
 
 /// The AsyncAPI version written.
@@ -108,13 +108,11 @@ pub fn document(spec: &CheckedSpec, options: &Options) -> Document {
         .iter()
         .map(|t| names::topic(&options.prefix, t))
         .collect();
-    let schemas = messages::json_schemas(spec);
     let context = Context {
         spec,
         options,
         topics: &topics,
         reactions: &wire.reactions,
-        schemas: &schemas,
     };
     let mut tags: Vec<Tag> = spec
         .participants
@@ -151,25 +149,52 @@ pub fn document(spec: &CheckedSpec, options: &Options) -> Document {
         default_content_type: CLOUDEVENTS_JSON,
         channels: channels::channels(&context),
         operations,
-        components: Components {
-            schemas: messages::schemas(&context),
-            messages: messages::messages(&context),
-        },
+        components: messages::components(&context, messages::json_schemas(spec, wire.types)),
     }
 }
 
 /// The document as text, ending with a newline.
 pub fn render(doc: &Document, format: Format) -> Result<String, RenderError> {
-    let mut text = match format {
-        Format::Yaml => serde_norway::to_string(doc).map_err(|e| RenderError(e.to_string()))?,
-        Format::Json => {
-            serde_json::to_string_pretty(doc).map_err(|e| RenderError(e.to_string()))?
-        }
-    };
-    if !text.ends_with('\n') {
-        text.push('\n');
+    let mut bytes = Vec::new();
+    write(doc, format, &mut bytes).map_err(|e| RenderError(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| RenderError(e.to_string()))
+}
+
+/// Writes the document as text, ending with a newline, to `out`: the
+/// bytes [`render`] returns, without holding them all (tens of MB at 10k
+/// reactions). A document serde cannot write is an error of kind
+/// `Other`.
+pub fn write(doc: &Document, format: Format, out: impl std::io::Write) -> std::io::Result<()> {
+    let mut out = LastByte { out, last: None };
+    match format {
+        Format::Yaml => serde_norway::to_writer(&mut out, doc).map_err(std::io::Error::other)?,
+        Format::Json => serde_json::to_writer_pretty(&mut out, doc)?,
     }
-    Ok(text)
+    if out.last != Some(b'\n') {
+        out.out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// A writer that remembers the last byte written, to end the text with
+/// exactly one newline whatever the format writes.
+struct LastByte<W> {
+    out: W,
+    last: Option<u8>,
+}
+
+impl<W: std::io::Write> std::io::Write for LastByte<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        if let Some(&b) = buf[..n].last() {
+            self.last = Some(b);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// What the parts of the document are made from.
@@ -180,8 +205,6 @@ pub(crate) struct Context<'a> {
     pub topics: &'a [String],
     /// Each reaction's name (its store scope's last part), by index.
     pub reactions: &'a [String],
-    /// The messages' JSON Schemas.
-    pub schemas: &'a crate::export::jsonschema::JsonSchemas,
 }
 
 impl Context<'_> {

@@ -1,7 +1,10 @@
 //! The CloudEvents envelope around a message, as choreo-runtime publishes
 //! it in structured mode (`choreo_runtime::envelope::json::encode`, what
 //! every broker adapter writes): the attributes, choreo's extensions and
-//! the payload in `data`.
+//! the payload in `data`. The envelope is the same for every message of a
+//! spec but for `type` and `data`, so it is one shared definition
+//! ([`definition`]) that each message's schema refers to and narrows
+//! ([`schema`]).
 
 use super::types::{TIMESTAMP_PATTERN, UUID_PATTERN};
 use crate::model::{Key, Scalar};
@@ -63,8 +66,14 @@ fn correlation(key: &Key) -> Value {
     schema
 }
 
-/// The envelope's properties; `data` is `payload`.
-pub fn properties(key: &Key, wire_type: &str, payload: Value) -> Map<String, Value> {
+/// The name of the envelope's shared definition, beside the records and
+/// enums: the dot keeps it apart from the spec's names, which are
+/// identifiers.
+pub const NAME: &str = "choreo.CloudEvent";
+
+/// The envelope's properties, every message's alike: `type` is any wire
+/// type and `data` any payload, which each message's schema narrows.
+fn properties(key: &Key) -> Map<String, Value> {
     let string =
         |description: &str| json!({ "type": "string", "minLength": 1, "description": description });
     let mut p = Map::new();
@@ -76,7 +85,7 @@ pub fn properties(key: &Key, wire_type: &str, payload: Value) -> Map<String, Val
     p.insert("source".into(), string("Who published it."));
     p.insert(
         "type".into(),
-        json!({ "const": wire_type, "description": "The wire type, with the spec's major version: also the topic." }),
+        string("The wire type, with the spec's major version: also the topic."),
     );
     p.insert(
         "time".into(),
@@ -100,19 +109,27 @@ pub fn properties(key: &Key, wire_type: &str, payload: Value) -> Map<String, Val
         "choreoversion".into(),
         json!({ "type": "string", "description": "The `version` of the spec the publisher was built from." }),
     );
-    p.insert("data".into(), payload);
+    // Listed so that `additionalProperties` below leaves it to the
+    // message's schema.
+    p.insert(
+        "data".into(),
+        json!({ "description": "The payload: its schema is the message's." }),
+    );
     p
 }
 
-/// The whole envelope schema of one message, with `extra` (title,
-/// description, `$schema`) first.
-pub fn schema(extra: Map<String, Value>, key: &Key, wire_type: &str, payload: Value) -> Value {
-    let mut out = extra;
-    out.insert("type".into(), "object".into());
+/// The envelope every message of a spec shares, defined once as [`NAME`]:
+/// the attributes, required or not, and the extensions. The key's type is
+/// the spec's, so `correlationid`'s form is the same for every message.
+pub fn definition(key: &Key) -> Value {
+    let mut out = Map::new();
+    out.insert("title".into(), "CloudEvent".into());
     out.insert(
-        "properties".into(),
-        Value::Object(properties(key, wire_type, payload)),
+        "description".into(),
+        "A message as choreo-runtime publishes it: a CloudEvents 1.0 envelope in structured mode. Each message's schema refers to it and gives its `type` and its `data`.".into(),
     );
+    out.insert("type".into(), "object".into());
+    out.insert("properties".into(), Value::Object(properties(key)));
     out.insert(
         "required".into(),
         REQUIRED.iter().map(|r| Value::from(*r)).collect(),
@@ -128,6 +145,34 @@ pub fn schema(extra: Map<String, Value>, key: &Key, wire_type: &str, payload: Va
     out.insert(
         "additionalProperties".into(),
         json!({ "type": ["string", "number", "boolean"] }),
+    );
+    Value::Object(out)
+}
+
+/// What one message adds to the shared envelope: its wire type as `type`
+/// and `payload` as `data`, as the members of a `properties`.
+pub fn narrowed(wire_type: &str, payload: Value) -> Map<String, Value> {
+    let mut p = Map::new();
+    p.insert("type".into(), json!({ "const": wire_type }));
+    p.insert("data".into(), payload);
+    p
+}
+
+/// The whole envelope schema of one message as a document of its own,
+/// with `extra` (title, description, `$schema`): the shared envelope by
+/// `$ref` to `reference`, where [`NAME`] is (in draft 2020-12 `$ref`
+/// applies beside the other keywords), narrowed to the message.
+pub fn schema(
+    extra: Map<String, Value>,
+    reference: &str,
+    wire_type: &str,
+    payload: Value,
+) -> Value {
+    let mut out = extra;
+    out.insert("$ref".into(), reference.into());
+    out.insert(
+        "properties".into(),
+        Value::Object(narrowed(wire_type, payload)),
     );
     Value::Object(out)
 }

@@ -66,19 +66,39 @@ fn integer(minimum: Value, maximum: Value) -> Value {
     json!({ "type": "integer", "minimum": minimum, "maximum": maximum })
 }
 
+/// An object of `entries`, moved in: `json!` would copy a `Value` it is
+/// given (it serializes it anew), which for nested schemas adds up.
+pub fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Object(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
+}
+
 /// The schema of a field type; records and enums are `$ref`s to
 /// `ref_prefix` followed by their name.
 pub fn of_type(spec: &Spec, ty: &Type, ref_prefix: &str) -> Value {
     match ty {
         Type::Scalar(s) => scalar(*s),
-        Type::List(t) => json!({ "type": "array", "items": of_type(spec, t, ref_prefix) }),
-        Type::Map(t) => json!({
-            "type": "object",
-            "additionalProperties": of_type(spec, t, ref_prefix),
-        }),
+        Type::List(t) => object([
+            ("type", "array".into()),
+            ("items", of_type(spec, t, ref_prefix)),
+        ]),
+        Type::Map(t) => object([
+            ("type", "object".into()),
+            ("additionalProperties", of_type(spec, t, ref_prefix)),
+        ]),
         // `None` is written as `null`; an absent field also reads as
         // `None` (see `fields`).
-        Type::Optional(t) => json!({ "anyOf": [of_type(spec, t, ref_prefix), { "type": "null" }] }),
+        Type::Optional(t) => object([(
+            "anyOf",
+            Value::Array(vec![
+                of_type(spec, t, ref_prefix),
+                json!({ "type": "null" }),
+            ]),
+        )]),
         Type::Record(r) => json!({ "$ref": format!("{ref_prefix}{}", spec.record(*r).name.text) }),
         Type::Enum(e) => {
             json!({ "$ref": format!("{ref_prefix}{}", spec.enumeration(*e).name.text) })
