@@ -245,6 +245,46 @@ fn asyncapi_of_a_spec_with_errors_exits_1_and_writes_nothing() {
     assert!(!file.exists());
 }
 
+#[test]
+fn asyncapi_replaces_a_file_whole_and_says_plainly_where_it_cannot_write() {
+    let dir = scratch("asyncapi-replace");
+    let file = dir.join("shop.yaml");
+    std::fs::write(&file, "an older document\n").expect("write");
+    let path = file.to_str().expect("utf-8");
+    let out = choreoc(&["export", "asyncapi", ECOMMERCE, "-o", path], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(&file).expect("read");
+    assert!(written.starts_with("asyncapi: 3.0.0"), "{written}");
+    // Only the document is left beside it: the temporary file it was
+    // written into was renamed over the old one.
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["shop.yaml"]);
+    let missing = dir.join("no-such-dir").join("shop.yaml");
+    let out = choreoc(
+        &[
+            "export",
+            "asyncapi",
+            ECOMMERCE,
+            "-o",
+            missing.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot write") && err.contains("No such file or directory"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(".tmp"),
+        "the temporary file's name shows: {err}"
+    );
+}
+
 /// `choreoc export jsonschema SPEC --out DIR`.
 fn jsonschema(spec: &str, dir: &Path) -> Output {
     choreoc(

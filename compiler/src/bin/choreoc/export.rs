@@ -11,7 +11,7 @@ use choreo_compiler::export::permissions::{
     redis::{password_hash, RedisAcl},
     Deployment, Usage,
 };
-use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 /// Derive configuration for other tools from a spec
@@ -227,11 +227,25 @@ fn run_asyncapi(args: AsyncapiArgs, color: Color) -> u8 {
             }
         };
     };
-    // Straight into the file: the text of a large spec is tens of MB.
-    let written = std::fs::File::create(path).and_then(|file| {
+    // Straight into a file (the text of a large spec is tens of MB), one
+    // beside the target that replaces it only once whole: a failure
+    // half-way leaves the old document as it was.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // Made as `File::create` makes a file (0o666 less the umask); a
+    // missing directory said as such, not by the temporary file's name.
+    let temporary = std::fs::metadata(dir).and_then(|_| {
+        tempfile::Builder::new()
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(dir)
+    });
+    let written = temporary.and_then(|file| {
         let mut out = std::io::BufWriter::new(file);
         asyncapi::write(&doc, format, &mut out)?;
-        out.flush()
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.persist(path).map(drop).map_err(|e| e.error)
     });
     if let Err(err) = written {
         input::fail(&format!("cannot write `{}`: {err}", path.display()));
