@@ -75,11 +75,27 @@ impl Schedule {
     /// The next fault's kind: each kind in turn first, so that a short
     /// campaign has them all, then at random.
     pub fn kind(&mut self) -> Option<Fault> {
+        self.kind_preferring(&[])
+    }
+
+    /// As [`Schedule::kind`], but past the first turn a kind of `wanted`
+    /// when there is one: a campaign asks again for the kinds that have
+    /// not bitten yet (a pause of a process whose one delivery was
+    /// settled already proves nothing), rather than leave their proof to
+    /// chance.
+    pub fn kind_preferring(&mut self, wanted: &[Fault]) -> Option<Fault> {
         if self.kinds.is_empty() {
             return None;
         }
+        let wanted: Vec<Fault> = wanted
+            .iter()
+            .copied()
+            .filter(|k| self.kinds.contains(k))
+            .collect();
         let k = if self.turn < self.kinds.len() {
             self.kinds[self.turn]
+        } else if !wanted.is_empty() {
+            wanted[self.rng.usize(0..wanted.len())]
         } else {
             self.kinds[self.rng.usize(0..self.kinds.len())]
         };
@@ -129,5 +145,20 @@ mod tests {
         assert_eq!(later_a, later_b, "the same seed gives the same schedule");
         assert!(later_a.contains(&Some(Fault::Kill)) && later_a.contains(&Some(Fault::Net)));
         assert_eq!(Schedule::new(1, &[]).kind(), None);
+    }
+
+    #[test]
+    fn past_the_first_turn_the_kinds_not_proven_yet_come_again() {
+        let mut s = Schedule::new(3, &Fault::ALL);
+        let first: Vec<_> = (0..5).map(|_| s.kind_preferring(&[Fault::Pause])).collect();
+        // The first turn is every kind, whatever is wanted.
+        assert_eq!(first, Fault::ALL.map(Some));
+        for _ in 0..20 {
+            assert_eq!(s.kind_preferring(&[Fault::Pause]), Some(Fault::Pause));
+        }
+        // A kind not chosen for the campaign is never asked for.
+        let mut kills = Schedule::new(3, &[Fault::Kill]);
+        kills.kind();
+        assert_eq!(kills.kind_preferring(&[Fault::Pause]), Some(Fault::Kill));
     }
 }

@@ -74,6 +74,11 @@ const WATCH_FOR: Duration = Duration::from_secs(60);
 /// one: a fault that hits an idle process proves little.
 const BUSY_WITHIN: Duration = Duration::from_millis(1500);
 
+/// How soon a kind that could not be injected is tried again, and how
+/// many times (a server is down for at most 4 s).
+const AGAIN_AFTER: Duration = Duration::from_millis(500);
+const AGAIN_TRIES: u32 = 20;
+
 /// The longest a burst of duplicates may take: the loop that injects it
 /// also ends the other faults (a server's restart among them) on time.
 const DUPLICATES_WITHIN: Duration = Duration::from_secs(3);
@@ -103,6 +108,12 @@ pub(super) struct Injector {
     restart_deferred: bool,
     /// The pause that closed the gate: it opens early once that bit.
     gate_pause: Option<usize>,
+    /// A kind drawn that could not be injected then (a burst of
+    /// duplicates while the server is down, a kill with every process
+    /// down), tried again before the next draw: each kind of the
+    /// schedule's first turn is injected, or a short campaign would miss
+    /// it. With the tries left: one that never can is given up.
+    again: Option<(Fault, u32)>,
 }
 
 impl Injector {
@@ -124,6 +135,7 @@ impl Injector {
             restart_gate: started,
             restart_deferred: false,
             gate_pause: None,
+            again: None,
         }
     }
 
@@ -149,22 +161,37 @@ impl Injector {
             let kind = if self.restart_deferred && open {
                 self.restart_deferred = false;
                 Some(Fault::BrokerRestart)
+            } else if let Some((kind, _)) = self.again {
+                Some(kind)
             } else {
-                self.schedule.kind()
+                let unproven = self.unproven();
+                self.schedule.kind_preferring(&unproven)
             };
-            match kind {
+            let (kind, done) = match kind {
                 // Put off, and another kind meanwhile (a second restart
                 // drawn now goes with the one put off).
                 Some(Fault::BrokerRestart) if !open => {
                     self.restart_deferred = true;
-                    if let Some(other) = self.schedule.kind() {
-                        if other != Fault::BrokerRestart {
-                            self.inject(other, stage, now);
+                    let unproven = self.unproven();
+                    match self.schedule.kind_preferring(&unproven) {
+                        Some(other) if other != Fault::BrokerRestart => {
+                            (Some(other), self.inject(other, stage, now))
                         }
+                        _ => (None, true),
                     }
                 }
-                Some(kind) => self.inject(kind, stage, now),
-                None => {}
+                Some(kind) => (Some(kind), self.inject(kind, stage, now)),
+                None => (None, true),
+            };
+            self.again = match (done, kind, self.again) {
+                (true, _, _) | (false, None, _) => None,
+                (false, Some(k), Some((was, left))) if k == was => {
+                    (left > 1).then_some((k, left - 1))
+                }
+                (false, Some(k), _) => Some((k, AGAIN_TRIES)),
+            };
+            if self.again.is_some() {
+                self.next_fault = now + AGAIN_AFTER;
             }
         }
     }
@@ -173,6 +200,27 @@ impl Injector {
     pub(super) fn end_all(&mut self, stage: &mut Stage<'_>) {
         for (_, what) in std::mem::take(&mut self.later) {
             end(&what, stage);
+        }
+    }
+
+    /// Goes on looking, for at most `within`, for the proof of the faults
+    /// still watched once the driver is done: the copies of what a
+    /// process killed or paused late in the run held come again only
+    /// after the ack wait, when the driver may have placed its last
+    /// instance already.
+    pub(super) fn watch_out(&mut self, fleet: &Fleet, within: Duration) {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            self.watch(&fleet.snapshot());
+            let timeline = &self.timeline;
+            let open = self
+                .watching
+                .iter()
+                .any(|w| w.proof.is_some() && !timeline[w.entry].bit);
+            if !open {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
@@ -238,7 +286,24 @@ impl Injector {
         });
     }
 
-    fn inject(&mut self, kind: Fault, stage: &mut Stage<'_>, now: Instant) {
+    /// The kinds injected so far none of whose faults has bitten yet
+    /// (a broker restart put off counts as on its way).
+    fn unproven(&self) -> Vec<Fault> {
+        let mut kinds: Vec<Fault> = Vec::new();
+        for e in &self.timeline {
+            if !kinds.contains(&e.kind) {
+                kinds.push(e.kind);
+            }
+        }
+        kinds.retain(|k| {
+            !self.timeline.iter().any(|e| e.kind == *k && e.bit)
+                && (*k != Fault::BrokerRestart || !self.restart_deferred)
+        });
+        kinds
+    }
+
+    /// Injects a fault of `kind`; false when none can be now.
+    fn inject(&mut self, kind: Fault, stage: &mut Stage<'_>, now: Instant) -> bool {
         let mut injected = Injected {
             at_ms: u64::try_from(now.duration_since(self.started).as_millis()).unwrap_or(0),
             kind,
@@ -298,6 +363,7 @@ impl Injector {
             self.timeline.push(injected);
             self.watching.push(watch);
         }
+        done
     }
 
     /// A running process for a kill or a pause: one that holds deliveries

@@ -183,6 +183,7 @@ pub fn run(o: &Options) -> Result<Report, CampaignError> {
     // the time to finish what they hold before they are stopped.
     injector.end_all(&mut stage);
     supervisor.all_up(&mut stage);
+    injector.watch_out(stage.fleet, lapse + Duration::from_secs(5));
     fleet.quiesce(Duration::from_secs(60));
     let per_round = driver.per_round();
     let rounds = driver.finish()?;
