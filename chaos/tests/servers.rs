@@ -6,58 +6,18 @@
 //! (unless `CHOREO_REQUIRE_BROKERS=1`).
 #![allow(clippy::unwrap_used)]
 
-use choreo_chaos::duplicates::Duplicator;
+mod common;
+
 use choreo_chaos::servers::{
     jetstream_ready, nats_program, nats_version, stream_leader, BrokerKind, Servers,
 };
 use choreo_runtime::broker::{NatsBroker, StartPosition, SubscribeOptions};
-use choreo_runtime::{Envelope, Payload, SharedBroker};
+use choreo_runtime::{Envelope, SharedBroker};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-fn installed(program: &str) -> bool {
-    let found = std::process::Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok();
-    if !found {
-        let required = std::env::var("CHOREO_REQUIRE_BROKERS").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "`{program}` is not installed, and CHOREO_REQUIRE_BROKERS=1 requires it"
-        );
-        // Straight to standard error: the test runner shows it even when
-        // the test passes.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: `{program}` is not installed (set CHOREO_REQUIRE_BROKERS=1 to fail instead)"
-        );
-    }
-    found
-}
-
-fn dir(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("choreo-chaos-test-{}-{name}", std::process::id()))
-}
-
-fn event(i: usize) -> Envelope {
-    Envelope::builder("Tick", format!("k{i}"))
-        .payload(Payload::json(format!("{{\"n\":{i}}}")))
-        .build()
-}
-
-/// Publishes `range` to `topic`, each until the broker takes it (within
-/// 30 s), as a producer that retries does.
-async fn publish_all(broker: &SharedBroker, topic: &str, range: std::ops::Range<usize>) {
-    for i in range {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while broker.publish(topic, event(i)).await.is_err() {
-            assert!(Instant::now() < deadline, "message {i} never taken");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
+use common::{dir, event, installed, publish_all};
 
 /// What a new group reads from `topic` (every message, within 30 s).
 async fn read_all(broker: &SharedBroker, topic: &str, n: usize) -> BTreeSet<String> {
@@ -230,41 +190,5 @@ async fn replicated_join_arrivals_racing_through_leader_kills_complete_every_joi
     assert_eq!(
         lost, 0,
         "{lost} of 600 joins lost an arrival on nats-server {version}"
-    );
-}
-
-/// The campaign that stalled for six minutes: a burst of duplicates drawn
-/// while the server was down waited out every publish's acknowledgement
-/// (5 s each), and the loop that restarts the server waited with it. The
-/// burst now ends within its bound, having sent nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duplicates_for_a_server_that_is_down_end_within_their_bound() {
-    if !installed(&nats_program()) {
-        return;
-    }
-    let mut servers = Servers::start(BrokerKind::Nats, &dir("duplicates")).unwrap();
-    assert!(jetstream_ready(&servers, 0, Duration::from_secs(30)).await);
-    let url = servers.url();
-    let broker = choreo_runtime::connect(&url).await.unwrap();
-    publish_all(&broker, "d.Tick", 0..50).await;
-    let duplicator = Duplicator::start(&url, vec!["d.Tick".into()], 7)
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while duplicator.observed() < 50 {
-        assert!(Instant::now() < deadline, "the duplicator saw no events");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // Up, the burst goes out.
-    assert_eq!(duplicator.inject(10, Duration::from_secs(10)).await, 10);
-    servers.kill(0);
-    let began = Instant::now();
-    let sent = duplicator.inject(80, Duration::from_secs(2)).await;
-    let took = began.elapsed();
-    assert_eq!(sent, 0, "nothing can be published to a server that is down");
-    // Before the bound, this took 80 acknowledgement timeouts: 400 s.
-    assert!(
-        took < Duration::from_secs(10),
-        "the burst took {took:?}, past its bound of 2 s"
     );
 }
