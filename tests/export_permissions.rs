@@ -82,7 +82,7 @@ fn the_export_names_what_the_runtime_makes_as_the_runtime_names_it() {
                         key.starts_with(&format!("{}.", names::nats_scope_token(&s.name))),
                         "{key}"
                     );
-                    for what in ["inbox", "join", "bound"] {
+                    for what in ["inbox", "join", "bound", "fired"] {
                         let pattern = names::redis_store_pattern(prefix, what, &s.name);
                         let key = RedisStores::key_of(prefix, what, &s.name, "some-id");
                         assert!(glob_match(&pattern, &key), "{pattern} {key}");

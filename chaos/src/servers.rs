@@ -329,17 +329,22 @@ impl Drop for Servers {
     }
 }
 
+/// A connection to server `i` alone, or `None` when it does not answer
+/// within a second.
+async fn client_of(servers: &Servers, i: usize) -> Option<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(1))
+        .connect(format!("nats://{}", servers.addr(i)))
+        .await
+        .ok()
+}
+
 /// The server (by index into `servers`) that leads JetStream stream
 /// `stream` now, from the stream's cluster information; `None` when no
 /// server answers or the stream has no leader (an election under way).
 pub async fn stream_leader(servers: &Servers, stream: &str) -> Option<usize> {
     for i in 0..servers.len() {
-        let url = format!("nats://{}", servers.addr(i));
-        let Ok(client) = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(1))
-            .connect(&url)
-            .await
-        else {
+        let Some(client) = client_of(servers, i).await else {
             continue;
         };
         let js = async_nats::jetstream::new(client);
@@ -355,18 +360,49 @@ pub async fn stream_leader(servers: &Servers, stream: &str) -> Option<usize> {
     None
 }
 
+/// Whether the cluster is whole: JetStream answers on every server (each
+/// knows a metadata leader), and stream `stream` has a leader with every
+/// other server a current replica. `false` when a server does not answer.
+pub async fn cluster_whole(servers: &Servers, stream: &str) -> bool {
+    let mut info = None;
+    for i in 0..servers.len() {
+        let Some(client) = client_of(servers, i).await else {
+            return false;
+        };
+        let Ok(answer) = client.request("$JS.API.INFO", bytes_empty()).await else {
+            return false;
+        };
+        let answered = serde_json::from_slice::<serde_json::Value>(&answer.payload)
+            .is_ok_and(|v| v.get("error").is_none());
+        if !answered {
+            return false;
+        }
+        if info.is_none() {
+            let js = async_nats::jetstream::new(client);
+            let Ok(mut s) = js.get_stream(stream).await else {
+                return false;
+            };
+            let Ok(i) = s.info().await else {
+                return false;
+            };
+            info = Some(i.clone());
+        }
+    }
+    let Some(cluster) = info.and_then(|i| i.cluster) else {
+        return false;
+    };
+    cluster.leader.is_some()
+        && cluster.replicas.len() + 1 == servers.len()
+        && cluster.replicas.iter().all(|r| r.current && !r.offline)
+}
+
 /// Waits (up to `within`) until JetStream answers on server `i` with a
 /// leader for its metadata (a cluster elects one after a start), by
 /// asking for the account's information.
 pub async fn jetstream_ready(servers: &Servers, i: usize, within: Duration) -> bool {
     let deadline = Instant::now() + within;
-    let url = format!("nats://{}", servers.addr(i));
     while Instant::now() < deadline {
-        if let Ok(client) = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(1))
-            .connect(&url)
-            .await
-        {
+        if let Some(client) = client_of(servers, i).await {
             if let Ok(answer) = client.request("$JS.API.INFO", bytes_empty()).await {
                 let ok = serde_json::from_slice::<serde_json::Value>(&answer.payload)
                     .is_ok_and(|v| v.get("error").is_none());

@@ -9,7 +9,7 @@
 mod common;
 
 use choreo_chaos::servers::{
-    jetstream_ready, nats_program, nats_version, stream_leader, BrokerKind, Servers,
+    cluster_whole, jetstream_ready, nats_program, nats_version, stream_leader, BrokerKind, Servers,
 };
 use choreo_runtime::broker::{NatsBroker, StartPosition, SubscribeOptions};
 use choreo_runtime::{Envelope, SharedBroker};
@@ -80,6 +80,10 @@ async fn a_cluster_loses_nothing_when_its_stream_leader_is_killed() {
     assert_eq!(info.config.num_replicas, 3);
     let leader = stream_leader(&servers, &stream).await.unwrap();
     servers.kill(leader);
+    assert!(
+        !cluster_whole(&servers, &stream).await,
+        "whole with a server down"
+    );
     // The other two elect a leader and take the rest.
     publish_all(&broker, "t.Tick", 200..400).await;
     servers.restart(leader).unwrap();
@@ -89,16 +93,18 @@ async fn a_cluster_loses_nothing_when_its_stream_leader_is_killed() {
         .filter(|k| !seen.contains(k))
         .collect();
     assert!(lost.is_empty(), "lost {} messages: {lost:?}", lost.len());
-    // A leader, once the restarted server has rejoined (an election may
-    // be under way as it does).
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while stream_leader(&servers, &stream).await.is_none() {
+    // Whole again once the restarted server has caught up: a leader, and
+    // the two others current replicas (an election may be under way as it
+    // rejoins).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cluster_whole(&servers, &stream).await {
         assert!(
             Instant::now() < deadline,
-            "no leader 15 s after the restart"
+            "not whole 30 s after the restart"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    assert!(stream_leader(&servers, &stream).await.is_some());
 }
 
 /// Two arrivals of one join at once, on two connections, 600 times over

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use choreo_runtime::broker::IntoSharedBroker;
 use choreo_runtime::service::{Emit, Reaction, ServiceDefinition, ServiceOptions, Trigger};
-use choreo_runtime::store::{Claim, InboxStore, PgStores, StateStore};
+use choreo_runtime::store::{Claim, Firings, InboxStore, PgStores, StateStore};
 use choreo_runtime::{Envelope, EventId, MemoryBroker, Message, SharedBroker};
 use common::*;
 
@@ -120,7 +120,7 @@ async fn postgres_join_slots_and_counters_survive_a_new_connection() {
         .build();
     let b = Envelope::of("k", StockReserved { reservation: 9 }).build();
     assert_eq!(state.join_arrive("j", "k", 1, 2, &b).await.unwrap(), None);
-    assert_eq!(state.record_firing("j", "k").await.unwrap(), 1);
+    assert_eq!(state.record_firing("j", "k", "f1").await.unwrap(), 1);
     // A restart: a new pool on the same tables.
     let again = PgStores::connect(SERVER, &prefix).await.unwrap().state();
     let other = Envelope::of("k", StockReserved { reservation: 10 }).build();
@@ -137,10 +137,81 @@ async fn postgres_join_slots_and_counters_survive_a_new_connection() {
     assert_eq!(all[0], a);
     assert_eq!(all[1], b);
     assert_eq!(all[0].decode::<PaymentApproved>().unwrap().amount, 3);
-    assert_eq!(again.fired_count("j", "k").await.unwrap(), 1);
-    assert_eq!(again.record_firing("j", "k").await.unwrap(), 2);
-    assert_eq!(again.fired_count("j", "other").await.unwrap(), 0);
+    assert_eq!(
+        again.firings("j", "k", "f1").await.unwrap(),
+        Firings {
+            count: 1,
+            counted: true
+        }
+    );
+    assert_eq!(again.record_firing("j", "k", "f1").await.unwrap(), 1);
+    assert_eq!(again.record_firing("j", "k", "f2").await.unwrap(), 2);
+    assert_eq!(
+        again.firings("j", "other", "f1").await.unwrap(),
+        Firings::default()
+    );
     pg.drop_tables(&prefix).await.unwrap();
+}
+
+/// Counters written before the stores kept their firings go on from
+/// their count, and count each new firing once.
+#[tokio::test]
+async fn postgres_counters_made_before_firings_were_kept_go_on() {
+    let Some((pg, prefix)) = stores().await else {
+        return;
+    };
+    pg.drop_tables(&prefix).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(SERVER, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {prefix}fired (scope text NOT NULL, instance text NOT NULL, \
+             count bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), \
+             PRIMARY KEY (scope, instance)); \
+             INSERT INTO {prefix}fired (scope, instance, count) VALUES ('b', 'k', 2)"
+        ))
+        .await
+        .unwrap();
+    let state = PgStores::connect(SERVER, &prefix).await.unwrap().state();
+    assert_eq!(
+        state.firings("b", "k", "f").await.unwrap(),
+        Firings {
+            count: 2,
+            counted: false
+        }
+    );
+    assert_eq!(state.record_firing("b", "k", "f").await.unwrap(), 3);
+    assert_eq!(state.record_firing("b", "k", "f").await.unwrap(), 3);
+    pg.drop_tables(&prefix).await.unwrap();
+}
+
+/// Processes that start at once on a new prefix all make their tables:
+/// two `CREATE TABLE IF NOT EXISTS` racing make the loser fail on the
+/// catalogue (`type … already exists`), which stopped a chaos campaign's
+/// participant before it was ready.
+#[tokio::test]
+async fn postgres_stores_started_at_once_all_make_their_tables() {
+    let Some((pg, prefix)) = stores().await else {
+        return;
+    };
+    pg.drop_tables(&prefix).await.unwrap();
+    for round in 0..20 {
+        let prefix = format!("{prefix}r{round}_");
+        let starts: Vec<_> = (0..8)
+            .map(|_| {
+                let prefix = prefix.clone();
+                tokio::spawn(async move { PgStores::connect(SERVER, &prefix).await })
+            })
+            .collect();
+        for start in starts {
+            if let Err(e) = start.await.unwrap() {
+                panic!("a store started at once with others failed: {e}");
+            }
+        }
+        pg.drop_tables(&prefix).await.unwrap();
+    }
 }
 
 #[tokio::test]

@@ -972,13 +972,18 @@ impl choreo_runtime::store::StateStore for FlakyState {
         self.0.waiting.lock().unwrap().remove(instance);
         self.0.state.join_clear(scope, instance).await
     }
-    async fn fired_count(&self, scope: &str, instance: &str) -> StoreResult<u64> {
+    async fn firings(
+        &self,
+        scope: &str,
+        instance: &str,
+        firing: &str,
+    ) -> StoreResult<choreo_runtime::store::Firings> {
         self.0.check()?;
-        self.0.state.fired_count(scope, instance).await
+        self.0.state.firings(scope, instance, firing).await
     }
-    async fn record_firing(&self, scope: &str, instance: &str) -> StoreResult<u64> {
+    async fn record_firing(&self, scope: &str, instance: &str, firing: &str) -> StoreResult<u64> {
         self.0.check()?;
-        self.0.state.record_firing(scope, instance).await
+        self.0.state.record_firing(scope, instance, firing).await
     }
 }
 

@@ -49,11 +49,11 @@ async fn every_call_fails_in_time(s: &Stores) {
         ),
         (
             "count",
-            Box::pin(async { s.state.fired_count("b", "k").await.is_err() }),
+            Box::pin(async { s.state.firings("b", "k", "f").await.is_err() }),
         ),
         (
             "record",
-            Box::pin(async { s.state.record_firing("b", "k").await.is_err() }),
+            Box::pin(async { s.state.record_firing("b", "k", "f").await.is_err() }),
         ),
     ];
     for (what, call) in calls {
@@ -96,7 +96,7 @@ async fn outage(server: &mut OwnServer, s: Stores) {
         Claim::Acquired
     );
     s.inbox.complete("s", &done).await.unwrap();
-    s.state.record_firing("b", "k").await.unwrap();
+    s.state.record_firing("b", "k", "f").await.unwrap();
 
     server.kill();
     every_call_fails_in_time(&s).await;
@@ -118,7 +118,7 @@ async fn outage(server: &mut OwnServer, s: Stores) {
             }
         }
     }
-    assert_eq!(s.state.fired_count("b", "k").await.unwrap(), 1);
+    assert_eq!(s.state.firings("b", "k", "f").await.unwrap().count, 1);
     let fresh = EventId::now();
     assert_eq!(
         s.inbox.claim("s", &fresh, LEASE).await.unwrap(),

@@ -119,7 +119,10 @@ async fn stores_work(stores: &Stores) {
     );
     inbox.complete(&scope, &id).await.unwrap();
     assert_eq!(inbox.claim(&scope, &id, lease).await.unwrap(), Claim::Done);
-    assert_eq!(stores.state.record_firing(&scope, "i1").await.unwrap(), 1);
+    assert_eq!(
+        stores.state.record_firing(&scope, "i1", "f").await.unwrap(),
+        1
+    );
 }
 
 /// `connect(url)` fails, with an error that says what and shows no

@@ -54,3 +54,45 @@ pub(super) async fn watch(
         }
     }))
 }
+
+/// The runtime's reason for a `@bounded` reaction past its bound.
+const BOUND_EXCEEDED: &str = "bound exceeded";
+
+/// Dead letters that show a `@bounded` round counted twice. No campaign's
+/// choreography goes past a bound by design (the retry loop gives up
+/// within its rounds), so a reaction dead-lettered for its bound counted
+/// a firing whose delivery came again as a new one: a double effect.
+pub(super) fn bounds_exceeded(dead: &[DeadLetter]) -> Vec<String> {
+    dead.iter()
+        .filter(|d| d.reason == BOUND_EXCEEDED)
+        .map(|d| {
+            format!(
+                "{} of {} dead-lettered by {} past its bound: a round counted twice",
+                d.event, d.key, d.group
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_past_its_bound_is_a_double_effect_and_others_are_not() {
+        let letter = |reason: &str| DeadLetter {
+            event: "Retries.v1.ChargeFailed".into(),
+            key: "p-7".into(),
+            group: "Retrier".into(),
+            reason: reason.into(),
+        };
+        let found = bounds_exceeded(&[
+            letter("bound exceeded"),
+            letter("reaction on_cancel failed: handler rejected the event: too late"),
+        ]);
+        assert_eq!(
+            found,
+            ["Retries.v1.ChargeFailed of p-7 dead-lettered by Retrier past its bound: a round counted twice"]
+        );
+    }
+}

@@ -9,7 +9,7 @@ use crate::faults::{Fault, NetFault, Schedule};
 use crate::fleet::{Counters, Fleet, Snapshot};
 use crate::net::{Condition, Proxy};
 use crate::report::{Injected, Proof};
-use crate::servers::{stream_leader, BrokerKind, Servers};
+use crate::servers::{cluster_whole, stream_leader, BrokerKind, Servers};
 
 /// What the faults act on.
 pub(super) struct Stage<'a> {
@@ -96,7 +96,11 @@ pub(super) struct Injector {
     watching: Vec<Watching>,
     timeline: Vec<Injected>,
     proof: Proof,
+    /// The server killed, until it is up again (and, in a cluster, until
+    /// the cluster is whole again: see [`Settling`]).
     server_down: Option<usize>,
+    /// A cluster node started again, not yet caught up.
+    settling: Option<Settling>,
     net_on: bool,
     /// No broker restart before this: a pause is proven when a sibling
     /// handles what the paused member held as a redelivery, after the
@@ -116,6 +120,17 @@ pub(super) struct Injector {
     again: Option<(Fault, u32)>,
 }
 
+/// How long a cluster node started again may take to catch up.
+const SETTLE_WITHIN: Duration = Duration::from_secs(30);
+
+/// A cluster node started again, until the cluster is whole.
+struct Settling {
+    /// When it was started again.
+    since: Instant,
+    /// When to look next.
+    next_look: Instant,
+}
+
 impl Injector {
     /// Faults from `schedule`, the first after one of its gaps.
     pub(super) fn new(schedule: Schedule, lapse: Duration, started: Instant) -> Self {
@@ -131,6 +146,7 @@ impl Injector {
             timeline: Vec::new(),
             proof: Proof::default(),
             server_down: None,
+            settling: None,
             net_on: false,
             restart_gate: started,
             restart_deferred: false,
@@ -148,6 +164,7 @@ impl Injector {
     /// watched did, and injects the next fault when its time has come.
     pub(super) fn tick(&mut self, stage: &mut Stage<'_>, now: Instant) {
         self.end_due(stage, now);
+        self.look_at_settling(stage, now);
         self.watch(&stage.fleet.snapshot());
         if now >= self.next_fault {
             self.next_fault = now + self.schedule.gap();
@@ -201,6 +218,40 @@ impl Injector {
         for (_, what) in std::mem::take(&mut self.later) {
             end(&what, stage);
         }
+        self.settling = None;
+        self.server_down = None;
+    }
+
+    /// Whether the cluster node started again has caught up (looked at
+    /// twice a second, each look bounded like every step of the loop):
+    /// then the next restart may come. One that has not within
+    /// [`SETTLE_WITHIN`] is a problem of the campaign.
+    fn look_at_settling(&mut self, stage: &mut Stage<'_>, now: Instant) {
+        let Some(settling) = &mut self.settling else {
+            return;
+        };
+        if now < settling.next_look {
+            return;
+        }
+        settling.next_look = now + Duration::from_millis(500);
+        let stream = choreo_runtime::broker::NatsBroker::stream_name(stage.prefix);
+        let whole = stage.rt.block_on(async {
+            let look = cluster_whole(stage.servers, &stream);
+            tokio::time::timeout(Duration::from_secs(2), look)
+                .await
+                .unwrap_or(false)
+        });
+        let late = now.duration_since(settling.since) > SETTLE_WITHIN;
+        if late && !whole {
+            let node = self.server_down.map_or("?", |i| stage.servers.name(i));
+            stage.problems.push(format!(
+                "the cluster was not whole {SETTLE_WITHIN:?} after server {node} started again"
+            ));
+        }
+        if whole || late {
+            self.settling = None;
+            self.server_down = None;
+        }
     }
 
     /// Goes on looking, for at most `within`, for the proof of the faults
@@ -240,6 +291,16 @@ impl Injector {
             let ended = Instant::now();
             end(&what, stage);
             match what {
+                // A cluster node counts as down until it has caught up:
+                // killing the next leader before would take two of the
+                // three nodes, which the replicas are not meant to
+                // survive, and leave the cluster without a quorum.
+                Later::ServerUp(_) if stage.broker == BrokerKind::NatsCluster => {
+                    self.settling = Some(Settling {
+                        since: now,
+                        next_look: now,
+                    });
+                }
                 Later::ServerUp(_) => self.server_down = None,
                 Later::NetClear => self.net_on = false,
                 _ => {}

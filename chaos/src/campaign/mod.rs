@@ -8,6 +8,7 @@
 //! them together and writes the report.
 
 mod dead_letters;
+use dead_letters::bounds_exceeded;
 mod driver;
 mod injector;
 mod options;
@@ -236,6 +237,8 @@ pub fn run(o: &Options) -> Result<Report, CampaignError> {
         .filter_map(|e| e.recovered_ms)
         .collect();
     let dead_letters: Vec<DeadLetter> = dead_letters.locked().values().cloned().collect();
+    let mut double_effects = outcome.double_effects;
+    double_effects.extend(bounds_exceeded(&dead_letters));
     let report = Report {
         command: o.command(seed),
         example: o.example,
@@ -247,7 +250,7 @@ pub fn run(o: &Options) -> Result<Report, CampaignError> {
         placed: outcome.placed,
         settled: outcome.settled,
         lost: outcome.placed.saturating_sub(outcome.settled),
-        double_effects: outcome.double_effects,
+        double_effects,
         dead_letters,
         recovery_after_kill_ms: Percentiles::of(kill_recovery),
         timeline,

@@ -312,21 +312,13 @@ impl Books {
         Ok(self.inner.pool.get().await?)
     }
 
-    /// Runs each statement (`CREATE TABLE IF NOT EXISTS …`) once. Several
-    /// processes may do it at once: the loser of a race to create a table
-    /// is not an error.
+    /// Runs the statements (`CREATE TABLE IF NOT EXISTS …`) in one
+    /// transaction. Several processes may do it at once: they take turns
+    /// ([`choreo_runtime::store::postgres::create_tables`]).
     pub async fn create_tables(&self, ddl: &[String]) -> Result<(), BooksError> {
-        let client = self.client().await?;
-        for stmt in ddl {
-            if let Err(e) = client.batch_execute(stmt).await {
-                // Two `CREATE TABLE IF NOT EXISTS` at once: one wins, the
-                // other sees the catalogue's unique index complain.
-                let benign = matches!(e.code(), Some(c) if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::DUPLICATE_TABLE);
-                if !benign {
-                    return Err(e.into());
-                }
-            }
-        }
+        let mut client = self.client().await?;
+        choreo_runtime::store::postgres::create_tables(&mut client, &self.inner.prefix, ddl)
+            .await?;
         Ok(())
     }
 

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use super::Outcome;
 use crate::envelope::{Envelope, EventId};
-use crate::store::{Claim, InboxStore, JoinArrival, Seen, StoreOptions, Stores};
+use crate::store::{Claim, Firings, InboxStore, JoinArrival, Seen, StoreOptions, Stores};
 
 /// Makes stores for a case; `None` when their server is missing.
 pub type MakeStores = Arc<
@@ -101,6 +101,7 @@ macro_rules! store_conformance_suite {
                 store_a_join_fires_once_under_racing_replicas => a_join_fires_once_under_racing_replicas,
                 store_a_cleared_join_starts_afresh => a_cleared_join_starts_afresh,
                 store_bounds_count_every_firing_across_replicas => bounds_count_every_firing_across_replicas,
+                store_a_firing_counted_again_counts_once => a_firing_counted_again_counts_once,
                 store_done_marks_and_counters_expire_after_the_window => done_marks_and_counters_expire_after_the_window,
                 store_a_waiting_join_is_forgotten_after_the_join_window => a_waiting_join_is_forgotten_after_the_join_window,
                 store_state_is_shared_by_replicas => state_is_shared_by_replicas,
@@ -409,8 +410,11 @@ pub async fn ids_and_scopes_of_any_text_stay_apart(
     let e = env("e");
     assert!(check!(s.state.join_arrive("j:k", "i", 0, 2, &e).await).is_none());
     assert!(check!(s.state.join_arrive("j", "k:i", 1, 2, &e).await).is_none());
-    check!(s.state.record_firing("b:x", "y").await);
-    assert_eq!(check!(s.state.fired_count("b", "x:y").await), 0);
+    check!(s.state.record_firing("b:x", "y", "f").await);
+    assert_eq!(
+        check!(s.state.firings("b", "x:y", "f").await),
+        Firings::default()
+    );
     Outcome::Passed
 }
 
@@ -609,7 +613,11 @@ pub async fn bounds_count_every_firing_across_replicas(
     for i in 0..20 {
         let s = if i % 2 == 0 { a.clone() } else { b.clone() };
         firings.push(tokio::spawn(async move {
-            check!(s.state.record_firing("bounded", "k").await)
+            check!(
+                s.state
+                    .record_firing("bounded", "k", &format!("f{i}"))
+                    .await
+            )
         }));
     }
     let mut counts = HashSet::new();
@@ -617,9 +625,78 @@ pub async fn bounds_count_every_firing_across_replicas(
         assert!(counts.insert(check!(f.await)), "a count was given twice");
     }
     assert_eq!(counts, (1..=20).collect::<HashSet<u64>>());
-    assert_eq!(check!(a.state.fired_count("bounded", "k").await), 20);
-    assert_eq!(check!(b.state.fired_count("bounded", "k").await), 20);
-    assert_eq!(check!(a.state.fired_count("bounded", "other").await), 0);
+    assert_eq!(
+        check!(a.state.firings("bounded", "k", "f3").await).count,
+        20
+    );
+    assert_eq!(
+        check!(b.state.firings("bounded", "k", "f3").await).count,
+        20
+    );
+    assert_eq!(
+        check!(a.state.firings("bounded", "other", "f3").await),
+        Firings::default()
+    );
+    Outcome::Passed
+}
+
+/// A firing counted again (its delivery came back after a kill between
+/// the count and the ack, possibly to the other replica) leaves the count
+/// as it is, even when both copies count at once; the store knows which
+/// firings it counted.
+pub async fn a_firing_counted_again_counts_once(
+    make: MakeStores,
+    options: StoreOptions,
+) -> Outcome {
+    let a = stores!(make, options);
+    let b = replica_or_same(&a, &make, &options).await;
+    let mut firings = Vec::new();
+    for i in 0..10 {
+        for s in [a.clone(), b.clone()] {
+            firings.push(tokio::spawn(async move {
+                check!(
+                    s.state
+                        .record_firing("bounded", "k", &format!("f{i}"))
+                        .await
+                )
+            }));
+        }
+    }
+    for f in firings {
+        let count = check!(f.await);
+        assert!((1..=10).contains(&count), "count {count} of 10 firings");
+    }
+    for i in 0..10 {
+        assert_eq!(
+            check!(b.state.firings("bounded", "k", &format!("f{i}")).await),
+            Firings {
+                count: 10,
+                counted: true
+            },
+            "firing f{i} ({})",
+            a.description
+        );
+    }
+    assert_eq!(
+        check!(a.state.firings("bounded", "k", "f10").await),
+        Firings {
+            count: 10,
+            counted: false
+        }
+    );
+    assert_eq!(
+        check!(a.state.record_firing("bounded", "k", "f10").await),
+        11
+    );
+    assert_eq!(
+        check!(a.state.record_firing("bounded", "k", "f0").await),
+        11
+    );
+    // Counted in one instance, not in another.
+    assert_eq!(
+        check!(a.state.firings("bounded", "other", "f0").await),
+        Firings::default()
+    );
     Outcome::Passed
 }
 
@@ -641,14 +718,14 @@ pub async fn done_marks_and_counters_expire_after_the_window(
     }
     let a = EventId::now();
     check!(s.inbox.complete("s", &a).await);
-    check!(s.state.record_firing("b", "k").await);
+    check!(s.state.record_firing("b", "k", "f").await);
     check!(s.state.join_arrive("j", "k", 0, 2, &env("waiting")).await);
     assert_eq!(check!(s.inbox.claim("s", &a, LEASE).await), Claim::Done);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let gone = check!(s.inbox.claim("s", &a, LEASE).await) == Claim::Acquired
-            && check!(s.state.fired_count("b", "k").await) == 0;
+            && check!(s.state.firings("b", "k", "f").await) == Firings::default();
         if gone {
             break;
         }
@@ -719,7 +796,13 @@ pub async fn state_is_shared_by_replicas(make: MakeStores, options: StoreOptions
     let all = check!(b.state.join_arrive("j", "k", 1, 2, &env("b")).await)
         .unwrap_or_else(|| panic!("b sees a's slot"));
     assert_eq!(all[0].id().to_string(), "a");
-    check!(a.state.record_firing("bounded", "k").await);
-    assert_eq!(check!(b.state.fired_count("bounded", "k").await), 1);
+    check!(a.state.record_firing("bounded", "k", "f").await);
+    assert_eq!(
+        check!(b.state.firings("bounded", "k", "f").await),
+        Firings {
+            count: 1,
+            counted: true
+        }
+    );
     Outcome::Passed
 }

@@ -198,6 +198,89 @@ async fn a_delivery_that_comes_again_to_find_its_work_done_counts_as_redelivered
     drop(holder);
 }
 
+/// What a process killed or paused between counting a `@bounded` firing
+/// and its done-mark leaves: the firing counted and its events out, the
+/// delivery neither marked done nor acknowledged. The copy that comes
+/// again runs nothing and counts nothing, so the rightful rounds after it
+/// still fit the bound (a chaos campaign found them dead-lettered as
+/// "bound exceeded", the copy counted a second time).
+#[tokio::test]
+async fn a_bounded_firing_whose_delivery_comes_again_is_counted_once() {
+    let broker: SharedBroker = Arc::new(MemoryBroker::new());
+    let client = Client::new(broker.clone(), Topics::default(), "test");
+    let stores = Stores::memory();
+    let runs: Arc<Mutex<Vec<String>>> = Arc::default();
+    let noted = runs.clone();
+    let again = Reaction::new("again", Trigger::any([Charge::TYPE]), move |ctx, _input| {
+        let noted = noted.clone();
+        async move {
+            noted.locked().push(ctx.event_id().to_string());
+            Ok(Emit::none())
+        }
+    })
+    .bounded(2);
+    let round = |cents| crate::envelope::Envelope::of("order-1", Charge { cents }).build();
+    let (first, second, third) = (round(1), round(2), round(3));
+    let scope = super::reaction_scope("Shop", "Loop", "again");
+    let firing = |e: &crate::envelope::Envelope| e.id().to_string();
+    // As the killed process left it.
+    stores
+        .state
+        .record_firing(&scope, "order-1", &firing(&first))
+        .await
+        .unwrap();
+    let service = ServiceDefinition::new("Shop", "Loop")
+        .reaction(again)
+        .start(broker.clone(), stores.clone(), options())
+        .await
+        .unwrap();
+    client.send_envelope(first.clone()).await.unwrap();
+    until("the copy is settled", &service, |s| s.deliveries == 1).await;
+    client.send_envelope(second.clone()).await.unwrap();
+    until("the second round is settled", &service, |s| {
+        s.deliveries == 2
+    })
+    .await;
+    assert_eq!(
+        *runs.locked(),
+        [firing(&second)],
+        "only the second round ran"
+    );
+    assert_eq!(
+        stores
+            .state
+            .firings(&scope, "order-1", &firing(&second))
+            .await
+            .unwrap(),
+        crate::store::Firings {
+            count: 2,
+            counted: true
+        }
+    );
+    assert_eq!(
+        stores
+            .inbox
+            .claim(&scope, first.id(), Duration::from_secs(30))
+            .await
+            .unwrap(),
+        crate::store::Claim::Done,
+        "the copy is marked done"
+    );
+    // The bound still holds for a third round.
+    client.send_envelope(third).await.unwrap();
+    until("the third round is settled", &service, |s| {
+        s.deliveries == 3
+    })
+    .await;
+    let stats = service.shutdown().await.unwrap();
+    assert_eq!(
+        (stats.handled, stats.duplicates, stats.dead_lettered),
+        (1, 1, 1),
+        "{stats:?}"
+    );
+    assert_eq!(runs.locked().len(), 1);
+}
+
 /// A Shipping service whose one reaction joins `Paid` and `Packed`, noting
 /// its runs in `attempts`.
 async fn shipping(broker: &SharedBroker, attempts: &Attempts) -> ServiceHandle {
@@ -415,7 +498,7 @@ type JoinKey = (String, String);
 #[derive(Default)]
 struct CompletingJoins {
     slots: Mutex<std::collections::HashMap<JoinKey, Vec<Option<crate::envelope::Envelope>>>>,
-    fired: Mutex<std::collections::HashMap<JoinKey, u64>>,
+    fired: crate::store::MemoryStateStore,
 }
 
 #[async_trait::async_trait]
@@ -479,29 +562,22 @@ impl crate::store::StateStore for CompletingJoins {
         Ok(())
     }
 
-    async fn fired_count(
+    async fn firings(
         &self,
         scope: &str,
         instance: &str,
-    ) -> Result<u64, crate::store::StoreError> {
-        let fired = self.fired.locked();
-        Ok(fired
-            .get(&(scope.to_string(), instance.to_string()))
-            .copied()
-            .unwrap_or(0))
+        firing: &str,
+    ) -> Result<crate::store::Firings, crate::store::StoreError> {
+        self.fired.firings(scope, instance, firing).await
     }
 
     async fn record_firing(
         &self,
         scope: &str,
         instance: &str,
+        firing: &str,
     ) -> Result<u64, crate::store::StoreError> {
-        let mut fired = self.fired.locked();
-        let n = fired
-            .entry((scope.to_string(), instance.to_string()))
-            .or_insert(0);
-        *n += 1;
-        Ok(*n)
+        self.fired.record_firing(scope, instance, firing).await
     }
 }
 

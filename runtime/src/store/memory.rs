@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{check_slot, Claim, InboxStore, Seen, StateStore, StoreError};
+use super::{check_slot, Claim, Firings, InboxStore, Seen, StateStore, StoreError};
 use crate::envelope::{Envelope, EventId};
 
 /// One word per id, which matters at a hundred thousand ids per scope:
@@ -273,7 +273,9 @@ type JoinSlots = HashMap<(String, String), Vec<Option<Envelope>>>;
 #[derive(Default)]
 pub struct MemoryStateStore {
     joins: Mutex<JoinSlots>,
-    counts: Mutex<HashMap<(String, String), u64>>,
+    /// The firings counted by (scope, instance): as many as the bound at
+    /// most, since a reaction at its bound fires no more.
+    fired: Mutex<HashMap<(String, String), Vec<String>>>,
 }
 
 impl MemoryStateStore {
@@ -313,21 +315,34 @@ impl StateStore for MemoryStateStore {
         Ok(())
     }
 
-    async fn fired_count(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
-        let counts = self.counts.locked();
-        Ok(counts
-            .get(&(scope.to_owned(), instance.to_owned()))
-            .copied()
-            .unwrap_or(0))
+    async fn firings(
+        &self,
+        scope: &str,
+        instance: &str,
+        firing: &str,
+    ) -> Result<Firings, StoreError> {
+        let fired = self.fired.locked();
+        let ids = fired.get(&(scope.to_owned(), instance.to_owned()));
+        Ok(Firings {
+            count: ids.map_or(0, |ids| ids.len() as u64),
+            counted: ids.is_some_and(|ids| ids.iter().any(|id| id == firing)),
+        })
     }
 
-    async fn record_firing(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
-        let mut counts = self.counts.locked();
-        let c = counts
+    async fn record_firing(
+        &self,
+        scope: &str,
+        instance: &str,
+        firing: &str,
+    ) -> Result<u64, StoreError> {
+        let mut fired = self.fired.locked();
+        let ids = fired
             .entry((scope.to_owned(), instance.to_owned()))
-            .or_insert(0);
-        *c += 1;
-        Ok(*c)
+            .or_default();
+        if !ids.iter().any(|id| id == firing) {
+            ids.push(firing.to_owned());
+        }
+        Ok(ids.len() as u64)
     }
 }
 
@@ -414,8 +429,18 @@ mod tests {
         let ids: Vec<String> = all.iter().map(|e| e.id().to_string()).collect();
         assert_eq!(ids, ["a", "b1"]);
         assert!(store.join_arrive("j", "k", 5, 2, &e("x")).await.is_err());
-        assert_eq!(store.record_firing("j", "k").await.unwrap(), 1);
-        assert_eq!(store.fired_count("j", "k").await.unwrap(), 1);
-        assert_eq!(store.fired_count("j", "other").await.unwrap(), 0);
+        assert_eq!(store.record_firing("j", "k", "f1").await.unwrap(), 1);
+        assert_eq!(store.record_firing("j", "k", "f1").await.unwrap(), 1);
+        assert_eq!(
+            store.firings("j", "k", "f1").await.unwrap(),
+            Firings {
+                count: 1,
+                counted: true
+            }
+        );
+        assert_eq!(
+            store.firings("j", "other", "f1").await.unwrap(),
+            Firings::default()
+        );
     }
 }

@@ -285,11 +285,42 @@ pub trait StateStore: Send + Sync + 'static {
         Ok(())
     }
 
-    /// How many times the reaction `scope` has fired in `instance`.
-    async fn fired_count(&self, scope: &str, instance: &str) -> Result<u64, StoreError>;
+    /// How many times the reaction `scope` has fired in `instance`, and
+    /// whether the firing `firing` (its delivery's dedup id) is one of
+    /// them.
+    async fn firings(
+        &self,
+        scope: &str,
+        instance: &str,
+        firing: &str,
+    ) -> Result<Firings, StoreError>;
 
-    /// Counts one more firing; returns the new count.
-    async fn record_firing(&self, scope: &str, instance: &str) -> Result<u64, StoreError>;
+    /// Counts the firing `firing` of the reaction `scope` in `instance`,
+    /// once: counting a firing already counted leaves the count as it
+    /// is. Returns the count.
+    ///
+    /// Once, because a `@bounded` reaction counts after it publishes and
+    /// before its delivery is marked done and acknowledged: a process
+    /// killed or paused in between has its delivery come again, and a
+    /// count per call would count that firing twice (a chaos campaign
+    /// found rightful rounds dead-lettered as "bound exceeded").
+    async fn record_firing(
+        &self,
+        scope: &str,
+        instance: &str,
+        firing: &str,
+    ) -> Result<u64, StoreError>;
+}
+
+/// What a store knows of a `@bounded` reaction's firings in one instance
+/// ([`StateStore::firings`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Firings {
+    /// How many distinct firings were counted (within the store's window).
+    pub count: u64,
+    /// Whether the firing asked about is one of them: its events are out,
+    /// and only its done-mark and acknowledgement were lost.
+    pub counted: bool,
 }
 
 #[cfg(test)]

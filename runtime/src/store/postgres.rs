@@ -13,13 +13,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    check_slot, first_occurrences, Claim, InboxStore, Seen, StateStore, StoreError, StoreOptions,
-    Stores,
+    check_slot, first_occurrences, Claim, Firings, InboxStore, Seen, StateStore, StoreError,
+    StoreOptions, Stores,
 };
 use crate::envelope::{json, Envelope, EventId};
 
@@ -142,13 +141,21 @@ impl Sql {
             ),
             join_clear: format!("DELETE FROM {p}join WHERE scope = $1 AND instance = $2"),
             fired_select: format!(
-                "SELECT count FROM {p}fired WHERE scope = $1 AND instance = $2 \
+                "SELECT count, $3::text = ANY(firings) FROM {p}fired WHERE scope = $1 AND instance = $2 \
                  AND updated_at >= now() - {w}"
             ),
+            // Counts the firing $3 once: a firing already in `firings`
+            // (its delivery came again) leaves the count as it is.
             fired_increment: format!(
-                "INSERT INTO {p}fired (scope, instance, count, updated_at) VALUES ($1, $2, 1, now()) \
+                "INSERT INTO {p}fired (scope, instance, count, updated_at, firings) \
+                 VALUES ($1, $2, 1, now(), ARRAY[$3::text]) \
                  ON CONFLICT (scope, instance) DO UPDATE SET \
-                 count = CASE WHEN {p}fired.updated_at < now() - {w} THEN 1 ELSE {p}fired.count + 1 END, \
+                 count = CASE WHEN {p}fired.updated_at < now() - {w} THEN 1 \
+                 WHEN $3::text = ANY({p}fired.firings) THEN {p}fired.count \
+                 ELSE {p}fired.count + 1 END, \
+                 firings = CASE WHEN {p}fired.updated_at < now() - {w} THEN ARRAY[$3::text] \
+                 WHEN $3::text = ANY({p}fired.firings) THEN {p}fired.firings \
+                 ELSE {p}fired.firings || $3::text END, \
                  updated_at = now() \
                  RETURNING count"
             ),
@@ -259,7 +266,7 @@ impl PgStores {
     }
 
     async fn create_tables(&self, p: &str) -> Result<(), StoreError> {
-        let client = self.shared.pool.get().await.map_err(backend)?;
+        let mut client = self.shared.pool.get().await.map_err(backend)?;
         let ddl = [
             format!(
                 "CREATE TABLE IF NOT EXISTS {p}inbox (scope text NOT NULL, id text NOT NULL, \
@@ -278,6 +285,11 @@ impl PgStores {
             format!(
                 "ALTER TABLE {p}fired ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now()"
             ),
+            // Counters know the firings they counted, to count each once
+            // (tables made before get the column).
+            format!(
+                "ALTER TABLE {p}fired ADD COLUMN IF NOT EXISTS firings text[] NOT NULL DEFAULT '{{}}'"
+            ),
             // A join's arrivals know when they came, for the join window
             // (tables made before get the column).
             format!(
@@ -286,17 +298,7 @@ impl PgStores {
             // Claims know their owner (tables made before get the column).
             format!("ALTER TABLE {p}inbox ADD COLUMN IF NOT EXISTS owner bigint NOT NULL DEFAULT 0"),
         ];
-        for stmt in ddl {
-            if let Err(e) = client.batch_execute(&stmt).await {
-                // Two processes creating the same table at once: one wins,
-                // the other sees the catalogue's unique index complain.
-                let benign = matches!(e.code(), Some(c) if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::DUPLICATE_TABLE);
-                if !benign {
-                    return Err(backend(e));
-                }
-            }
-        }
-        Ok(())
+        create_tables(&mut client, p, &ddl).await.map_err(backend)
     }
 
     /// Drops this prefix's tables (for tests and tear-down).
@@ -509,20 +511,57 @@ impl StateStore for PgStateStore {
         Ok(())
     }
 
-    async fn fired_count(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
+    async fn firings(
+        &self,
+        scope: &str,
+        instance: &str,
+        firing: &str,
+    ) -> Result<Firings, StoreError> {
         let sh = &self.shared;
-        Ok(first_count(
-            &sh.query(&sh.sql.fired_select, &[&scope, &instance]).await?,
-        ))
+        let rows = sh
+            .query(&sh.sql.fired_select, &[&scope, &instance, &firing])
+            .await?;
+        Ok(Firings {
+            count: first_count(&rows),
+            counted: rows
+                .first()
+                .is_some_and(|r| r.try_get::<_, Option<bool>>(1).ok().flatten() == Some(true)),
+        })
     }
 
-    async fn record_firing(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
+    async fn record_firing(
+        &self,
+        scope: &str,
+        instance: &str,
+        firing: &str,
+    ) -> Result<u64, StoreError> {
         let sh = &self.shared;
         Ok(first_count(
-            &sh.query(&sh.sql.fired_increment, &[&scope, &instance])
+            &sh.query(&sh.sql.fired_increment, &[&scope, &instance, &firing])
                 .await?,
         ))
     }
+}
+
+/// Runs `ddl` (`CREATE TABLE IF NOT EXISTS …`, `ALTER TABLE … ADD COLUMN
+/// IF NOT EXISTS …`) in one transaction that holds an advisory lock named
+/// for `prefix`, so that processes starting at once on new tables make
+/// them one after the other: two such statements racing make the loser
+/// fail on the catalogue's unique index (`type … already exists`), which
+/// `IF NOT EXISTS` does not prevent.
+pub async fn create_tables(
+    client: &mut tokio_postgres::Client,
+    prefix: &str,
+    ddl: &[String],
+) -> Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let lock = format!("choreo tables {prefix}");
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock])
+        .await?;
+    for stmt in ddl {
+        tx.batch_execute(stmt).await?;
+    }
+    tx.commit().await
 }
 
 /// The `count` of the first row (0 when there is none).

@@ -12,7 +12,10 @@
 //!   with each arrival, is [`StoreOptions::join_window`] (none by default:
 //!   a join may wait for a late command);
 //! - `<prefix>choreo:bound:<scope>:<instance>`: a counter whose TTL, the
-//!   window, starts anew with each firing.
+//!   window, starts anew with each firing, and
+//!   `<prefix>choreo:fired:<scope>:<instance>`, the set of the firings it
+//!   counted (their deliveries' dedup ids) with the same TTL, so that a
+//!   firing whose delivery comes again is not counted twice.
 //!
 //! Every decision that depends on what is there runs in one Lua script:
 //! a claim is `SET NX`, a join's arrival stores its slot and reads every
@@ -27,7 +30,8 @@ use ::redis::Script;
 use async_trait::async_trait;
 
 use super::{
-    check_slot, first_occurrences, Claim, InboxStore, Seen, StateStore, StoreError, StoreOptions,
+    check_slot, first_occurrences, Claim, Firings, InboxStore, Seen, StateStore, StoreError,
+    StoreOptions,
 };
 use crate::envelope::{json, Envelope, EventId};
 
@@ -90,11 +94,16 @@ end
 return redis.call('HMGET', KEYS[1], unpack(fields))
 ";
 
-/// Counts one more firing of KEYS[1], kept for ARGV[1] milliseconds.
+/// Counts the firing ARGV[2] in the counter KEYS[1] once: the set KEYS[2]
+/// holds the firings counted, and one already there leaves the count as
+/// it is. Both are kept for ARGV[1] milliseconds.
 const RECORD: &str = r"
-local c = redis.call('INCR', KEYS[1])
+if redis.call('SADD', KEYS[2], ARGV[2]) == 1 then
+  redis.call('INCR', KEYS[1])
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return c
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return tonumber(redis.call('GET', KEYS[1]) or '0')
 ";
 
 fn backend(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -389,24 +398,44 @@ impl StateStore for RedisStateStore {
             .map_err(|e| backend("join clear", e))
     }
 
-    async fn fired_count(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
+    async fn firings(
+        &self,
+        scope: &str,
+        instance: &str,
+        firing: &str,
+    ) -> Result<Firings, StoreError> {
         let mut conn = self.stores.conn.clone();
-        let count: Option<u64> = ::redis::cmd("GET")
+        let (count, counted): (Option<u64>, bool) = ::redis::pipe()
+            .cmd("GET")
             .arg(self.stores.key("bound", scope, instance))
+            .cmd("SISMEMBER")
+            .arg(self.stores.key("fired", scope, instance))
+            .arg(firing)
             .query_async(&mut conn)
             .await
             .map_err(|e| backend("count", e))?;
-        Ok(count.unwrap_or(0))
+        Ok(Firings {
+            count: count.unwrap_or(0),
+            counted,
+        })
     }
 
-    async fn record_firing(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
+    async fn record_firing(
+        &self,
+        scope: &str,
+        instance: &str,
+        firing: &str,
+    ) -> Result<u64, StoreError> {
         let window = millis(self.stores.window).to_string();
         self.stores
             .run(
                 "count",
                 |s| &s.record,
-                &[self.stores.key("bound", scope, instance)],
-                &[window.as_bytes()],
+                &[
+                    self.stores.key("bound", scope, instance),
+                    self.stores.key("fired", scope, instance),
+                ],
+                &[window.as_bytes(), firing.as_bytes()],
             )
             .await
     }

@@ -88,6 +88,10 @@ const STORES: &[&str] = &[
     "+set", "+get", "+mget", "+del", "+hsetnx", "+hmget", "+incr", "+pexpire",
 ];
 
+/// A `@bounded` reaction's counter also keeps the set of firings it
+/// counted, to count each once.
+const BOUNDED: &[&str] = &["+sadd", "+sismember"];
+
 fn commands(groups: &[&[&str]]) -> Vec<String> {
     groups
         .iter()
@@ -139,8 +143,13 @@ impl RedisAcl {
                 .chain(std::iter::once(&p.progress))
                 .collect();
             written.sort();
+            let bounded = p.scopes.iter().any(|s| s.bounded);
             let stores = RedisRules {
-                commands: commands(&[SCRIPTS, STORES]),
+                commands: commands(if bounded {
+                    &[SCRIPTS, STORES, BOUNDED]
+                } else {
+                    &[SCRIPTS, STORES]
+                }),
                 read_write: p
                     .scopes
                     .iter()
@@ -151,6 +160,7 @@ impl RedisAcl {
                         }
                         if s.bounded {
                             kept.push(redis_store_pattern(prefix, "bound", &s.name));
+                            kept.push(redis_store_pattern(prefix, "fired", &s.name));
                         }
                         kept
                     })

@@ -238,6 +238,9 @@ impl Runner {
                 let c = self.completion(i, env, CompletionOutcome::Handled, emitted);
                 (Outcome::Completed(c), InboxAction::Complete(dedup_id))
             }
+            // A `@bounded` firing counted before its done-mark was lost:
+            // done, so marked done now.
+            Err(Outcome::Duplicate) => (Outcome::Duplicate, InboxAction::Complete(dedup_id)),
             Err(outcome) => (outcome, InboxAction::Release(dedup_id)),
         }
     }

@@ -44,12 +44,22 @@ impl Runner {
         ran: &mut bool,
     ) -> Result<SmallVec<[EmittedEvent; 1]>, Outcome> {
         let instance = trigger.correlation_shared();
-        if let Some(bound) = r.bound {
-            let fired = self
-                .patiently("bound", || self.stores.state.fired_count(scope, instance))
+        // Only a `@bounded` reaction names its firing (its delivery's dedup id).
+        let firing = r.bound.map(|_| dedup_id.to_string());
+        if let (Some(bound), Some(firing)) = (r.bound, &firing) {
+            let firings = self
+                .patiently("bound", || {
+                    self.stores.state.firings(scope, instance, firing)
+                })
                 .await
                 .map_err(store_failed)?;
-            if fired >= u64::from(bound) {
+            if firings.counted {
+                // This firing published and counted, and lost only its
+                // done-mark and ack (a kill or a pause in between): it is
+                // done, and running it again could emit a second outcome.
+                return Err(Outcome::Duplicate);
+            }
+            if firings.count >= u64::from(bound) {
                 return Err(Outcome::DeadLetter("bound exceeded".into()));
             }
         }
@@ -60,7 +70,7 @@ impl Runner {
         let emitted = self
             .emit(r, trigger, dedup_id, result, publish)
             .map_err(Outcome::Failed)?;
-        if r.bound.is_some() {
+        if let Some(firing) = &firing {
             if publish.len() > first {
                 let out: Vec<(SharedStr, Envelope)> = publish.drain(first..).collect();
                 self.broker.publish_batch(out).await.map_err(|e| {
@@ -69,9 +79,11 @@ impl Runner {
                     )))
                 })?;
             }
-            self.patiently("bound", || self.stores.state.record_firing(scope, instance))
-                .await
-                .map_err(store_failed)?;
+            self.patiently("bound", || {
+                self.stores.state.record_firing(scope, instance, firing)
+            })
+            .await
+            .map_err(store_failed)?;
         }
         Ok(emitted)
     }

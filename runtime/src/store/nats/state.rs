@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::slots::{age, decode_slots, encode_slots};
 use super::{backend, compare_and_set, compare_and_set_at, current, key, CAS_TRIES};
 use crate::envelope::Envelope;
-use crate::store::{check_slot, JoinArrival, StateStore, StoreError};
+use crate::store::{check_slot, Firings, JoinArrival, StateStore, StoreError};
 
 /// Join slots (`<prefix>choreo_joins`) and `@bounded` counters
 /// (`<prefix>choreo_bounds`).
@@ -180,18 +180,41 @@ impl StateStore for NatsKvStateStore {
             .map_err(|e| backend("join clear", e))
     }
 
-    async fn fired_count(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
+    async fn firings(
+        &self,
+        scope: &str,
+        instance: &str,
+        firing: &str,
+    ) -> Result<Firings, StoreError> {
         let (value, _) = current(&self.bounds, &key(scope, instance)).await?;
-        value.as_deref().map_or(Ok(0), count)
+        let counted = value
+            .as_deref()
+            .map_or(Ok(Counted::default()), Counted::decode)?;
+        Ok(Firings {
+            count: counted.count,
+            counted: counted.firings.iter().any(|f| f == firing),
+        })
     }
 
-    async fn record_firing(&self, scope: &str, instance: &str) -> Result<u64, StoreError> {
+    async fn record_firing(
+        &self,
+        scope: &str,
+        instance: &str,
+        firing: &str,
+    ) -> Result<u64, StoreError> {
         let key = key(scope, instance);
         for _ in 0..CAS_TRIES {
             let (value, revision) = current(&self.bounds, &key).await?;
-            let next = value.as_deref().map_or(Ok(0), count)? + 1;
-            if compare_and_set(&self.bounds, &key, Bytes::from(next.to_string()), revision).await? {
-                return Ok(next);
+            let mut counted = value
+                .as_deref()
+                .map_or(Ok(Counted::default()), Counted::decode)?;
+            if counted.firings.iter().any(|f| f == firing) {
+                return Ok(counted.count);
+            }
+            counted.count += 1;
+            counted.firings.push(firing.to_owned());
+            if compare_and_set(&self.bounds, &key, counted.encode()?, revision).await? {
+                return Ok(counted.count);
             }
         }
         Err(backend(
@@ -247,9 +270,35 @@ impl NatsKvStateStore {
     }
 }
 
-fn count(value: &[u8]) -> Result<u64, StoreError> {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| StoreError::Corrupt(format!("counter value {value:?}")))
+/// A `@bounded` counter's value: the count and the firings it counted
+/// (their deliveries' dedup ids), as JSON; a bare number is a counter
+/// written before firings were kept, whose firings are unknown.
+#[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Counted {
+    count: u64,
+    #[serde(default)]
+    firings: Vec<String>,
+}
+
+impl Counted {
+    fn decode(value: &[u8]) -> Result<Counted, StoreError> {
+        if let Some(count) = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()) {
+            return Ok(Counted {
+                count,
+                firings: Vec::new(),
+            });
+        }
+        serde_json::from_slice(value).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "counter value {:?}: {e}",
+                String::from_utf8_lossy(value)
+            ))
+        })
+    }
+
+    fn encode(&self) -> Result<Bytes, StoreError> {
+        serde_json::to_vec(self)
+            .map(Bytes::from)
+            .map_err(|e| StoreError::Corrupt(format!("counter value: {e}")))
+    }
 }
