@@ -369,12 +369,7 @@ pub async fn cluster_whole(servers: &Servers, stream: &str) -> bool {
         let Some(client) = client_of(servers, i).await else {
             return false;
         };
-        let Ok(answer) = client.request("$JS.API.INFO", bytes_empty()).await else {
-            return false;
-        };
-        let answered = serde_json::from_slice::<serde_json::Value>(&answer.payload)
-            .is_ok_and(|v| v.get("error").is_none());
-        if !answered {
+        if !jetstream_answers(&client).await {
             return false;
         }
         if info.is_none() {
@@ -403,12 +398,8 @@ pub async fn jetstream_ready(servers: &Servers, i: usize, within: Duration) -> b
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if let Some(client) = client_of(servers, i).await {
-            if let Ok(answer) = client.request("$JS.API.INFO", bytes_empty()).await {
-                let ok = serde_json::from_slice::<serde_json::Value>(&answer.payload)
-                    .is_ok_and(|v| v.get("error").is_none());
-                if ok {
-                    return true;
-                }
+            if jetstream_answers(&client).await {
+                return true;
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -416,6 +407,12 @@ pub async fn jetstream_ready(servers: &Servers, i: usize, within: Duration) -> b
     false
 }
 
-fn bytes_empty() -> bytes::Bytes {
-    bytes::Bytes::new()
+/// Whether JetStream answers on `client`'s server with the account's
+/// information, which needs a metadata leader in a cluster.
+async fn jetstream_answers(client: &async_nats::Client) -> bool {
+    let Ok(answer) = client.request("$JS.API.INFO", bytes::Bytes::new()).await else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&answer.payload)
+        .is_ok_and(|v| v.get("error").is_none())
 }

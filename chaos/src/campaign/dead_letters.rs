@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use choreo_runtime::broker::{ObserveOptions, StartPosition, DLQ_GROUP, DLQ_REASON};
+use choreo_runtime::service::BOUND_EXCEEDED;
 
 use super::CampaignError;
 use crate::report::DeadLetter;
@@ -54,9 +55,6 @@ pub(super) async fn watch(
         }
     }))
 }
-
-/// The runtime's reason for a `@bounded` reaction past its bound.
-const BOUND_EXCEEDED: &str = "bound exceeded";
 
 /// Dead letters that show a `@bounded` round counted twice. No campaign's
 /// choreography goes past a bound by design (the retry loop gives up

@@ -28,5 +28,9 @@ pub fn reaction_scope(choreography: &str, participant: &str, reaction: &str) -> 
     format!("{choreography}/{participant}/{reaction}")
 }
 
+/// The dead-letter reason of a `@bounded` reaction that has fired its
+/// bound's number of times in an instance.
+pub const BOUND_EXCEEDED: &str = "bound exceeded";
+
 #[cfg(test)]
 mod tests;

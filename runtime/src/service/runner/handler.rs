@@ -60,7 +60,7 @@ impl Runner {
                 return Err(Outcome::Duplicate);
             }
             if firings.count >= u64::from(bound) {
-                return Err(Outcome::DeadLetter("bound exceeded".into()));
+                return Err(Outcome::DeadLetter(super::super::BOUND_EXCEEDED.into()));
             }
         }
         *ran = true;
