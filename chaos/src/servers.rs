@@ -391,6 +391,59 @@ pub async fn cluster_whole(servers: &Servers, stream: &str) -> bool {
         && cluster.replicas.iter().all(|r| r.current && !r.offline)
 }
 
+/// Waits (up to `within` in all) until every server's JetStream answers
+/// and, on a cluster, until a stream replicated on every server can be
+/// placed: a metadata leader may answer before it knows every peer, and a
+/// stream made then is refused ("no suitable peers for placement"). The
+/// error names what did not become ready.
+pub async fn ready(servers: &Servers, within: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    for i in 0..servers.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !jetstream_ready(servers, i, left).await {
+            return Err(format!(
+                "JetStream on {} did not become ready",
+                servers.name(i)
+            ));
+        }
+    }
+    if servers.len() < 2 {
+        return Ok(());
+    }
+    let mut last = String::from("no server answered");
+    while Instant::now() < deadline {
+        match place_probe(servers).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!(
+        "the cluster could not place a stream on all {} servers: {last}",
+        servers.len()
+    ))
+}
+
+/// Makes and removes a stream replicated on every server.
+async fn place_probe(servers: &Servers) -> Result<(), String> {
+    let client = client_of(servers, 0)
+        .await
+        .ok_or_else(|| format!("{} does not answer", servers.name(0)))?;
+    let js = async_nats::jetstream::new(client);
+    let name = "chaos_placement_probe";
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: name.into(),
+        subjects: vec!["chaos.placement.probe".into()],
+        num_replicas: servers.len(),
+        storage: async_nats::jetstream::stream::StorageType::Memory,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    js.delete_stream(name).await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 /// Waits (up to `within`) until JetStream answers on server `i` with a
 /// leader for its metadata (a cluster elects one after a start), by
 /// asking for the account's information.

@@ -9,7 +9,7 @@
 mod common;
 
 use choreo_chaos::servers::{
-    cluster_whole, jetstream_ready, nats_program, nats_version, stream_leader, BrokerKind, Servers,
+    cluster_whole, nats_program, nats_version, ready, stream_leader, BrokerKind, Servers,
 };
 use choreo_runtime::broker::{NatsBroker, StartPosition, SubscribeOptions};
 use choreo_runtime::{Envelope, SharedBroker};
@@ -58,9 +58,7 @@ async fn a_cluster_loses_nothing_when_its_stream_leader_is_killed() {
         return;
     }
     let mut servers = Servers::start(BrokerKind::NatsCluster, &dir("cluster")).unwrap();
-    for i in 0..3 {
-        assert!(jetstream_ready(&servers, i, Duration::from_secs(30)).await);
-    }
+    ready(&servers, Duration::from_secs(30)).await.unwrap();
     let url = servers.url();
     assert!(url.ends_with("?replicas=3"), "{url}");
     let broker = choreo_runtime::connect(&url).await.unwrap();
@@ -125,9 +123,7 @@ async fn replicated_join_arrivals_racing_through_leader_kills_complete_every_joi
     }
     let version = nats_version().unwrap();
     let mut servers = Servers::start(BrokerKind::NatsCluster, &dir("joins")).unwrap();
-    for i in 0..3 {
-        assert!(jetstream_ready(&servers, i, Duration::from_secs(30)).await);
-    }
+    ready(&servers, Duration::from_secs(30)).await.unwrap();
     let url = servers.url();
     let options = StoreOptions::with_prefix("race.");
     let opened = NatsKvStores::connect(&url, &options).await;

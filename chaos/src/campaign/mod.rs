@@ -26,9 +26,7 @@ use crate::faults::{Fault, Schedule};
 use crate::fleet::Fleet;
 use crate::net::Proxy;
 use crate::report::{DeadLetter, Injected, Percentiles, Report};
-use crate::servers::{
-    jetstream_ready, nats_program, nats_version, BrokerKind, Servers, NATS_SERVER_VAR,
-};
+use crate::servers::{nats_program, nats_version, ready, BrokerKind, Servers, NATS_SERVER_VAR};
 use crate::soak::{self, Sample};
 use choreo_runtime::store::nats::check_replicated_cas;
 use driver::{Driver, Polled, Round};
@@ -100,14 +98,8 @@ pub fn run(o: &Options) -> Result<Report, CampaignError> {
     );
     let mut servers = Servers::start(o.broker, &work.join("servers"))?;
     if o.broker != BrokerKind::Redis {
-        for i in 0..servers.len() {
-            if !rt.block_on(jetstream_ready(&servers, i, Duration::from_secs(30))) {
-                return Err(CampaignError::Broker(format!(
-                    "JetStream on {} did not become ready",
-                    servers.name(i)
-                )));
-            }
-        }
+        rt.block_on(ready(&servers, Duration::from_secs(30)))
+            .map_err(CampaignError::Broker)?;
     }
     let proxies: Vec<Proxy> = (0..servers.len())
         .map(|i| rt.block_on(Proxy::start(servers.addr(i))))
